@@ -1,0 +1,1 @@
+"""Registration engine: grids, rasters, preprocessing, matchers, methods, displacement maps, scoring."""

@@ -1,0 +1,1 @@
+"""STAC catalog I/O: scene discovery, pairing, asset fetching, validation and publishing."""

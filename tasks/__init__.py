@@ -1,0 +1,1 @@
+"""Prefect tasks: thin, retried, cached units of work over models/ and stac/."""
