@@ -1,0 +1,1 @@
+"""One module per ``coalign`` sub-command (see flows/cli.py)."""

@@ -1,0 +1,27 @@
+"""``coalign methods``: the registration methods, their versions and default settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from models.methods import DEFAULT_METHOD, list_methods
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("methods", help="list registration methods and their settings")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    infos = list_methods()
+    if args.json:
+        print(json.dumps([i.__dict__ for i in infos], indent=2))
+        return 0
+    for info in infos:
+        default = " (default)" if info.name == DEFAULT_METHOD else ""
+        print(f"{info.name} {info.version}{default}\n  {info.description}")
+        for k, v in info.defaults.items():
+            print(f"    {k} = {v}")
+    return 0

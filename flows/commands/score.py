@@ -1,0 +1,45 @@
+"""``coalign score DISP OPTICAL SAR TIEPOINTS``: the SpaceNet 9 metric of a displacement map."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from models.cog import check_output_path
+from models.raster import open_raster
+from models.scoring import read_tiepoints, score_displacement
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score a displacement map against SN9 tiepoints",
+        description="Mean/median/p90 error (optical pixels and metres) of an SN9 displacement map at tiepoints.",
+    )
+    p.add_argument("displacement", help="2-band SN9 displacement GeoTIFF (optical grid)")
+    p.add_argument("optical", help="the optical GeoTIFF the map was made for")
+    p.add_argument("sar", help="the SAR GeoTIFF")
+    p.add_argument("tiepoints", help="CSV with header sar_row,sar_col,optical_row,optical_col")
+    p.add_argument("--no-rounding", action="store_true", help="do not round the reference shift (SN9 rounds with rint)")
+    p.add_argument("--residuals", help="write per-tiepoint residuals CSV here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.residuals:
+        check_output_path(args.residuals)
+    tiepoints = read_tiepoints(args.tiepoints)
+    optical = open_raster(args.optical, "optical")
+    sar = open_raster(args.sar, "sar")
+    score = score_displacement(args.displacement, tiepoints, optical.grid, sar.grid, rounding=not args.no_rounding)
+    summary = score.summary()
+    if args.residuals:
+        score.write_residuals(args.residuals, tiepoints)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"tiepoints {summary['tiepoints']}")
+        for k in ("mean", "median", "p90"):
+            print(f"{k:<7} {summary[k + '_px']:8.3f} px  {summary[k + '_m']:8.3f} m")
+    return 0

@@ -1,0 +1,142 @@
+"""Writing Cloud-Optimized GeoTIFFs block by block, atomically.
+
+Blocks go to a tiled scratch GeoTIFF next to the destination, rio-cogeo turns it
+into a COG (internal overviews, DEFLATE/ZSTD) under a temporary name, and only
+then is it renamed to the destination: a crash never leaves a partial product
+under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from models.errors import InputError
+from models.grid import Grid
+
+BlockFn = Callable[[Window], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CogSpec:
+    """What the COG holds: bands, type, nodata, names, units, compression."""
+
+    count: int
+    dtype: str = "float32"
+    nodata: float | None = float("nan")
+    descriptions: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    compress: str = "DEFLATE"
+    block: int = 512
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def predictor(self) -> int:
+        return 3 if self.dtype.startswith("float") else 2
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """An output path whose folder exists; InputError otherwise."""
+    p = Path(path)
+    if not p.parent.exists():
+        raise InputError(f"output folder {p.parent} does not exist; create it first or choose another -o path")
+    if p.exists() and p.is_dir():
+        raise InputError(f"output path {p} is a folder; give a file name such as {p / 'displacement.tif'}")
+    return p
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """A temporary path in the destination folder, renamed onto ``path`` on success."""
+    dst = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix, dir=dst.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dst)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextmanager
+def scratch_path(near: str | os.PathLike[str], suffix: str) -> Iterator[Path]:
+    """A temporary file beside ``near``, always deleted afterwards."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(near).name}.", suffix=suffix, dir=Path(near).parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def windows(grid: Grid, block: int) -> Iterator[Window]:
+    for row in range(0, grid.height, block):
+        for col in range(0, grid.width, block):
+            yield Window(col, row, min(block, grid.width - col), min(block, grid.height - row))
+
+
+def write_cog(
+    path: str | os.PathLike[str],
+    grid: Grid,
+    spec: CogSpec,
+    block_fn: BlockFn,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write ``block_fn(window) -> (count, h, w)`` for every block of ``grid`` as a COG at ``path``."""
+    from rio_cogeo.cogeo import cog_translate
+    from rio_cogeo.profiles import cog_profiles
+
+    dst = check_output_path(path)
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": spec.count,
+        "dtype": spec.dtype,
+        "crs": grid.crs.to_wkt(),
+        "transform": grid.transform,
+        "nodata": spec.nodata,
+        "tiled": True,
+        "blockxsize": spec.block,
+        "blockysize": spec.block,
+        "compress": "NONE",
+        "BIGTIFF": "IF_SAFER",
+    }
+    with scratch_path(dst, ".scratch.tif") as scratch:
+        with rasterio.open(scratch, "w", **profile) as out:
+            for i, desc in enumerate(spec.descriptions, start=1):
+                out.set_band_description(i, desc)
+            for i, unit in enumerate(spec.units, start=1):
+                out.update_tags(i, units=unit)
+                out.set_band_unit(i, unit)
+            if spec.tags:
+                out.update_tags(**dict(spec.tags))
+            for window in windows(grid, spec.block):
+                out.write(block_fn(window).astype(spec.dtype, copy=False), window=window)
+                if progress:
+                    progress(int(window.width * window.height))
+        cog_profile = cog_profiles.get(spec.compress.lower()).copy()
+        cog_profile.update(blockxsize=spec.block, blockysize=spec.block, predictor=spec.predictor, BIGTIFF="IF_SAFER")
+        with atomic_path(dst) as tmp_cog:
+            cog_translate(
+                str(scratch),
+                str(tmp_cog),
+                cog_profile,
+                nodata=spec.nodata,
+                overview_resampling="average" if spec.dtype.startswith("float") else "nearest",
+                forward_band_tags=True,
+                quiet=True,
+                in_memory=False,
+                config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_INTERNAL_MASK": True},
+            )
+    return dst

@@ -1,0 +1,77 @@
+"""The public registration API: open a pair, run a method, write the SN9 products."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from models.cog import CogSpec, check_output_path, write_cog
+from models.displacement import DisplacementField, sn9_shift_on_optical
+from models.grid import Grid
+from models.methods import get_method
+from models.methods.base import Progress, RegistrationInput, RegistrationResult, make_config, no_progress
+
+DISPLACEMENT_SPEC = CogSpec(count=2, descriptions=("dx", "dy"), units=("pixel", "pixel"), tags=(("convention", "SpaceNet9: shift = (sar - optical) / optical gt[1], gt[5]"),))
+CONFIDENCE_SPEC = CogSpec(count=1, descriptions=("confidence",), units=("1",))
+
+
+def register(
+    pair: RegistrationInput,
+    method: str,
+    overrides: Mapping[str, Any] | None = None,
+    progress: Progress = no_progress,
+) -> RegistrationResult:
+    """Run a named method with its defaults merged with ``overrides``."""
+    m = get_method(method)
+    conf = make_config(m.Config, overrides)
+    import time
+
+    t0 = time.perf_counter()
+    result = m.run(pair, conf, progress)
+    result.runtime_s["register_total"] = time.perf_counter() - t0
+    return result
+
+
+@dataclass(frozen=True)
+class Products:
+    displacement: Path
+    confidence: Path | None = None
+
+
+def _sn9_block(field: DisplacementField, optical: Grid, band: str):
+    def block(window: Window) -> np.ndarray:
+        dx, dy, conf = sn9_shift_on_optical(field, optical, int(window.row_off), int(window.col_off), int(window.height), int(window.width))
+        return np.stack([dx, dy]) if band == "shift" else conf[None]
+
+    return block
+
+
+def write_displacement(
+    field: DisplacementField,
+    optical: Grid,
+    path: str | os.PathLike[str],
+    confidence_path: str | os.PathLike[str] | None = None,
+    progress: Progress = no_progress,
+) -> Products:
+    """Write the SN9 displacement COG (and optionally the confidence COG) on the optical grid."""
+    check_output_path(path)
+    if confidence_path:
+        check_output_path(confidence_path)
+    total = optical.width * optical.height
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        progress("write displacement", done[0], total)
+
+    out = write_cog(path, optical, DISPLACEMENT_SPEC, _sn9_block(field, optical, "shift"), tick)
+    conf = None
+    if confidence_path:
+        conf = write_cog(confidence_path, optical, CONFIDENCE_SPEC, _sn9_block(field, optical, "confidence"))
+    return Products(out, conf)

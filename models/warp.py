@@ -1,0 +1,86 @@
+"""The aligned-optical product: the optical image resampled by an SN9 displacement map.
+
+With ``D(p) = (dx, dy)`` the SN9 shift at optical pixel ``p``, the ground seen at
+``p`` in the optical image lies at ``p + D(p)`` in the SAR frame. The aligned
+image shows at ``q`` what the optical image shows at the ``p`` with
+``p + D(p) = q``, found by fixed-point iteration ``p ← q − D(p)`` (the field is
+smooth, so a few iterations converge). It is written block by block on the
+optical grid as a COG; only the optical window each block needs is read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from models.cog import CogSpec, write_cog
+from models.errors import InputError
+from models.raster import open_raster
+
+
+def _max_shift(path: str) -> float:
+    with rasterio.open(path) as ds:
+        f = max(1, max(ds.width, ds.height) // 512)
+        d = ds.read([1, 2], out_shape=(2, max(1, ds.height // f), max(1, ds.width // f)), resampling=Resampling.nearest)
+    m = np.nanmax(np.abs(d)) if np.isfinite(d).any() else 0.0
+    return float(m)
+
+
+def warp_optical(
+    optical_path: str | os.PathLike[str],
+    displacement_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    iterations: int = 3,
+    progress=None,
+) -> Path:
+    """Write the aligned optical COG (same grid, bands and type as the optical image)."""
+    optical = open_raster(optical_path, "optical")
+    disp = open_raster(displacement_path, "displacement")
+    if (disp.grid.width, disp.grid.height) != (optical.grid.width, optical.grid.height) or disp.count < 2:
+        raise InputError(
+            f"displacement map {displacement_path} ({disp.grid.width}×{disp.grid.height}, {disp.count} bands) does not "
+            f"match optical {optical_path} ({optical.grid.width}×{optical.grid.height}); give the map made for this image"
+        )
+    margin = int(math.ceil(_max_shift(str(displacement_path)))) + 3
+    nodata = optical.nodata if optical.nodata is not None else 0
+
+    with rasterio.open(optical_path) as src, rasterio.open(displacement_path) as dsp:
+
+        def block(window: Window) -> np.ndarray:
+            r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+            # the displacement around the block, and the optical region the block can draw from
+            er0, ec0 = max(0, r0 - margin), max(0, c0 - margin)
+            er1, ec1 = min(src.height, r0 + h + margin), min(src.width, c0 + w + margin)
+            ext = Window(ec0, er0, ec1 - ec0, er1 - er0)
+            D = dsp.read([1, 2], window=ext).astype(np.float32)
+            D = np.nan_to_num(D, nan=0.0)
+            img = src.read(window=ext)
+            qc, qr = np.meshgrid(np.arange(c0, c0 + w, dtype=np.float32), np.arange(r0, r0 + h, dtype=np.float32))
+            pc, pr = qc.copy(), qr.copy()
+            for _ in range(iterations):
+                mx, my = pc - ec0, pr - er0
+                dx = cv2.remap(D[0], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                dy = cv2.remap(D[1], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                pc, pr = qc - dx, qr - dy
+            mx, my = pc - ec0, pr - er0
+            return np.stack(
+                [
+                    cv2.remap(b, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float(nodata))
+                    for b in img
+                ]
+            )
+
+        spec = CogSpec(
+            count=optical.count,
+            dtype=optical.dtype,
+            nodata=nodata,
+            descriptions=tuple(src.descriptions[i] or f"band{i + 1}" for i in range(optical.count)),
+        )
+        return write_cog(out_path, optical.grid, spec, block, progress)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real data folder (optional) and small synthetic pairs made by code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from models.synth import SceneSpec, ShiftModel, synthesize_pair
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("COALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs real data at {p} (../shared/data, not part of the repo); it is absent here")
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return shared_path()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    # two cores: keep BLAS/torch from oversubscribing when tests run beside each other
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    yield
+
+
+CENTRE = (377100.0, 4105900.0)
+
+
+@pytest.fixture(scope="session")
+def luminance_pair(tmp_path_factory):
+    """Same-modality control pair: rotated SAR grid, coarser pixels, affine shift."""
+    spec = SceneSpec(
+        size_m=200.0,
+        sar_appearance="luminance",
+        speckle_looks=200.0,
+        shift=ShiftModel(offset=(14.0, -9.0), linear=(0.004, -0.003, 0.002, 0.005), centre=CENTRE),
+        origin=(377000.0, 4106000.0),
+    )
+    return synthesize_pair(tmp_path_factory.mktemp("lum"), spec, "lum")
+
+
+@pytest.fixture(scope="session")
+def radar_pair(tmp_path_factory):
+    """Radar-like pair (speckle, layover, rotated grid, nodata corners), translation only."""
+    spec = SceneSpec(size_m=200.0, shift=ShiftModel(offset=(12.0, 8.0), centre=CENTRE), origin=(377000.0, 4106000.0))
+    return synthesize_pair(tmp_path_factory.mktemp("radar"), spec, "radar")

@@ -1,0 +1,128 @@
+"""Grids, windowed reads onto working grids, rotated SAR grids, CRS handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import CRS
+
+from models.errors import InputError
+from models.grid import Grid, metric_crs_for, north_up_grid
+from models.raster import _source_window, footprint_overlap, open_raster, read_on_grid
+
+
+def write(path, data, crs, transform, nodata=None):
+    data = data if data.ndim == 3 else data[None]
+    with rasterio.open(
+        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+        dtype=str(data.dtype), crs=crs, transform=transform, nodata=nodata,
+    ) as ds:
+        ds.write(data)
+    return path
+
+
+def ramp(h, w):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (xx * 1.0 + yy * 1000.0).astype(np.float32)
+
+
+def test_rotated_grid_round_trip():
+    t = Affine.translation(500000, 4100000) * Affine.rotation(23) * Affine.scale(0.6, -0.6)
+    g = Grid(CRS.from_epsg(32637), t, 100, 80)
+    assert g.is_rotated
+    assert g.pixel_size == pytest.approx((0.6, 0.6))
+    cols, rows = np.array([0.0, 10.5, 99.0]), np.array([0.0, 3.25, 79.0])
+    x, y = g.pixel_to_map(cols, rows)
+    c2, r2 = g.map_to_pixel(x, y)
+    np.testing.assert_allclose(c2, cols, atol=1e-9)
+    np.testing.assert_allclose(r2, rows, atol=1e-9)
+    assert g.footprint().area == pytest.approx(100 * 80 * 0.36, rel=1e-9)
+
+
+def test_read_rotated_sar_onto_north_up_grid(tmp_path):
+    crs = CRS.from_epsg(32637)
+    t = Affine.translation(500000, 4100000) * Affine.rotation(30) * Affine.scale(0.5, -0.5)
+    yy, xx = np.mgrid[0:200, 0:200]
+    src = open_raster(write(tmp_path / "rot.tif", np.stack([xx, yy]).astype(np.float32), crs, t), "raster")
+    dst = north_up_grid(crs, (500050, 4099965, 500080, 4099995), 0.5)
+    out = read_on_grid(src, dst, resampling=rasterio.enums.Resampling.bilinear)
+    x, y = dst.pixel_centres()
+    col, row = src.grid.map_to_pixel(x, y)
+    assert np.isfinite(out).all()
+    # each destination pixel holds the source pixel index found through the rotated geotransform
+    np.testing.assert_allclose(out[0], col - 0.5, atol=0.1)
+    np.testing.assert_allclose(out[1], row - 0.5, atol=0.1)
+
+
+def test_read_is_windowed(tmp_path):
+    crs = CRS.from_epsg(32637)
+    src = open_raster(write(tmp_path / "big.tif", ramp(1000, 1000), crs, Affine(1, 0, 0, 0, -1, 1000)), "raster")
+    dst = north_up_grid(crs, (100, 100, 150, 150), 1.0)
+    w = _source_window(src, dst)
+    assert w.width <= 60 and w.height <= 60  # only the window under the grid is read
+
+
+def test_decimated_read_matches_block_mean(tmp_path):
+    crs = CRS.from_epsg(32637)
+    data = np.random.default_rng(0).random((400, 400)).astype(np.float32)
+    src = open_raster(write(tmp_path / "n.tif", data, crs, Affine(0.5, 0, 0, 0, -0.5, 200)), "raster")
+    dst = north_up_grid(crs, (0, 0, 200, 200), 4.0)
+    out = read_on_grid(src, dst)[0]
+    assert out.shape == (50, 50)
+    assert abs(float(np.nanmean(out)) - float(data.mean())) < 0.01
+    assert float(np.nanstd(out)) < float(data.std()) / 3  # averaged, not point-sampled
+
+
+def test_geographic_crs_works_in_local_utm(tmp_path):
+    p = write(tmp_path / "geo.tif", np.ones((3, 50, 50), np.uint8) * 100, "EPSG:4326", Affine(1e-5, 0, 37.0, 0, -1e-5, 37.1))
+    src = open_raster(p, "optical")
+    assert metric_crs_for(src.grid) == CRS.from_epsg(32637)
+
+
+def test_different_utm_zones_overlap(tmp_path):
+    a = write(tmp_path / "a.tif", np.ones((3, 100, 100), np.uint8), "EPSG:32637", Affine(1, 0, 216000, 0, -1, 4110000))
+    # the same ground in zone 36
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(32637, 32636, always_xy=True).transform(216000, 4110000)
+    b = write(tmp_path / "b.tif", np.ones((1, 100, 100), np.uint8), "EPSG:32636", Affine(1, 0, x, 0, -1, y))
+    crs, overlap = footprint_overlap(open_raster(a, "optical"), open_raster(b, "sar"))
+    assert crs == CRS.from_epsg(32637)
+    assert overlap.area > 0.8 * 100 * 100
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "not found"),
+        ("not_raster", "not a readable raster"),
+        ("no_crs", "has no CRS"),
+        ("two_bands", r"expected 1 \(panchromatic\) or 3\+"),
+        ("all_nodata", "no valid pixels"),
+    ],
+)
+def test_bad_optical_inputs(tmp_path, case, message):
+    p = tmp_path / "x.tif"
+    if case == "not_raster":
+        p.write_text("hello")
+    elif case == "no_crs":
+        with rasterio.open(p, "w", driver="GTiff", width=10, height=10, count=3, dtype="uint8") as ds:
+            ds.write(np.ones((3, 10, 10), np.uint8))
+    elif case == "two_bands":
+        write(p, np.ones((2, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10))
+    elif case == "all_nodata":
+        write(p, np.zeros((3, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10), nodata=0)
+    with pytest.raises(InputError, match=message):
+        open_raster(p, "optical")
+
+
+def test_sar_band_count_and_no_overlap(tmp_path):
+    p = write(tmp_path / "s.tif", np.ones((2, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10))
+    with pytest.raises(InputError, match="expected 1 amplitude band"):
+        open_raster(p, "sar")
+    a = write(tmp_path / "a.tif", np.ones((3, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10))
+    b = write(tmp_path / "b.tif", np.ones((1, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 5000, 0, -1, 10))
+    with pytest.raises(InputError, match="do not overlap"):
+        footprint_overlap(open_raster(a, "optical"), open_raster(b, "sar"))

@@ -1,0 +1,125 @@
+"""The coalign command line: register, score, warp, methods, and bad input (exit 2, no output)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from flows.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_register_score_warp(radar_pair, tmp_path, capsys):
+    out = tmp_path / "d.tif"
+    code, stdout, _ = run(
+        capsys, "register", str(radar_pair.optical), str(radar_pair.sar), "-o", str(out),
+        "--tiepoints", str(radar_pair.tiepoints), "--confidence", str(tmp_path / "c.tif"),
+        "--residuals", str(tmp_path / "r.csv"), "--no-progress",
+    )
+    assert code == 0
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["method"] == "global-affine" and summary["version"]
+    assert summary["matches"] >= summary["inliers"] > 0
+    assert summary["score"]["mean_px"] < 10
+    assert (tmp_path / "c.tif").exists() and len((tmp_path / "r.csv").read_text().splitlines()) > 10
+
+    code, stdout, _ = run(capsys, "score", str(out), str(radar_pair.optical), str(radar_pair.sar), str(radar_pair.tiepoints), "--json")
+    assert code == 0 and json.loads(stdout)["mean_px"] == pytest.approx(summary["score"]["mean_px"], abs=1e-3)
+
+    aligned = tmp_path / "aligned.tif"
+    code, _, _ = run(capsys, "warp", str(radar_pair.optical), str(out), "-o", str(aligned))
+    assert code == 0
+    with rasterio.open(aligned) as a, rasterio.open(radar_pair.optical) as o:
+        assert (a.count, a.width, a.height, a.transform) == (o.count, o.width, o.height, o.transform)
+        assert a.read(1).std() > 5
+
+
+def test_warp_moves_content_by_the_map(tmp_path):
+    from models.warp import warp_optical
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((1, 120, 120)) * 255).astype(np.uint8)
+    t = Affine(1, 0, 0, 0, -1, 120)
+    kw = dict(driver="GTiff", width=120, height=120, crs="EPSG:32637", transform=t)
+    with rasterio.open(tmp_path / "o.tif", "w", count=1, dtype="uint8", **kw) as ds:
+        ds.write(img)
+    with rasterio.open(tmp_path / "d.tif", "w", count=2, dtype="float32", **kw) as ds:
+        ds.write(np.stack([np.full((120, 120), 5.0), np.full((120, 120), -3.0)]).astype(np.float32))
+    warp_optical(tmp_path / "o.tif", tmp_path / "d.tif", tmp_path / "a.tif")
+    with rasterio.open(tmp_path / "a.tif") as ds:
+        a = ds.read(1)
+    # content of optical pixel (r, c) appears at (r - 3, c + 5)
+    np.testing.assert_array_equal(a[10:100, 10:100], img[0, 13:103, 5:95])
+
+
+def test_methods_lists_versions(capsys):
+    code, stdout, _ = run(capsys, "methods", "--json")
+    names = {m["name"]: m for m in json.loads(stdout)}
+    assert {"zero", "global-affine"} <= set(names) and names["global-affine"]["defaults"]["max_side"] > 0
+
+
+def _write(p, count=3, crs="EPSG:32637", x0=377000.0, nodata=None, value=100):
+    with rasterio.open(p, "w", driver="GTiff", width=64, height=64, count=count, dtype="uint8", crs=crs,
+                       transform=Affine(0.5, 0, x0, 0, -0.5, 4106000), nodata=nodata) as ds:
+        ds.write(np.full((count, 64, 64), value, np.uint8))
+    return str(p)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "not found"),
+        ("not_raster", "not a readable raster"),
+        ("no_crs", "has no CRS"),
+        ("no_overlap", "do not overlap"),
+        ("sar_bands", "expected 1 amplitude band"),
+        ("all_nodata", "no valid pixels"),
+        ("bad_csv", "expected exactly sar_row"),
+        ("missing_folder", "does not exist"),
+        ("bad_setting", "unknown setting"),
+        ("bad_method", "unknown method"),
+    ],
+)
+def test_register_bad_input(tmp_path, capsys, case, message):
+    optical = _write(tmp_path / "o.tif")
+    sar = _write(tmp_path / "s.tif", count=1, x0=377005.0)
+    out = tmp_path / "d.tif"
+    extra: list[str] = []
+    if case == "missing":
+        optical = str(tmp_path / "nope.tif")
+    elif case == "not_raster":
+        (tmp_path / "x.tif").write_text("not a tiff")
+        optical = str(tmp_path / "x.tif")
+    elif case == "no_crs":
+        with rasterio.open(tmp_path / "n.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8") as ds:
+            ds.write(np.ones((1, 8, 8), np.uint8))
+        sar = str(tmp_path / "n.tif")
+    elif case == "no_overlap":
+        sar = _write(tmp_path / "far.tif", count=1, x0=390000.0)
+    elif case == "sar_bands":
+        sar = _write(tmp_path / "s3.tif", count=3)
+    elif case == "all_nodata":
+        sar = _write(tmp_path / "z.tif", count=1, nodata=0, value=0)
+    elif case == "bad_csv":
+        (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+        extra = ["--tiepoints", str(tmp_path / "t.csv")]
+    elif case == "missing_folder":
+        out = tmp_path / "nofolder" / "d.tif"
+    elif case == "bad_setting":
+        extra = ["--set", "nope=1"]
+    elif case == "bad_method":
+        extra = ["--method", "magic"]
+    code, _, err = run(capsys, "register", optical, sar, "-o", str(out), "--no-progress", *extra)
+    assert code == 2
+    assert message in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
