@@ -9,9 +9,10 @@ from __future__ import annotations
 from models.errors import InputError
 from models.methods.base import Method, MethodInfo, config_dict
 from models.methods.global_affine import GlobalAffineMethod
+from models.methods.local import LocalMethod
 from models.methods.zero import ZeroMethod
 
-METHODS: dict[str, Method] = {m.name: m for m in (ZeroMethod(), GlobalAffineMethod())}
+METHODS: dict[str, Method] = {m.name: m for m in (ZeroMethod(), GlobalAffineMethod(), LocalMethod())}
 DEFAULT_METHOD = "global-affine"
 
 

@@ -1,0 +1,316 @@
+"""``local``: coarse-to-fine local alignment (global prior → tiled area-based levels → smooth dense field).
+
+1. Global prior: ``global-affine``'s ALIKED+LightGlue affine; when it finds too
+   little, a coarse CFOG correlation of the whole overlap gives a translation.
+2. Levels, coarse to fine (working pixel = native pixel × factor): the overlap is
+   cut into tiles; each tile reads its optical window and the SAR resampled
+   *through the current field* (so residual shifts are small), preprocesses the
+   SAR adaptively (:mod:`models.sar_adaptive`), and matches CFOG templates on a
+   regular grid (:mod:`models.areamatch`). Tile jobs are pure and picklable:
+   they run in-process, in a process pool or on a Dask cluster.
+3. Residual vectors are screened (peak, peak margin, agreement with their
+   neighbours), turned into a dense residual by thin-plate-spline RBF
+   interpolation with per-point smoothing (weaker points are smoothed more),
+   tapered to zero away from support, and composed with the field.
+Confidence is local support density × match quality at the finest level.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import cv2
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+from scipy.spatial import cKDTree
+
+from models.areamatch import TemplateMatches, cfog, consistent, match_templates
+from models.displacement import DisplacementField
+from models.grid import Grid, north_up_grid
+from models.methods.base import (
+    Progress,
+    RegistrationInput,
+    RegistrationResult,
+    config_dict,
+    field_grid,
+    inlier_confidence,
+    no_progress,
+)
+from models.methods.global_affine import GlobalAffineConfig, coarse_resolution, fit_global_affine
+from models.preprocess import prepare_optical, sar_to_db
+from models.raster import RasterSource, read_on_grid
+from models.sar_adaptive import adaptive_sar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Settings of ``local``.
+
+    levels: working-pixel factors over the native pixel (the coarser image's), coarse to fine.
+    radius_px: search radius per level (working pixels). template_px / spacing_px: template
+    side and grid step (working pixels). tile_px: tile core side (working pixels).
+    smoothing: RBF smoothing (m²) for a point of quality 1. workers: tile processes (1 = in-process);
+    dask_address: run tile jobs on that Dask scheduler instead.
+    """
+
+    global_prior: bool = True
+    features: Literal["aliked", "disk"] = "aliked"
+    global_max_side: int = 1024
+    inlier_threshold_m: float = 6.0
+    levels: tuple[float, ...] = (4.0, 2.0, 1.0)
+    radius_px: tuple[int, ...] = (16, 8, 5)
+    template_px: int = 48
+    spacing_px: int = 16
+    tile_px: int = 1024
+    min_peak: float = 0.15
+    min_margin: float = 0.01
+    consistency_px: float = 1.5
+    smoothing: float = 4.0
+    taper_spacings: float = 4.0
+    field_resolution_m: float = 0.0  # 0: half the finest template spacing
+    workers: int = 1
+    dask_address: str = ""
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """Everything one tile needs, small and picklable."""
+
+    optical: RasterSource
+    sar: RasterSource
+    grid: Grid  # tile grid including the margin
+    core: tuple[int, int, int, int]  # col0, row0, col1, row1 of the core in ``grid`` pixels
+    field: DisplacementField  # current field cropped to the tile
+    template: int
+    spacing: int
+    radius: int
+
+
+@dataclass
+class TileResult:
+    x: np.ndarray
+    y: np.ndarray
+    dx: np.ndarray  # metres, map axes
+    dy: np.ndarray
+    peak: np.ndarray
+    margin: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def sar_through_field(sar: RasterSource, grid: Grid, fld: DisplacementField) -> np.ndarray:
+    """SAR amplitude sampled at ``X + d(X)`` for every pixel centre ``X`` of ``grid`` (NaN outside)."""
+    x, y = grid.pixel_centres()
+    dx, dy, _ = fld.sample(x, y)
+    tx, ty = x + dx, y + dy
+    res = grid.resolution
+    pad = 3 * res
+    src_grid = north_up_grid(grid.crs, (tx.min() - pad, ty.min() - pad, tx.max() + pad, ty.max() + pad), res)
+    sar_img = read_on_grid(sar, src_grid)[0]
+    col, row = src_grid.map_to_pixel(tx, ty)
+    return cv2.remap(
+        sar_img, (col - 0.5).astype(np.float32), (row - 0.5).astype(np.float32), cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"),
+    )
+
+
+def match_tile(job: TileJob) -> TileResult:
+    """Area-based matching of one tile (the unit of work for pools and Dask)."""
+    optical = prepare_optical(read_on_grid(job.optical, job.grid))
+    sar_amp = sar_through_field(job.sar, job.grid, job.field)
+    sar, mode = adaptive_sar(sar_to_db(sar_amp, "auto", job.sar.dtype))
+    c0, r0, c1, r1 = job.core
+    half = job.spacing / 2
+    cols = np.arange(c0 + half, c1, job.spacing)
+    rows = np.arange(r0 + half, r1, job.spacing)
+    cc, rr = np.meshgrid(cols, rows)
+    centres = np.column_stack([cc.ravel(), rr.ravel()])
+    m = match_templates(cfog(optical), cfog(sar), centres, job.template, job.radius)
+    res = job.grid.resolution
+    x, y = job.grid.pixel_to_map(m.centres[:, 0], m.centres[:, 1]) if len(m) else (np.zeros(0), np.zeros(0))
+    # pixel shifts (x right, y down) → map metres on a north-up grid
+    ddx = m.shifts[:, 0] * res
+    ddy = -m.shifts[:, 1] * res
+    return TileResult(np.asarray(x), np.asarray(y), ddx, ddy, m.peak, m.margin, {"sar_mode": mode, "templates": len(centres), "matches": len(m)})
+
+
+def _tiles(level_grid: Grid, tile: int, margin: int) -> list[tuple[Grid, tuple[int, int, int, int]]]:
+    out = []
+    for r in range(0, level_grid.height, tile):
+        for c in range(0, level_grid.width, tile):
+            c1, r1 = min(c + tile, level_grid.width), min(r + tile, level_grid.height)
+            g = level_grid.window_grid(c - margin, r - margin, c1 - c + 2 * margin, r1 - r + 2 * margin)
+            out.append((g, (margin, margin, margin + c1 - c, margin + r1 - r)))
+    return out
+
+
+def _crop_field(fld: DisplacementField, grid: Grid) -> DisplacementField:
+    """The part of the field under ``grid`` (plus a border) so tile jobs stay small."""
+    fp = grid.footprint_in(fld.grid.crs)
+    c, r = fld.grid.map_to_pixel(*np.asarray(fp.exterior.coords).T)
+    c0, r0 = max(0, int(c.min()) - 2), max(0, int(r.min()) - 2)
+    c1, r1 = min(fld.grid.width, int(math.ceil(c.max())) + 2), min(fld.grid.height, int(math.ceil(r.max())) + 2)
+    if c1 <= c0 or r1 <= r0:
+        return fld
+    sub = fld.grid.window_grid(c0, r0, c1 - c0, r1 - r0)
+    return DisplacementField(sub, fld.dx[r0:r1, c0:c1], fld.dy[r0:r1, c0:c1], fld.confidence[r0:r1, c0:c1])
+
+
+def run_tiles(jobs: list[TileJob], conf: LocalConfig, progress: Progress, stage: str) -> list[TileResult]:
+    """Run tile jobs in-process, in a process pool, or on Dask; results keep job order."""
+    progress(stage, 0, len(jobs))
+    if conf.dask_address:
+        from dask.distributed import Client
+
+        with Client(conf.dask_address) as client:
+            futures = client.map(match_tile, jobs, pure=False)
+            results = client.gather(futures)
+        progress(stage, len(jobs), len(jobs))
+        return list(results)
+    if conf.workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(conf.workers) as pool:
+            results = []
+            for i, r in enumerate(pool.map(match_tile, jobs)):
+                results.append(r)
+                progress(stage, i + 1, len(jobs))
+        return results
+    results = []
+    for i, job in enumerate(jobs):
+        results.append(match_tile(job))
+        progress(stage, i + 1, len(jobs))
+    return results
+
+
+def dense_residual(
+    grid: Grid, x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray, quality: np.ndarray,
+    smoothing: float, taper: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thin-plate-spline RBF residual on ``grid``, tapered to zero beyond ``taper`` metres from support."""
+    gx, gy = grid.pixel_centres()
+    pts = np.column_stack([x, y])
+    centre = pts.mean(axis=0)
+    scale = max(float(np.ptp(pts, axis=0).max()), 1.0)
+    p = (pts - centre) / scale
+    q = (np.column_stack([gx.ravel(), gy.ravel()]) - centre) / scale
+    smooth = smoothing / (scale * scale) / np.maximum(quality, 0.05)
+    vals = np.column_stack([dx, dy])
+    neighbors = min(len(p), 64) if len(p) > 200 else None
+    rbf = RBFInterpolator(p, vals, kernel="thin_plate_spline", smoothing=smooth, neighbors=neighbors, degree=1)
+    out = np.empty((len(q), 2))
+    for s in range(0, len(q), 200_000):
+        out[s : s + 200_000] = rbf(q[s : s + 200_000])
+    dist, _ = cKDTree(pts).query(np.column_stack([gx.ravel(), gy.ravel()]))
+    w = np.exp(-((np.maximum(dist - taper, 0.0) / taper) ** 2))
+    rdx = (out[:, 0] * w).reshape(grid.shape).astype(np.float32)
+    rdy = (out[:, 1] * w).reshape(grid.shape).astype(np.float32)
+    return rdx, rdy
+
+
+def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> tuple[float, float] | None:
+    """Whole-overlap CFOG correlation at a coarse scale: a translation when learned matching fails."""
+    res = coarse_resolution(pair, 256)
+    grid = pair.grid_over(pair.overlap, res)
+    optical = cfog(prepare_optical(read_on_grid(pair.optical, grid)))
+    sar, _ = adaptive_sar(sar_to_db(read_on_grid(pair.sar, grid)[0], "auto", pair.sar.dtype))
+    sar_d = cfog(sar)
+    h, w = grid.shape
+    radius = max(4, int(0.2 * min(h, w)))
+    tpl = min(h, w) - 2 * radius - 2
+    if tpl < 16:
+        return None
+    m = match_templates(optical, sar_d, np.array([[w / 2, h / 2]]), tpl, radius, min_valid=0.5, min_structure=0.0)
+    if not len(m) or m.margin[0] < 0.02:
+        return None
+    result.details["coarse_translation_peak"] = float(m.peak[0])
+    return float(m.shifts[0, 0] * res), float(-m.shifts[0, 1] * res)
+
+
+class LocalMethod:
+    name: ClassVar[str] = "local"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = (
+        "Global LightGlue affine prior, then coarse-to-fine tiled CFOG template matching through the current "
+        "field with adaptive SAR preprocessing, neighbour-consistency screening and thin-plate-spline RBF "
+        "sparse-to-dense. For non-rigid misalignment (terrain, look geometry): the default."
+    )
+    Config: ClassVar[type] = LocalConfig
+
+    def run(self, pair: RegistrationInput, conf: LocalConfig, progress: Progress = no_progress) -> RegistrationResult:
+        if len(conf.radius_px) != len(conf.levels):
+            from models.errors import InputError
+
+            raise InputError(f"local: radius_px needs one value per level ({len(conf.levels)}), got {len(conf.radius_px)}")
+        native = pair.native_resolution()
+        finest = native * conf.levels[-1]
+        resolution = conf.field_resolution_m or max(finest * conf.spacing_px / 2, native)
+        grid = field_grid(pair, resolution)
+        result = RegistrationResult(self.name, self.version, config_dict(conf), DisplacementField.constant(grid))
+        fld = self._prior(pair, conf, grid, result, progress)
+        result.details["levels"] = []
+        for level, (factor, radius) in enumerate(zip(conf.levels, conf.radius_px)):
+            fld = self._level(pair, conf, fld, native * factor, radius, level, result, progress)
+        result.field = fld
+        return result
+
+    def _prior(self, pair, conf: LocalConfig, grid: Grid, result: RegistrationResult, progress) -> DisplacementField:
+        if conf.global_prior:
+            ga = GlobalAffineConfig(features=conf.features, max_side=conf.global_max_side, inlier_threshold_m=conf.inlier_threshold_m)
+            fit, src, _ = fit_global_affine(pair, ga, result, progress)
+            if fit is not None:
+                result.inliers = fit.n_inliers
+                result.details["prior"] = "global-affine"
+                return DisplacementField.from_function(grid, fit.displacement, 0.0)
+        with result.timed("coarse_translation"):
+            t = coarse_translation(pair, result)
+        if t is not None:
+            result.details["prior"] = "coarse-translation"
+            return DisplacementField.constant(grid, t[0], t[1], 0.0)
+        result.details["prior"] = "zero"
+        result.warnings.append("no global prior found (few matches, weak correlation): starting from zero shift")
+        return DisplacementField.constant(grid)
+
+    def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, result, progress) -> DisplacementField:
+        level_grid = north_up_grid(pair.crs, pair.overlap.bounds, res)
+        margin = conf.template_px // 2 + radius + 2
+        info: dict[str, Any] = {"resolution_m": res, "radius_px": radius}
+        result.details["levels"].append(info)
+        if min(level_grid.shape) < conf.template_px + 2 * radius:
+            info["skipped"] = "overlap smaller than one template plus search"
+            return fld
+        jobs = [
+            TileJob(pair.optical, pair.sar, g, core, _crop_field(fld, g), conf.template_px, conf.spacing_px, radius)
+            for g, core in _tiles(level_grid, conf.tile_px, margin)
+        ]
+        with result.timed(f"level{level}_match"):
+            tiles = run_tiles(jobs, conf, progress, f"level {level + 1}/{len(conf.levels)} tiles")
+        with result.timed(f"level{level}_dense"):
+            x, y, dx, dy, peak, marg = (np.concatenate([getattr(t, k) for t in tiles]) for k in ("x", "y", "dx", "dy", "peak", "margin"))
+            modes = [t.info["sar_mode"] for t in tiles]
+            info.update(tiles=len(tiles), templates=int(sum(t.info["templates"] for t in tiles)), candidates=int(len(x)),
+                        sar_modes={m: modes.count(m) for m in set(modes)})
+            keep = (peak >= conf.min_peak) & (marg >= conf.min_margin)
+            pts = np.column_stack([x, y])
+            ok = np.zeros(len(x), bool)
+            if keep.sum() >= 4:
+                ok[np.flatnonzero(keep)] = consistent(pts[keep], np.column_stack([dx, dy])[keep], tolerance=conf.consistency_px * res)
+            info["accepted"] = int(ok.sum())
+            result.matches += int(len(x))
+            if ok.sum() < 4:
+                result.warnings.append(f"level {level + 1}: only {int(ok.sum())} reliable templates; field kept")
+                return fld
+            quality = np.clip((peak[ok] - conf.min_peak) / (1 - conf.min_peak), 0, 1) * np.clip(marg[ok] / 0.1, 0.2, 1)
+            spacing_m = conf.spacing_px * res
+            rdx, rdy = dense_residual(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality,
+                                      conf.smoothing * res * res, conf.taper_spacings * spacing_m)
+            # the residual was measured after warping by the field: d'(X) = r(X) + d(X + r(X))
+            gx, gy = fld.grid.pixel_centres()
+            pdx, pdy, _ = fld.sample(gx + rdx, gy + rdy)
+            support = inlier_confidence(fld.grid, x[ok], y[ok], radius_m=2 * spacing_m)
+            confidence = np.clip(support * (0.5 + float(np.median(quality))), 0, 1)
+            result.inliers = max(result.inliers, int(ok.sum()))
+            return DisplacementField(fld.grid, (rdx + pdx).astype(np.float32), (rdy + pdy).astype(np.float32), confidence.astype(np.float32))
