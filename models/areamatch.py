@@ -80,24 +80,34 @@ def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:
     """Zero-mean normalised cross-correlation of a multi-channel template over a window.
 
     Channel means are removed separately and the sums run over all channels, so
-    the score is the correlation of the whole descriptor stack (OpenCV's
-    normalised modes stop at 4 channels).
+    the score is the correlation of the whole descriptor stack. The channels are
+    laid side by side (template channels zero-padded to the window's width) so
+    one single-channel correlation computes every channel's sum at once;
+    window energies come from integral images.
     """
     th, tw, ch = template.shape
+    wh, ww, _ = window.shape
     n = th * tw
     t = template - template.reshape(-1, ch).mean(axis=0)
     t_norm = float(np.sqrt((t * t).sum()))
-    num = np.zeros((window.shape[0] - th + 1, window.shape[1] - tw + 1), np.float32)
-    w_var = np.zeros_like(num)
-    for c in range(ch):
-        wc = np.ascontiguousarray(window[..., c])
-        num += cv2.matchTemplate(wc, np.ascontiguousarray(t[..., c]), cv2.TM_CCORR)
-        s1 = cv2.boxFilter(wc, -1, (tw, th), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-        s2 = cv2.boxFilter(wc * wc, -1, (tw, th), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-        s1 = s1[: num.shape[0], : num.shape[1]]
-        s2 = s2[: num.shape[0], : num.shape[1]]
-        w_var += np.maximum(s2 - s1 * s1 / n, 0.0)
-    return num / np.maximum(np.sqrt(w_var) * t_norm, 1e-6)
+    wide_w = np.ascontiguousarray(window.transpose(0, 2, 1).reshape(wh, ch * ww))
+    padded = np.zeros((th, ch, ww), np.float32)
+    padded[:, :, :tw] = t.transpose(0, 2, 1)
+    wide_t = padded.reshape(th, ch * ww)[:, : ch * ww - (ww - tw)]
+    num = cv2.matchTemplate(wide_w, np.ascontiguousarray(wide_t), cv2.TM_CCORR)
+    oh, ow = wh - th + 1, ww - tw + 1
+    num = num[:oh, :ow]
+    ii = np.zeros((wh + 1, ww + 1, ch), np.float64)
+    ii[1:, 1:] = window.cumsum(0).cumsum(1)
+    sq = np.zeros_like(ii)
+    sq[1:, 1:] = (window.astype(np.float64) ** 2).cumsum(0).cumsum(1)
+
+    def box(a: np.ndarray) -> np.ndarray:
+        return a[th : th + oh, tw : tw + ow] - a[:oh, tw : tw + ow] - a[th : th + oh, :ow] + a[:oh, :ow]
+
+    s1, s2 = box(ii), box(sq)
+    w_var = np.maximum(s2 - s1 * s1 / n, 0.0).sum(axis=2)
+    return (num / np.maximum(np.sqrt(w_var) * t_norm, 1e-6)).astype(np.float32)
 
 
 def match_templates(
@@ -113,40 +123,72 @@ def match_templates(
 
     Both descriptors are on the same grid; shifts are SAR position minus optical
     position. Templates that are mostly no-data or have too little structure
-    (featureless ground) are skipped.
+    (featureless ground) are skipped. The zero-mean NCC of every template at
+    every shift is computed shift by shift over the whole image (cost grows
+    with pixels × shifts, not with the number of overlapping templates).
     """
+    h, w, ch = optical_desc.shape
     half = template // 2
-    h, w = optical_desc.shape[:2]
-    out_c, out_s, out_p, out_m = [], [], [], []
-    valid_o = optical_desc.any(axis=2)
-    valid_s = sar_desc.any(axis=2)
-    for cx, cy in centres:
-        x0, y0 = int(round(cx)) - half, int(round(cy)) - half
-        if x0 - radius < 0 or y0 - radius < 0 or x0 + template + radius > w or y0 + template + radius > h:
-            continue
-        tpl = optical_desc[y0 : y0 + template, x0 : x0 + template]
-        if valid_o[y0 : y0 + template, x0 : x0 + template].mean() < min_valid:
-            continue
-        win_valid = valid_s[y0 - radius : y0 + template + radius, x0 - radius : x0 + template + radius]
-        if win_valid.mean() < min_valid:
-            continue
-        # structure: spread of orientation energy; flat ground has near-uniform, weak descriptors
-        if float(tpl.std(axis=(0, 1)).mean()) < min_structure:
-            continue
-        win = sar_desc[y0 - radius : y0 + template + radius, x0 - radius : x0 + template + radius]
-        surface = ncc_surface(win, tpl)
-        _, peak, _, (pc, pr) = cv2.minMaxLoc(surface)
-        masked = surface.copy()
-        masked[max(0, pr - 2) : pr + 3, max(0, pc - 2) : pc + 3] = -1.0
-        second = float(masked.max()) if masked.size > 25 else -1.0
-        sx, sy = _subpixel(surface, pr, pc)
-        out_c.append((cx, cy))
-        out_s.append((pc - radius + sx, pr - radius + sy))
-        out_p.append(peak)
-        out_m.append(peak - second)
-    if not out_c:
+    x0 = np.round(centres[:, 0]).astype(int) - half if len(centres) else np.zeros(0, int)
+    y0 = np.round(centres[:, 1]).astype(int) - half if len(centres) else np.zeros(0, int)
+    inside = (x0 - radius >= 0) & (y0 - radius >= 0) & (x0 + template + radius <= w) & (y0 + template + radius <= h)
+    x0, y0, centres = x0[inside], y0[inside], centres[inside]
+    if not len(centres):
         return TemplateMatches.empty()
-    return TemplateMatches(np.asarray(out_c, float), np.asarray(out_s, float), np.asarray(out_p), np.asarray(out_m))
+    n = float(template * template)
+    big = template + 2 * radius
+    o_cf = np.ascontiguousarray(optical_desc.transpose(2, 0, 1))
+    s_cf = np.ascontiguousarray(sar_desc.transpose(2, 0, 1))
+
+    def window_sums(img: np.ndarray, size: int) -> np.ndarray:
+        # value at (y, x) = sum over the size² window whose top-left corner is (y, x)
+        return cv2.boxFilter(img, cv2.CV_64F, (size, size), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+
+    valid_o = window_sums(optical_desc.any(axis=2).astype(np.float32), template)
+    valid_s = window_sums(sar_desc.any(axis=2).astype(np.float32), big)
+    keep = (valid_o[y0, x0] / n >= min_valid) & (valid_s[y0 - radius, x0 - radius] / (big * big) >= min_valid)
+    so = np.stack([window_sums(o, template)[y0, x0] for o in o_cf], axis=1)  # (N, C)
+    so2 = np.stack([window_sums(o * o, template)[y0, x0] for o in o_cf], axis=1)
+    var_c = np.maximum(so2 / n - (so / n) ** 2, 0.0)
+    # structure: orientation energy that varies inside the template; flat ground has little
+    keep &= np.sqrt(var_c).mean(axis=1) >= min_structure
+    x0, y0, centres, so, so2 = x0[keep], y0[keep], centres[keep], so[keep], so2[keep]
+    if not len(centres):
+        return TemplateMatches.empty()
+    e_o = np.maximum((so2 - so * so / n).sum(axis=1), 1e-12)
+    s_sum = np.stack([window_sums(c, template) for c in s_cf])  # (C, H, W)
+    s_sq = np.stack([window_sums(c * c, template) for c in s_cf])
+    side = 2 * radius + 1
+    surfaces = np.empty((len(centres), side, side), np.float32)
+    prod = np.empty((h, w), np.float32)
+    tmp = np.empty((h, w), np.float32)
+    for j, dy in enumerate(range(-radius, radius + 1)):
+        for i, dx in enumerate(range(-radius, radius + 1)):
+            # product image of optical with the SAR shifted by (dx, dy), over the valid overlap
+            ys, ye = max(0, -dy), min(h, h - dy)
+            xs, xe = max(0, -dx), min(w, w - dx)
+            prod.fill(0.0)
+            p, t = prod[ys:ye, xs:xe], tmp[ys:ye, xs:xe]
+            for c in range(ch):
+                np.multiply(o_cf[c, ys:ye, xs:xe], s_cf[c, ys + dy : ye + dy, xs + dx : xe + dx], out=t)
+                p += t
+            cross = window_sums(prod, template)[y0, x0]
+            ss = s_sum[:, y0 + dy, x0 + dx].T
+            ss2 = s_sq[:, y0 + dy, x0 + dx].T
+            num = cross - (so * ss).sum(axis=1) / n
+            e_s = np.maximum((ss2 - ss * ss / n).sum(axis=1), 1e-12)
+            surfaces[:, j, i] = num / np.sqrt(e_o * e_s)
+    flat = surfaces.reshape(len(centres), -1)
+    best = flat.argmax(axis=1)
+    pr, pc = np.divmod(best, side)
+    peak = flat[np.arange(len(best)), best]
+    masked = surfaces.copy()
+    for k, (r, c) in enumerate(zip(pr, pc)):
+        masked[k, max(0, r - 2) : r + 3, max(0, c - 2) : c + 3] = -1.0
+    second = masked.reshape(len(centres), -1).max(axis=1) if side > 5 else np.full(len(centres), -1.0)
+    sub = np.array([_subpixel(surfaces[k], int(r), int(c)) for k, (r, c) in enumerate(zip(pr, pc))])
+    shifts = np.column_stack([pc - radius + sub[:, 0], pr - radius + sub[:, 1]])
+    return TemplateMatches(centres.astype(float), shifts, peak.astype(float), (peak - second).astype(float))
 
 
 def consistent(points: np.ndarray, vectors: np.ndarray, k: int = 8, tolerance: float = 2.0, mad_factor: float = 3.0) -> np.ndarray:
