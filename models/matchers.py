@@ -19,7 +19,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
-Features = Literal["aliked", "disk"]
+Features = Literal["aliked", "disk", "aliked+disk"]
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -112,6 +112,26 @@ def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 def match_images(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig = MatcherConfig()) -> Matches:
     """Match two single-band [0, 1] images (NaN = no data); points come back in input pixels.
+
+    ``aliked+disk`` runs both extractors with their own LightGlue and pools the
+    matches (SN9's runner-up combined several detectors).
+    """
+    if "+" in conf.features:
+        from dataclasses import replace
+
+        parts = [match_images(image0, image1, replace(conf, features=f)) for f in conf.features.split("+")]
+        return Matches(
+            np.concatenate([m.points0 for m in parts]),
+            np.concatenate([m.points1 for m in parts]),
+            np.concatenate([m.scores for m in parts]),
+            sum(m.keypoints0 for m in parts),
+            sum(m.keypoints1 for m in parts),
+        )
+    return _match_single(image0, image1, conf)
+
+
+def _match_single(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig) -> Matches:
+    """One extractor + its LightGlue.
 
     Keypoints within 2 px of no-data are dropped: borders of no-data make strong,
     meaningless corners.

@@ -2,7 +2,8 @@
 
 ``simple`` (bilateral filter + histogram equalisation) suits tiles with clear
 structure; ``enhanced`` (CLAHE + unsharp masking + Gaussian blur) lifts weak,
-speckle-dominated tiles. The choice uses edge strength, texture variance and
+speckle-dominated tiles. The choice uses edge strength (90th percentile of the
+smoothed gradient), texture variance (fine-scale variance, mostly speckle) and
 the no-data ratio of the tile, and is recorded per tile.
 """
 
@@ -36,16 +37,18 @@ def tile_stats(image01: np.ndarray) -> TileStats:
     smooth = cv2.GaussianBlur(filled, (0, 0), 1.5)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
-    edge = float(np.median(np.hypot(gx, gy)[valid]))
+    edge = float(np.percentile(np.hypot(gx, gy)[valid], 90))
     local_mean = cv2.blur(filled, (9, 9))
     texture = float(np.var((filled - local_mean)[valid]))
     return TileStats(edge, texture, ratio)
 
 
-def choose_mode(stats: TileStats, edge_threshold: float = 0.04, max_nodata: float = 0.95) -> Mode:
+def choose_mode(stats: TileStats, max_noise_ratio: float = 0.3, max_nodata: float = 0.95) -> Mode:
+    """``enhanced`` when fine texture (speckle) outweighs smoothed edge structure, else ``simple``."""
     if stats.nodata_ratio > max_nodata:
         return "empty"
-    return "simple" if stats.edge_strength >= edge_threshold else "enhanced"
+    ratio = stats.texture_variance / max(stats.edge_strength**2, 1e-12)
+    return "simple" if ratio <= max_noise_ratio else "enhanced"
 
 
 def adaptive_sar(sar_db: np.ndarray) -> tuple[np.ndarray, Mode]:

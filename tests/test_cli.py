@@ -27,7 +27,7 @@ def test_register_score_warp(radar_pair, tmp_path, capsys):
     )
     assert code == 0
     summary = json.loads(stdout.strip().splitlines()[-1])
-    assert summary["method"] == "global-affine" and summary["version"]
+    assert summary["method"] == "local" and summary["version"]
     assert summary["matches"] >= summary["inliers"] > 0
     assert summary["score"]["mean_px"] < 10
     assert (tmp_path / "c.tif").exists() and len((tmp_path / "r.csv").read_text().splitlines()) > 10

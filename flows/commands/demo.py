@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     spec = SceneSpec(size_m=400.0, shift=ShiftModel(offset=(24.0, -18.0), nonrigid_m=3.0, centre=(377200.0, 4105800.0)))
     pair = synthesize_pair(work, spec, "demo")
     ns = argparse.Namespace(
-        optical=str(pair.optical), sar=str(pair.sar), output=str(work / "displacement.tif"), method="global-affine",
+        optical=str(pair.optical), sar=str(pair.sar), output=str(work / "displacement.tif"), method="local",
         settings=[], device="auto", tiepoints=str(pair.tiepoints), confidence=str(work / "confidence.tif"),
         residuals=str(work / "residuals.csv"), no_progress=False,
     )

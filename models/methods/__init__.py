@@ -13,7 +13,7 @@ from models.methods.local import LocalMethod
 from models.methods.zero import ZeroMethod
 
 METHODS: dict[str, Method] = {m.name: m for m in (ZeroMethod(), GlobalAffineMethod(), LocalMethod())}
-DEFAULT_METHOD = "global-affine"
+DEFAULT_METHOD = "local"
 
 
 def get_method(name: str) -> Method:

@@ -35,7 +35,7 @@ class GlobalAffineConfig:
     inlier_threshold_m: MAGSAC threshold in metres on the ground.
     """
 
-    features: Literal["aliked", "disk"] = "aliked"
+    features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
     max_side: int = 1024
     max_keypoints: int = 2048
     detection_threshold: float = 0.01

@@ -52,16 +52,19 @@ log = logging.getLogger(__name__)
 class LocalConfig:
     """Settings of ``local``.
 
-    levels: working-pixel factors over the native pixel (the coarser image's), coarse to fine.
+    levels: working-pixel factors over the native pixel (the coarser image's), coarse to fine;
+    refine_passes: extra passes at the finest level (search radius one less).
     radius_px: search radius per level (working pixels). template_px / spacing_px: template
     side and grid step (working pixels). tile_px: tile core side (working pixels).
-    interpolation: sparse-to-dense scheme; sigma_templates: its Gaussian scale in template sides;
+    interpolation: sparse-to-dense scheme; sigma_templates: candidate Gaussian scales in template
+    sides, chosen per level by leave-one-out prediction of the accepted vectors;
     smoothing: TPS smoothing for a point of quality 1 (normalised coordinates). workers: tile processes (1 = in-process);
     dask_address: run tile jobs on that Dask scheduler instead.
     """
 
     global_prior: bool = True
-    features: Literal["aliked", "disk"] = "aliked"
+    refine_passes: int = 1
+    features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
     global_max_side: int = 1024
     inlier_threshold_m: float = 6.0
     levels: tuple[float, ...] = (4.0, 2.0, 1.0)
@@ -73,7 +76,7 @@ class LocalConfig:
     min_margin: float = 0.01
     consistency_px: float = 1.5
     interpolation: Literal["gaussian", "tps"] = "gaussian"
-    sigma_templates: float = 1.0
+    sigma_templates: tuple[float, ...] = (0.5, 1.0, 2.0)
     smoothing: float = 1e-3
     field_resolution_m: float = 0.0  # 0: half the finest template spacing
     workers: int = 1
@@ -188,6 +191,38 @@ def run_tiles(jobs: list[TileJob], conf: LocalConfig, progress: Progress, stage:
     return results
 
 
+def _normalised_convolution(shape, r, c, quality, dx, dy, sigma):
+    """Quality-weighted Gaussian averages of (dx, dy) on a grid, and leave-one-out predictions at the points."""
+    from scipy.ndimage import gaussian_filter
+
+    w = np.zeros(shape, np.float64)
+    np.add.at(w, (r, c), quality)
+    den = gaussian_filter(w, sigma, mode="constant")
+    # weight of a point on its own cell: the product of the discrete kernel centres
+    k0 = float(gaussian_filter(np.pad([1.0], 4 * int(sigma) + 2), sigma)[4 * int(sigma) + 2]) ** 2
+    out, loo = [], []
+    for v in (dx, dy):
+        a = np.zeros(shape, np.float64)
+        np.add.at(a, (r, c), quality * v)
+        num = gaussian_filter(a, sigma, mode="constant")
+        out.append(num / np.maximum(den, 1e-12))
+        own = quality * k0
+        loo.append((num[r, c] - own * v) / np.maximum(den[r, c] - own, 1e-12))
+    return out[0], out[1], np.hypot(loo[0] - dx, loo[1] - dy)
+
+
+def choose_sigma(grid: Grid, x, y, dx, dy, quality, candidates_m: list[float]) -> float:
+    """The smoothing scale whose leave-one-out prediction of the vectors is best (median error)."""
+    col, row = grid.map_to_pixel(x, y)
+    c = np.clip(np.floor(col).astype(int), 0, grid.width - 1)
+    r = np.clip(np.floor(row).astype(int), 0, grid.height - 1)
+    scores = []
+    for s_m in candidates_m:
+        err = _normalised_convolution(grid.shape, r, c, quality, dx, dy, max(s_m / grid.resolution, 0.5))[2]
+        scores.append(float(np.median(err)))
+    return candidates_m[int(np.argmin(scores))]
+
+
 def dense_residual(
     grid: Grid, x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray, quality: np.ndarray,
     sigma_m: float, interpolation: str = "gaussian", smoothing: float = 1.0,
@@ -221,13 +256,7 @@ def dense_residual(
         out = np.concatenate([rbf(q[s : s + 200_000]) for s in range(0, len(q), 200_000)])
         rdx, rdy = out[:, 0].reshape(grid.shape), out[:, 1].reshape(grid.shape)
     else:
-        num = []
-        for v in (dx, dy):
-            a = np.zeros(grid.shape, np.float64)
-            np.add.at(a, (r, c), quality * v)
-            num.append(gaussian_filter(a, sigma, mode="constant"))
-        safe = np.maximum(den, 1e-12)
-        rdx, rdy = num[0] / safe, num[1] / safe
+        rdx, rdy = _normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)[:2]
     return (rdx * fade).astype(np.float32), (rdy * fade).astype(np.float32)
 
 
@@ -272,8 +301,10 @@ class LocalMethod:
         result = RegistrationResult(self.name, self.version, config_dict(conf), DisplacementField.constant(grid))
         fld = self._prior(pair, conf, grid, result, progress)
         result.details["levels"] = []
-        for level, (factor, radius) in enumerate(zip(conf.levels, conf.radius_px)):
-            fld = self._level(pair, conf, fld, native * factor, radius, level, result, progress)
+        # the refinement loop: re-match at the finest level after warping by the refined field
+        schedule = list(zip(conf.levels, conf.radius_px)) + [(conf.levels[-1], max(2, conf.radius_px[-1] - 1))] * conf.refine_passes
+        for level, (factor, radius) in enumerate(schedule):
+            fld = self._level(pair, conf, fld, native * factor, radius, level, len(schedule), result, progress)
         result.field = fld
         return result
 
@@ -294,7 +325,7 @@ class LocalMethod:
         result.warnings.append("no global prior found (few matches, weak correlation): starting from zero shift")
         return DisplacementField.constant(grid)
 
-    def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, result, progress) -> DisplacementField:
+    def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int, result, progress) -> DisplacementField:
         level_grid = north_up_grid(pair.crs, pair.overlap.bounds, res)
         margin = conf.template_px // 2 + radius + 2
         info: dict[str, Any] = {"resolution_m": res, "radius_px": radius}
@@ -307,7 +338,7 @@ class LocalMethod:
             for g, core in _tiles(level_grid, conf.tile_px, margin)
         ]
         with result.timed(f"level{level}_match"):
-            tiles = run_tiles(jobs, conf, progress, f"level {level + 1}/{len(conf.levels)} tiles")
+            tiles = run_tiles(jobs, conf, progress, f"level {level + 1}/{n_levels} tiles")
         with result.timed(f"level{level}_dense"):
             x, y, dx, dy, peak, marg = (np.concatenate([getattr(t, k) for t in tiles]) for k in ("x", "y", "dx", "dy", "peak", "margin"))
             modes = [t.info["sar_mode"] for t in tiles]
@@ -325,8 +356,10 @@ class LocalMethod:
                 return fld
             quality = np.clip((peak[ok] - conf.min_peak) / (1 - conf.min_peak), 0, 1) * np.clip(marg[ok] / 0.1, 0.2, 1)
             spacing_m = conf.spacing_px * res
-            rdx, rdy = dense_residual(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality,
-                                      conf.sigma_templates * conf.template_px * res, conf.interpolation, conf.smoothing)
+            sigma_m = choose_sigma(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality,
+                                   [f * conf.template_px * res for f in conf.sigma_templates])
+            info["sigma_m"] = round(sigma_m, 2)
+            rdx, rdy = dense_residual(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality, sigma_m, conf.interpolation, conf.smoothing)
             # the residual was measured after warping by the field: d'(X) = r(X) + d(X + r(X))
             gx, gy = fld.grid.pixel_centres()
             pdx, pdy, _ = fld.sample(gx + rdx, gy + rdy)

@@ -1,0 +1,148 @@
+"""The local method: non-rigid recovery, tile edge cases, determinism, tile execution back-ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from models.areamatch import cfog, consistent, match_templates
+from models.displacement import DisplacementField
+from models.grid import north_up_grid
+from models.methods.base import RegistrationInput, make_config
+from models.methods.local import LocalConfig, LocalMethod, TileJob, dense_residual, match_tile
+from models.registration import register
+from models.scoring import read_tiepoints
+from models.sar_adaptive import adaptive_sar, choose_mode, tile_stats
+from models.synth import SceneSpec, ShiftModel, synthesize_pair
+
+
+@pytest.fixture(scope="module")
+def nonrigid_pair(tmp_path_factory):
+    size = 300.0
+    spec = SceneSpec(
+        size_m=size, seed=7, sar_appearance="luminance", speckle_looks=100.0,
+        shift=ShiftModel(offset=(20.0, -14.0), nonrigid_m=6.0, wavelength_m=size, centre=(377150.0, 4105850.0), seed=7),
+    )
+    return synthesize_pair(tmp_path_factory.mktemp("nonrigid"), spec, "nr")
+
+
+def dense_error_px(pair, field, synthetic):
+    """Error (optical px) of a field against the true shift at the synthetic tiepoints (inside valid SAR)."""
+    tp = read_tiepoints(synthetic.tiepoints)
+    g = pair.optical.grid
+    x, y = g.pixel_to_map(tp.optical_col, tp.optical_row)
+    tdx, tdy = synthetic.spec.shift(x, y)
+    dx, dy, _ = field.sample(x, y)
+    return np.hypot(dx - tdx, dy - tdy) / g.resolution
+
+
+def test_nonrigid_field_recovered_within_one_pixel(nonrigid_pair):
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    local = register(pair, "local")
+    affine = register(pair, "global-affine")
+    e_local = dense_error_px(pair, local.field, nonrigid_pair)
+    e_affine = dense_error_px(pair, affine.field, nonrigid_pair)
+    assert e_local.mean() < 1.0, e_local.mean()
+    assert e_local.mean() < 0.6 * e_affine.mean()
+    assert local.field.confidence.max() > 0.5
+    assert all(lvl.get("accepted", 0) > 0 for lvl in local.details["levels"])
+
+
+def test_deterministic(nonrigid_pair):
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,3"}
+    a = register(pair, "local", conf).field
+    b = register(pair, "local", conf).field
+    np.testing.assert_array_equal(a.dx, b.dx)
+    np.testing.assert_array_equal(a.dy, b.dy)
+
+
+def test_process_pool_matches_in_process(nonrigid_pair):
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    conf = {"global_prior": "false", "levels": "2", "radius_px": "12", "tile_px": "96"}
+    one = register(pair, "local", conf)
+    two = register(pair, "local", {**conf, "workers": "2"})
+    assert one.details["levels"][0]["tiles"] > 1
+    np.testing.assert_allclose(one.field.dx, two.field.dx, atol=1e-6)
+
+
+def test_dask_cluster_runs_tile_jobs(nonrigid_pair):
+    from dask.distributed import LocalCluster
+
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    conf = {"global_prior": "false", "levels": "2", "radius_px": "12", "tile_px": "128"}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        on_dask = register(pair, "local", {**conf, "dask_address": cluster.scheduler_address})
+    local = register(pair, "local", conf)
+    np.testing.assert_allclose(on_dask.field.dx, local.field.dx, atol=1e-6)
+
+
+def _tile_job(pair, grid, fld):
+    return TileJob(pair.optical, pair.sar, grid, (24, 24, grid.width - 24, grid.height - 24), fld, 32, 16, 6)
+
+
+def test_tile_at_nodata_border_and_tile_without_texture(tmp_path):
+    crs = "EPSG:32637"
+    rng = np.random.default_rng(0)
+    texture = (rng.random((1, 300, 300)) * 255).astype(np.uint8)
+    flat = np.full((3, 300, 300), 128, np.uint8)
+    kw = dict(driver="GTiff", width=300, height=300, dtype="uint8", crs=crs, transform=Affine(1, 0, 0, 0, -1, 300))
+    with rasterio.open(tmp_path / "flat.tif", "w", count=3, **kw) as ds:
+        ds.write(flat)
+    sar = texture.copy()
+    sar[:, :, 150:] = 0  # right half no data
+    with rasterio.open(tmp_path / "sar.tif", "w", count=1, nodata=0, **kw) as ds:
+        ds.write(sar)
+    pair = RegistrationInput.open(str(tmp_path / "flat.tif"), str(tmp_path / "sar.tif"), "cpu")
+    fld = DisplacementField.constant(north_up_grid(pair.crs, (0, 0, 300, 300), 10.0))
+    # featureless optical: no template is matched, nothing crashes
+    job = _tile_job(pair, north_up_grid(pair.crs, (0, 0, 140, 140), 1.0), fld)
+    assert len(match_tile(job).x) == 0
+    # a tile wholly in the SAR no-data half
+    job = _tile_job(pair, north_up_grid(pair.crs, (160, 0, 300, 140), 1.0), fld)
+    res = match_tile(job)
+    assert len(res.x) == 0 and res.info["sar_mode"] == "empty"
+    # the whole method: no matches anywhere → warnings, zero field, no crash
+    result = LocalMethod().run(pair, make_config(LocalConfig, {"global_prior": "false"}))
+    assert result.warnings
+    assert np.all(result.field.dx == 0)
+
+
+def test_template_matching_finds_known_shift_and_rejects_outliers():
+    rng = np.random.default_rng(3)
+    import cv2
+
+    img = cv2.GaussianBlur(rng.random((200, 200)).astype(np.float32), (0, 0), 2)
+    shifted = np.roll(np.roll(img, 2, axis=1), -3, axis=0)
+    cc, rr = np.meshgrid(np.arange(40, 160, 16), np.arange(40, 160, 16))
+    centres = np.column_stack([cc.ravel(), rr.ravel()]).astype(float)
+    m = match_templates(cfog(img), cfog(shifted), centres, 32, 5)
+    np.testing.assert_allclose(m.shifts, np.tile([2.0, -3.0], (len(m), 1)), atol=0.05)
+    vectors = m.shifts.copy()
+    vectors[5] += (4.0, 4.0)
+    ok = consistent(m.centres, vectors, tolerance=1.0)
+    assert not ok[5] and ok.sum() == len(m) - 1
+
+
+def test_dense_residual_interpolates_and_fades():
+    grid = north_up_grid("EPSG:32637", (0, 0, 1000, 1000), 10.0)
+    xs, ys = np.meshgrid(np.arange(300, 700, 40.0), np.arange(300, 700, 40.0))
+    x, y = xs.ravel(), ys.ravel()
+    for method in ("gaussian", "tps"):
+        rdx, rdy = dense_residual(grid, x, y, np.full(len(x), 2.0), np.full(len(x), -1.0), np.ones(len(x)), 60.0, method)
+        assert rdx[50, 50] == pytest.approx(2.0, abs=0.3) and rdy[50, 50] == pytest.approx(-1.0, abs=0.2)
+        assert abs(rdx[2, 2]) < 0.5  # far from support the residual fades out
+
+
+def test_adaptive_sar_modes():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:128]
+    structured = (((yy // 16) + (xx // 16)) % 2).astype(np.float32)
+    structured += rng.normal(0, 0.02, structured.shape).astype(np.float32)
+    speckle = rng.gamma(1.0, 1.0, (128, 128)).astype(np.float32) / 5
+    assert choose_mode(tile_stats(structured)) == "simple"
+    assert choose_mode(tile_stats(speckle)) == "enhanced"
+    empty = np.full((64, 64), np.nan, np.float32)
+    assert adaptive_sar(empty)[1] == "empty"
