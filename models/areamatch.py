@@ -140,9 +140,9 @@ def match_templates(
     o_cf = np.ascontiguousarray(optical_desc.transpose(2, 0, 1))
     s_cf = np.ascontiguousarray(sar_desc.transpose(2, 0, 1))
 
-    def window_sums(img: np.ndarray, size: int) -> np.ndarray:
+    def window_sums(img: np.ndarray, size: int, depth: int = cv2.CV_64F) -> np.ndarray:
         # value at (y, x) = sum over the size² window whose top-left corner is (y, x)
-        return cv2.boxFilter(img, cv2.CV_64F, (size, size), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+        return cv2.boxFilter(img, depth, (size, size), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
 
     valid_o = window_sums(optical_desc.any(axis=2).astype(np.float32), template)
     valid_s = window_sums(sar_desc.any(axis=2).astype(np.float32), big)
@@ -172,7 +172,7 @@ def match_templates(
             for c in range(ch):
                 np.multiply(o_cf[c, ys:ye, xs:xe], s_cf[c, ys + dy : ye + dy, xs + dx : xe + dx], out=t)
                 p += t
-            cross = window_sums(prod, template)[y0, x0]
+            cross = window_sums(prod, template, cv2.CV_32F)[y0, x0].astype(np.float64)
             ss = s_sum[:, y0 + dy, x0 + dx].T
             ss2 = s_sq[:, y0 + dy, x0 + dx].T
             num = cross - (so * ss).sum(axis=1) / n

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -58,7 +60,8 @@ class LocalConfig:
     side and grid step (working pixels). tile_px: tile core side (working pixels).
     interpolation: sparse-to-dense scheme; sigma_templates: candidate Gaussian scales in template
     sides, chosen per level by leave-one-out prediction of the accepted vectors;
-    smoothing: TPS smoothing for a point of quality 1 (normalised coordinates). workers: tile processes (1 = in-process);
+    smoothing: TPS smoothing for a point of quality 1 (normalised coordinates). workers: tile processes
+    (0 = one per CPU core when a level has several tiles, 1 = in-process);
     dask_address: run tile jobs on that Dask scheduler instead.
     """
 
@@ -79,7 +82,7 @@ class LocalConfig:
     sigma_templates: tuple[float, ...] = (0.5, 1.0, 2.0)
     smoothing: float = 1e-3
     field_resolution_m: float = 0.0  # 0: half the finest template spacing
-    workers: int = 1
+    workers: int = 0
     dask_address: str = ""
 
 
@@ -177,8 +180,9 @@ def run_tiles(jobs: list[TileJob], conf: LocalConfig, progress: Progress, stage:
             results = client.gather(futures)
         progress(stage, len(jobs), len(jobs))
         return list(results)
-    if conf.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(conf.workers) as pool:
+    workers = conf.workers or min(os.cpu_count() or 1, 4)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = []
             for i, r in enumerate(pool.map(match_tile, jobs)):
                 results.append(r)
