@@ -29,7 +29,7 @@ def ramp(h, w):
 
 
 def test_rotated_grid_round_trip():
-    t = Affine.translation(500000, 4100000) * Affine.rotation(23) * Affine.scale(0.6, -0.6)
+    t = Affine.translation(500000, 4100000) @ Affine.rotation(23) @ Affine.scale(0.6, -0.6)
     g = Grid(CRS.from_epsg(32637), t, 100, 80)
     assert g.is_rotated
     assert g.pixel_size == pytest.approx((0.6, 0.6))
@@ -43,7 +43,7 @@ def test_rotated_grid_round_trip():
 
 def test_read_rotated_sar_onto_north_up_grid(tmp_path):
     crs = CRS.from_epsg(32637)
-    t = Affine.translation(500000, 4100000) * Affine.rotation(30) * Affine.scale(0.5, -0.5)
+    t = Affine.translation(500000, 4100000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
     yy, xx = np.mgrid[0:200, 0:200]
     src = open_raster(write(tmp_path / "rot.tif", np.stack([xx, yy]).astype(np.float32), crs, t), "raster")
     dst = north_up_grid(crs, (500050, 4099965, 500080, 4099995), 0.5)

@@ -52,7 +52,7 @@ def test_nonrigid_field_recovered_within_one_pixel(nonrigid_pair):
 
 def test_deterministic(nonrigid_pair):
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
-    conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,3"}
+    conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0"}
     a = register(pair, "local", conf).field
     b = register(pair, "local", conf).field
     np.testing.assert_array_equal(a.dx, b.dx)
@@ -61,7 +61,7 @@ def test_deterministic(nonrigid_pair):
 
 def test_process_pool_matches_in_process(nonrigid_pair):
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
-    conf = {"global_prior": "false", "levels": "2", "radius_px": "12", "tile_px": "96"}
+    conf = {"global_prior": "false", "levels": "2", "radius_px": "8", "tile_px": "160", "refine_passes": "0"}
     one = register(pair, "local", conf)
     two = register(pair, "local", {**conf, "workers": "2"})
     assert one.details["levels"][0]["tiles"] > 1
@@ -72,7 +72,7 @@ def test_dask_cluster_runs_tile_jobs(nonrigid_pair):
     from dask.distributed import LocalCluster
 
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
-    conf = {"global_prior": "false", "levels": "2", "radius_px": "12", "tile_px": "128"}
+    conf = {"global_prior": "false", "levels": "2", "radius_px": "8", "tile_px": "160", "refine_passes": "0", "workers": "1"}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         on_dask = register(pair, "local", {**conf, "dask_address": cluster.scheduler_address})
     local = register(pair, "local", conf)
