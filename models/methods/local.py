@@ -30,7 +30,7 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
-from models.areamatch import TemplateMatches, cfog, consistent, match_templates
+from models.areamatch import cfog, consistent, match_templates, ncc_surface
 from models.displacement import DisplacementField
 from models.grid import Grid, north_up_grid
 from models.methods.base import (
@@ -276,11 +276,16 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
     tpl = min(h, w) - 2 * radius - 2
     if tpl < 16:
         return None
-    m = match_templates(optical, sar_d, np.array([[w / 2, h / 2]]), tpl, radius, min_valid=0.5, min_structure=0.0)
-    if not len(m) or m.margin[0] < 0.02:
+    y0, x0 = (h - tpl) // 2, (w - tpl) // 2
+    surface = ncc_surface(sar_d[y0 - radius : y0 + tpl + radius, x0 - radius : x0 + tpl + radius], optical[y0 : y0 + tpl, x0 : x0 + tpl])
+    _, peak, _, (pc, pr) = cv2.minMaxLoc(surface)
+    masked = surface.copy()
+    masked[max(0, pr - 2) : pr + 3, max(0, pc - 2) : pc + 3] = -1.0
+    if peak - float(masked.max()) < 0.02:
         return None
-    result.details["coarse_translation_peak"] = float(m.peak[0])
-    return float(m.shifts[0, 0] * res), float(-m.shifts[0, 1] * res)
+    result.details["coarse_translation_peak"] = float(peak)
+    sx, sy = pc - radius, pr - radius
+    return float(sx * res), float(-sy * res)
 
 
 class LocalMethod:
