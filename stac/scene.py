@@ -38,6 +38,26 @@ class Scene:
     checksum: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
 
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-serialisable record (flow parameters, deployments); inverse of :meth:`from_record`."""
+        from shapely.geometry import mapping
+
+        import json
+
+        rec = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        rec["datetime"] = self.datetime.isoformat()
+        rec["footprint"] = json.loads(json.dumps(mapping(self.footprint)))
+        return rec
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Scene":
+        from shapely.geometry import shape
+
+        rec = dict(record)
+        rec["datetime"] = dt.datetime.fromisoformat(rec["datetime"])
+        rec["footprint"] = shape(rec["footprint"])
+        return cls(**rec)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary (the ``coalign scenes --json`` row)."""
         return {
