@@ -96,7 +96,10 @@ def quiver_png(displacement: str | os.PathLike[str], out_png: str | os.PathLike[
     h, w = d.shape[1:]
     yy, xx = np.mgrid[0:h, 0:w]
     # dy is in optical rows (down); the plot's y axis points down too
-    ax.quiver(xx, yy, d[0], d[1], np.hypot(d[0], d[1]), angles="xy", cmap="viridis")
+    mag = np.hypot(d[0], d[1])
+    # a zero field still gets a picture (matplotlib cannot autoscale zero-length arrows)
+    scale = None if np.nanmax(mag) > 0 else 1.0
+    ax.quiver(xx, yy, d[0], d[1], mag, angles="xy", cmap="viridis", scale=scale)
     ax.invert_yaxis()
     ax.set_aspect("equal")
     ax.set_title("optical → SAR shift (optical pixels)")
