@@ -1,320 +1,556 @@
-"""Publishing aligned products as STAC Items (STAC 1.1) to a static catalog or a STAC API.
+"""Aligned products of one registered pair as a STAC 1.1 Item, published to a static catalog or a STAC API.
 
-One Item per registered pair × method, with assets for the aligned optical COG,
-the SN9 displacement COG, the confidence COG, QA pictures and the residual CSV;
-``proj`` (v2.0), ``processing`` (v1.2), ``file`` (v2.1), ``raster`` (v1.1) and,
-carried over from the source scenes, ``sar``/``view`` fields; ``derived_from``
-links to the source items; the acquisition time of the sources (never "now").
-Documents are validated offline (:func:`validate_stac`).
+:func:`build_item` makes one Item per pair × method (pystac) with assets for the aligned optical
+COG, the SN9 displacement COG, the confidence COG, QA pictures and the residual CSV, and the
+fields of these extensions: projection v2.0 (``proj:code``, ``proj:shape``, ``proj:transform``),
+processing v1.2 (software, lineage), file v2.1 (multihash ``file:checksum``, ``file:size``),
+raster v1.1 (``raster:bands``) and, carried over from the source scenes, sar v1.0 and view v1.0.
+``derived_from`` links point at the source items. The Item's time is the acquisition time of its
+sources, never "now": ``datetime`` is the SAR acquisition (the grid the optical is aligned to),
+``start_datetime``/``end_datetime`` span the optical and SAR acquisitions.
+
+Sinks: :func:`publish_static` (default; a self-contained catalog on disk, one collection per
+activation) and :func:`publish_api` (the STAC API Transaction extension, :mod:`stac.transaction`).
+Both are idempotent per Item id, and every document they write validates against the STAC JSON
+schemas (:mod:`stac.schemas`, offline).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import importlib.resources
+import fcntl
+import hashlib
 import json
+import math
 import os
-import time
-from dataclasses import dataclass, field
+import re
+import shutil
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
+import pystac
+import rasterio
+from pystac.stac_io import DefaultStacIO
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.warp import transform as warp_transform
+from shapely.geometry import Polygon, mapping
+from shapely.geometry.polygon import orient
 
-from models.errors import CatalogError
-from stac.readers import load_json
-from stac.sample_catalog import EXT, _write_json, multihash_sha256, raster_geometry
+from models.errors import CatalogError, InputError
+from stac import schemas
 from stac.scene import Scene
 
-STAC_VERSION = "1.1.0"
-EXTENSIONS = {
-    **EXT,
-    "processing": "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
-    "raster": "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+EXT = schemas.EXTENSIONS
+GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
+MEDIA_TYPES = {".tif": GEOTIFF, ".tiff": GEOTIFF, ".png": "image/png", ".csv": "text/csv", ".json": "application/json"}
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """How one kind of pair output is described as an asset."""
+
+    title: str
+    roles: tuple[str, ...]
+    description: str = ""
+
+
+OUTPUT_KINDS: dict[str, OutputKind] = {
+    "aligned_optical": OutputKind("Aligned optical image", ("data", "visual"),
+                                  "Optical image resampled so that each ground point lies where the SAR image sees it."),
+    "displacement": OutputKind("Displacement map (SN9)", ("data",),
+                               "SAR-minus-optical shift at every optical pixel, in optical pixels (SpaceNet 9 convention)."),
+    "confidence": OutputKind("Registration confidence", ("data", "quality"),
+                             "Per-pixel confidence of the displacement, 0 (none) to 1 (full inlier support)."),
+    "residuals": OutputKind("Tiepoint residuals", ("metadata",),
+                            "Per-tiepoint reference and predicted shifts and their errors (CSV)."),
 }
-MEDIA = {
-    ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
-    ".png": "image/png",
-    ".csv": "text/csv",
-    ".json": "application/json",
-}
-ROLES = {
-    "aligned_optical": (["data", "visual"], "Optical image aligned to the SAR"),
-    "displacement": (["data"], "SN9 displacement map (dx, dy in optical pixels)"),
-    "confidence": (["data", "quality"], "Per-pixel registration confidence (0-1)"),
-    "residuals": (["metadata"], "Per-tiepoint residuals"),
-}
+QA_KIND = OutputKind("QA picture", ("overview", "visual"))
+
+DISPLACEMENT_BANDS = (
+    ("dx", "x-shift (x_sar - x_optical) / gt_optical[1], in optical pixels"),
+    ("dy", "y-shift (y_sar - y_optical) / gt_optical[5], in optical pixels"),
+)
+# sar v1.0.0 fields (the version declared); others from newer versions are not carried
+SAR_FIELDS = ("sar:instrument_mode", "sar:frequency_band", "sar:center_frequency", "sar:polarizations",
+              "sar:product_type", "sar:resolution_range", "sar:resolution_azimuth", "sar:pixel_spacing_range",
+              "sar:pixel_spacing_azimuth", "sar:looks_range", "sar:looks_azimuth", "sar:looks_equivalent_number",
+              "sar:observation_direction")
+SAR_REQUIRED = SAR_FIELDS[0:2] + ("sar:polarizations", "sar:product_type")
+VIEW_FIELDS = ("view:off_nadir", "view:incidence_angle", "view:azimuth", "view:sun_azimuth", "view:sun_elevation")
+HIERARCHICAL = {"self", "root", "parent", "child", "item", "collection"}
 
 
 @dataclass(frozen=True)
 class PublishedPair:
-    """What one registered pair produced, ready to become a STAC Item."""
+    """What one registered pair produced, ready to become a STAC Item.
+
+    ``outputs`` maps an output kind (``aligned_optical``, ``displacement`` (required),
+    ``confidence``, ``residuals``, ``qa_*`` PNG pictures) to its file. ``score`` is the SN9
+    tiepoint score summary (``tiepoints``, ``mean_px``, ``median_px``, ``p90_px``, ``*_m``)
+    when tiepoints exist. ``activation`` names the collection. ``processed`` optionally records
+    when the products were made (``processing:datetime``).
+    """
 
     pair_id: str
     optical: Scene
     sar: Scene
-    outputs: dict[str, Path]
+    outputs: Mapping[str, Path]
     method: str
     method_version: str
     activation: str
-    score: dict[str, float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    score: Mapping[str, float] | None = None
+    processed: dt.datetime | None = None
 
     @property
     def item_id(self) -> str:
-        return f"{self.pair_id}__{self.method}-{self.method_version}".replace("/", "-")
+        return slug(f"{self.pair_id}__{self.method}-{self.method_version}")
 
 
-def _iso(d: dt.datetime) -> str:
-    return d.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+def slug(text: str) -> str:
+    """An id safe as a file name and in STAC API paths (letters, digits, ``.``, ``_``, ``-``)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    if not s:
+        raise InputError(f"cannot make a STAC id from {text!r}: it has no letters or digits")
+    return s
 
 
-def build_item(p: PublishedPair, software_version: str = "") -> dict[str, Any]:
-    """The STAC Item (as a dict) for one pair's outputs; asset hrefs are absolute paths."""
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """``file:checksum`` (file extension v2.1): multihash of sha2-256 (0x12, length 0x20), lowercase hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "1220" + h.hexdigest()
+
+
+def _iso(t: dt.datetime) -> str:
+    if t.tzinfo is None:
+        raise InputError(f"acquisition time {t.isoformat()} has no time zone; STAC needs UTC times")
+    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# --- reading the products ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What an asset needs from a raster file's header."""
+
+    crs_code: str | None
+    crs_wkt: str | None
+    metre_units: bool
+    shape: tuple[int, int]
+    transform: tuple[float, ...]
+    dtypes: tuple[str, ...]
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    units: tuple[str | None, ...]
+
+
+def raster_info(path: Path) -> RasterInfo:
+    """Header of a raster (GeoTIFF, PNG); InputError when it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                crs = ds.crs
+                t = ds.transform
+                units = tuple(u or ds.tags(i + 1).get("units") or None for i, u in enumerate(ds.units))
+                return RasterInfo(
+                    crs_code=f"EPSG:{crs.to_epsg()}" if crs and crs.to_epsg() else None,
+                    crs_wkt=crs.to_wkt() if crs else None,
+                    metre_units=bool(crs and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter")),
+                    shape=(ds.height, ds.width),
+                    transform=(t.a, t.b, t.c, t.d, t.e, t.f),
+                    dtypes=tuple(ds.dtypes),
+                    nodata=ds.nodata,
+                    descriptions=tuple(ds.descriptions),
+                    units=units,
+                )
+    except rasterio.RasterioIOError as exc:
+        raise InputError(f"cannot read {path} as a raster ({exc}); is the product complete?") from exc
+
+
+def footprint_wgs84(info: RasterInfo, path: Path, densify: int = 16) -> tuple[dict[str, Any], list[float]]:
+    """GeoJSON Polygon and bbox (WGS84, lon/lat) of a raster's grid, edges densified for the reprojection."""
+    if info.crs_wkt is None:
+        raise InputError(f"{path} has no CRS; the displacement and aligned products must be georeferenced")
+    h, w = info.shape
+    a, b, c, d, e, f = info.transform
+    steps = [i / densify for i in range(densify)]
+    ring = ([(w * s, 0.0) for s in steps] + [(w, h * s) for s in steps]
+            + [(w * (1 - s), h) for s in steps] + [(0.0, h * (1 - s)) for s in steps])
+    xs = [a * col + b * row + c for col, row in ring]
+    ys = [d * col + e * row + f for col, row in ring]
+    lon, lat = warp_transform(info.crs_wkt, "EPSG:4326", xs, ys)
+    # drop the densified vertices that a straight line in WGS84 reproduces to within ~1 cm
+    poly = Polygon(zip(lon, lat)).simplify(1e-7, preserve_topology=True)
+    poly = orient(poly, sign=1.0)  # RFC 7946: exterior ring counter-clockwise
+    if not poly.is_valid or poly.is_empty:
+        raise InputError(f"{path}: the grid footprint is not a valid polygon in WGS84 (does it cross the antimeridian?)")
+    return json.loads(json.dumps(mapping(poly))), list(poly.bounds)
+
+
+def _data_type(dtype: str) -> str:
+    return {"complex64": "cfloat32", "complex128": "cfloat64", "complex_int16": "cint16"}.get(
+        dtype, dtype if dtype in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                                  "float16", "float32", "float64") else "other")
+
+
+def _nodata(value: float | None) -> float | str | None:
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return int(value) if float(value).is_integer() else value
+
+
+def _raster_bands(key: str, info: RasterInfo) -> list[dict[str, Any]]:
+    bands = []
+    for i, dtype in enumerate(info.dtypes):
+        band: dict[str, Any] = {"data_type": _data_type(dtype)}
+        nodata = _nodata(info.nodata)
+        if nodata is not None:
+            band["nodata"] = nodata
+        if info.descriptions[i]:
+            band["name"] = info.descriptions[i]
+        if info.units[i]:
+            band["unit"] = info.units[i]
+        if key == "displacement" and i < 2:
+            band.update(name=DISPLACEMENT_BANDS[i][0], description=DISPLACEMENT_BANDS[i][1], unit="pixel")
+        elif key == "confidence":
+            band.setdefault("name", "confidence")
+            band["description"] = "registration confidence, 0 (none) to 1 (full inlier support)"
+        bands.append(band)
+    return bands
+
+
+def _check_product(key: str, info: RasterInfo, path: Path) -> None:
+    if key == "displacement" and (len(info.dtypes) != 2 or info.dtypes[0] not in ("float32", "float64")):
+        raise InputError(f"{path}: a displacement map has 2 float bands (dx, dy); found {len(info.dtypes)} band(s) of {info.dtypes[0]}")
+    if key == "confidence" and len(info.dtypes) != 1:
+        raise InputError(f"{path}: a confidence raster has 1 band; found {len(info.dtypes)}")
+
+
+# --- the Item ------------------------------------------------------------------------------
+
+
+def _software_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        software_version = software_version or version("coalign")
+        return version("coalign")
     except PackageNotFoundError:
-        software_version = "unknown"
-    geometry, bbox, proj = raster_geometry(p.outputs["displacement"])
-    t0, t1 = sorted([p.optical.datetime, p.sar.datetime])
-    props: dict[str, Any] = {
-        "datetime": _iso(p.sar.datetime),
-        "start_datetime": _iso(t0),
-        "end_datetime": _iso(t1),
-        "platform": p.sar.platform,
-        **{k: v for k, v in proj.items() if v is not None},
-        "processing:software": {"coalign": software_version},
-        "processing:lineage": f"optical {p.optical.id} registered to SAR {p.sar.id} with {p.method} {p.method_version}",
-        "coalign:method": p.method,
-        "coalign:method_version": p.method_version,
-        "coalign:activation": p.activation,
-        "coalign:optical_id": p.optical.id,
-        "coalign:sar_id": p.sar.id,
-        **{k: v for k, v in p.sar.sar.items() if isinstance(v, (str, int, float, list))},
-    }
-    if p.sar.view_incidence_angle is not None:
-        props["view:incidence_angle"] = p.sar.view_incidence_angle
-    if p.optical.view_off_nadir is not None:
-        props["view:off_nadir"] = p.optical.view_off_nadir
+        return "unknown"
+
+
+def _score_properties(score: Mapping[str, float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in score.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"registration score {key}={value!r} is not a number")
+        name = "coalign:tiepoints" if key == "tiepoints" else f"coalign:error_{key}"
+        # JSON has no inf/nan: an unscorable pair (e.g. NaN shift at a tiepoint) is recorded as null
+        out[name] = int(value) if key == "tiepoints" else (float(value) if math.isfinite(value) else None)
+    return out
+
+
+def _sar_properties(sar: Scene) -> dict[str, Any]:
+    fields = {k: v for k, v in sar.sar.items() if k in SAR_FIELDS and v is not None}
+    if not all(k in fields for k in SAR_REQUIRED):
+        return {}  # the sar extension could not be declared validly
+    if isinstance(fields["sar:polarizations"], (list, tuple)):
+        fields["sar:polarizations"] = list(dict.fromkeys(fields["sar:polarizations"]))
+    return fields
+
+
+def _view_properties(scene: Scene) -> dict[str, Any]:
+    view = {k: scene.properties[k] for k in VIEW_FIELDS if isinstance(scene.properties.get(k), (int, float))}
+    for name, value in (("view:off_nadir", scene.view_off_nadir), ("view:incidence_angle", scene.view_incidence_angle),
+                        ("view:azimuth", scene.view_azimuth)):
+        if value is not None:
+            view[name] = value
+    return view
+
+
+def build_item(p: PublishedPair, software_version: str | None = None) -> pystac.Item:
+    """The STAC Item of one pair's outputs (asset hrefs: the absolute output paths); validated."""
+    outputs = {k: Path(v) for k, v in p.outputs.items()}
+    if "displacement" not in outputs:
+        raise InputError(f"pair {p.pair_id}: no 'displacement' output; outputs given: {sorted(outputs)}")
+    for key, path in outputs.items():
+        if not path.is_file():
+            raise InputError(f"pair {p.pair_id}: output {key!r} {path} does not exist")
+    if not p.activation or slug(p.activation) != p.activation:
+        raise InputError(f"activation {p.activation!r} cannot be a collection id; use letters, digits, '.', '_', '-'")
+
+    infos = {k: raster_info(v) for k, v in outputs.items() if v.suffix.lower() in (".tif", ".tiff", ".png")}
+    for key, info in infos.items():
+        _check_product(key, info, outputs[key])
+    grid_key = "aligned_optical" if "aligned_optical" in infos else "displacement"
+    grid = infos[grid_key]
+    geometry, bbox = footprint_wgs84(grid, outputs[grid_key])
+    t_opt, t_sar = _iso(p.optical.datetime), _iso(p.sar.datetime)
+
+    item = pystac.Item(
+        id=p.item_id, geometry=geometry, bbox=bbox, datetime=p.sar.datetime.astimezone(dt.timezone.utc),
+        start_datetime=min(p.optical.datetime, p.sar.datetime).astimezone(dt.timezone.utc),
+        end_datetime=max(p.optical.datetime, p.sar.datetime).astimezone(dt.timezone.utc),
+        properties={}, collection=p.activation,
+    )
+    props = item.properties
+    if p.sar.platform:
+        props["platform"] = p.sar.platform
+    if grid.metre_units:
+        props["gsd"] = math.hypot(grid.transform[0], grid.transform[3])
+    props.update({"proj:code": grid.crs_code, "proj:shape": list(grid.shape), "proj:transform": list(grid.transform)})
+    if grid.crs_code is None:
+        props["proj:wkt2"] = grid.crs_wkt
+    props["processing:software"] = {"coalign": software_version or _software_version()}
+    props["processing:lineage"] = (f"Optical scene {p.optical.id} ({p.optical.platform or 'optical'}, {t_opt}) registered to "
+                                   f"SAR scene {p.sar.id} ({p.sar.platform or 'SAR'}, {t_sar}) by coalign method "
+                                   f"{p.method} {p.method_version}; displacement in the SpaceNet 9 convention.")
+    if p.processed is not None:
+        props["processing:datetime"] = _iso(p.processed)
+    props.update({
+        "coalign:pair_id": p.pair_id, "coalign:activation": p.activation,
+        "coalign:method": p.method, "coalign:method_version": p.method_version,
+        "coalign:optical_id": p.optical.id, "coalign:sar_id": p.sar.id,
+        "coalign:optical_datetime": t_opt, "coalign:sar_datetime": t_sar,
+    })
     if p.score:
-        props.update({f"coalign:score_{k}": v for k, v in p.score.items()})
-    assets: dict[str, Any] = {}
-    for key, path in p.outputs.items():
-        path = Path(path)
-        roles, title = ROLES.get(key, (["overview"] if path.suffix == ".png" else ["metadata"], key.replace("_", " ")))
-        asset: dict[str, Any] = {
-            "href": str(path.resolve()),
-            "type": MEDIA.get(path.suffix, "application/octet-stream"),
-            "title": title,
-            "roles": roles,
-            "file:checksum": multihash_sha256(path),
-            "file:size": path.stat().st_size,
-        }
-        if key == "displacement":
-            asset["raster:bands"] = [
-                {"name": n, "description": d, "data_type": "float32", "nodata": "nan", "unit": "pixel"}
-                for n, d in (("dx", "x-shift (SAR - optical) / gt[1]"), ("dy", "y-shift (SAR - optical) / gt[5]"))
-            ]
-        elif key == "confidence":
-            asset["raster:bands"] = [{"name": "confidence", "data_type": "float32", "nodata": "nan", "unit": "1"}]
-        assets[key] = asset
-    links = [
-        {"rel": "derived_from", "href": s.item_href, "type": "application/json", "title": f"{s.sensor} source {s.id}"}
-        for s in (p.optical, p.sar)
-        if s.item_href
-    ] + [{"rel": "collection", "href": "./collection.json", "type": "application/json"}]
-    extensions = [EXTENSIONS[k] for k in ("proj", "processing", "file", "raster")]
-    if any(k.startswith("sar:") for k in props):
-        extensions.append(EXTENSIONS["sar"])
-    if any(k.startswith("view:") for k in props):
-        extensions.append(EXTENSIONS["view"])
-    return {
-        "type": "Feature",
-        "stac_version": STAC_VERSION,
-        "stac_extensions": extensions,
-        "id": p.item_id,
-        "collection": p.activation,
-        "bbox": bbox,
-        "geometry": geometry,
-        "properties": props,
-        "links": links,
-        "assets": assets,
-    }
+        props.update(_score_properties(p.score))
+    sar_props = _sar_properties(p.sar)
+    props.update(sar_props)
+    # item-level view geometry is the SAR's (the grid the product is aligned to); the optical's goes on its asset
+    sar_view = {k: v for k, v in _view_properties(p.sar).items() if k in ("view:incidence_angle", "view:azimuth", "view:off_nadir")}
+    props.update(sar_view)
+    optical_view = _view_properties(p.optical)
+
+    extensions = [EXT["proj"], EXT["processing"], EXT["file"], EXT["raster"]]
+    for key, path in outputs.items():
+        kind = OUTPUT_KINDS.get(key) or (QA_KIND if path.suffix.lower() == ".png" else OutputKind(key.replace("_", " "), ("metadata",)))
+        asset = pystac.Asset(href=str(path.resolve()), title=kind.title if kind is not QA_KIND else f"QA: {key.removeprefix('qa_').replace('_', ' ')}",
+                             description=kind.description or None, media_type=MEDIA_TYPES.get(path.suffix.lower()),
+                             roles=list(kind.roles))
+        asset.extra_fields["file:checksum"] = file_checksum(path)
+        asset.extra_fields["file:size"] = path.stat().st_size
+        info = infos.get(key)
+        if info is not None and info.crs_wkt is not None:
+            asset.extra_fields.update({"proj:code": info.crs_code, "proj:shape": list(info.shape), "proj:transform": list(info.transform)})
+            if info.crs_code is None:
+                asset.extra_fields["proj:wkt2"] = info.crs_wkt
+            asset.extra_fields["raster:bands"] = _raster_bands(key, info)
+        elif info is not None:
+            # an unlocated picture: proj:code null and its size, as the projection extension recommends
+            asset.extra_fields.update({"proj:code": None, "proj:shape": list(info.shape)})
+        if key == "aligned_optical":
+            # the pixels were acquired by the optical sensor, at the optical time, from its viewpoint
+            asset.extra_fields["datetime"] = t_opt
+            if p.optical.platform:
+                asset.extra_fields["platform"] = p.optical.platform
+            asset.extra_fields.update(optical_view)
+        item.add_asset(key, asset)
+    if sar_props:
+        extensions.append(EXT["sar"])
+    if sar_view or ("aligned_optical" in outputs and optical_view):
+        extensions.append(EXT["view"])
+    item.stac_extensions = extensions
+    # STAC 1.1: an Item naming its collection links to it; the sinks replace this placeholder
+    item.add_link(pystac.Link(pystac.RelType.COLLECTION, "../collection.json", media_type=pystac.MediaType.JSON))
+    for scene in (p.optical, p.sar):
+        if scene.item_href:
+            item.add_link(pystac.Link("derived_from", scene.item_href, media_type=pystac.MediaType.GEOJSON,
+                                      title=f"source {scene.sensor} scene {scene.id}"))
+    schemas.validate(item_document(item), what=f"STAC Item {item.id!r} of pair {p.pair_id}")
+    return item
 
 
-# --- offline validation --------------------------------------------------------------
+def item_document(item: pystac.Item | Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON document of an Item (no self link, hrefs as they are)."""
+    if isinstance(item, pystac.Item):
+        return item.to_dict(include_self_link=False, transform_hrefs=False)
+    return json.loads(json.dumps(item))
 
 
-def _schema_registry():
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT7
-
-    base = importlib.resources.files("pystac.validation.jsonschemas")
-    resources = {}
-    for name in ("item", "catalog", "collection", "basics", "datetime", "instrument", "licensing", "provider", "common", "bands", "data-values"):
-        kind = name if name in ("item", "catalog", "collection") else "item"
-        url = f"https://schemas.stacspec.org/v{STAC_VERSION}/{kind}-spec/json-schema/{name}.json"
-        resources[url] = json.loads(base.joinpath(f"stac-spec/v{STAC_VERSION}/{name}.json").read_text())
-    for name in ("Feature", "Geometry"):
-        resources[f"https://geojson.org/schema/{name}.json"] = json.loads(base.joinpath(f"geojson/{name}.json").read_text())
-    ours = importlib.resources.files("stac.schemas")
-    for entry in ours.iterdir():
-        if entry.name.endswith(".json"):
-            doc = json.loads(entry.read_text())
-            resources[doc["$id"]] = doc
-    registry = Registry().with_resources((url, Resource.from_contents(doc, default_specification=DRAFT7)) for url, doc in resources.items())
-    return registry, resources
+def _as_item(item: pystac.Item | Mapping[str, Any]) -> pystac.Item:
+    return item.clone() if isinstance(item, pystac.Item) else pystac.Item.from_dict(json.loads(json.dumps(item)))
 
 
-def validate_stac(doc: dict[str, Any]) -> None:
-    """Validate a STAC Item/Catalog/Collection and its declared extensions, offline; CatalogError if invalid."""
-    from jsonschema import Draft7Validator
-
-    registry, resources = _schema_registry()
-    kind = {"Feature": "item", "Catalog": "catalog", "Collection": "collection"}.get(doc.get("type", ""))
-    if kind is None:
-        raise CatalogError(f"not a STAC document (type {doc.get('type')!r})")
-    urls = [f"https://schemas.stacspec.org/v{STAC_VERSION}/{kind}-spec/json-schema/{kind}.json", *doc.get("stac_extensions", [])]
-    for url in urls:
-        if url not in resources:
-            raise CatalogError(f"{doc.get('id')}: no offline schema for extension {url}")
-        from jsonschema.exceptions import best_match
-
-        e = best_match(Draft7Validator(resources[url], registry=registry).iter_errors(doc))
-        if e is not None:
-            raise CatalogError(f"STAC {kind} {doc.get('id')} fails {url}: {e.message[:300]} at /{'/'.join(map(str, e.absolute_path))}")
+def build_collection(activation: str, items: Sequence[pystac.Item], description: str | None = None,
+                     license: str = "other") -> pystac.Collection:
+    """The collection of one activation, its extent computed from ``items``."""
+    if not items:
+        raise InputError(f"collection {activation}: needs at least one item for its extent")
+    return pystac.Collection(
+        id=activation,
+        title=f"coalign products: {activation}",
+        description=description or f"Optical images aligned to SAR, displacement maps and QA for activation {activation} (coalign).",
+        extent=pystac.Extent.from_items(items),
+        license=license,
+        providers=[pystac.Provider("coalign", roles=[pystac.ProviderRole.PROCESSOR])],
+    )
 
 
-# --- sinks ---------------------------------------------------------------------------
+# --- static catalog sink -------------------------------------------------------------------
 
 
-def _rel(target: Path, start: Path) -> str:
-    return os.path.relpath(target, start.parent).replace(os.sep, "/")
+class _CollectingIO(DefaultStacIO):
+    """Collects what pystac would write, so every document is validated before any is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents: dict[str, str] = {}
+
+    def write_text_to_href(self, href: str, txt: str) -> None:
+        self.documents[href] = txt
 
 
-def publish_static(item: dict[str, Any], root: str | os.PathLike[str], description: str = "") -> Path:
-    """Write ``item`` into a self-contained static catalog at ``root`` (one collection per activation).
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file through a temporary file in the same folder, then rename (never a partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
-    Hrefs are relative; re-publishing the same item replaces it (idempotent).
-    The collection's extent is recomputed from its items. Returns the item path.
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    if dst.exists() and dst.stat().st_size == src.stat().st_size and file_checksum(dst) == file_checksum(src):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    # pairs of one activation publish concurrently (Dask fan-out): one writer per catalog at a time
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".coalign-publish.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def publish_static(item: pystac.Item | Mapping[str, Any], root: str | os.PathLike[str], *, copy_assets: bool = True,
+                   description: str | None = None, license: str = "other") -> Path:
+    """Add (or replace) ``item`` in the self-contained static catalog at ``root``; returns the Item's path.
+
+    Layout (STAC best practices): ``root/catalog.json`` → ``root/<activation>/collection.json`` →
+    ``root/<activation>/<item id>/<item id>.json``, with every href relative
+    (``CatalogType.SELF_CONTAINED``). Assets are copied next to their Item as ``<key><suffix>``
+    (``copy_assets=False`` references the files where they are, by relative path). Re-publishing
+    an Item id replaces it; the collection extent is recomputed from its items. Every document is
+    validated before any is written, each is written atomically, and the catalog is locked while
+    it is updated.
     """
-    root = Path(root)
-    cat_path = root / "catalog.json"
-    activation = item["collection"]
-    col_dir = root / activation
-    col_path = col_dir / "collection.json"
-    item_dir = col_dir / item["id"]
-    item_path = item_dir / f"{item['id']}.json"
-    doc = json.loads(json.dumps(item))
-    for asset in doc["assets"].values():
-        src = Path(asset["href"])
-        if src.is_absolute():
-            # assets live next to the item so the catalog is self-contained
-            dst = item_dir / src.name
-            if src.resolve() != dst.resolve():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_name(f".{dst.name}.tmp")
-                tmp.write_bytes(src.read_bytes())
-                os.replace(tmp, dst)
-            asset["href"] = "./" + dst.name
-    doc["links"] = [l for l in doc["links"] if l["rel"] == "derived_from"] + [
-        {"rel": "root", "href": _rel(cat_path, item_path), "type": "application/json"},
-        {"rel": "parent", "href": _rel(col_path, item_path), "type": "application/json"},
-        {"rel": "collection", "href": _rel(col_path, item_path), "type": "application/json"},
-        {"rel": "self", "href": _rel(item_path, item_path), "type": "application/geo+json"},
-    ]
-    doc["links"] = [l for l in doc["links"] if l["rel"] != "self"]
-    validate_stac(doc)
-    _write_json(item_path, doc)
-    items = sorted(col_dir.glob("*/*.json"))
-    docs = [load_json(str(p)) for p in items]
-    boxes = [d["bbox"] for d in docs]
-    starts = [d["properties"].get("start_datetime", d["properties"]["datetime"]) for d in docs]
-    ends = [d["properties"].get("end_datetime", d["properties"]["datetime"]) for d in docs]
-    collection = {
-        "type": "Collection", "stac_version": STAC_VERSION, "id": activation,
-        "description": description or f"coalign aligned products for activation {activation}",
-        "license": "other",
-        "extent": {"spatial": {"bbox": [[min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]]},
-                   "temporal": {"interval": [[min(starts), max(ends)]]}},
-        "links": [{"rel": "root", "href": _rel(cat_path, col_path), "type": "application/json"},
-                  {"rel": "parent", "href": _rel(cat_path, col_path), "type": "application/json"}]
-        + [{"rel": "item", "href": _rel(p, col_path), "type": "application/geo+json"} for p in items],
-    }
-    validate_stac(collection)
-    _write_json(col_path, collection)
-    catalog = load_json(str(cat_path)) if cat_path.exists() else {
-        "type": "Catalog", "stac_version": STAC_VERSION, "id": "coalign", "description": "coalign aligned optical/SAR products",
-        "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}],
-    }
-    child = {"rel": "child", "href": _rel(col_path, cat_path), "type": "application/json", "title": activation}
-    if not any(l.get("rel") == "child" and l.get("href") == child["href"] for l in catalog["links"]):
-        catalog["links"].append(child)
-    validate_stac(catalog)
-    _write_json(cat_path, catalog)
-    return item_path
-
-
-class TransactionClient:
-    """STAC API Transaction extension client (create, or update on conflict: idempotent)."""
-
-    def __init__(self, url: str, timeout: float = 30.0, retries: int = 3) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.retries = retries
-
-    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
-        for attempt in range(self.retries):
+    root = Path(root).resolve()
+    new = _as_item(item)
+    activation = new.collection_id
+    if not activation:
+        raise InputError(f"STAC Item {new.id!r} has no collection (activation); cannot place it in a catalog")
+    schemas.validate(item_document(new), what=f"STAC Item {new.id!r}")
+    with _locked(root):
+        cat_path = root / "catalog.json"
+        if cat_path.exists():
             try:
-                r = requests.request(method, self.url + path, json=body, timeout=self.timeout)
-                if r.status_code < 500:
-                    return r
-                err = f"HTTP {r.status_code}: {r.text[:200]}"
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                err = str(exc)
-            if attempt < self.retries - 1:
-                time.sleep(0.5 * 2**attempt)
-        raise CatalogError(f"STAC API {self.url}{path} {method} failed after {self.retries} attempts: {err}")
+                catalog = pystac.Catalog.from_file(str(cat_path))
+            except Exception as exc:  # pystac raises several types for a damaged file
+                raise CatalogError(f"cannot read the existing catalog {cat_path}: {exc}; move it away or fix it") from exc
+        else:
+            catalog = pystac.Catalog(id="coalign", title="coalign", description="Optical images aligned to SAR by coalign, "
+                                     "with displacement maps (SpaceNet 9 convention), confidence and QA pictures.")
+        collection = catalog.get_child(activation)
+        if collection is not None and not isinstance(collection, pystac.Collection):
+            raise CatalogError(f"{cat_path}: child {activation!r} is a Catalog, not a Collection")
 
-    def _check(self, r: requests.Response, what: str) -> None:
-        if r.status_code >= 400:
-            raise CatalogError(f"STAC API {what} rejected: HTTP {r.status_code}: {r.text[:300]}")
+        item_dir = root / activation / new.id
+        kept: set[str] = {f"{new.id}.json"}
+        for key, asset in new.assets.items():
+            href = asset.get_absolute_href() or asset.href
+            if re.match(r"^[a-z][a-z0-9+.-]*://", href) and not href.startswith("file://"):
+                continue  # remote asset: referenced as it is
+            src = Path(href.removeprefix("file://"))
+            if not src.is_file():
+                raise InputError(f"STAC Item {new.id!r}: asset {key!r} file {src} does not exist")
+            if copy_assets:
+                dst = item_dir / f"{key}{src.suffix.lower()}"
+                _copy_atomic(src, dst)
+                asset.href = str(dst)
+                kept.add(dst.name)
+            else:
+                asset.href = str(src.resolve())
 
-    def ensure_collection(self, collection: dict[str, Any]) -> None:
-        r = self._send("POST", "/collections", collection)
-        if r.status_code == 409:
-            r = self._send("PUT", f"/collections/{collection['id']}", collection)
-        self._check(r, f"collection {collection['id']}")
+        if collection is None:
+            collection = build_collection(activation, [new], description, license)
+            catalog.add_child(collection)
+        elif any(True for _ in collection.get_items(new.id)):
+            collection.remove_item(new.id)
+        collection.add_item(new)
+        collection.update_extent_from_items()
+        catalog.normalize_hrefs(str(root), skip_unresolved=True)
+        new.make_asset_hrefs_relative()
 
-    def upsert_item(self, item: dict[str, Any]) -> str:
-        """Create the item, or replace it when it exists; returns "created" or "updated"."""
-        cid = item["collection"]
-        r = self._send("POST", f"/collections/{cid}/items", item)
-        if r.status_code == 409:
-            r = self._send("PUT", f"/collections/{cid}/items/{item['id']}", item)
-            self._check(r, f"item {item['id']}")
-            return "updated"
-        self._check(r, f"item {item['id']}")
-        return "created"
-
-    def get_item(self, collection: str, item_id: str) -> dict[str, Any]:
-        r = self._send("GET", f"/collections/{collection}/items/{item_id}")
-        self._check(r, f"item {item_id}")
-        return r.json()
+        io = _CollectingIO()
+        catalog.save(pystac.CatalogType.SELF_CONTAINED, stac_io=io)
+        for href, text in io.documents.items():
+            schemas.validate(json.loads(text), what=href)
+        for href, text in io.documents.items():
+            write_atomic(Path(href), text.encode("utf-8"))
+        if item_dir.is_dir():
+            # outputs a previous run published but this one did not (e.g. residuals without tiepoints)
+            for stale in item_dir.iterdir():
+                if stale.is_file() and stale.name not in kept and not stale.name.startswith("."):
+                    stale.unlink()
+    return item_dir / f"{new.id}.json"
 
 
-def publish_api(item: dict[str, Any], url: str) -> str:
-    """Publish to a STAC API Transaction endpoint (collection created when missing)."""
-    validate_stac(item)
-    client = TransactionClient(url)
-    collection = {
-        "type": "Collection", "stac_version": STAC_VERSION, "id": item["collection"],
-        "description": f"coalign aligned products for activation {item['collection']}", "license": "other",
-        "extent": {"spatial": {"bbox": [item["bbox"]]},
-                   "temporal": {"interval": [[item["properties"].get("start_datetime"), item["properties"].get("end_datetime")]]}},
-        "links": [],
-    }
-    client.ensure_collection(collection)
-    return client.upsert_item(item)
+# --- STAC API sink -------------------------------------------------------------------------
+
+
+def api_document(item: pystac.Item | Mapping[str, Any], api_url: str) -> dict[str, Any]:
+    """The Item as sent to a STAC API at ``api_url``: absolute asset hrefs, hierarchical links left to the API
+    except ``collection`` (required by STAC 1.1 with the ``collection`` field), pointing at the API's collection."""
+    it = _as_item(item)
+    for asset in it.assets.values():
+        asset.href = asset.get_absolute_href() or asset.href
+    doc = it.to_dict(include_self_link=False, transform_hrefs=False)
+    if not doc.get("collection"):
+        raise InputError(f"STAC Item {doc.get('id')!r} has no collection (activation); a STAC API stores items in collections")
+    doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in HIERARCHICAL] + [
+        {"rel": "collection", "href": f"{api_url.rstrip('/')}/collections/{doc['collection']}", "type": "application/json"}]
+    return doc
+
+
+def publish_api(item: pystac.Item | Mapping[str, Any], url: str, *, description: str | None = None,
+                license: str = "other", client: Any = None) -> str:
+    """Create or update ``item`` through a STAC API Transaction endpoint; ``"created"`` or ``"updated"``.
+
+    The activation's collection is created when missing and its extent widened to cover the item.
+    """
+    from stac.transaction import TransactionClient
+
+    doc = api_document(item, url)
+    schemas.validate(doc, what=f"STAC Item {doc.get('id')!r}")
+    collection = build_collection(doc["collection"], [pystac.Item.from_dict(doc)], description, license)
+    col_doc = collection.to_dict(include_self_link=False, transform_hrefs=False)
+    col_doc["links"] = []
+    schemas.validate(col_doc, what=f"STAC Collection {collection.id!r}")
+    api = client or TransactionClient(url)
+    api.ensure_collection(col_doc)
+    return api.upsert_item(doc)
