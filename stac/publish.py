@@ -287,6 +287,8 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> pystac.
     for key, path in outputs.items():
         if not path.is_file():
             raise InputError(f"pair {p.pair_id}: output {key!r} {path} does not exist")
+        if key in ("aligned_optical", "displacement", "confidence") and path.suffix.lower() not in (".tif", ".tiff"):
+            raise InputError(f"pair {p.pair_id}: output {key!r} {path} must be a GeoTIFF (.tif)")
     if not p.activation or slug(p.activation) != p.activation:
         raise InputError(f"activation {p.activation!r} cannot be a collection id; use letters, digits, '.', '_', '-'")
 
@@ -380,7 +382,8 @@ def item_document(item: pystac.Item | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _as_item(item: pystac.Item | Mapping[str, Any]) -> pystac.Item:
-    return item.clone() if isinstance(item, pystac.Item) else pystac.Item.from_dict(json.loads(json.dumps(item)))
+    # no migration: the document is validated as given, not as pystac would repair it
+    return item.clone() if isinstance(item, pystac.Item) else pystac.Item.from_dict(json.loads(json.dumps(item)), migrate=False)
 
 
 def build_collection(activation: str, items: Sequence[pystac.Item], description: str | None = None,

@@ -84,8 +84,20 @@ def validate_against(doc: dict[str, Any], url: str, what: str = "") -> None:
     validator = Draft7Validator(schema, registry=_registry(), format_checker=Draft7Validator.FORMAT_CHECKER)
     error = best_match(validator.iter_errors(doc))
     if error is not None:
+        error = _deepest(error)
         where = "/" + "/".join(map(str, error.absolute_path))
         raise CatalogError(f"{what or _describe(doc)} does not validate against {url}: {_message(error)} (at {where})")
+
+
+def _deepest(error: Any) -> Any:
+    # a oneOf/anyOf (Item or Collection branch, ...) fails as a whole; the branch error that got
+    # furthest into the document is the one about the author's mistake
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        deeper = max(error.context, key=lambda e: len(e.absolute_path))
+        if len(deeper.absolute_path) <= len(error.absolute_path):
+            break
+        error = deeper
+    return error
 
 
 def _message(error: Any) -> str:
