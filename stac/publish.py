@@ -43,6 +43,11 @@ from shapely.geometry.polygon import orient
 from models.errors import CatalogError, InputError
 from stac import schemas
 from stac.scene import Scene
+from stac.schemas import validate as validate_stac
+from stac.transaction import TransactionClient
+
+__all__ = ["OUTPUT_KINDS", "PublishedPair", "TransactionClient", "api_document", "build_collection", "build_item",
+           "file_checksum", "publish_api", "publish_static", "validate_stac"]
 
 EXT = schemas.EXTENSIONS
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -255,7 +260,7 @@ def _score_properties(score: Mapping[str, float]) -> dict[str, Any]:
     for key, value in score.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise InputError(f"registration score {key}={value!r} is not a number")
-        name = "coalign:tiepoints" if key == "tiepoints" else f"coalign:error_{key}"
+        name = f"coalign:score_{key}"
         # JSON has no inf/nan: an unscorable pair (e.g. NaN shift at a tiepoint) is recorded as null
         out[name] = int(value) if key == "tiepoints" else (float(value) if math.isfinite(value) else None)
     return out
@@ -279,8 +284,13 @@ def _view_properties(scene: Scene) -> dict[str, Any]:
     return view
 
 
-def build_item(p: PublishedPair, software_version: str | None = None) -> pystac.Item:
-    """The STAC Item of one pair's outputs (asset hrefs: the absolute output paths); validated."""
+def build_item(p: PublishedPair, software_version: str | None = None) -> dict[str, Any]:
+    """The STAC Item document of one pair's outputs (asset hrefs: the absolute output paths); validated.
+
+    Item-level view geometry: the SAR's incidence and azimuth (the grid the product is aligned to) and
+    the optical's off-nadir (what drives its layover); the optical's full view geometry, platform and
+    acquisition time sit on the ``aligned_optical`` asset.
+    """
     outputs = {k: Path(v) for k, v in p.outputs.items()}
     if "displacement" not in outputs:
         raise InputError(f"pair {p.pair_id}: no 'displacement' output; outputs given: {sorted(outputs)}")
@@ -330,10 +340,11 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> pystac.
         props.update(_score_properties(p.score))
     sar_props = _sar_properties(p.sar)
     props.update(sar_props)
-    # item-level view geometry is the SAR's (the grid the product is aligned to); the optical's goes on its asset
-    sar_view = {k: v for k, v in _view_properties(p.sar).items() if k in ("view:incidence_angle", "view:azimuth", "view:off_nadir")}
-    props.update(sar_view)
     optical_view = _view_properties(p.optical)
+    item_view = {k: v for k, v in _view_properties(p.sar).items() if k in ("view:incidence_angle", "view:azimuth")}
+    if "view:off_nadir" in optical_view:
+        item_view["view:off_nadir"] = optical_view["view:off_nadir"]
+    props.update(item_view)
 
     extensions = [EXT["proj"], EXT["processing"], EXT["file"], EXT["raster"]]
     for key, path in outputs.items():
@@ -361,7 +372,7 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> pystac.
         item.add_asset(key, asset)
     if sar_props:
         extensions.append(EXT["sar"])
-    if sar_view or ("aligned_optical" in outputs and optical_view):
+    if item_view or ("aligned_optical" in outputs and optical_view):
         extensions.append(EXT["view"])
     item.stac_extensions = extensions
     # STAC 1.1: an Item naming its collection links to it; the sinks replace this placeholder
@@ -370,8 +381,9 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> pystac.
         if scene.item_href:
             item.add_link(pystac.Link("derived_from", scene.item_href, media_type=pystac.MediaType.GEOJSON,
                                       title=f"source {scene.sensor} scene {scene.id}"))
-    schemas.validate(item_document(item), what=f"STAC Item {item.id!r} of pair {p.pair_id}")
-    return item
+    doc = item_document(item)
+    schemas.validate(doc, what=f"STAC Item {item.id!r} of pair {p.pair_id}")
+    return doc
 
 
 def item_document(item: pystac.Item | Mapping[str, Any]) -> dict[str, Any]:
@@ -541,13 +553,11 @@ def api_document(item: pystac.Item | Mapping[str, Any], api_url: str) -> dict[st
 
 
 def publish_api(item: pystac.Item | Mapping[str, Any], url: str, *, description: str | None = None,
-                license: str = "other", client: Any = None) -> str:
+                license: str = "other", client: TransactionClient | None = None) -> str:
     """Create or update ``item`` through a STAC API Transaction endpoint; ``"created"`` or ``"updated"``.
 
     The activation's collection is created when missing and its extent widened to cover the item.
     """
-    from stac.transaction import TransactionClient
-
     doc = api_document(item, url)
     schemas.validate(doc, what=f"STAC Item {doc.get('id')!r}")
     collection = build_collection(doc["collection"], [pystac.Item.from_dict(doc)], description, license)

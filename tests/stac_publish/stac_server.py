@@ -56,9 +56,9 @@ def missing_prerequisites() -> str:
     elif not _postgis_installed(bindir):
         missing.append(f"PostGIS for PostgreSQL {bindir.parent.name} (Debian package postgresql-{bindir.parent.name}-postgis-3)")
     venv = stacapi_venv()
-    for tool in ("uvicorn", "pypgstac"):
-        if not (venv / "bin" / tool).exists():
-            missing.append(f"{venv}/bin/{tool} (stac-fastapi-pgstac and pypgstac in {venv})")
+    absent = [tool for tool in ("uvicorn", "pypgstac") if not (venv / "bin" / tool).exists()]
+    if absent:
+        missing.append(f"stac-fastapi-pgstac/pypgstac venv at {venv} (no {', '.join(absent)})")
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")

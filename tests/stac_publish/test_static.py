@@ -14,7 +14,7 @@ import pytest
 
 from models.errors import CatalogError, InputError
 from stac import schemas
-from stac.publish import PublishedPair, build_item, item_document, publish_static
+from stac.publish import PublishedPair, build_item, publish_static
 
 from .conftest import SCORE, published_pair, write_products
 
@@ -104,7 +104,7 @@ def test_republishing_replaces_the_item(tmp_path: Path) -> None:
     collection = json.loads((root / "turkey-2023" / "collection.json").read_text())
     assert [link["rel"] for link in collection["links"]].count("item") == 1
     after = json.loads(item_path.read_text())
-    assert before["properties"]["coalign:error_mean_px"] == 2.5 and after["properties"]["coalign:error_mean_px"] == 1.5
+    assert before["properties"]["coalign:score_mean_px"] == 2.5 and after["properties"]["coalign:score_mean_px"] == 1.5
     assert after["assets"]["displacement"]["file:checksum"] != before["assets"]["displacement"]["file:checksum"]
     assert "residuals" not in after["assets"] and not (item_path.parent / "residuals.csv").exists()
     assert len(stac_files(root)) == 3  # catalog, collection, one item
@@ -127,11 +127,11 @@ def test_invalid_item_leaves_the_catalog_untouched(tmp_path: Path, pair: Publish
     root = tmp_path / "catalog"
     publish_static(build_item(pair), root)
     before = snapshot(root)
-    bad = item_document(build_item(pair))
+    bad = build_item(pair)
     bad["properties"]["proj:epsg"] = 32637  # removed in projection v2.0.0
     with pytest.raises(CatalogError, match="proj:epsg"):
         publish_static(bad, root)
-    orphan = item_document(build_item(pair))
+    orphan = build_item(pair)
     del orphan["collection"]
     orphan["links"] = [link for link in orphan["links"] if link["rel"] != "collection"]
     with pytest.raises(InputError, match="no collection"):
