@@ -73,7 +73,7 @@ OUTPUT_KINDS: dict[str, OutputKind] = {
     "residuals": OutputKind("Tiepoint residuals", ("metadata",),
                             "Per-tiepoint reference and predicted shifts and their errors (CSV)."),
 }
-QA_KIND = OutputKind("QA picture", ("overview", "visual"))
+QA_ROLES = ("overview", "visual")
 
 DISPLACEMENT_BANDS = (
     ("dx", "x-shift (x_sar - x_optical) / gt_optical[1], in optical pixels"),
@@ -193,7 +193,7 @@ def footprint_wgs84(info: RasterInfo, path: Path, densify: int = 16) -> tuple[di
     ys = [d * col + e * row + f for col, row in ring]
     lon, lat = warp_transform(info.crs_wkt, "EPSG:4326", xs, ys)
     # drop the densified vertices that a straight line in WGS84 reproduces to within ~1 cm
-    poly = Polygon(zip(lon, lat)).simplify(1e-7, preserve_topology=True)
+    poly = Polygon(zip(lon, lat, strict=True)).simplify(1e-7, preserve_topology=True)
     poly = orient(poly, sign=1.0)  # RFC 7946: exterior ring counter-clockwise
     if not poly.is_valid or poly.is_empty:
         raise InputError(f"{path}: the grid footprint is not a valid polygon in WGS84 (does it cross the antimeridian?)")
@@ -244,6 +244,14 @@ def _check_product(key: str, info: RasterInfo, path: Path) -> None:
 
 
 # --- the Item ------------------------------------------------------------------------------
+
+
+def _output_kind(key: str, path: Path) -> OutputKind:
+    if key in OUTPUT_KINDS:
+        return OUTPUT_KINDS[key]
+    if path.suffix.lower() == ".png":
+        return OutputKind(f"QA: {key.removeprefix('qa_').replace('_', ' ')}", QA_ROLES)
+    return OutputKind(key.replace("_", " "), ("metadata",))
 
 
 def _software_version() -> str:
@@ -348,10 +356,9 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
 
     extensions = [EXT["proj"], EXT["processing"], EXT["file"], EXT["raster"]]
     for key, path in outputs.items():
-        kind = OUTPUT_KINDS.get(key) or (QA_KIND if path.suffix.lower() == ".png" else OutputKind(key.replace("_", " "), ("metadata",)))
-        asset = pystac.Asset(href=str(path.resolve()), title=kind.title if kind is not QA_KIND else f"QA: {key.removeprefix('qa_').replace('_', ' ')}",
-                             description=kind.description or None, media_type=MEDIA_TYPES.get(path.suffix.lower()),
-                             roles=list(kind.roles))
+        kind = _output_kind(key, path)
+        asset = pystac.Asset(href=str(path.resolve()), title=kind.title, description=kind.description or None,
+                             media_type=MEDIA_TYPES.get(path.suffix.lower()), roles=list(kind.roles))
         asset.extra_fields["file:checksum"] = file_checksum(path)
         asset.extra_fields["file:size"] = path.stat().st_size
         info = infos.get(key)

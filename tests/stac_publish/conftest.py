@@ -68,7 +68,10 @@ def write_products(folder: Path, dx: float = 3.0, with_residuals: bool = True) -
     return out
 
 
-def optical_scene(item_href: str | None = "https://maxar-opendata.s3.amazonaws.com/events/x/ard/37/120022303302/2023-01-24/10300100E1E9D100.json") -> Scene:
+MAXAR_ITEM = "https://maxar-opendata.s3.amazonaws.com/events/x/ard/37/120022303302/2023-01-24/10300100E1E9D100.json"
+
+
+def optical_scene(item_href: str | None = MAXAR_ITEM) -> Scene:
     footprint = box(37.56, 37.08, 37.57, 37.09)
     return Scene(id="37/120022303302/10300100E1E9D100", sensor="optical", platform="WV02", datetime=OPTICAL_TIME,
                  footprint=footprint, href="https://example.invalid/visual.tif", crs=CRS, gsd=0.5,

@@ -14,7 +14,6 @@ from stac import schemas
 from stac.schemas import CORE_SCHEMAS, EXTENSIONS, known_schemas, validate, validate_against
 
 
-
 def _recorded(shared_data: Path, *parts: str) -> dict:
     path = shared_data.joinpath("stac", *parts)
     if not path.exists():

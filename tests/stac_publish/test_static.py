@@ -66,7 +66,7 @@ def test_catalog_layout_and_self_containment(tmp_path: Path) -> None:
     assert start == items[0].common_metadata.start_datetime and end == items[0].common_metadata.end_datetime
     # assets were copied next to their item, bytes intact
     item = next(turkey.get_items(a.item_id))
-    for key, asset in item.assets.items():
+    for asset in item.assets.values():
         copied = Path(asset.get_absolute_href())
         assert copied.parent == paths[0].parent
         assert "1220" + hashlib.sha256(copied.read_bytes()).hexdigest() == asset.extra_fields["file:checksum"]

@@ -178,7 +178,8 @@ def test_collection_created_when_missing_then_merged(scripted) -> None:
                                                         "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-02-02T00:00:00Z"]]}}}
     handler.script += [(404, {}), (201, col)]
     assert TransactionClient(url, retry=FAST).ensure_collection(col) == "created"
-    wider = {**col, "extent": {"spatial": {"bbox": [[0, 1, 2, 3]]}, "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-03-01T00:00:00Z"]]}}}
+    wider = {**col, "extent": {"spatial": {"bbox": [[0, 1, 2, 3]]},
+                               "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-03-01T00:00:00Z"]]}}}
     handler.script += [(200, col), (200, wider)]
     assert TransactionClient(url, retry=FAST).ensure_collection(wider) == "updated"
     assert handler.seen[-2:] == [("GET", "/collections/c1"), ("PUT", "/collections/c1")]
