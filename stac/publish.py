@@ -386,7 +386,10 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
     item.add_link(pystac.Link(pystac.RelType.COLLECTION, "../collection.json", media_type=pystac.MediaType.JSON))
     for scene in (p.optical, p.sar):
         if scene.item_href:
-            item.add_link(pystac.Link("derived_from", scene.item_href, media_type=pystac.MediaType.GEOJSON,
+            href = scene.item_href
+            if not re.match(r"^[a-z][a-z0-9+.-]*:", href):
+                href = str(Path(href).resolve())  # a relative path would break once the item is moved
+            item.add_link(pystac.Link("derived_from", href, media_type=pystac.MediaType.GEOJSON,
                                       title=f"source {scene.sensor} scene {scene.id}"))
     doc = item_document(item)
     schemas.validate(doc, what=f"STAC Item {item.id!r} of pair {p.pair_id}")

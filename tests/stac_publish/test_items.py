@@ -135,6 +135,13 @@ def test_without_tiepoints_sources_or_sar_metadata(products: dict[str, Path]) ->
     assert [link["href"] for link in doc["links"] if link["rel"] == "derived_from"] == [pair.sar.item_href]
 
 
+def test_local_source_items_are_linked_by_absolute_path(pair: PublishedPair, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    local = dataclasses.replace(pair, sar=dataclasses.replace(pair.sar, item_href="umbra/stac/5b2a/5b2a.json"))
+    hrefs = [link["href"] for link in build_item(local)["links"] if link["rel"] == "derived_from"]
+    assert hrefs == [pair.optical.item_href, str(tmp_path / "umbra/stac/5b2a/5b2a.json")]
+
+
 def test_unscorable_pair_records_null_not_nan(pair: PublishedPair) -> None:
     pair = dataclasses.replace(pair, score={"tiepoints": 10, "mean_px": math.inf, "median_px": 3.0})
     doc = build_item(pair)
