@@ -307,8 +307,7 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
             raise InputError(f"pair {p.pair_id}: output {key!r} {path} does not exist")
         if key in ("aligned_optical", "displacement", "confidence") and path.suffix.lower() not in (".tif", ".tiff"):
             raise InputError(f"pair {p.pair_id}: output {key!r} {path} must be a GeoTIFF (.tif)")
-    if not p.activation or slug(p.activation) != p.activation:
-        raise InputError(f"activation {p.activation!r} cannot be a collection id; use letters, digits, '.', '_', '-'")
+    collection_id = slug(p.activation)  # the activation as given stays in coalign:activation
 
     infos = {k: raster_info(v) for k, v in outputs.items() if v.suffix.lower() in (".tif", ".tiff", ".png")}
     for key, info in infos.items():
@@ -322,7 +321,7 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
         id=p.item_id, geometry=geometry, bbox=bbox, datetime=p.sar.datetime.astimezone(dt.timezone.utc),
         start_datetime=min(p.optical.datetime, p.sar.datetime).astimezone(dt.timezone.utc),
         end_datetime=max(p.optical.datetime, p.sar.datetime).astimezone(dt.timezone.utc),
-        properties={}, collection=p.activation,
+        properties={}, collection=collection_id,
     )
     props = item.properties
     if p.sar.platform:

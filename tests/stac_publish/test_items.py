@@ -142,6 +142,12 @@ def test_local_source_items_are_linked_by_absolute_path(pair: PublishedPair, tmp
     assert hrefs == [pair.optical.item_href, str(tmp_path / "umbra/stac/5b2a/5b2a.json")]
 
 
+def test_activation_becomes_a_safe_collection_id(pair: PublishedPair) -> None:
+    doc = build_item(dataclasses.replace(pair, activation="Türkiye / Syria (2023)"))
+    assert doc["collection"] == "T-rkiye-Syria-2023"
+    assert doc["properties"]["coalign:activation"] == "Türkiye / Syria (2023)"
+
+
 def test_unscorable_pair_records_null_not_nan(pair: PublishedPair) -> None:
     pair = dataclasses.replace(pair, score={"tiepoints": 10, "mean_px": math.inf, "median_px": 3.0})
     doc = build_item(pair)
@@ -173,7 +179,7 @@ def test_api_document_has_absolute_hrefs_and_the_api_collection_link(pair: Publi
          InputError, "must be a GeoTIFF"),
         (lambda p, d: (d / "broken.tif").write_bytes(b"II*\x00 truncated") and dataclasses.replace(
             p, outputs={**p.outputs, "confidence": d / "broken.tif"}), InputError, "cannot read .*broken.tif"),
-        (lambda p, d: dataclasses.replace(p, activation="Turkey 2023/02"), InputError, "cannot be a collection id"),
+        (lambda p, d: dataclasses.replace(p, activation="  "), InputError, "no letters or digits"),
         (lambda p, d: dataclasses.replace(p, score={"mean_px": "2.5"}), InputError, "not a number"),
         (lambda p, d: dataclasses.replace(p, optical=dataclasses.replace(p.optical, view_off_nadir=120.0)),
          CatalogError, "view:off_nadir"),
