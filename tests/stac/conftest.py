@@ -1,0 +1,82 @@
+"""STAC fixtures: a sample Maxar/Umbra catalog on disk, and real HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from models.synth import SceneSpec, ShiftModel, synthesize_pair
+from stac.sample_catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
+
+T0 = dt.datetime(2023, 2, 1, 8, tzinfo=dt.timezone.utc)
+BBOX = (37.0, 36.5, 38.5, 38.0)
+
+
+@pytest.fixture(scope="session")
+def sample_catalogs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("catalogs")
+    a = synthesize_pair(root / "src", SceneSpec(size_m=120.0, shift=ShiftModel(offset=(6.0, 4.0), centre=(377060.0, 4105940.0))), "a")
+    b = synthesize_pair(root / "src", SceneSpec(size_m=120.0, origin=(377500.0, 4106000.0), seed=4,
+                                                shift=ShiftModel(offset=(6.0, 4.0), centre=(377560.0, 4105940.0))), "b")
+    maxar = write_maxar_catalog(root / "maxar", "Sample-Quake", [
+        SampleScene(a.optical, "10400100A", T0 - dt.timedelta(days=5), "WV03", 0.5, {"view:off_nadir": 10.0}),
+        SampleScene(b.optical, "10400100B", T0 - dt.timedelta(days=40), "WV02", 0.5),
+    ])
+    umbra = write_umbra_catalog(root / "umbra", [
+        SampleScene(a.sar, "00000000-0000-4000-8000-00000000000a", T0 + dt.timedelta(days=3), "Umbra-05", 0.65),
+        SampleScene(b.sar, "00000000-0000-4000-8000-00000000000b", T0 + dt.timedelta(days=1), "Umbra-06", 0.65),
+    ])
+    return {"root": root, "maxar": maxar, "umbra": umbra, "a": a, "b": b}
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with HTTP Range support, and scripted failures for fetch tests."""
+
+    drop_after: dict[str, int] = {}
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            return super().do_GET()
+        data = path.read_bytes()
+        start, end = 0, len(data) - 1
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            lo, _, hi = rng[6:].partition("-")
+            start = int(lo)
+            end = min(int(hi), end) if hi else end
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        body = data[start : end + 1]
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "application/json" if path.suffix == ".json" else "application/octet-stream")
+        self.end_headers()
+        cut = self.drop_after.pop(self.path, None)
+        if cut is not None and start == 0:
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.connection.shutdown(2)  # the connection drops mid-download
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="session")
+def http_root(sample_catalogs):
+    handler = functools.partial(RangeHandler, directory=str(sample_catalogs["root"]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
