@@ -43,7 +43,12 @@ def pair(scenes: list[Scene], rules: PairingRules, bbox: tuple[float, float, flo
     return pairs
 
 
-@task(name="fetch-asset", retries=3, retry_delay_seconds=[2, 5, 10], **CACHED)
+def _transient(task, task_run, state) -> bool:
+    """Retry network trouble, not a corrupt file (a checksum mismatch stays one)."""
+    return "checksum mismatch" not in (state.message or "") and "not found" not in (state.message or "")
+
+
+@task(name="fetch-asset", retries=3, retry_delay_seconds=[2, 5, 10], retry_condition_fn=_transient, **CACHED)
 def fetch_asset(href: str, cache: str, checksum: str | None = None) -> str:
     return str(fetch(href, cache, checksum))
 
