@@ -213,7 +213,7 @@ def register_method_model(uri: str, method: str, version: str, config: Mapping[s
     client.set_model_version_tag(name, mv.version, "coalign.method_version", version)
     if alias:
         client.set_registered_model_alias(name, alias, mv.version)
-    return mv
+    return client.get_model_version(name, mv.version)
 
 
 # --- Prefect tasks -------------------------------------------------------------------------
