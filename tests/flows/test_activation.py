@@ -76,7 +76,8 @@ def test_rerun_with_same_parameters_reuses_cached_registration(event):
     from prefect.client.orchestration import get_client
 
     second = activation(**event["params"])
-    assert second["failed"] == 1 and second["results"][0]["mean_m"] == event["first"]["results"][0]["mean_m"]
+    assert second["failed"] == 1
+    assert [r["mean_m"] for r in second["results"]] == [r["mean_m"] for r in event["first"]["results"]]
     from prefect.client.schemas.sorting import TaskRunSort
 
     with get_client(sync_client=True) as client:
@@ -102,3 +103,19 @@ def test_prefect_yaml_deployments_reference_real_flows():
     assert act["parameters"]["register_deployment"].split("/")[1] in names
     assert act["schedules"][0]["cron"]
     assert next(d for d in doc["deployments"] if d["name"] == "register-pair-gpu")["work_pool"]["name"] == "gpu"
+
+
+def test_pairs_fan_out_on_a_dask_cluster(event):
+    from dask.distributed import LocalCluster
+    from prefect_dask import DaskTaskRunner
+
+    params = dict(event["params"], workdir=str(event["work"] / "out-dask"))
+    configure_local_results(params["workdir"])
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        flow = activation.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+        summary = flow(**params, dask_address=cluster.scheduler_address)
+    assert summary["runs"] == 2 and summary["failed"] == 1
+    ok = next(r for r in summary["results"] if r["status"] == "ok")
+    first_ok = next(r for r in event["first"]["results"] if r["status"] == "ok")
+    assert ok["mean_m"] == pytest.approx(first_ok["mean_m"])
+    assert Path(ok["item"]).exists()
