@@ -1,0 +1,84 @@
+"""One benchmark run in its own process: open, register, write the SN9 map, score; report times and memory.
+
+``python -m models._bench_worker JOB.json RESULT.json``. Running each case ×
+method in a fresh process makes its peak RSS measurable on its own (the
+worker reports ``ru_maxrss`` of itself and of its children, e.g. tile pools).
+Only the public API is used: :meth:`RegistrationInput.open`,
+:func:`models.registration.register`, :func:`write_displacement`,
+:func:`models.scoring.score_displacement`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one registration job (see :func:`models.bench.run_case_method` for the keys)."""
+    t_start = time.perf_counter()
+    from models.methods.base import RegistrationInput
+    from models.registration import register, write_displacement
+    from models.scoring import read_tiepoints, score_displacement, score_shifts
+
+    stages: dict[str, float] = {"import": time.perf_counter() - t_start}
+    t0 = time.perf_counter()
+    pair = RegistrationInput.open(job["optical"], job["sar"], job.get("device", "cpu"))
+    stages["open"] = time.perf_counter() - t0
+    result = register(pair, job["method"], job.get("settings") or {})
+    stages.update(result.runtime_s)
+    out = Path(job["output"])
+    t0 = time.perf_counter()
+    write_displacement(result.field, pair.optical.grid, out)
+    stages["write_cog"] = time.perf_counter() - t0
+    stages["pipeline"] = stages["open"] + stages["register_total"] + stages["write_cog"]
+    scores: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    for name, path in (job.get("tiepoints") or {}).items():
+        tp = read_tiepoints(path)
+        s = score_displacement(out, tp, pair.optical.grid, pair.sar.grid)
+        exact = score_shifts(s.pred_dx, s.pred_dy, tp, pair.optical.grid, pair.sar.grid, rounding=False)
+        scores[name] = {"sn9": s.summary(), "exact": exact.summary()}
+    stages["score"] = time.perf_counter() - t0
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    details = {k: v for k, v in result.details.items() if isinstance(v, (str, int, float, bool, list, dict))}
+    return {
+        "ok": True,
+        "method": result.method,
+        "version": result.version,
+        "device": pair.device,
+        "matches": int(result.matches),
+        "inliers": int(result.inliers),
+        "warnings": list(result.warnings),
+        "details": details,
+        "runtime_s": {k: round(float(v), 4) for k, v in stages.items()},
+        "maxrss_mb": round(own, 1),
+        "maxrss_children_mb": round(children, 1),
+        "scores": scores,
+    }
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    try:
+        result = run_job(job)
+        code = 0
+    except Exception as exc:  # reported to the parent, which prints it per run
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        code = 1
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=float))
+    os.replace(tmp, result_path)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,117 @@
+"""``coalign bench`` end to end on a generated CFOG-layout pair (method zero), bad input, summary and targets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.cli import main
+from models.bench import check_targets, growth_exponent, summarise
+
+
+def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    code = main(["bench", "--data", str(cfog_like_folder), "--work", str(tmp_path / "work"), "--out", str(out),
+                 "--cases", "cfog-unwarped,cfog-w0", "--method", "zero"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = json.loads(out.read_text())
+    assert {"methods", "cases", "runs", "summary", "targets", "skipped", "seed", "machine"} <= set(report)
+    assert report["methods"] == ["zero"] and report["targets"] == []  # zero is the reference, not a candidate
+    assert [c["name"] for c in report["cases"]] == ["cfog-unwarped", "cfog-w0"]
+    assert {s["source"] for s in report["skipped"]} == {"vsff", "srif", "bigearthnet"}
+    by_case = {c["name"]: c for c in report["cases"]}
+    for run in report["runs"]:
+        assert run["ok"], run.get("error")
+        assert {"wall_s", "peak_rss_mb", "runtime_s", "scores", "version"} <= set(run)
+        assert run["peak_rss_mb"] > 10 and run["wall_s"] > 0
+        assert {"open", "register_total", "write_cog", "pipeline"} <= set(run["runtime_s"])
+        for name, score in run["scores"].items():
+            assert {"mean_px", "median_px", "p90_px", "mean_m", "tiepoints"} <= set(score["sn9"])
+            # the zero method's measured error is the zero-shift reference computed from the tiepoints alone
+            ref = by_case[run["case"]]["references"][name]
+            assert score["sn9"]["mean_px"] == pytest.approx(ref["zero"]["mean_px"], abs=1e-6)
+    warped = by_case["cfog-w0"]
+    assert set(warped["references"]) == {"field", "real"}
+    assert warped["references"]["field"]["zero"]["mean_px"] > 5
+    assert warped["references"]["field"]["oracle_affine"]["mean_px"] < warped["references"]["field"]["zero"]["mean_px"]
+    assert report["summary"]["zero"]["kinds"]["cfog"]["cases"] == 1
+    assert "cfog-w0" in printed and "Per case kind" in printed and "zero" in printed
+    # a second run reuses the cached case files
+    sar = tmp_path / "work" / "cases" / "cfog-w0" / "sar.tif"
+    stamp = sar.stat().st_mtime_ns
+    code = main(["bench", "--data", str(cfog_like_folder), "--work", str(tmp_path / "work"), "--out", str(out),
+                 "--cases", "cfog-w0", "--method", "zero"])
+    assert code == 0 and sar.stat().st_mtime_ns == stamp
+    assert [c["name"] for c in json.loads(out.read_text())["cases"]] == ["cfog-w0"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "zero"], "METHOD:KEY=VALUE"),
+        (["--set", "local:nope=1", "--method", "zero"], "not benchmarked"),
+        (["--set", "zero:nope=1", "--method", "zero"], "unknown setting"),
+        (["--cases", "nomatch", "--method", "zero"], "matches no case"),
+        (["--method", "nonsense"], "unknown method"),
+        (["--scale", "--sizes", "2500,x"], "--sizes"),
+    ],
+)
+def test_bench_bad_input(cfog_like_folder, tmp_path, capsys, argv, message):
+    code = main(["bench", "--data", str(cfog_like_folder), "--work", str(tmp_path / "w"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "w" / "results.json").exists()
+
+
+def test_bench_missing_data(tmp_path, capsys):
+    assert main(["bench", "--data", str(tmp_path / "absent"), "--method", "zero"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def _case(name, kind, warped, zero, oracle, real=None):
+    refs = {"field": {"zero": {"mean_px": zero}, "oracle_affine": {"mean_px": oracle}}} if warped else {}
+    if real is not None:
+        refs["real"] = {"zero": {"mean_px": real[0]}, "oracle_affine": {"mean_px": real[1]}}
+    return {"name": name, "kind": kind, "warped": warped, "references": refs}
+
+
+def _run(case, method, field=None, real=None, ok=True):
+    scores = {}
+    if field is not None:
+        scores["field"] = {"sn9": {"mean_px": field}}
+    if real is not None:
+        scores["real"] = {"sn9": {"mean_px": real}}
+    return {"case": case, "method": method, "ok": ok, "scores": scores, "runtime_s": {"pipeline": 1.0}, "wall_s": 2.0, "peak_rss_mb": 100.0}
+
+
+def test_targets_follow_the_issue():
+    cases = [
+        _case("cfog-unwarped", "cfog", False, 0, 0, real=(0.9, 0.7)),
+        _case("cfog-w0", "cfog", True, 50.0, 6.0, real=(50.0, 6.0)),
+        _case("vsff-w0", "vsff", True, 40.0, 4.0),
+        _case("vsff-w1", "vsff", True, 20.0, 2.0),
+    ]
+    runs = [
+        _run("cfog-unwarped", "m", real=0.8), _run("cfog-w0", "m", field=2.0, real=1.2),
+        _run("vsff-w0", "m", field=1.0), _run("vsff-w1", "m", field=25.0),  # one case worse than zero
+    ]
+    summary = summarise(cases, runs, ["m"])
+    k = summary["m"]["kinds"]
+    assert k["cfog"]["mean_px"] == 2.0 and k["vsff"]["mean_px"] == 13.0 and k["vsff"]["oracle_affine_px"] == 3.0
+    assert k["vsff"]["worse_than_zero"] == ["vsff-w1"] and k["overall"]["cases"] == 3
+    verdict = {t["target"]: t["passed"] for t in check_targets(summary, ["m"])}
+    assert verdict["cfog: mean ≤ 0.5 × oracle-affine"] and verdict["cfog: mean ≤ 10% of zero shift"]
+    assert not verdict["vsff: mean ≤ 0.5 × oracle-affine"] and not verdict["vsff: mean ≤ 10% of zero shift"]
+    assert not verdict["no warped case worse than zero shift"]
+    assert verdict["CFOG real tiepoints (cfog-unwarped): mean ≤ 1.0 px"]
+    assert not verdict["CFOG real tiepoints (cfog-w0): mean ≤ 1.0 px"]
+    # a failed run counts as infinitely wrong, never as a pass
+    failed = summarise(cases, [_run("cfog-w0", "m", ok=False)], ["m"])
+    assert not any(t["passed"] for t in check_targets(failed, ["m"]) if t["target"].startswith("cfog"))
+
+
+def test_growth_exponent():
+    assert growth_exponent([2500, 5000, 10000], [10.0, 40.0, 160.0]) == pytest.approx(1.0)
+    assert growth_exponent([2500, 5000], [10.0, 20.0]) == pytest.approx(0.5)
