@@ -119,3 +119,14 @@ def test_pairs_fan_out_on_a_dask_cluster(event):
     first_ok = next(r for r in event["first"]["results"] if r["status"] == "ok")
     assert ok["mean_m"] == pytest.approx(first_ok["mean_m"])
     assert Path(ok["item"]).exists()
+
+
+def test_compare_method_versions(event, tmp_path):
+    from flows.compare import compare
+
+    result = compare(experiment="test-quake", workdir=event["params"]["workdir"])
+    zero = next(r for r in result["rows"] if r["method"] == "zero")
+    assert zero["version"] == "1.0.0" and zero["runs"] >= 1
+    assert zero["mean_m"] == pytest.approx(zero["zero_mean_m"])
+    assert Path(result["csv"]).read_text().startswith("method,version,runs")
+    assert Path(result["plot"]).stat().st_size > 1000
