@@ -1,146 +1,235 @@
-"""The ``activation`` flow: disaster declared → discover → pair → register every pair × method → summary."""
+"""The ``activation`` flow: a disaster is declared → discover scenes → pair → register every pair × method → summary.
+
+Each pair × method is one ``register-pair`` flow run: on a GPU work pool through its deployment
+(``run_deployment``) when ``gpu_work_pool`` is set, else in this process — on a Dask cluster
+(prefect-dask ``DaskTaskRunner``) when ``dask_address`` is set. A failed pair is reported; the
+others finish.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
-from pathlib import Path
+import statistics
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.deployments import run_deployment
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.register_pair import register_pair_flow
-from stac.pairing import PairingRules
-from tasks.pipeline import discover_scenes, pair
+from flows.register_pair import read_record, register_pair
+from flows.workdir import Workdir
+from models.errors import InputError, RegistrationError
+from models.methods import DEFAULT_METHOD
+from stac.pairing import Pair, PairingRules
+from tasks import for_workdir
 from tasks.tracking import track_activation_end, track_activation_start, tracking_uri
 
-
-def parse_aoi(aoi: str | list[float] | dict | None) -> tuple[float, float, float, float] | None:
-    """A bbox from ``minx,miny,maxx,maxy``, a list, or a GeoJSON geometry/feature (its bounds)."""
-    if aoi is None or aoi == "":
-        return None
-    if isinstance(aoi, str):
-        aoi = json.loads(aoi) if aoi.strip().startswith("{") else [float(v) for v in aoi.split(",")]
-    if isinstance(aoi, dict):
-        from shapely.geometry import shape
-
-        return tuple(shape(aoi.get("geometry", aoi)).bounds)  # type: ignore[return-value]
-    return tuple(float(v) for v in aoi)  # type: ignore[return-value]
-
-
-def _time(value: str | dt.datetime | None) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    d = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
-
-
-@task(name="register-pair-in-worker")
-def register_pair_in_worker(params: dict[str, Any]) -> dict[str, Any]:
-    """One pair × method as a task, so a Dask task runner can place it on a cluster worker."""
-    return register_pair_flow(**params)
+BBox = tuple[float, float, float, float]
+REGISTER_FLOW = "register-pair"
 
 
 @flow(name="activation", log_prints=True)
 def activation(
     event: str = "sample-event",
-    aoi: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    event_date: str | None = None,
+    aoi: str | list[float] | dict[str, Any] | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    event_date: dt.datetime | None = None,
     catalogs: list[str] | None = None,
     stac_apis: list[str] | None = None,
     collections: list[str] | None = None,
     methods: list[str] | None = None,
+    settings: dict[str, dict[str, str]] | None = None,
     tiepoints: dict[str, str] | None = None,
-    workdir: str = "coalign-work",
+    workdir: str | None = None,
     gpu_work_pool: str | None = None,
-    register_deployment: str = "register-pair/register-pair-gpu",
-    max_gap_days: float = 365.0,
-    min_overlap: float = 0.1,
-    stac_api_publish: str | None = None,
     dask_address: str | None = None,
+    max_gap_days: float = 60.0,
+    min_overlap: float = 0.1,
+    publish_stac_api: str | None = None,
 ) -> dict[str, Any]:
-    """Align every optical/SAR pair of a declared disaster and publish the products.
+    """Align every optical/SAR pair of a declared disaster, score, track in MLflow and publish to STAC.
 
-    event: event name (MLflow experiment, output collection). aoi: bbox ``minx,miny,maxx,maxy`` (WGS84) or
-    GeoJSON. start/end: acquisition window (ISO 8601). event_date: optical before, SAR after it.
-    catalogs: static catalog roots; stac_apis: STAC API URLs. methods: registration methods
-    (default: the default method). tiepoints: ``{sar_scene_id or pair_id: csv}`` for scoring.
-    gpu_work_pool: when set, each pair runs as a ``register_deployment`` flow run on GPU workers;
-    otherwise in this process. dask_address: run pairs (and local-method tiles) on that Dask cluster.
+    Args:
+        event: Event name: the MLflow experiment and the STAC collection of the products.
+        aoi: Area of interest in WGS84: "minx,miny,maxx,maxy", [minx, miny, maxx, maxy] or a GeoJSON geometry/feature.
+        start: Start of the acquisition window (ISO 8601, UTC when no zone is given).
+        end: End of the acquisition window.
+        event_date: When the disaster struck: pairs a pre-event optical scene with a post-event SAR scene.
+        catalogs: Static STAC catalog roots (Maxar Open Data events/catalog.json, Umbra stac/catalog.json; paths or URLs).
+        stac_apis: STAC API URLs to search.
+        collections: STAC API collections to search (all when empty).
+        methods: Registration methods to run on every pair (default: the default method, local).
+        settings: Method setting overrides per method, e.g. {"local": {"levels": "4,2,1"}}.
+        tiepoints: SN9 tiepoint CSVs for scoring, keyed by SAR scene id or pair id (<optical id>__<sar id>).
+        workdir: Working directory of all outputs (default $COALIGN_WORKDIR or ./coalign-work); shared by all workers.
+        gpu_work_pool: Work pool whose register-pair deployment runs each pair × method (e.g. gpu); none = in this process.
+        dask_address: Dask scheduler to run the pairs on ("local" = a temporary local cluster); none = one pair at a time.
+        max_gap_days: Longest time between the optical and the SAR acquisition of a pair, in days.
+        min_overlap: Smallest footprint overlap of a pair, as a fraction of the smaller footprint.
+        publish_stac_api: Also publish the STAC Items to this STAC API (Transaction extension).
     """
-    from models.methods import DEFAULT_METHOD
-
-    log = get_run_logger()
+    work = Workdir.of(workdir)
+    t, uri, bbox = for_workdir(work.root), tracking_uri(work.root), parse_aoi(aoi)
     methods = methods or [DEFAULT_METHOD]
-    bbox = parse_aoi(aoi)
-    work = Path(workdir).resolve()
-    uri = tracking_uri(work)
-    activation_id = f"{event}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}".lower().replace(" ", "-")
-    parent = track_activation_start(uri=uri, experiment=event, activation=activation_id,
-                                    params={"aoi": bbox, "start": start, "end": end, "methods": methods, "catalogs": catalogs,
-                                            "stac_apis": stac_apis, "gpu_work_pool": gpu_work_pool or "in-process"}, tags={})
-    scenes = discover_scenes(catalogs or [], stac_apis or [], bbox, _time(start), _time(end), collections)
-    pairs = pair(scenes, PairingRules(min_overlap_fraction=min_overlap, max_gap_days=max_gap_days, event_date=_time(event_date)), bbox)
-    jobs = []
-    for p in pairs:
-        tp = (tiepoints or {}).get(p.id) or (tiepoints or {}).get(p.sar.id)
-        for method in methods:
-            jobs.append({"optical": p.optical.to_record(), "sar": p.sar.to_record(), "method": method, "workdir": str(work),
-                         "activation": activation_id, "tiepoints": tp, "overlap_fraction": p.overlap_fraction,
-                         "mlflow_uri": uri, "parent_run_id": parent, "stac_api": stac_api_publish,
-                         "settings": {"dask_address": dask_address} if dask_address and method == "local" else {}})
-    results = []
-    if gpu_work_pool:
-        for job in jobs:
-            run = run_deployment(register_deployment, parameters=job, work_queue_name=None, timeout=None)
-            results.append((job, run.state.result(raise_on_failure=False) if run.state.is_completed() else run.state))
-    elif dask_address:
-        futures = [(job, register_pair_in_worker.submit(job)) for job in jobs]
-        results = [(job, f.result(raise_on_failure=False)) for job, f in futures]
-    else:
-        for job in jobs:
-            results.append((job, register_pair_flow(**job, return_state=True)))
-    rows, failures = [], []
-    for job, outcome in results:
-        state_like = getattr(outcome, "is_completed", None)
-        value = outcome.result(raise_on_failure=False) if callable(state_like) else outcome
-        name = f"{job['optical']['id']} × {job['sar']['id']}"
-        if isinstance(value, dict):
-            s = value.get("score") or {}
-            rows.append({"pair": name, "method": f"{value['method']} {value['version']}", "status": "ok",
-                         "mean_m": round(s.get("mean_m", float("nan")), 3) if s else None,
-                         "zero_m": round(s.get("zero_mean_m", float("nan")), 3) if s else None,
-                         "runtime_s": value["runtime_s"], "item": value["item"]})
-        else:
-            failures.append(name)
-            rows.append({"pair": name, "method": job["method"], "status": f"failed: {str(value)[:200]}", "mean_m": None,
-                         "zero_m": None, "runtime_s": None, "item": None})
-            log.error("pair %s (%s) failed: %s", name, job["method"], value)
-    create_table_artifact(key="activation-pairs", table=rows, description=f"{event}: per-pair results")
-    scored = [r["mean_m"] for r in rows if r["mean_m"] is not None]
-    summary = {"event": event, "activation": activation_id, "scenes": len(scenes), "pairs": len(pairs), "runs": len(jobs),
-               "failed": len(failures), "mean_error_m": round(sum(scored) / len(scored), 3) if scored else None,
-               "catalog": str(work / "catalog" / "catalog.json"), "mlflow_uri": uri, "mlflow_parent_run": parent, "results": rows}
-    create_markdown_artifact(
-        key="activation-summary",
-        markdown=(f"## Activation {activation_id}\n\n{len(scenes)} scenes, {len(pairs)} pairs, {len(jobs)} registrations, "
-                  f"{len(failures)} failed.\n\nMean error over scored pairs: {summary['mean_error_m']} m\n\n"
-                  f"Catalog: `{summary['catalog']}`  \nMLflow: `{uri}` (parent run `{parent}`)"),
-        description=f"activation {event}",
-    )
-    track_activation_end(uri, parent, {"pairs": len(pairs), "failed": len(failures), **({"mean_error_m": summary["mean_error_m"]} if scored else {})},
-                         "FINISHED" if not failures or len(failures) < len(jobs) else "FAILED")
+    parent = track_activation_start(uri=uri, experiment=event, activation=f"{event} {dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}",
+                                    params={"aoi": bbox, "start": start, "end": end, "event_date": event_date, "methods": methods,
+                                            "catalogs": catalogs, "stac_apis": stac_apis, "settings": settings or {},
+                                            "fan_out": gpu_work_pool or dask_address or "in-process"}, tags={})
+
+    scenes = t.discover(catalogs or [], stac_apis or [], bbox, parse_time(start), parse_time(end), collections)
+    pairs = t.pair(scenes, PairingRules(min_overlap_fraction=min_overlap, max_gap_days=max_gap_days, event_date=parse_time(event_date)), bbox)
+    jobs = [_job(p, m, (settings or {}).get(m), tiepoints or {}, work, event, uri, parent, publish_stac_api) for p in pairs for m in methods]
+    deployment = find_register_deployment(gpu_work_pool) if gpu_work_pool and jobs else None
+    results = register_pairs.with_options(task_runner=_fan_out_runner(dask_address, deployment))(jobs, deployment)
+
+    summary = _summarise(event, work, uri, parent, len(scenes), len(pairs), results)
+    _report(summary)
+    track_activation_end(uri, parent, {k: summary[k] for k in ("scenes", "pairs", "registrations", "failed")}
+                         | {f"mean_m_{m}": v for m, v in summary["mean_error_m"].items()},
+                         "FAILED" if jobs and summary["failed"] == len(jobs) else "FINISHED")
     return summary
 
 
-def configure_local_results(workdir: str | os.PathLike[str]) -> None:
-    """Persist task results (the cache that makes reruns skip finished work) under the working directory."""
-    path = Path(workdir).resolve() / "prefect-results"
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(path)
-    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+@flow(name="register-pairs")
+def register_pairs(jobs: list[dict[str, Any]], deployment: str | None = None) -> list[dict[str, Any]]:
+    """Fan out one register-pair run per job; each outcome is a record or the reason it failed."""
+    futures = register_job.map(jobs, unmapped(deployment))
+    wait(futures)
+    outcomes = []
+    for job, future in zip(jobs, futures):
+        if future.state.is_completed():
+            outcomes.append({"status": "ok", **future.result()})
+        else:
+            outcomes.append({"status": "failed", "pair": _pair_id(job), "method": job["method"], "error": future.state.message})
+    return outcomes
+
+
+@task(name="register-pair-job", task_run_name="{job[method]}: {job[optical][id]} × {job[sar][id]}")
+def register_job(job: dict[str, Any], deployment: str | None) -> dict[str, Any]:
+    """One pair × method: the register-pair flow here, or a run of its deployment on the GPU pool (waited for)."""
+    if deployment is None:
+        return register_pair(**job)
+    from prefect.deployments import run_deployment
+    from prefect.runtime import flow_run
+
+    run = run_deployment(deployment, parameters=job, flow_run_name=f"{job['method']} {_pair_id(job)}"[:120],
+                         idempotency_key=f"{flow_run.root_flow_run_id}:{_pair_id(job)}:{job['method']}")
+    if not run.state or not run.state.is_completed():
+        raise RegistrationError(f"{deployment} run {run.name} ended {run.state.name if run.state else 'without a state'}: "
+                                f"{run.state.message if run.state else ''}")
+    return read_record(job["workdir"], _pair_id(job), job["method"])
+
+
+@task(name="find-register-deployment", retries=2, retry_delay_seconds=5)
+def find_register_deployment(work_pool: str) -> str:
+    """``register-pair/<name>`` of the register-pair deployment on ``work_pool`` (``register-pair`` itself preferred)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, WorkPoolFilter, WorkPoolFilterName
+
+    with get_client(sync_client=True) as client:
+        found = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[REGISTER_FLOW])),
+                                        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool])))
+    names = sorted((d.name for d in found), key=lambda n: (n != REGISTER_FLOW, n))
+    if not names:
+        raise InputError(f"no {REGISTER_FLOW} deployment on work pool {work_pool!r}: create the pool and run "
+                         f"`prefect deploy --all` (prefect.yaml), or leave gpu_work_pool empty to register in-process")
+    return f"{REGISTER_FLOW}/{names[0]}"
+
+
+def parse_aoi(aoi: str | list[float] | dict[str, Any] | None) -> BBox | None:
+    """A WGS84 bbox from ``minx,miny,maxx,maxy``, a list, or a GeoJSON geometry/feature (its bounds)."""
+    if aoi is None or aoi == "" or aoi == []:
+        return None
+    try:
+        if isinstance(aoi, str):
+            aoi = json.loads(aoi) if aoi.strip().startswith(("{", "[")) else [float(v) for v in aoi.split(",")]
+        if isinstance(aoi, dict):
+            from shapely.geometry import shape
+
+            bbox = tuple(shape(aoi.get("geometry", aoi)).bounds)
+        else:
+            bbox = tuple(float(v) for v in aoi)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InputError(f"AOI {str(aoi)[:200]!r}: give minx,miny,maxx,maxy in degrees or a GeoJSON geometry ({exc})") from None
+    if len(bbox) != 4 or not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+        raise InputError(f"AOI {bbox}: expected minx,miny,maxx,maxy with minx < maxx and miny < maxy")
+    return bbox  # type: ignore[return-value]
+
+
+def parse_time(value: str | dt.datetime | None) -> dt.datetime | None:
+    """An aware datetime from ISO 8601 (``Z`` allowed) or a datetime; UTC when no zone is given."""
+    if value is None or value == "":
+        return None
+    t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+_time = parse_time  # the name `coalign scenes` / `coalign pairs` import
+
+
+def _pair_id(job: dict[str, Any]) -> str:
+    return f"{job['optical']['id']}__{job['sar']['id']}".replace("/", "-")
+
+
+def _job(p: Pair, method: str, settings: dict[str, str] | None, tiepoints: dict[str, str], work: Workdir, event: str,
+         uri: str, parent: str, stac_api: str | None) -> dict[str, Any]:
+    """The register-pair parameters of one pair × method (JSON: it may travel to another worker)."""
+    return {"optical": p.optical.to_record(), "sar": p.sar.to_record(), "method": method, "settings": settings or {},
+            "tiepoints": tiepoints.get(p.id) or tiepoints.get(p.sar.id), "workdir": str(work.root), "activation": event,
+            "overlap_fraction": p.overlap_fraction, "mlflow_uri": uri, "parent_run_id": parent, "stac_api": stac_api}
+
+
+def _fan_out_runner(dask_address: str | None, deployment: str | None):
+    """Threads that wait on deployment runs; a Dask cluster; or one pair at a time here (registration uses every core)."""
+    if deployment:
+        return ThreadPoolTaskRunner(max_workers=32)
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address == "local":
+            return DaskTaskRunner(cluster_kwargs={"n_workers": os.cpu_count() or 1, "threads_per_worker": 1})
+        return DaskTaskRunner(address=dask_address)
+    return ThreadPoolTaskRunner(max_workers=1)
+
+
+def _summarise(event: str, work: Workdir, uri: str, parent: str, n_scenes: int, n_pairs: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = []
+    for r in results:
+        s = r.get("score") or {}
+        rows.append({"pair": r["pair"], "method": f"{r['method']} {r.get('version', '')}".strip(), "status": r["status"],
+                     "mean_m": round(s["mean_m"], 3) if s else None, "zero_m": round(s["zero_mean_m"], 3) if s else None,
+                     "tiepoints": s.get("tiepoints"), "runtime_s": r.get("runtime_s"), "item": r.get("item"),
+                     "mlflow_run_id": r.get("mlflow_run_id"), "error": (r.get("error") or "")[:500] or None})
+    by_method: dict[str, list[float]] = {}
+    for r in results:
+        if r.get("score"):
+            by_method.setdefault(r["method"], []).append(r["score"]["mean_m"])
+    return {"event": event, "scenes": n_scenes, "pairs": n_pairs, "registrations": len(results),
+            "failed": sum(r["status"] != "ok" for r in results),
+            "mean_error_m": {m: round(statistics.fmean(v), 3) for m, v in by_method.items()},
+            "catalog": str(work.catalog / "catalog.json"), "workdir": str(work.root), "mlflow_uri": uri,
+            "mlflow_parent_run_id": parent, "results": rows}
+
+
+def _report(summary: dict[str, Any]) -> None:
+    """The per-pair table and the activation's markdown summary (Prefect artifacts)."""
+    log = get_run_logger()
+    key = "".join(c if c.isalnum() else "-" for c in summary["event"].lower()).strip("-")[:80] or "event"
+    create_table_artifact(summary["results"], key=f"activation-{key}-pairs", description=f"{summary['event']}: per-pair results")
+    scores = "\n".join(f"| {m} | {v} |" for m, v in summary["mean_error_m"].items()) or "| (no tiepoints) | |"
+    failures = [r for r in summary["results"] if r["status"] != "ok"]
+    for r in failures:
+        log.error("pair %s (%s) failed: %s", r["pair"], r["method"], r["error"])
+    create_markdown_artifact(
+        key=f"activation-{key}", description=f"activation {summary['event']}",
+        markdown=(f"## Activation {summary['event']}\n\n{summary['scenes']} scenes, {summary['pairs']} pairs, "
+                  f"{summary['registrations']} registrations, **{summary['failed']} failed**.\n\n"
+                  f"| method | mean tiepoint error (m) |\n|---|---|\n{scores}\n\n"
+                  + "".join(f"- failed: {r['pair']} {r['method']}: {r['error']}\n" for r in failures)
+                  + f"\n- STAC catalog: `{summary['catalog']}`\n- MLflow: `{summary['mlflow_uri']}`, parent run "
+                  f"`{summary['mlflow_parent_run_id']}` (experiment {summary['event']})\n"),
+    )

@@ -1,1 +1,41 @@
-"""Prefect tasks: thin, retried, cached units of work over models/ and stac/."""
+"""Prefect tasks: thin, retried, cached units of work over models/ and stac/.
+
+Flows take the tasks of one working directory from :func:`for_workdir`, so their results and
+cache records are persisted under ``<workdir>/prefect-results`` however the flow was started
+(command line, deployment run on a worker, Dask worker).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+from prefect import Task
+
+from tasks import catalog, registration
+from tasks.caching import result_storage
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """The pipeline tasks, bound to one working directory's result storage."""
+
+    discover: Task
+    pair: Task
+    fetch: Task
+    validate: Task
+    register: Task
+    warp: Task
+    score: Task
+    qa: Task
+    publish: Task
+
+
+_TASKS = Tasks(catalog.discover_scenes, catalog.pair, catalog.fetch_asset, catalog.validate_pair, registration.register,
+               registration.warp, registration.score, registration.qa, catalog.publish)
+
+
+def for_workdir(workdir: str | os.PathLike[str]) -> Tasks:
+    """Every pipeline task with results persisted under ``<workdir>/prefect-results``."""
+    storage = result_storage(workdir)
+    return Tasks(**{f.name: getattr(_TASKS, f.name).with_options(result_storage=storage) for f in fields(Tasks)})

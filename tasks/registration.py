@@ -1,0 +1,97 @@
+"""Prefect tasks over ``models/``: register a pair, warp the optical, score, draw the QA pictures.
+
+Each takes and returns file paths and small records; the rasters stay on disk. Registration
+progress (the models callback ``(stage, done, total)``) is shown as a Prefect progress artifact.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from tasks.caching import cached
+
+# pyplot keeps global state: pictures drawn by concurrent pair runs in one process take turns
+_PYPLOT = threading.Lock()
+
+
+class ProgressArtifact:
+    """A models progress callback feeding one Prefect progress artifact (per stage %, at most ~1 update/s)."""
+
+    def __init__(self, description: str, min_interval_s: float = 1.0) -> None:
+        self.artifact: UUID = create_progress_artifact(0.0, description=description)
+        self.description = description
+        self.min_interval_s = min_interval_s
+        self._stage = ""
+        self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = done >= total
+        if stage == self._stage and not finished and now - self._last < self.min_interval_s:
+            return
+        self._stage, self._last = stage, now
+        update_progress_artifact(self.artifact, round(100.0 * done / max(total, 1), 1),
+                                 description=f"{self.description} — {stage}: {done}/{total}")
+
+
+@task(name="register", **cached("optical", "sar"))
+def register(optical: str, sar: str, method: str, settings: dict[str, str], out_dir: str, device: str = "auto") -> dict[str, Any]:
+    """Register optical to SAR and write the SN9 displacement and confidence COGs; a summary record."""
+    from models.methods.base import RegistrationInput
+    from models.registration import register as run_method
+    from models.registration import write_displacement
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pair = RegistrationInput.open(optical, sar, device)
+    progress = ProgressArtifact(f"{method} registration of {Path(out_dir).parent.name}")
+    result = run_method(pair, method, settings, progress)
+    for warning in result.warnings:
+        get_run_logger().warning(warning)
+    with result.timed("write"):
+        products = write_displacement(result.field, pair.optical.grid, out / "displacement.tif", out / "confidence.tif", progress)
+    return {
+        "method": result.method, "version": result.version, "config": result.config, "device": pair.device,
+        "matches": result.matches, "inliers": result.inliers, "runtime_s": result.runtime_s,
+        "warnings": result.warnings, "displacement": str(products.displacement), "confidence": str(products.confidence),
+    }
+
+
+@task(name="warp-optical", **cached("optical", "displacement"))
+def warp(optical: str, displacement: str, out: str) -> str:
+    """The aligned optical COG (``models.warp.warp_optical``)."""
+    from models.warp import warp_optical
+
+    return str(warp_optical(optical, displacement, out))
+
+
+@task(name="score", **cached("displacement", "optical", "sar", "tiepoints"))
+def score(displacement: str, optical: str, sar: str, tiepoints: str, residuals: str) -> dict[str, float]:
+    """SN9 score of the displacement at the tiepoints, beside the zero-shift score; writes the residual CSV."""
+    import numpy as np
+
+    from models.raster import open_raster
+    from models.scoring import read_tiepoints, score_displacement, score_shifts
+
+    tp = read_tiepoints(tiepoints)
+    o, s = open_raster(optical, "optical").grid, open_raster(sar, "sar").grid
+    result = score_displacement(displacement, tp, o, s)
+    result.write_residuals(residuals, tp)
+    zero = score_shifts(np.zeros(len(tp)), np.zeros(len(tp)), tp, o, s).summary()
+    return {**result.summary(), "zero_mean_px": zero["mean_px"], "zero_mean_m": zero["mean_m"]}
+
+
+@task(name="qa-pictures", **cached("optical", "sar", "displacement", "aligned", "residuals"))
+def qa(optical: str, sar: str, displacement: str, out_dir: str, aligned: str | None, residuals: str | None) -> dict[str, str]:
+    """Checkerboards before/after, flow colour, quiver and residual histogram PNGs (``models.qa``)."""
+    from models.qa import qa_pictures
+
+    with _PYPLOT:
+        return {k: str(v) for k, v in qa_pictures(optical, sar, displacement, out_dir, aligned, residuals).items()}
