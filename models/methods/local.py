@@ -56,6 +56,10 @@ class LocalConfig:
 
     levels: working-pixel factors over the native pixel (the coarser image's), coarse to fine;
     refine_passes: extra passes at the finest level (search radius one less).
+    prior_margin: the first level tries every prior (global affine, coarse translation, zero) and keeps
+    the first in that order whose evidence (summed quality of consistent templates) is at least this
+    fraction of the best; min_accept_fraction: a finer level whose consistent share of templates is
+    below this is skipped (finer than the images' real detail).
     radius_px: search radius per level (working pixels). template_px / spacing_px: template
     side and grid step (working pixels). tile_px: tile core side (working pixels).
     interpolation: sparse-to-dense scheme; sigma_templates: candidate Gaussian scales in template
@@ -66,6 +70,8 @@ class LocalConfig:
     """
 
     global_prior: bool = True
+    prior_margin: float = 0.7
+    min_accept_fraction: float = 0.3
     refine_passes: int = 1
     features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
     global_max_side: int = 1024
@@ -308,40 +314,50 @@ class LocalMethod:
         resolution = conf.field_resolution_m or max(finest * conf.spacing_px / 2, native)
         grid = field_grid(pair, resolution)
         result = RegistrationResult(self.name, self.version, config_dict(conf), DisplacementField.constant(grid))
-        fld = self._prior(pair, conf, grid, result, progress)
+        priors = self._priors(pair, conf, grid, result, progress)
         result.details["levels"] = []
         # the refinement loop: re-match at the finest level after warping by the refined field
         schedule = list(zip(conf.levels, conf.radius_px)) + [(conf.levels[-1], max(2, conf.radius_px[-1] - 1))] * conf.refine_passes
-        for level, (factor, radius) in enumerate(schedule):
-            fld = self._level(pair, conf, fld, native * factor, radius, level, len(schedule), result, progress)
+        # the first level decides between the priors: the one whose warp leaves the most consistent evidence
+        trials = []
+        for name, prior in priors:
+            fld, info = self._level(pair, conf, prior, native * schedule[0][0], schedule[0][1], 0, len(schedule), result, progress)
+            trials.append((info.get("evidence", 0.0), name, fld, info))
+        # priority order (learned affine, coarse translation, zero) unless a later prior has clearly more evidence
+        best = max(t[0] for t in trials)
+        evidence, name, fld, info = next(t for t in trials if t[0] >= conf.prior_margin * best)
+        result.details["prior"] = name
+        result.details["prior_evidence"] = {t[1]: round(t[0], 2) for t in trials}
+        result.details["levels"].append(info)
+        for level, (factor, radius) in enumerate(schedule[1:], start=1):
+            fld, info = self._level(pair, conf, fld, native * factor, radius, level, len(schedule), result, progress)
+            result.details["levels"].append(info)
         result.field = fld
         return result
 
-    def _prior(self, pair, conf: LocalConfig, grid: Grid, result: RegistrationResult, progress) -> DisplacementField:
+    def _priors(self, pair, conf: LocalConfig, grid: Grid, result: RegistrationResult, progress) -> list[tuple[str, DisplacementField]]:
+        """Candidate starting fields: the global affine, a coarse CFOG translation, and zero."""
+        priors: list[tuple[str, DisplacementField]] = []
         if conf.global_prior:
             ga = GlobalAffineConfig(features=conf.features, max_side=conf.global_max_side, inlier_threshold_m=conf.inlier_threshold_m)
-            fit, src, _ = fit_global_affine(pair, ga, result, progress)
+            fit, _, _ = fit_global_affine(pair, ga, result, progress)
             if fit is not None:
                 result.inliers = fit.n_inliers
-                result.details["prior"] = "global-affine"
-                return DisplacementField.from_function(grid, fit.displacement, 0.0)
+                priors.append(("global-affine", DisplacementField.from_function(grid, fit.displacement, 0.0)))
         with result.timed("coarse_translation"):
             t = coarse_translation(pair, result)
         if t is not None:
-            result.details["prior"] = "coarse-translation"
-            return DisplacementField.constant(grid, t[0], t[1], 0.0)
-        result.details["prior"] = "zero"
-        result.warnings.append("no global prior found (few matches, weak correlation): starting from zero shift")
-        return DisplacementField.constant(grid)
+            priors.append(("coarse-translation", DisplacementField.constant(grid, t[0], t[1], 0.0)))
+        priors.append(("zero", DisplacementField.constant(grid)))
+        return priors
 
-    def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int, result, progress) -> DisplacementField:
+    def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int, result, progress) -> tuple[DisplacementField, dict[str, Any]]:
         level_grid = north_up_grid(pair.crs, pair.overlap.bounds, res)
         margin = conf.template_px // 2 + radius + 2
         info: dict[str, Any] = {"resolution_m": res, "radius_px": radius}
-        result.details["levels"].append(info)
         if min(level_grid.shape) < conf.template_px + 2 * radius:
             info["skipped"] = "overlap smaller than one template plus search"
-            return fld
+            return fld, info
         jobs = [
             TileJob(pair.optical, pair.sar, g, core, _crop_field(fld, g), conf.template_px, conf.spacing_px, radius)
             for g, core in _tiles(level_grid, conf.tile_px, margin)
@@ -360,10 +376,18 @@ class LocalMethod:
                 ok[np.flatnonzero(keep)] = consistent(pts[keep], np.column_stack([dx, dy])[keep], tolerance=conf.consistency_px * res)
             info["accepted"] = int(ok.sum())
             result.matches += int(len(x))
+            if level > 0 and ok.sum() < conf.min_accept_fraction * max(len(x), 1):
+                # most templates disagree: this level is finer than the images' real detail
+                result.warnings.append(f"level {level + 1}: only {int(ok.sum())}/{len(x)} templates consistent; level skipped")
+                info["skipped"] = "too few consistent templates"
+                return fld, info
             if ok.sum() < 4:
-                result.warnings.append(f"level {level + 1}: only {int(ok.sum())} reliable templates; field kept")
-                return fld
+                info["evidence"] = 0.0
+                if level > 0:
+                    result.warnings.append(f"level {level + 1}: only {int(ok.sum())} reliable templates; field kept")
+                return fld, info
             quality = np.clip((peak[ok] - conf.min_peak) / (1 - conf.min_peak), 0, 1) * np.clip(marg[ok] / 0.1, 0.2, 1)
+            info["evidence"] = float(quality.sum())
             spacing_m = conf.spacing_px * res
             sigma_m = choose_sigma(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality,
                                    [f * conf.template_px * res for f in conf.sigma_templates])
@@ -375,4 +399,4 @@ class LocalMethod:
             support = inlier_confidence(fld.grid, x[ok], y[ok], radius_m=2 * spacing_m)
             confidence = np.clip(support * (0.5 + float(np.median(quality))), 0, 1)
             result.inliers = max(result.inliers, int(ok.sum()))
-            return DisplacementField(fld.grid, (rdx + pdx).astype(np.float32), (rdy + pdy).astype(np.float32), confidence.astype(np.float32))
+            return DisplacementField(fld.grid, (rdx + pdx).astype(np.float32), (rdy + pdy).astype(np.float32), confidence.astype(np.float32)), info
