@@ -1,0 +1,76 @@
+"""A coalign registration method as an MLflow pyfunc model ("models from code", MLflow 3).
+
+:func:`tasks.tracking.register_method_model` logs this file as the model's code, with the
+``models`` package bundled beside it (``code_paths``) and the method's name, version and full
+config as the ``config`` JSON artifact. MLflow executes the file when the model is loaded;
+``set_model`` at the bottom names the model object. Nothing is pickled.
+
+``predict`` takes a DataFrame with columns ``optical``, ``sar``, ``output`` (paths; optional
+``confidence``, ``tiepoints``, ``device``) and returns one summary row per pair, after running
+:func:`models.registration.register` and :func:`models.registration.write_displacement`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+
+def as_setting(value: Any) -> str:
+    """A config value as the string ``--set`` takes (tuples/lists comma-joined), parsed back by type."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class CoalignMethodModel(PythonModel):
+    """One registration method with a fixed config."""
+
+    def __init__(self) -> None:
+        self.method, self.version, self.config = "", "", {}
+
+    def load_context(self, context) -> None:  # noqa: ANN001 - pyfunc signature
+        spec = json.loads(Path(context.artifacts["config"]).read_text())
+        self.method, self.version, self.config = spec["method"], spec["version"], dict(spec["config"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:  # noqa: ANN001
+        from models.errors import InputError
+        from models.methods.base import RegistrationInput
+        from models.raster import open_raster
+        from models.registration import register, write_displacement
+        from models.scoring import read_tiepoints, score_displacement
+
+        missing = {"optical", "sar", "output"} - set(model_input.columns)
+        if missing:
+            raise InputError(f"model input lacks column(s) {sorted(missing)}; give optical, sar, output paths")
+        overrides = {k: as_setting(v) for k, v in self.config.items()}
+        rows = []
+        for r in model_input.to_dict("records"):
+            pair = RegistrationInput.open(r["optical"], r["sar"], _text(r.get("device")) or "auto")
+            result = register(pair, self.method, overrides)
+            products = write_displacement(result.field, pair.optical.grid, r["output"], _text(r.get("confidence")))
+            row = {"output": str(products.displacement), "method": result.method, "version": result.version,
+                   "device": pair.device, "matches": int(result.matches), "inliers": int(result.inliers),
+                   "runtime_s": float(result.runtime_s.get("register_total", float("nan"))),
+                   "warnings": "; ".join(result.warnings)}
+            if _text(r.get("tiepoints")):
+                sar_grid = open_raster(r["sar"], "sar").grid
+                score = score_displacement(products.displacement, read_tiepoints(r["tiepoints"]), pair.optical.grid, sar_grid)
+                row.update({k: v for k, v in score.summary().items() if k in ("mean_m", "mean_px")})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _text(value: Any) -> str | None:
+    """A path cell, None when empty (pandas gives NaN for missing optional cells)."""
+    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+        return None
+    return str(value)
+
+
+mlflow.models.set_model(CoalignMethodModel())
