@@ -37,11 +37,26 @@ def http_url(href: str) -> str:
 
 
 def gdal_path(href: str) -> str:
-    """A path GDAL/rasterio can read by windows without downloading the file (COG range reads)."""
+    """A path GDAL/rasterio can read by windows without downloading the file (COG range reads).
+
+    Open it inside ``rasterio.Env(**REMOTE_READ_ENV)``.
+    """
     p = urlparse(href)
     if p.scheme in ("http", "https", "s3"):
         return "/vsicurl/" + http_url(href)
     return p.path if p.scheme == "file" else href
+
+
+# GDAL options for windowed remote reads: no directory listing on open (one request instead of
+# many), bounded waits, retries on transient errors
+REMOTE_READ_ENV = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
+}
 
 
 def _verify(path: Path, checksum: str | None) -> None:

@@ -80,3 +80,35 @@ def http_root(sample_catalogs):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def http_root_process(sample_catalogs):
+    """The same server in its own process: GDAL holds the GIL while it reads /vsicurl/, so an
+    in-process server thread could never answer it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = (
+        "import functools, http.server, sys; sys.path.insert(0, %r);"
+        "from tests.stac.conftest import RangeHandler;"
+        "http.server.ThreadingHTTPServer(('127.0.0.1', %d), functools.partial(RangeHandler, directory=%r)).serve_forever()"
+    ) % (str(Path(__file__).resolve().parents[2]), port, str(sample_catalogs["root"]))
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    url = f"http://127.0.0.1:{port}"
+    import requests
+
+    for _ in range(100):
+        try:
+            requests.get(url + "/maxar/events/catalog.json", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)

@@ -53,6 +53,16 @@ def test_fetch_paths_and_s3(tmp_path, monkeypatch):
     assert gdal_path("https://h/x.tif") == "/vsicurl/https://h/x.tif"
 
 
+def test_windowed_remote_read(http_root_process, sample_catalogs):
+    from stac.fetch import REMOTE_READ_ENV
+
+    src = sample_catalogs["root"] / "src" / "a_optical.tif"
+    with rasterio.Env(**REMOTE_READ_ENV), rasterio.open(gdal_path(http_root_process + "/src/a_optical.tif")) as ds:
+        window = ds.read(1, window=((10, 20), (30, 45)))
+    with rasterio.open(src) as ds:
+        np.testing.assert_array_equal(window, ds.read(1, window=((10, 20), (30, 45))))
+
+
 def test_scene_validation_reports_each_bad_case(sample_catalogs, tmp_path):
     a = sample_catalogs["a"]
     good = [scene_metadata(str(a.optical), "optical", "opt"), scene_metadata(str(a.sar), "sar", "sar")]
