@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +24,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
     from flows.compare import run_compare
 
-    result = run_compare(args.experiment, args.workdir, args.mlflow_uri, args.bench_report)
+    # without PREFECT_API_URL Prefect starts a temporary server; its 20 s default is short on a busy 2-core host
+    timeout = {} if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else {
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}
+    with temporary_settings(updates=timeout):
+        result = run_compare(args.experiment, args.workdir, args.mlflow_uri, args.bench_report)
     if args.json:
         print(json.dumps(result, default=str))
         return 0
@@ -37,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
     for r in result["rows"]:
         print(f"{r['method']:<16}{r['version']:<10}{r['pairs']:>6}{f(r['mean_m']):>9}{f(r['mean_px']):>9}"
               f"{f(r['zero_mean_m']):>9}{f(r['oracle_affine_mean_m']):>9}")
-    print(f"zero shift {f(result['zero_mean_m'])} m, oracle affine {f(result['oracle_affine_mean_m'])} m")
+    print(f"zero shift {f(result['zero_mean_m'])} m, oracle affine {f(result['oracle_affine_mean_m'])} m".replace("– m", "–"))
     print(f"CSV {result['csv']}\nplot {result['plot']}")
     return 0
