@@ -88,7 +88,7 @@ def activation(
 
     summary = _summarise(event, work, uri, parent, len(scenes), len(pairs), results)
     _report(summary)
-    track_activation_end(uri, parent, {k: summary[k] for k in ("scenes", "pairs", "registrations", "failed")}
+    track_activation_end(uri, parent, {k: summary[k] for k in ("scenes", "pairs", "runs", "failed")}
                          | {f"mean_m_{m}": v for m, v in summary["mean_error_m"].items()},
                          "FAILED" if jobs and summary["failed"] == len(jobs) else "FINISHED")
     return summary
@@ -116,7 +116,7 @@ def register_job(job: dict[str, Any], deployment: str | None) -> dict[str, Any]:
     from prefect.deployments import run_deployment
     from prefect.runtime import flow_run
 
-    run = run_deployment(deployment, parameters=job, flow_run_name=f"{job['method']} {_pair_id(job)}"[:120],
+    run = run_deployment(deployment, parameters=job, poll_interval=2, flow_run_name=f"{job['method']} {_pair_id(job)}"[:120],
                          idempotency_key=f"{flow_run.root_flow_run_id}:{_pair_id(job)}:{job['method']}")
     if not run.state or not run.state.is_completed():
         raise RegistrationError(f"{deployment} run {run.name} ended {run.state.name if run.state else 'without a state'}: "
@@ -208,11 +208,11 @@ def _summarise(event: str, work: Workdir, uri: str, parent: str, n_scenes: int, 
     for r in results:
         if r.get("score"):
             by_method.setdefault(r["method"], []).append(r["score"]["mean_m"])
-    return {"event": event, "scenes": n_scenes, "pairs": n_pairs, "registrations": len(results),
+    return {"event": event, "scenes": n_scenes, "pairs": n_pairs, "runs": len(results),
             "failed": sum(r["status"] != "ok" for r in results),
             "mean_error_m": {m: round(statistics.fmean(v), 3) for m, v in by_method.items()},
             "catalog": str(work.catalog / "catalog.json"), "workdir": str(work.root), "mlflow_uri": uri,
-            "mlflow_parent_run_id": parent, "results": rows}
+            "mlflow_parent_run": parent, "results": rows}
 
 
 def _report(summary: dict[str, Any]) -> None:
@@ -227,9 +227,9 @@ def _report(summary: dict[str, Any]) -> None:
     create_markdown_artifact(
         key=f"activation-{key}", description=f"activation {summary['event']}",
         markdown=(f"## Activation {summary['event']}\n\n{summary['scenes']} scenes, {summary['pairs']} pairs, "
-                  f"{summary['registrations']} registrations, **{summary['failed']} failed**.\n\n"
+                  f"{summary['runs']} registrations, **{summary['failed']} failed**.\n\n"
                   f"| method | mean tiepoint error (m) |\n|---|---|\n{scores}\n\n"
                   + "".join(f"- failed: {r['pair']} {r['method']}: {r['error']}\n" for r in failures)
                   + f"\n- STAC catalog: `{summary['catalog']}`\n- MLflow: `{summary['mlflow_uri']}`, parent run "
-                  f"`{summary['mlflow_parent_run_id']}` (experiment {summary['event']})\n"),
+                  f"`{summary['mlflow_parent_run']}` (experiment {summary['event']})\n"),
     )

@@ -1,28 +1,112 @@
 """Asset fetching into a content-addressed cache: resumable, checksum-verified, retried.
 
-``file://`` and plain paths are used where they are (no copy); ``http(s)://``
-is downloaded into ``<cache>/<sha256(href)[:2]>/<sha256(href)>/<name>`` through a
-``.part`` file, resumed with HTTP Range requests after a dropped connection,
-verified against the item's ``file:checksum`` (multihash, sha2-256) and only
-then renamed; ``s3://bucket/key`` of public buckets is read anonymously over
-HTTPS (``https://bucket.s3.amazonaws.com/key``, or ``COALIGN_S3_ENDPOINT``).
+- ``file://`` and plain paths are used where they are (no copy), verified when a checksum is given.
+- ``http(s)://`` is downloaded into ``<cache>/<key[:2]>/<key>/<file name>`` with
+  ``key = sha256(href | checksum)``. Bytes go to ``<name>.part``; after a dropped connection
+  the next attempt resumes it with an HTTP ``Range`` request (RFC 9110 §14, guarded by
+  ``If-Range`` so a file changed on the server restarts the download). Only a complete,
+  verified file is renamed to its final name (``os.replace``), so the final name never holds
+  a partial or corrupt file. Concurrent fetches of the same asset wait on a lock.
+- ``s3://bucket/key`` of public buckets is read anonymously over HTTPS
+  (``https://bucket.s3.amazonaws.com/key``; ``COALIGN_S3_ENDPOINT`` points it elsewhere, e.g. a
+  local server in tests).
+- ``file:checksum`` (STAC file extension) is a multihash in hex: sha2-256 (``0x12``),
+  sha2-512, sha1, sha3 and md5 are verified.
+
+For reading only an AOI, :func:`gdal_path` gives a ``/vsicurl/`` path for GDAL/rasterio COG
+range reads and :func:`fetch_window` saves just the AOI window of a remote raster.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import logging
 import os
+import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 import requests
 
-from models.errors import FetchError
+from models.errors import FetchError, InputError
 
 log = logging.getLogger(__name__)
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+CHUNK = 1 << 16
+
+# multihash code (varint hex) -> (hashlib name, digest length in bytes); https://github.com/multiformats/multicodec
+MULTIHASH = {
+    "11": ("sha1", 20),
+    "12": ("sha256", 32),
+    "13": ("sha512", 64),
+    "14": ("sha3_512", 64),
+    "16": ("sha3_256", 32),
+    "d501": ("md5", 16),
+}
+
+# GDAL options for windowed remote reads: no directory listing on open (one request instead of
+# many), bounded waits, retries on transient errors
+REMOTE_READ_ENV = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
+}
+
+
+class _Transient(Exception):
+    """A retryable server answer (5xx, 429)."""
+
+
+@dataclass(frozen=True)
+class Multihash:
+    """A parsed ``file:checksum``."""
+
+    algorithm: str
+    digest: str
+
+    def matches(self, path: Path) -> tuple[bool, str]:
+        h = hashlib.new(self.algorithm)
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest() == self.digest, h.hexdigest()
+
+
+def parse_multihash(checksum: str) -> Multihash | None:
+    """The algorithm and digest of a multihash hex string; ``None`` (with a warning) for an
+    algorithm this module cannot compute; :class:`FetchError` when it is malformed."""
+    value = checksum.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]+", value) or len(value) < 6:
+        raise FetchError(f"file:checksum {checksum!r} is not a multihash in hex (e.g. 1220<sha256 hex>)")
+    for code, (algorithm, size) in MULTIHASH.items():
+        if value.startswith(code) and int(value[len(code):len(code) + 2], 16) == size:
+            digest = value[len(code) + 2:]
+            if len(digest) != 2 * size:
+                raise FetchError(f"file:checksum {checksum!r}: {algorithm} digest has {len(digest) // 2} bytes, expected {size}")
+            return Multihash(algorithm, digest)
+    log.warning("file:checksum %s… uses a multihash this version cannot verify; the file is not verified", checksum[:8])
+    return None
+
+
+def verify(path: Path, checksum: str | None, href: str = "") -> None:
+    """Raise :class:`FetchError` unless ``path`` matches the multihash ``checksum`` (when given)."""
+    mh = parse_multihash(checksum) if checksum else None
+    if mh is None:
+        return
+    ok, got = mh.matches(path)
+    if not ok:
+        raise FetchError(f"checksum mismatch for {href or path}: the item's file:checksum says {mh.algorithm} "
+                         f"{mh.digest[:12]}…, the file has {got[:12]}… (corrupt or changed upstream)")
 
 
 def http_url(href: str) -> str:
@@ -39,83 +123,191 @@ def http_url(href: str) -> str:
 def gdal_path(href: str) -> str:
     """A path GDAL/rasterio can read by windows without downloading the file (COG range reads).
 
+    ``http(s)``/``s3`` become ``/vsicurl/<https url>`` (anonymous; ``COALIGN_S3_ENDPOINT`` honoured).
     Open it inside ``rasterio.Env(**REMOTE_READ_ENV)``.
     """
     p = urlparse(href)
     if p.scheme in ("http", "https", "s3"):
         return "/vsicurl/" + http_url(href)
-    return p.path if p.scheme == "file" else href
+    return unquote(p.path) if p.scheme == "file" else href
 
 
-# GDAL options for windowed remote reads: no directory listing on open (one request instead of
-# many), bounded waits, retries on transient errors
-REMOTE_READ_ENV = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_TIMEOUT": "60",
-    "GDAL_HTTP_CONNECTTIMEOUT": "10",
-    "GDAL_HTTP_MAX_RETRY": "3",
-    "GDAL_HTTP_RETRY_DELAY": "1",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
-}
+def cache_path(href: str, cache: str | os.PathLike[str], checksum: str | None = None, suffix: str = "") -> Path:
+    """Where :func:`fetch` keeps ``href``: a folder named by sha256 of the href and checksum."""
+    key = hashlib.sha256(f"{href}|{checksum or ''}{suffix}".encode()).hexdigest()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", unquote(Path(urlparse(http_url(href)).path).name)) or "asset"
+    return Path(cache) / key[:2] / key / name
 
 
-def _verify(path: Path, checksum: str | None) -> None:
-    if not checksum:
-        return
-    if not checksum.startswith("1220"):
-        log.warning("unsupported multihash %s for %s: not verified", checksum[:4], path)
-        return
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != checksum[4:]:
-        raise FetchError(f"checksum mismatch for {path.name}: expected sha256 {checksum[4:16]}…, got {h.hexdigest()[:12]}…")
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # another process fetching the same asset finishes first
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def fetch(href: str, cache: str | os.PathLike[str], checksum: str | None = None, retries: int = 4, backoff: float = 0.5) -> Path:
-    """A local path holding the asset at ``href`` (downloaded once, verified, cached)."""
+def _total_size(r: requests.Response) -> int | None:
+    cr = r.headers.get("Content-Range", "")
+    m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", cr)
+    if m and m.group(3) != "*":
+        return int(m.group(3))
+    if r.status_code == 200 and r.headers.get("Content-Length", "").isdigit() and "gzip" not in r.headers.get("Content-Encoding", ""):
+        return int(r.headers["Content-Length"])
+    return None
+
+
+def _download(url: str, part: Path, meta: Path, timeout: float) -> None:
+    """One attempt: continue ``part`` (Range + If-Range) or start it over; raise on a short body."""
+    have = part.stat().st_size if part.exists() else 0
+    validator = json.loads(meta.read_text()).get("validator") if have and meta.exists() else None
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    if have and validator:
+        headers["If-Range"] = validator
+    with requests.get(url, headers=headers, stream=True, timeout=timeout) as r:
+        if r.status_code == 416 and have:
+            # the part already holds the whole file, or more than the file now has
+            m = re.match(r"bytes \*/(\d+)", r.headers.get("Content-Range", ""))
+            if m and int(m.group(1)) == have:
+                return
+            part.unlink()
+            raise _Transient("the partial download is larger than the file on the server; restarting")
+        if r.status_code >= 500 or r.status_code == 429:
+            raise _Transient(f"HTTP {r.status_code}")
+        if r.status_code not in (200, 206):
+            raise FetchError(f"cannot fetch {url}: HTTP {r.status_code}")
+        if r.status_code == 206:
+            m = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != have:
+                part.unlink(missing_ok=True)
+                raise _Transient(f"server answered range {r.headers.get('Content-Range')!r} to bytes={have}-; restarting")
+            mode = "ab"
+        else:  # 200: no range support, or the file changed (If-Range): start over
+            mode = "wb"
+        total = _total_size(r)
+        validator = r.headers.get("ETag") or r.headers.get("Last-Modified")
+        meta.write_text(json.dumps({"validator": validator, "total": total}))
+        with open(part, mode) as fh:
+            for chunk in r.iter_content(CHUNK):
+                fh.write(chunk)
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise _Transient(f"connection closed at {size} of {total} bytes")
+
+
+def fetch(href: str, cache: str | os.PathLike[str], checksum: str | None = None, retries: int = 4,
+          backoff: float = 0.5, timeout: float = 60.0) -> Path:
+    """A local path holding the asset at ``href`` (downloaded once, verified, cached).
+
+    Transient failures (connection errors, timeouts, HTTP 5xx/429, a short body) are retried
+    ``retries`` times in all with exponential backoff, resuming the partial file. A checksum
+    mismatch discards the bytes and downloads once more from scratch before failing.
+    """
     p = urlparse(href)
     if p.scheme in ("", "file"):
-        path = Path(p.path if p.scheme == "file" else href)
-        if not path.exists():
+        path = Path(unquote(p.path) if p.scheme == "file" else href)
+        if not path.is_file():
             raise FetchError(f"asset not found: {href}")
-        _verify(path, checksum)
+        verify(path, checksum, href)
         return path
+    if p.scheme not in ("http", "https", "s3"):
+        raise InputError(f"cannot fetch {href}: unsupported scheme {p.scheme!r} (file, http, https, s3)")
+    if checksum:
+        parse_multihash(checksum)  # malformed checksums fail before any download
     url = http_url(href)
-    key = hashlib.sha256(f"{href}|{checksum or ''}".encode()).hexdigest()
-    name = Path(urlparse(url).path).name or "asset"
-    final = Path(cache) / key[:2] / key / name
+    final = cache_path(href, cache, checksum)
     if final.exists():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    part = final.with_name(final.name + ".part")
-    for attempt in range(retries):
-        try:
-            have = part.stat().st_size if part.exists() else 0
-            headers = {"Range": f"bytes={have}-"} if have else {}
-            with requests.get(url, headers=headers, stream=True, timeout=60) as r:
-                if r.status_code == 416:  # already complete
-                    pass
-                elif r.status_code >= 500:
-                    raise requests.ConnectionError(f"HTTP {r.status_code}")
-                elif r.status_code not in (200, 206):
-                    raise FetchError(f"cannot fetch {href}: HTTP {r.status_code}")
-                else:
-                    mode = "ab" if r.status_code == 206 else "wb"
-                    with open(part, mode) as fh:
-                        for chunk in r.iter_content(1 << 16):
-                            fh.write(chunk)
-            try:
-                _verify(part, checksum)
-            except FetchError:
-                part.unlink(missing_ok=True)
-                raise
-            os.replace(part, final)
+    part, meta = final.with_name(final.name + ".part"), final.with_name(final.name + ".part.json")
+    with _locked(final.parent):
+        if final.exists():  # fetched by whoever held the lock
             return final
-        except TRANSIENT as exc:
-            if attempt == retries - 1:
-                raise FetchError(f"cannot fetch {href} after {retries} attempts: {exc}") from exc
-            log.warning("fetch %s: %s; retrying (attempt %d)", href, exc, attempt + 2)
-            time.sleep(backoff * 2**attempt)
-    raise FetchError(f"cannot fetch {href}")
+        clean_restarts = 1
+        attempt = 0
+        while True:
+            try:
+                _download(url, part, meta, timeout)
+                try:
+                    verify(part, checksum, href)
+                except FetchError:
+                    part.unlink(missing_ok=True)
+                    meta.unlink(missing_ok=True)
+                    if clean_restarts == 0:
+                        raise
+                    clean_restarts -= 1
+                    log.warning("fetch %s: checksum mismatch; downloading once more from scratch", href)
+                    continue
+                os.replace(part, final)
+                meta.unlink(missing_ok=True)
+                return final
+            except (*TRANSIENT, _Transient) as exc:
+                attempt += 1
+                if attempt >= retries:
+                    raise FetchError(f"cannot fetch {href} after {retries} attempts: {exc} "
+                                     f"(the partial download is kept and resumed next time)") from exc
+                delay = backoff * 2 ** (attempt - 1)
+                log.warning("fetch %s: %s; retrying in %.1f s (attempt %d of %d)", href, exc, delay, attempt + 1, retries)
+                time.sleep(delay)
+
+
+def _aoi_window(ds: Any, bbox: tuple[float, float, float, float]) -> Any:
+    """The pixel window of ``ds`` covering a WGS84 bbox (also for rotated geotransforms)."""
+    import numpy as np
+    from rasterio.warp import transform_geom
+    from rasterio.windows import Window
+    from shapely.geometry import box, mapping, shape
+
+    if ds.crs is None:
+        raise InputError(f"{ds.name} has no CRS: cannot find the AOI window")
+    geom = shape(transform_geom("EPSG:4326", ds.crs, mapping(box(*bbox).segmentize(abs(bbox[2] - bbox[0]) / 16 or 1e-6))))
+    xs, ys = np.asarray(geom.exterior.coords).T
+    cols, rows = ~ds.transform * (xs, ys)
+    c0, c1 = max(0, int(np.floor(np.min(cols)))), min(ds.width, int(np.ceil(np.max(cols))))
+    r0, r1 = max(0, int(np.floor(np.min(rows)))), min(ds.height, int(np.ceil(np.max(rows))))
+    if c0 >= c1 or r0 >= r1:
+        raise InputError(f"the AOI {bbox} does not overlap {ds.name}")
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def fetch_window(href: str, bbox: tuple[float, float, float, float], cache: str | os.PathLike[str]) -> Path:
+    """A local GeoTIFF holding only the AOI window (WGS84 ``bbox``) of a remote or local raster.
+
+    Reads through GDAL range requests (COG overviews and tiles), so only the bytes of the
+    window travel; cached like :func:`fetch` (the key includes the bbox).
+    """
+    import rasterio
+
+    final = cache_path(href, cache, None, suffix="|window=" + ",".join(f"{v:.7f}" for v in bbox))
+    final = final.with_name(final.stem + "_aoi.tif")
+    if final.exists():
+        return final
+    with _locked(final.parent):
+        if final.exists():
+            return final
+        tmp = final.with_name(final.name + ".part")
+        try:
+            with rasterio.Env(**REMOTE_READ_ENV), rasterio.open(gdal_path(href)) as ds:
+                window = _aoi_window(ds, bbox)
+                data = ds.read(window=window)
+                profile = {**ds.profile, "driver": "GTiff", "width": int(window.width), "height": int(window.height),
+                           "transform": ds.window_transform(window), "tiled": True, "blockxsize": 256,
+                           "blockysize": 256, "compress": "deflate"}
+                if window.width < 256 or window.height < 256:
+                    profile.pop("blockxsize"), profile.pop("blockysize")
+                    profile["tiled"] = False
+                with rasterio.open(tmp, "w", **profile) as out:
+                    out.write(data)
+                    for i in range(ds.count):
+                        if ds.descriptions[i]:
+                            out.set_band_description(i + 1, ds.descriptions[i])
+        except rasterio.errors.RasterioIOError as exc:
+            tmp.unlink(missing_ok=True)
+            raise FetchError(f"cannot read the AOI window of {href}: {exc}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, final)
+    return final

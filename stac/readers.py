@@ -1,9 +1,22 @@
 """Scene discovery: static STAC catalogs (Maxar Open Data, Umbra Open Data) and STAC APIs.
 
 Everything is normalised into :class:`stac.scene.Scene` (STAC Item spec 1.x
-fields plus the ``view``, ``proj`` and ``sar`` extensions). Static catalogs are
-crawled lazily: a child collection whose ``extent`` misses the AOI or the time
-window is never opened (the Maxar Turkey event alone has 2115 items).
+fields plus the ``view``, ``proj`` and ``sar`` extensions).
+
+Static catalogs are crawled lazily, breadth first, a level at a time (documents of
+one level are read concurrently). Nothing outside the AOI/time window is opened
+when the catalog says where it is:
+
+- a Collection whose ``extent`` misses the AOI or window is not descended into
+  (Maxar: ``events/<event>/collection.json`` and its per-acquisition
+  ``ard/acquisition_collections/<catalog_id>_collection.json``);
+- a link whose path below the root has a date folder (``YYYY``, ``YYYY-MM``,
+  ``YYYY-MM-DD``) outside the window is not followed (Umbra
+  ``stac/YYYY/YYYY-MM/YYYY-MM-DD/<uuid>/<uuid>.json``, Maxar
+  ``ard/<zone>/<quadkey>/<YYYY-MM-DD>/<catalog_id>.json``).
+
+Umbra's per-product ``*.stac.v2.json`` sidecars name files of a private bucket;
+their hrefs are rewritten to the public ``sar-data/tasks/...`` copies.
 """
 
 from __future__ import annotations
@@ -12,228 +25,409 @@ import datetime as dt
 import json
 import logging
 import os
+import posixpath
+import re
+import threading
 import time
-from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 import requests
+import shapely
 from shapely.geometry import box, shape
+from shapely.geometry.base import BaseGeometry
 
 from models.errors import CatalogError
+from stac.fetch import http_url
 from stac.scene import Scene
 
 log = logging.getLogger(__name__)
 
-# Umbra's newer per-product sidecars point at a private bucket; the same files are public under this prefix.
-UMBRA_PRIVATE_PREFIX = "s3://prod-prod-processed-sar-data/"
-UMBRA_PUBLIC_PREFIX = os.environ.get("COALIGN_UMBRA_PUBLIC_PREFIX", "s3://umbra-open-data-catalog/sar-data/tasks/")
+BBox = tuple[float, float, float, float]
+
+# Umbra's v2 sidecars point at this private bucket; the same files are public under sar-data/tasks/
+UMBRA_PRIVATE_BUCKETS = ("prod-prod-processed-sar-data",)
+UMBRA_PUBLIC_TASKS = "s3://umbra-open-data-catalog/sar-data/tasks/"
 GEOTIFF = "image/tiff"
+# a day either side: folder dates are UTC calendar days, item times may sit at either end
+_DATE_SLACK = dt.timedelta(days=1)
+_DATE_DIR = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+_local = threading.local()
 
 
-def load_json(href: str, retries: int = 3) -> dict[str, Any]:
-    """A JSON document from a path, ``file://`` or ``http(s)://`` URL (retried on transient errors)."""
+@dataclass
+class CrawlStats:
+    """What a crawl opened, skipped and could not read (for logs, the CLI and tests)."""
+
+    opened: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _session() -> requests.Session:
+    # one keep-alive session per worker thread (requests sessions are not thread-safe)
+    s = getattr(_local, "session", None)
+    if s is None:
+        s = _local.session = requests.Session()
+    return s
+
+
+def load_json(href: str, retries: int = 3, backoff: float = 0.5) -> dict[str, Any]:
+    """A JSON document from a path, ``file://``, ``http(s)://`` or public ``s3://`` URL.
+
+    Connection errors and HTTP 5xx/429 are retried with exponential backoff;
+    other HTTP errors fail at once.
+    """
     parsed = urlparse(href)
-    if parsed.scheme in ("http", "https"):
+    if parsed.scheme in ("http", "https", "s3"):
+        url = http_url(href)
         for attempt in range(retries):
             try:
-                r = requests.get(href, timeout=30)
-                if r.status_code >= 500:
+                r = _session().get(url, timeout=30)
+                if r.status_code >= 500 or r.status_code == 429:
                     raise requests.ConnectionError(f"HTTP {r.status_code}")
                 if r.status_code != 200:
                     raise CatalogError(f"cannot read STAC document {href}: HTTP {r.status_code}")
-                return r.json()
+                try:
+                    return r.json()
+                except ValueError as exc:
+                    raise CatalogError(f"STAC document {href} is not valid JSON ({exc})") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == retries - 1:
-                    raise CatalogError(f"cannot reach STAC document {href}: {exc}") from exc
-                time.sleep(0.5 * 2**attempt)
-    path = parsed.path if parsed.scheme == "file" else href
+                    raise CatalogError(f"cannot reach STAC document {href} after {retries} attempts: {exc}") from exc
+                time.sleep(backoff * 2**attempt)
+    path = unquote(parsed.path) if parsed.scheme == "file" else href
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CatalogError(f"STAC document not found: {href}") from None
-    except json.JSONDecodeError as exc:
+    except IsADirectoryError:
+        raise CatalogError(f"{href} is a folder: give the catalog.json/collection.json/item JSON inside it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CatalogError(f"STAC document {href} is not valid JSON ({exc})") from exc
 
 
 def resolve(base: str, href: str) -> str:
-    """An href made absolute against the document it appears in."""
+    """An href made absolute against the document it appears in (STAC best practice: relative links)."""
     if urlparse(href).scheme or href.startswith("/"):
         return href
-    if urlparse(base).scheme in ("http", "https", "file"):
+    b = urlparse(base)
+    if b.scheme in ("http", "https", "file"):
         return urljoin(base, href)
-    return str((Path(base).parent / href).resolve())
+    if b.scheme == "s3":  # urljoin does not join unknown schemes
+        return f"s3://{b.netloc}{posixpath.normpath(posixpath.join(posixpath.dirname(b.path), href))}"
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), href))
 
 
 def parse_datetime(value: str | None) -> dt.datetime | None:
-    if not value:
+    """An aware datetime from an RFC 3339 string (``Z`` allowed); ``None`` for empty/open values."""
+    if not value or value == "..":
         return None
     d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
 
 
-def _crs(props: dict[str, Any]) -> str | None:
-    if props.get("proj:code"):
-        return str(props["proj:code"])
-    if props.get("proj:epsg"):
-        return f"EPSG:{props['proj:epsg']}"
+def _crs(d: dict[str, Any]) -> str | None:
+    if d.get("proj:code"):
+        return str(d["proj:code"])
+    if d.get("proj:epsg"):
+        return f"EPSG:{d['proj:epsg']}"
     return None
 
 
-def _sar_asset(item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    assets = item.get("assets", {})
+def _is_geotiff(asset: dict[str, Any], key: str) -> bool:
+    return GEOTIFF in asset.get("type", "") or key.lower().endswith((".tif", ".tiff")) or \
+        asset.get("href", "").lower().endswith((".tif", ".tiff"))
+
+
+def _sar_asset(assets: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The GEC image: ``asset-GEC`` (static catalog), else the v2 sidecar's ``*_GEC.tif`` or plain
+    product TIFF (``*_MM.tif``, title TIFF) — not the CSI colour product, not NITF/CPHD/SICD."""
     if "asset-GEC" in assets:
         return "asset-GEC", assets["asset-GEC"]
-    # v2 sidecars: file names as keys; the GEC GeoTIFF is the data TIFF that is not the CSI product
     for key, a in assets.items():
-        if GEOTIFF in a.get("type", "") and "data" in a.get("roles", []) and "CSI" not in key.upper():
+        if key.upper().endswith("_GEC.TIF") or str(a.get("title", "")).upper() == "GEC":
+            return key, a
+    for key, a in assets.items():
+        if _is_geotiff(a, key) and "data" in a.get("roles", ["data"]) and "CSI" not in key.upper() \
+                and "CSI" not in str(a.get("title", "")).upper():
             return key, a
     return None
 
 
+def _optical_asset(assets: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """Maxar's RGB ``visual`` COG, else the first data GeoTIFF."""
+    if "visual" in assets:
+        return "visual", assets["visual"]
+    return next(((k, a) for k, a in assets.items() if _is_geotiff(a, k) and "data" in a.get("roles", [])), None)
+
+
+def public_umbra_href(href: str, item_href: str, props: dict[str, Any]) -> str:
+    """The public copy of a file an Umbra v2 sidecar names in the private processing bucket.
+
+    Public products live in ``sar-data/tasks/<task name>/<task id>/<acquisition>/`` next to
+    their ``<acquisition>.stac.v2.json`` sidecar, so a sidecar read from its public location
+    resolves the file name against itself. Without that location (a copied sidecar) the
+    task name is unknown and the result is a best guess under ``sar-data/tasks/<task id>/``
+    (``COALIGN_UMBRA_PUBLIC_TASKS`` overrides the prefix).
+    """
+    p = urlparse(href)
+    if p.scheme != "s3" or p.netloc not in UMBRA_PRIVATE_BUCKETS:
+        return href
+    name = posixpath.basename(p.path)
+    if item_href and urlparse(item_href).netloc not in UMBRA_PRIVATE_BUCKETS:
+        return resolve(item_href, name)
+    prefix = os.environ.get("COALIGN_UMBRA_PUBLIC_TASKS", UMBRA_PUBLIC_TASKS).rstrip("/") + "/"
+    acquisition = re.match(r"^(\d{4}(?:-\d{2}){5}_UMBRA-\d+)", name)
+    parts = [str(props.get("umbra:task_id", "")), acquisition.group(1) if acquisition else "", name]
+    log.warning("Umbra sidecar without a public location: guessing %s for %s", prefix + "/".join(x for x in parts if x), href)
+    return prefix + "/".join(x for x in parts if x)
+
+
+def _number(*values: Any) -> float | None:
+    for v in values:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
 def scene_from_item(item: dict[str, Any], item_href: str = "") -> Scene | None:
-    """The optical or SAR scene an Item describes (None when it has no usable image asset)."""
-    props = item.get("properties", {})
-    assets = item.get("assets", {})
-    is_sar = any(k.startswith("sar:") for k in props) or "asset-GEC" in assets
-    if is_sar:
-        found = _sar_asset(item)
-        sensor = "sar"
-    elif "visual" in assets:
-        found = ("visual", assets["visual"])
-        sensor = "optical"
-    else:
-        found = next(((k, a) for k, a in assets.items() if GEOTIFF in a.get("type", "") and "data" in a.get("roles", [])), None)
-        sensor = "optical"
-    if found is None or not item.get("geometry"):
+    """The optical or SAR scene a STAC Item describes; ``None`` when it has no image to read
+    (no footprint, no image asset, or an empty href as in Umbra's metadata-only v1 items)."""
+    props = item.get("properties") or {}
+    assets = item.get("assets") or {}
+    is_sar = any(k.startswith("sar:") for k in props) or "asset-GEC" in assets or props.get("constellation") == "umbra"
+    found = _sar_asset(assets) if is_sar else _optical_asset(assets)
+    if found is None or not item.get("geometry") or not found[1].get("href"):
+        log.debug("STAC item %s (%s) has no readable image asset; skipped", item.get("id"), item_href)
         return None
     key, asset = found
     href = resolve(item_href, asset["href"]) if item_href else asset["href"]
-    if href.startswith(UMBRA_PRIVATE_PREFIX):
-        href = UMBRA_PUBLIC_PREFIX + href[len(UMBRA_PRIVATE_PREFIX):]
+    if is_sar:
+        href = public_umbra_href(href, item_href, props)
     when = parse_datetime(props.get("datetime")) or parse_datetime(props.get("start_datetime"))
     if when is None:
-        raise CatalogError(f"STAC item {item.get('id')} ({item_href}) has no datetime")
-    gsd = props.get("gsd") or asset.get("gsd")
-    if gsd is None and sensor == "sar":
-        ra, rr = props.get("sar:resolution_azimuth"), props.get("sar:resolution_range")
-        gsd = max(ra, rr) if ra and rr else None
+        raise CatalogError(f"STAC item {item.get('id')} ({item_href or 'no href'}) has no datetime or start_datetime")
+    try:
+        footprint = shapely.force_2d(shape(item["geometry"]))  # Umbra footprints carry heights
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise CatalogError(f"STAC item {item.get('id')} ({item_href or 'no href'}) has a bad geometry: {exc}") from None
+    gsd = _number(props.get("gsd"), asset.get("gsd"))
+    if gsd is None and is_sar:
+        # no gsd in Umbra items: the coarser of the two resolutions stands in for it
+        res = [v for v in (_number(props.get("sar:resolution_range")), _number(props.get("sar:resolution_azimuth"))) if v]
+        gsd = max(res) if res else None
     return Scene(
         id=str(item["id"]),
-        sensor=sensor,
+        sensor="sar" if is_sar else "optical",
         platform=props.get("platform"),
         datetime=when,
-        footprint=shape(item["geometry"]),
+        footprint=footprint,
         href=href,
         crs=_crs(props) or _crs(asset),
-        gsd=float(gsd) if gsd is not None else None,
+        gsd=gsd,
         collection=item.get("collection"),
         item_href=item_href or None,
-        view_off_nadir=props.get("view:off_nadir"),
-        view_incidence_angle=props.get("view:incidence_angle"),
-        view_azimuth=props.get("view:azimuth"),
+        view_off_nadir=_number(props.get("view:off_nadir"), asset.get("view:off_nadir")),
+        view_incidence_angle=_number(props.get("view:incidence_angle"), asset.get("view:incidence_angle")),
+        view_azimuth=_number(props.get("view:azimuth"), asset.get("view:azimuth")),
         sar={k: v for k, v in props.items() if k.startswith("sar:")},
         checksum=asset.get("file:checksum"),
         properties={k: v for k, v in props.items() if not isinstance(v, (dict, list)) or k.startswith("sar:")},
+        asset_key=key,
     )
 
 
-def _extent_matches(doc: dict[str, Any], aoi, start: dt.datetime | None, end: dt.datetime | None) -> bool:
-    extent = doc.get("extent")
-    if not extent:
-        return True
-    boxes = extent.get("spatial", {}).get("bbox") or []
-    if aoi is not None and boxes and not any(box(*b[:2], *b[2:4]).intersects(aoi) if len(b) == 4 else True for b in boxes):
+def _bbox_geometry(b: list[float]) -> BaseGeometry:
+    minx, miny, maxx, maxy = (b[0], b[1], b[3], b[4]) if len(b) == 6 else b[:4]
+    if minx > maxx:  # crosses the antimeridian
+        return box(minx, miny, 180.0, maxy).union(box(-180.0, miny, maxx, maxy))
+    return box(minx, miny, maxx, maxy)
+
+
+def _extent_matches(doc: dict[str, Any], aoi: BaseGeometry | None, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    """Whether a Collection's extent (first bbox/interval: the overall extent) meets the AOI and window."""
+    extent = doc.get("extent") or {}
+    boxes = (extent.get("spatial") or {}).get("bbox") or []
+    if aoi is not None and boxes and len(boxes[0]) in (4, 6) and not _bbox_geometry(boxes[0]).intersects(aoi):
         return False
-    intervals = extent.get("temporal", {}).get("interval") or []
-    for lo, hi in intervals:
-        lo_d, hi_d = parse_datetime(lo), parse_datetime(hi)
-        if (end is None or lo_d is None or lo_d <= end) and (start is None or hi_d is None or hi_d >= start):
-            return True
-    return not intervals
+    intervals = (extent.get("temporal") or {}).get("interval") or []
+    if intervals and (start or end):
+        lo, hi = (parse_datetime(v) for v in intervals[0])
+        if (end and lo and lo > end) or (start and hi and hi < start):
+            return False
+    return True
 
 
-def _item_matches(scene: Scene, aoi, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+def _path_dates(root: str, href: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """The time span named by the deepest date folder of ``href`` below the root's folder."""
+    root_dir = posixpath.dirname(urlparse(root).path if urlparse(root).scheme else os.path.abspath(root).replace(os.sep, "/"))
+    path = urlparse(href).path if urlparse(href).scheme else os.path.abspath(href).replace(os.sep, "/")
+    if not path.startswith(root_dir + "/"):
+        return None
+    for part in reversed(path[len(root_dir) + 1:].split("/")[:-1]):
+        m = _DATE_DIR.match(part)
+        if not m:
+            continue
+        y, mo, d = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
+        try:
+            if d:
+                lo = dt.datetime(y, mo, d, tzinfo=dt.timezone.utc)
+                hi = lo + dt.timedelta(days=1)
+            elif mo:
+                lo = dt.datetime(y, mo, 1, tzinfo=dt.timezone.utc)
+                hi = dt.datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=dt.timezone.utc)
+            else:
+                lo, hi = dt.datetime(y, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(y + 1, 1, 1, tzinfo=dt.timezone.utc)
+        except ValueError:  # "2023-13" is not a date folder
+            continue
+        return lo - _DATE_SLACK, hi + _DATE_SLACK
+    return None
+
+
+def _outside_window(span: tuple[dt.datetime, dt.datetime] | None, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    return span is not None and ((end is not None and span[0] > end) or (start is not None and span[1] < start))
+
+
+def _item_matches(scene: Scene, aoi: BaseGeometry | None, start: dt.datetime | None, end: dt.datetime | None) -> bool:
     if aoi is not None and not scene.footprint.intersects(aoi):
         return False
     return (start is None or scene.datetime >= start) and (end is None or scene.datetime <= end)
 
 
+def _aoi(bbox: BBox | BaseGeometry | None) -> BaseGeometry | None:
+    if bbox is None or isinstance(bbox, BaseGeometry):
+        return bbox
+    return _bbox_geometry(list(bbox))
+
+
 def crawl_static(
     root: str,
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: BBox | BaseGeometry | None = None,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-    max_documents: int = 100_000,
+    max_documents: int = 20_000,
+    workers: int = 8,
+    stats: CrawlStats | None = None,
+    strict: bool = False,
 ) -> Iterator[Scene]:
-    """Scenes in a static catalog (STAC Catalog/Collection/Item spec 1.x), pruned by extent.
+    """Scenes of a static catalog (STAC Catalog/Collection/Item spec 1.x) within an AOI and window.
 
-    Follows ``child`` and ``item`` links breadth first; collections whose
-    extent misses the AOI/time window are skipped without opening their children.
+    Follows ``child`` and ``item`` links breadth first; see the module docstring for
+    what is pruned. ``root`` may also be a single Item (an Umbra sidecar). A child
+    that cannot be read is logged and skipped (recorded in ``stats.errors``) unless
+    ``strict``; the root itself must be readable.
     """
-    aoi = box(*bbox) if bbox else None
-    queue: deque[str] = deque([root])
-    seen: set[str] = set()
-    while queue and len(seen) < max_documents:
-        href = queue.popleft()
-        if href in seen:
-            continue
-        seen.add(href)
-        doc = load_json(href)
-        kind = doc.get("type")
-        if kind == "Feature":
-            scene = scene_from_item(doc, href)
-            if scene and _item_matches(scene, aoi, start, end):
-                yield scene
-            continue
-        if kind == "Collection" and not _extent_matches(doc, aoi, start, end):
-            continue
-        for link in doc.get("links", []):
-            if link.get("rel") in ("child", "item"):
-                queue.append(resolve(href, link["href"]))
+    aoi = _aoi(bbox)
+    stats = stats if stats is not None else CrawlStats()
+    seen: set[str] = {root}
+    level = [root]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while level:
+            if len(stats.opened) + len(level) > max_documents:
+                raise CatalogError(f"crawling {root} would open more than {max_documents} documents: "
+                                   "narrow the AOI or time window, or point --catalog at the event's collection")
+            futures = [(href, pool.submit(load_json, href)) for href in level]
+            nxt: list[str] = []
+            for href, fut in futures:
+                try:
+                    doc = fut.result()
+                except CatalogError as exc:
+                    if strict or href == root:
+                        raise
+                    log.warning("skipping %s", exc)
+                    stats.errors.append(str(exc))
+                    continue
+                stats.opened.append(href)
+                kind = doc.get("type")
+                if kind == "Feature":
+                    scene = scene_from_item(doc, href)
+                    if scene and _item_matches(scene, aoi, start, end):
+                        yield scene
+                    continue
+                if kind == "Collection" and href != root and not _extent_matches(doc, aoi, start, end):
+                    stats.pruned.append(href)
+                    continue
+                if kind not in ("Catalog", "Collection"):
+                    msg = f"{href} is not a STAC Catalog, Collection or Item (type {kind!r})"
+                    if href == root or strict:
+                        raise CatalogError(msg)
+                    stats.errors.append(msg)
+                    continue
+                for link in doc.get("links", []):
+                    if link.get("rel") not in ("child", "item") or not link.get("href"):
+                        continue
+                    target = resolve(href, link["href"])
+                    if target in seen:
+                        continue
+                    seen.add(target)
+                    if _outside_window(_path_dates(root, target), start, end):
+                        stats.pruned.append(target)
+                        continue
+                    nxt.append(target)
+            level = nxt
+    log.info("crawled %s: %d documents opened, %d pruned, %d unreadable", root, len(stats.opened), len(stats.pruned), len(stats.errors))
+
+
+def _rfc3339(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def search_api(
     url: str,
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: BBox | None = None,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     collections: list[str] | None = None,
     limit: int = 100,
+    max_items: int | None = None,
 ) -> Iterator[Scene]:
-    """Scenes from a STAC API ``/search`` (item-search spec), following ``next`` pages (pystac-client)."""
+    """Scenes from a STAC API ``/search`` (STAC API Item Search 1.0: bbox, datetime,
+    collections), following ``next`` links page by page (pystac-client)."""
     from pystac_client import Client
     from pystac_client.exceptions import APIError
+    from pystac_client.warnings import DoesNotConformTo
 
-    datetime = None
-    if start or end:
-        datetime = f"{start.isoformat() if start else '..'}/{end.isoformat() if end else '..'}"
+    datetime = f"{_rfc3339(start) if start else '..'}/{_rfc3339(end) if end else '..'}" if (start or end) else None
     try:
         client = Client.open(url)
-        search = client.search(bbox=bbox, datetime=datetime, collections=collections, limit=limit)
+        search = client.search(bbox=list(bbox) if bbox else None, datetime=datetime, collections=collections or None,
+                               limit=limit, max_items=max_items)
         for item in search.items_as_dicts():
             self_href = next((l["href"] for l in item.get("links", []) if l.get("rel") == "self"), "")
             scene = scene_from_item(item, self_href)
             if scene:
                 yield scene
+    except DoesNotConformTo as exc:
+        raise CatalogError(f"{url} is not a STAC API with item search ({exc}); give it with --catalog if it is a static catalog") from None
     except (APIError, requests.RequestException) as exc:
-        raise CatalogError(f"STAC API {url} search failed: {exc}") from exc
+        raise CatalogError(f"STAC API {url} search failed: {str(exc)[:500]}") from exc
 
 
 def discover(
     catalogs: list[str] | None = None,
     stac_apis: list[str] | None = None,
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: BBox | None = None,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     collections: list[str] | None = None,
+    stats: CrawlStats | None = None,
 ) -> list[Scene]:
-    """Scenes from every catalog root and STAC API, de-duplicated by id, sorted by time."""
+    """Scenes from every static catalog root and STAC API, de-duplicated by id, sorted by time.
+
+    ``collections`` narrows STAC API searches (static catalogs: point at the collection instead).
+    """
+    if start and end and start > end:
+        from models.errors import InputError
+
+        raise InputError(f"the time window starts ({start.isoformat()}) after it ends ({end.isoformat()})")
     found: dict[str, Scene] = {}
     for root in catalogs or []:
-        for s in crawl_static(root, bbox, start, end):
+        for s in crawl_static(root, bbox, start, end, stats=stats):
             found.setdefault(s.id, s)
     for url in stac_apis or []:
         for s in search_api(url, bbox, start, end, collections):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from models.errors import InputError
+
 Sensor = Literal["optical", "sar"]
+SENSORS: tuple[Sensor, ...] = ("optical", "sar")
 
 
 @dataclass(frozen=True)
@@ -17,8 +22,10 @@ class Scene:
 
     Normalises Maxar Open Data items, Umbra Open Data items (static catalog and
     ``*.stac.v2.json`` sidecars) and items from any STAC API (STAC Item spec 1.x).
-    ``footprint`` is in WGS84 (the Item ``geometry``); ``crs`` is the image CRS
-    as ``EPSG:nnnn`` (from ``proj:code``/``proj:epsg``) or ``None`` when unknown.
+    ``footprint`` is the Item ``geometry`` (WGS84, 2-D); ``crs`` is the image CRS
+    as ``EPSG:nnnn`` (from ``proj:code``/``proj:epsg``) or ``None`` when the item
+    does not say; ``href`` is the image asset (``visual`` for Maxar, the GEC for
+    Umbra) made absolute; ``sar`` holds the item's ``sar:*`` properties.
     """
 
     id: str
@@ -37,22 +44,23 @@ class Scene:
     sar: dict[str, Any] = field(default_factory=dict)
     checksum: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    asset_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sensor not in SENSORS:
+            raise InputError(f"scene {self.id}: sensor must be one of {SENSORS}, not {self.sensor!r}")
+        if self.datetime.tzinfo is None:
+            raise InputError(f"scene {self.id}: datetime {self.datetime.isoformat()} has no time zone")
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-serialisable record (flow parameters, deployments); inverse of :meth:`from_record`."""
-        from shapely.geometry import mapping
-
-        import json
-
         rec = {k: getattr(self, k) for k in self.__dataclass_fields__}
         rec["datetime"] = self.datetime.isoformat()
         rec["footprint"] = json.loads(json.dumps(mapping(self.footprint)))
         return rec
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Scene":
-        from shapely.geometry import shape
-
+    def from_record(cls, record: dict[str, Any]) -> Scene:
         rec = dict(record)
         rec["datetime"] = dt.datetime.fromisoformat(rec["datetime"])
         rec["footprint"] = shape(rec["footprint"])
@@ -70,7 +78,11 @@ class Scene:
             "crs": self.crs,
             "collection": self.collection,
             "item_href": self.item_href,
+            "asset_key": self.asset_key,
+            "bbox": [round(v, 7) for v in self.footprint.bounds],
+            "checksum": self.checksum,
             "view:off_nadir": self.view_off_nadir,
             "view:incidence_angle": self.view_incidence_angle,
+            "view:azimuth": self.view_azimuth,
             "sar": self.sar,
         }

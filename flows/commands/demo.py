@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def format_summary(summary: dict[str, Any], wall_s: float) -> str:
     """What a person needs after the demo: scores, where the outputs are, how to open the UIs."""
-    lines = [f"\ncoalign demo — event {summary['event']}: {summary['pairs']} pair(s), {summary['registrations']} registration(s), "
+    lines = [f"\ncoalign demo — event {summary['event']}: {summary['pairs']} pair(s), {summary['runs']} registration(s), "
              f"{summary['failed']} failed, {wall_s:.0f} s", "",
              f"  {'method':<16}{'mean error':>12}{'zero shift':>12}{'tiepoints':>11}{'runtime':>10}"]
     for r in summary["results"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -38,7 +39,8 @@ def test_fetch_resumes_after_a_dropped_connection(http_root, sample_catalogs, tm
 def test_fetch_rejects_a_corrupt_file(http_root, tmp_path):
     with pytest.raises(FetchError, match="checksum mismatch"):
         fetch(http_root + "/src/a_sar.tif", tmp_path / "cache", "1220" + "0" * 64, backoff=0.01)
-    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # nothing under any name
+    # nothing under any name (the lock file that serialises fetches of one asset is not the asset)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.name != ".lock"]
 
 
 def test_fetch_paths_and_s3(tmp_path, monkeypatch):
@@ -74,17 +76,18 @@ def test_scene_validation_reports_each_bad_case(sample_catalogs, tmp_path):
         data[0, :4, :4] = 9
         ds.write(data)
     cases = {
-        "band count": dict(good[1], count=3),
-        "gsd": dict(good[1], gsd=50.0),
-        "dtype": dict(good[0], dtype="float32"),
+        "band count": dataclasses.replace(good[1], band_count=3),
+        "gsd": dataclasses.replace(good[1], gsd_m=50.0),
+        "dtype": dataclasses.replace(good[0], dtype="float32"),
         "nodata": scene_metadata(str(bad_nodata), "sar", "mostly-empty"),
     }
-    expected_column = {"band count": "band_count_ok", "gsd": "gsd_ok", "dtype": "dtype_ok", "nodata": "nodata_fraction"}
+    expected_column = {"band count": "band_count", "gsd": "gsd_m", "dtype": "dtype", "nodata": "nodata_fraction"}
     for case, row in cases.items():
-        rows = [good[0], row] if row["sensor"] == "sar" else [row, good[1]]
+        rows = [good[0], row] if row.sensor == "sar" else [row, good[1]]
         report = validate_scenes(rows, 0.9)
         assert not report.ok, case
-        assert report.failures[0]["column"] == expected_column[case]
+        assert [f.column for f in report.failures] == [expected_column[case]], report.failures
+        assert report.failures[0].subject == row.scene  # the report names the scene that failed
         with pytest.raises(ValidationFailed, match=expected_column[case]):
             report.raise_if_failed()
     assert not validate_scenes(good, 0.0).ok  # no overlap
@@ -96,16 +99,20 @@ def test_tiepoint_table_validation(sample_catalogs, tmp_path):
     assert ok.ok
     assert not validate_tiepoint_table(str(a.tiepoints), (40, 40), (300, 300)).ok  # out of bounds
     dup = tmp_path / "dup.csv"
-    dup.write_text("sar_row,sar_col,optical_row,optical_col\n1,2,3,4\n1,2,3,4\n")
+    dup.write_text("sar_row,sar_col,optical_row,optical_col\n1,2,3,4\n5,6,7,8\n1,2,3,4\n")
     r = validate_tiepoint_table(str(dup), (240, 240), (300, 300))
-    assert not r.ok and "Unique" in r.failures[0]["expectation"]
+    assert not r.ok and "unique" in r.failures[0].expectation and "dup.csv line" in r.failures[0].subject
+    few = tmp_path / "few.csv"
+    few.write_text("sar_row,sar_col,optical_row,optical_col\n1,2,3,4\n5,6,7,8\n")
+    r = validate_tiepoint_table(str(few), (240, 240), (300, 300))
+    assert not r.ok and r.failures[0].observed == 2 and "at least 3 tiepoints" in r.failures[0].check
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     assert not validate_tiepoint_table(str(bad), (240, 240), (300, 300)).ok
     far = tmp_path / "far.csv"
-    far.write_text("sar_row,sar_col,optical_row,optical_col\n1,2,3,4\n200,200,3,4\n")
+    far.write_text("sar_row,sar_col,optical_row,optical_col\n1,2,3,4\n5,6,7,8\n200,200,30,40\n")
     r = validate_tiepoint_table(str(far), (240, 240), (300, 300), max_offset_px=50)
-    assert not r.ok and r.failures[0]["column"] == "offset_px"
+    assert not r.ok and r.failures[0].column == "offset_px"
 
 
 @pytest.fixture(scope="module")
