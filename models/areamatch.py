@@ -13,6 +13,7 @@ fitted to sub-pixel precision, and its sharpness a confidence.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -28,18 +29,20 @@ def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
     gx = cv2.Sobel(filled, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(filled, cv2.CV_32F, 0, 1, ksize=3)
     angles = np.arange(bins) * np.pi / bins
-    desc = np.empty(image.shape + (bins,), np.float32)
-    for i, a in enumerate(angles):
-        d = np.abs(np.cos(a) * gx + np.sin(a) * gy)
-        desc[..., i] = cv2.GaussianBlur(d, (0, 0), sigma) if sigma > 0 else d
-    # smoothing across orientations (circular [1, 2, 1])
-    desc = (np.roll(desc, 1, axis=2) + 2 * desc + np.roll(desc, -1, axis=2)) / 4
-    norm = np.sqrt((desc * desc).sum(axis=2, keepdims=True)) + 1e-6
-    desc /= norm
+    planes = []
+    for a in angles:
+        d = np.abs(cv2.addWeighted(gx, float(np.cos(a)), gy, float(np.sin(a)), 0.0))
+        planes.append(cv2.GaussianBlur(d, (0, 0), sigma) if sigma > 0 else d)
+    # smoothing across orientations (circular [1, 2, 1]), then per-pixel normalisation
+    smooth = [(planes[i - 1] + 2 * planes[i] + planes[(i + 1) % bins]) * np.float32(0.25) for i in range(bins)]
+    sq = np.zeros_like(filled)
+    for p in smooth:
+        sq += p * p
     # no-data and its edge produce meaningless gradients
     bad = cv2.dilate((~valid).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    desc[bad] = 0.0
-    return desc
+    inv = np.float32(1.0) / (np.sqrt(sq) + np.float32(1e-6))
+    inv[bad] = 0.0
+    return cv2.merge([p * inv for p in smooth]) if bins <= 512 else np.stack([p * inv for p in smooth], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,9 @@ def match_templates(
     position. Templates that are mostly no-data or have too little structure
     (featureless ground) are skipped. The zero-mean NCC of every template at
     every shift is computed shift by shift over the whole image (cost grows
-    with pixels × shifts, not with the number of overlapping templates).
+    with pixels × shifts, not with the number of overlapping templates); on a
+    template lattice (the local method's grids) the products are reduced to
+    block sums that overlapping templates share (:func:`_block_cross`).
     """
     h, w, ch = optical_desc.shape
     half = template // 2
@@ -135,20 +140,20 @@ def match_templates(
     x0, y0, centres = x0[inside], y0[inside], centres[inside]
     if not len(centres):
         return TemplateMatches.empty()
+    optical_desc = np.ascontiguousarray(optical_desc, np.float32)
+    sar_desc = np.ascontiguousarray(sar_desc, np.float32)
     n = float(template * template)
     big = template + 2 * radius
-    o_cf = np.ascontiguousarray(optical_desc.transpose(2, 0, 1))
-    s_cf = np.ascontiguousarray(sar_desc.transpose(2, 0, 1))
 
     def window_sums(img: np.ndarray, size: int, depth: int = cv2.CV_64F) -> np.ndarray:
         # value at (y, x) = sum over the size² window whose top-left corner is (y, x)
         return cv2.boxFilter(img, depth, (size, size), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
 
-    valid_o = window_sums(optical_desc.any(axis=2).astype(np.float32), template)
+    valid_o = _box_sums(optical_desc.any(axis=2).astype(np.float32)[..., None], x0, y0, template)[:, 0]
     valid_s = window_sums(sar_desc.any(axis=2).astype(np.float32), big)
-    keep = (valid_o[y0, x0] / n >= min_valid) & (valid_s[y0 - radius, x0 - radius] / (big * big) >= min_valid)
-    so = np.stack([window_sums(o, template)[y0, x0] for o in o_cf], axis=1)  # (N, C)
-    so2 = np.stack([window_sums(o * o, template)[y0, x0] for o in o_cf], axis=1)
+    keep = (valid_o / n >= min_valid) & (valid_s[y0 - radius, x0 - radius] / (big * big) >= min_valid)
+    so = _box_sums(optical_desc, x0, y0, template)  # (N, C)
+    so2 = _box_sums(optical_desc * optical_desc, x0, y0, template)
     var_c = np.maximum(so2 / n - (so / n) ** 2, 0.0)
     # structure: orientation energy that varies inside the template; flat ground has little
     keep &= np.sqrt(var_c).mean(axis=1) >= min_structure
@@ -156,39 +161,147 @@ def match_templates(
     if not len(centres):
         return TemplateMatches.empty()
     e_o = np.maximum((so2 - so * so / n).sum(axis=1), 1e-12)
-    s_sum = np.stack([window_sums(c, template) for c in s_cf])  # (C, H, W)
-    s_sq = np.stack([window_sums(c * c, template) for c in s_cf])
     side = 2 * radius + 1
-    surfaces = np.empty((len(centres), side, side), np.float32)
-    prod = np.empty((h, w), np.float32)
-    tmp = np.empty((h, w), np.float32)
-    for j, dy in enumerate(range(-radius, radius + 1)):
-        for i, dx in enumerate(range(-radius, radius + 1)):
-            # product image of optical with the SAR shifted by (dx, dy), over the valid overlap
-            ys, ye = max(0, -dy), min(h, h - dy)
-            xs, xe = max(0, -dx), min(w, w - dx)
-            prod.fill(0.0)
-            p, t = prod[ys:ye, xs:xe], tmp[ys:ye, xs:xe]
-            for c in range(ch):
-                np.multiply(o_cf[c, ys:ye, xs:xe], s_cf[c, ys + dy : ye + dy, xs + dx : xe + dx], out=t)
-                p += t
-            cross = window_sums(prod, template, cv2.CV_32F)[y0, x0].astype(np.float64)
-            ss = s_sum[:, y0 + dy, x0 + dx].T
-            ss2 = s_sq[:, y0 + dy, x0 + dx].T
-            num = cross - (so * ss).sum(axis=1) / n
-            e_s = np.maximum((ss2 - ss * ss / n).sum(axis=1), 1e-12)
-            surfaces[:, j, i] = num / np.sqrt(e_o * e_s)
+    offsets = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    cross = _block_cross(optical_desc, sar_desc, x0, y0, template, radius)
+    if cross is None:
+        cross = _pixel_cross(optical_desc, sar_desc, x0, y0, template, offsets)
+    # SAR window sums at every shifted template position, a few shifts at a time (bounded temporaries)
+    s_sum = [window_sums(np.ascontiguousarray(sar_desc[..., c]), template) for c in range(ch)]
+    s_sq = [window_sums(np.square(sar_desc[..., c]), template) for c in range(ch)]
+    ncc = np.empty((len(offsets), len(centres)), np.float32)
+    step = max(1, 4_000_000 // len(centres))
+    for k0 in range(0, len(offsets), step):
+        chunk = offsets[k0 : k0 + step]
+        yy = y0[None, :] + np.array([o[1] for o in chunk])[:, None]
+        xx = x0[None, :] + np.array([o[0] for o in chunk])[:, None]
+        num = cross[k0 : k0 + step].copy()
+        e_s = np.zeros(num.shape)
+        for c in range(ch):
+            ss, ss2 = s_sum[c][yy, xx], s_sq[c][yy, xx]
+            num -= so[None, :, c] * ss / n
+            e_s += ss2 - ss * ss / n
+        ncc[k0 : k0 + step] = num / np.sqrt(e_o[None, :] * np.maximum(e_s, 1e-12))
+    surfaces = np.ascontiguousarray(ncc.T).reshape(len(centres), side, side)
     flat = surfaces.reshape(len(centres), -1)
+    idx = np.arange(len(centres))
     best = flat.argmax(axis=1)
     pr, pc = np.divmod(best, side)
-    peak = flat[np.arange(len(best)), best]
-    masked = surfaces.copy()
-    for k, (r, c) in enumerate(zip(pr, pc)):
-        masked[k, max(0, r - 2) : r + 3, max(0, c - 2) : c + 3] = -1.0
-    second = masked.reshape(len(centres), -1).max(axis=1) if side > 5 else np.full(len(centres), -1.0)
-    sub = np.array([_subpixel(surfaces[k], int(r), int(c)) for k, (r, c) in enumerate(zip(pr, pc))])
+    peak = flat[idx, best]
+    if side > 5:
+        # best value outside the peak's 5×5 neighbourhood
+        rr, cc = np.divmod(np.arange(side * side), side)
+        near = (np.abs(rr[None, :] - pr[:, None]) <= 2) & (np.abs(cc[None, :] - pc[:, None]) <= 2)
+        second = np.where(near, -1.0, flat).max(axis=1)
+    else:
+        second = np.full(len(centres), -1.0)
+    sub = _subpixel_all(surfaces, pr, pc)
     shifts = np.column_stack([pc - radius + sub[:, 0], pr - radius + sub[:, 1]])
     return TemplateMatches(centres.astype(float), shifts, peak.astype(float), (peak - second).astype(float))
+
+
+def _subpixel_all(surfaces: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
+    """:func:`_subpixel` for every surface at once: (N, 2) x, y offsets."""
+    n, h, w = surfaces.shape
+    idx = np.arange(n)
+    m0 = surfaces[idx, pr, pc].astype(np.float64)
+
+    def fit(m1: np.ndarray, p1: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        den = m1 - 2 * m0 + p1
+        good = ok & (np.abs(den) >= 1e-12)
+        return np.where(good, np.clip(0.5 * (m1 - p1) / np.where(good, den, 1.0), -0.5, 0.5), 0.0)
+
+    okx, oky = (pc > 0) & (pc < w - 1), (pr > 0) & (pr < h - 1)
+    cl, cr = np.clip(pc - 1, 0, w - 1), np.clip(pc + 1, 0, w - 1)
+    ru, rd = np.clip(pr - 1, 0, h - 1), np.clip(pr + 1, 0, h - 1)
+    dx = fit(surfaces[idx, pr, cl].astype(np.float64), surfaces[idx, pr, cr].astype(np.float64), okx)
+    dy = fit(surfaces[idx, ru, pc].astype(np.float64), surfaces[idx, rd, pc].astype(np.float64), oky)
+    return np.column_stack([dx, dy])
+
+
+def _lattice_step(x0: np.ndarray, y0: np.ndarray, template: int) -> int:
+    """The largest step dividing the template side and every corner offset (1: no common lattice)."""
+    return math.gcd(template, *(int(v) for v in np.unique(x0 - x0.min())), *(int(v) for v in np.unique(y0 - y0.min())))
+
+
+def _box_sums(desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int) -> np.ndarray:
+    """Per-channel sums of ``desc`` (H, W, C) over each template: (N, C) float64 (block sums on a lattice)."""
+    h, w, ch = desc.shape
+    b = _lattice_step(x0, y0, template)
+    if b >= 4:
+        bx0, by0 = int(x0.min()), int(y0.min())
+        nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
+        region = desc[by0 : by0 + nby * b, bx0 : bx0 + nbx * b]
+        blocks = np.zeros((nby + 1, nbx + 1, ch), np.float64)
+        blocks[1:, 1:] = region.reshape(nby, b, nbx, b, ch).sum(axis=(1, 3), dtype=np.float64)
+        ii = blocks.cumsum(0).cumsum(1)
+        m = template // b
+        iy, ix = (y0 - by0) // b, (x0 - bx0) // b
+    else:
+        ii = np.zeros((h + 1, w + 1, ch), np.float64)
+        ii[1:, 1:] = desc.cumsum(0, dtype=np.float64).cumsum(1)
+        m, iy, ix = template, y0, x0
+    return ii[iy + m, ix + m] - ii[iy, ix + m] - ii[iy + m, ix] + ii[iy, ix]
+
+
+def _block_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int, radius: int,
+                 min_block: int = 4) -> np.ndarray | None:
+    """Cross term ``sum(optical · shifted SAR)`` over every template, for every shift: (shifts, N) float64.
+
+    Templates on a regular lattice (corners on a common step that divides the
+    template side, as the local method's grids are) are sums of ``b × b``
+    blocks, so the products are reduced to block sums once per shift and
+    shared by the overlapping templates. The image is walked one block row at
+    a time with every shift applied to it while it is in cache, and each
+    product with its channel sum is one ``einsum`` pass. None when the
+    templates are not on such a lattice (``_pixel_cross`` then does it).
+    """
+    h, w, ch = optical_desc.shape
+    b = _lattice_step(x0, y0, template)
+    if b < min_block:
+        return None
+    bx0, by0 = int(x0.min()), int(y0.min())
+    nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
+    o_wide = optical_desc.reshape(h, w * ch)
+    s_wide = sar_desc.reshape(h, w * ch)
+    c0, c1 = bx0 * ch, (bx0 + nbx * b) * ch
+    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    blocks = np.zeros((len(shifts), nby + 1, nbx + 1), np.float64)  # block sums, then their integral
+    for by in range(nby):
+        r0 = by0 + by * b
+        o = o_wide[r0 : r0 + b, c0:c1]
+        row = blocks[:, by + 1, 1:]
+        for k, (dx, dy) in enumerate(shifts):
+            s = s_wide[r0 + dy : r0 + dy + b, c0 + dx * ch : c1 + dx * ch]
+            row[k] = np.einsum("ij,ij->j", o, s).reshape(nbx, b * ch).sum(axis=1)
+    blocks.cumsum(axis=1, out=blocks)
+    blocks.cumsum(axis=2, out=blocks)
+    m = template // b
+    iy, ix = (y0 - by0) // b, (x0 - bx0) // b
+    return blocks[:, iy + m, ix + m] - blocks[:, iy, ix + m] - blocks[:, iy + m, ix] + blocks[:, iy, ix]
+
+
+def _pixel_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int,
+                 shifts: list[tuple[int, int]]) -> np.ndarray:
+    """Cross term for templates anywhere: per shift, the product image and its box sums (shifts, N)."""
+    o_cf = np.ascontiguousarray(optical_desc.transpose(2, 0, 1))
+    s_cf = np.ascontiguousarray(sar_desc.transpose(2, 0, 1))
+    ch, h, w = o_cf.shape
+    out = np.empty((len(shifts), len(x0)), np.float64)
+    prod = np.empty((h, w), np.float32)
+    tmp = np.empty((h, w), np.float32)
+    for k, (dx, dy) in enumerate(shifts):
+        # product image of optical with the SAR shifted by (dx, dy), over the valid overlap
+        ys, ye = max(0, -dy), min(h, h - dy)
+        xs, xe = max(0, -dx), min(w, w - dx)
+        prod.fill(0.0)
+        p, t = prod[ys:ye, xs:xe], tmp[ys:ye, xs:xe]
+        for c in range(ch):
+            np.multiply(o_cf[c, ys:ye, xs:xe], s_cf[c, ys + dy : ye + dy, xs + dx : xe + dx], out=t)
+            p += t
+        sums = cv2.boxFilter(prod, cv2.CV_32F, (template, template), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+        out[k] = sums[y0, x0]
+    return out
 
 
 def consistent(points: np.ndarray, vectors: np.ndarray, k: int = 8, tolerance: float = 2.0, mad_factor: float = 3.0) -> np.ndarray:

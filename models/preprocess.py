@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 SarScale = Literal["auto", "linear", "db"]
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
 
 
 def optical_to_gray(optical: np.ndarray) -> np.ndarray:
@@ -22,7 +23,7 @@ def optical_to_gray(optical: np.ndarray) -> np.ndarray:
         return optical.astype(np.float32)
     if optical.shape[0] >= 3:
         r, g, b = optical[0], optical[1], optical[2]
-        return (0.299 * r + 0.587 * g + 0.114 * b).astype(np.float32)
+        return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).astype(np.float32)
     return optical[0].astype(np.float32)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 import rasterio
 from pyproj import CRS
@@ -24,7 +25,7 @@ from rasterio.windows import Window
 from shapely.geometry import LineString
 
 from models.errors import InputError
-from models.grid import Grid, metric_crs_for, reproject_geometry
+from models.grid import Grid, metric_crs_for, reproject_geometry, transform_points
 
 Role = Literal["optical", "sar", "displacement", "raster"]
 
@@ -175,6 +176,102 @@ def read_on_grid(
             resampling=resampling,
         )
     return out
+
+
+def _whole_blocks(length: int, available: int, factor: int) -> int:
+    """``length`` rounded up to whole blocks of ``factor`` (down when the raster ends first)."""
+    up = -(-length // factor) * factor
+    if up <= available:
+        return up
+    return max(available // factor * factor, min(length, available))
+
+
+def _block_mean(img: np.ndarray, ok: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Means of ``factor × factor`` blocks (partial blocks at the end padded as no data); a block is valid when all of it is."""
+    h, w = img.shape
+    ph, pw = -(-h // factor) * factor, -(-w // factor) * factor
+    if (ph, pw) != (h, w):
+        img = np.pad(img, ((0, ph - h), (0, pw - w)))
+        ok = np.pad(ok, ((0, ph - h), (0, pw - w)))
+    filled = np.where(ok, img, np.float32(0.0))
+    shape = (ph // factor, factor, pw // factor, factor)
+    sums = filled.reshape(shape).sum(axis=(1, 3), dtype=np.float64)
+    counts = ok.reshape(shape).sum(axis=(1, 3))
+    return (sums / np.maximum(counts, 1)).astype(np.float32), counts == factor * factor
+
+
+def sample_points(
+    source: RasterSource,
+    x: np.ndarray,
+    y: np.ndarray,
+    crs: CRS,
+    band_weights: tuple[float, ...] | None = None,
+) -> np.ndarray:
+    """Bilinear samples of ``source`` at map points ``(x, y)`` of ``crs`` (a 2-D lattice), float32, NaN outside data.
+
+    The fast path of the tiled methods: only the source window under the points
+    is read, decimated by exact block averages of its full-resolution pixels to
+    about the points' spacing, and sampled with ``cv2.remap`` straight from the
+    source's own (possibly rotated) pixel grid: one interpolation, no GDAL warp.
+    ``band_weights`` combines bands into one before sampling (e.g. luminance);
+    otherwise the first band is sampled.
+    """
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    out = np.full(x.shape, np.nan, np.float32)
+    if x.size == 0:
+        return out
+    sx, sy = transform_points(crs, source.grid.crs, x, y)
+    col, row = source.grid.map_to_pixel(sx, sy)
+    finite = np.isfinite(col) & np.isfinite(row)
+    if not finite.any():
+        return out
+    pad = 3
+    c0 = max(0, int(math.floor(col[finite].min())) - pad)
+    r0 = max(0, int(math.floor(row[finite].min())) - pad)
+    c1 = min(source.grid.width, int(math.ceil(col[finite].max())) + pad)
+    r1 = min(source.grid.height, int(math.ceil(row[finite].max())) + pad)
+    if c1 <= c0 or r1 <= r0:
+        return out
+    # source pixels per point spacing (from the lattice's local Jacobian at its centre)
+    scale = 1.0
+    if x.ndim == 2 and min(x.shape) >= 2:
+        i, j = min(x.shape[0] // 2, x.shape[0] - 2), min(x.shape[1] // 2, x.shape[1] - 2)
+        det = (col[i, j + 1] - col[i, j]) * (row[i + 1, j] - row[i, j]) - (col[i + 1, j] - col[i, j]) * (row[i, j + 1] - row[i, j])
+        scale = math.sqrt(abs(det)) if math.isfinite(det) else 1.0
+    # decimation by exact block averages computed here from full-resolution pixels: a file's overviews
+    # may be nearest-neighbour subsamples (speckle and aliasing), so they are not used
+    factor = max(1, int(round(scale)))
+    c0, r0 = c0 // factor * factor, r0 // factor * factor
+    c1, r1 = c0 + _whole_blocks(c1 - c0, source.grid.width - c0, factor), r0 + _whole_blocks(r1 - r0, source.grid.height - r0, factor)
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    bands = list(range(1, len(band_weights) + 1)) if band_weights else [1]
+    weights = band_weights if band_weights and len(bands) <= source.count else (1.0,)
+    bands = bands[: len(weights)]
+    img = np.zeros((int(window.height), int(window.width)), np.float32)
+    with rasterio.open(source.path) as ds:
+        ok = ds.read_masks(1, window=window) > 0
+        for wgt, band in zip(weights, bands):
+            data = ds.read(band, window=window, masked=False)
+            ok &= valid_mask(data, source.nodata)
+            img += np.float32(wgt) * data.astype(np.float32, copy=False)
+            del data
+    if factor > 1:
+        img, ok = _block_mean(img, ok, factor)
+    ratio = scale / factor
+    if ratio > 1.2:
+        # the rest of the size reduction: widen bilinear's kernel as GDAL's warper does (extra variance (r² − 1) / 6)
+        sigma = math.sqrt((ratio * ratio - 1.0) / 6.0)
+        filled = np.where(ok, img, 0.0).astype(np.float32)
+        weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), sigma)
+        img = cv2.GaussianBlur(filled, (0, 0), sigma) / np.maximum(weight, 1e-6)
+        ok = weight > 0.5
+    img[~ok] = np.nan
+    map_x = ((col - c0) / factor - 0.5).astype(np.float32)
+    map_y = ((row - r0) / factor - 0.5).astype(np.float32)
+    map_x[~finite] = -1e6
+    map_y[~finite] = -1e6
+    return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
 
 
 def footprint_overlap(optical: RasterSource, sar: RasterSource):

@@ -43,8 +43,8 @@ from models.methods.base import (
     no_progress,
 )
 from models.methods.global_affine import GlobalAffineConfig, coarse_resolution, fit_global_affine
-from models.preprocess import prepare_optical, sar_to_db
-from models.raster import RasterSource, read_on_grid
+from models.preprocess import LUMA, prepare_optical, sar_to_db
+from models.raster import RasterSource, read_on_grid, sample_points
 from models.sar_adaptive import adaptive_sar
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,15 @@ class TileResult:
 
 
 def sar_through_field(sar: RasterSource, grid: Grid, fld: DisplacementField) -> np.ndarray:
-    """SAR amplitude sampled at ``X + d(X)`` for every pixel centre ``X`` of ``grid`` (NaN outside)."""
+    """SAR amplitude sampled at ``X + d(X)`` for every pixel centre ``X`` of ``grid`` (NaN outside).
+
+    GDAL's warper first resamples the SAR window around the displaced tile onto a
+    north-up grid at the working pixel (its bilinear kernel widens with the
+    scale change of rotated grids, which tames speckle; sampling straight from
+    the rotated grid matched worse), then the field is applied by ``remap``.
+    """
     x, y = grid.pixel_centres()
-    dx, dy, _ = fld.sample(x, y)
+    dx, dy = field_on_grid(fld, grid)
     tx, ty = x + dx, y + dy
     res = grid.resolution
     pad = 3 * res
@@ -133,9 +139,52 @@ def sar_through_field(sar: RasterSource, grid: Grid, fld: DisplacementField) -> 
     )
 
 
+def _linear_weights(pos: np.ndarray, n: int) -> np.ndarray:
+    """(len(pos), n) matrix of linear interpolation at fractional indices ``pos``, clamped at the ends."""
+    p = np.clip(pos, 0.0, n - 1.0)
+    i0 = np.minimum(np.floor(p).astype(int), max(n - 2, 0))
+    f = p - i0
+    w = np.zeros((len(pos), n))
+    rows = np.arange(len(pos))
+    w[rows, i0] = 1.0 - f if n > 1 else 1.0
+    if n > 1:
+        w[rows, i0 + 1] += f
+    return w
+
+
+def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The field's (dx, dy) at every pixel centre of ``grid``: ``fld.sample`` there, done separably.
+
+    When both grids are north-up in one CRS, bilinear interpolation at a
+    lattice is two small matrix products (exactly ``sample``'s result);
+    otherwise it falls back to sampling point by point.
+    """
+    a, b = fld.grid.transform, grid.transform
+    if fld.grid.is_rotated or grid.is_rotated or fld.grid.crs != grid.crs:
+        x, y = grid.pixel_centres()
+        dx, dy, _ = fld.sample(x, y)
+        return dx, dy
+    cols = (b.c + (np.arange(grid.width) + 0.5) * b.a - a.c) / a.a - 0.5
+    rows = (b.f + (np.arange(grid.height) + 0.5) * b.e - a.f) / a.e - 0.5
+    # only the field cells under the grid take part
+    c0 = int(np.clip(np.floor(cols.min()), 0, fld.grid.width - 1))
+    c1 = int(np.clip(np.floor(cols.max()) + 2, c0 + 1, fld.grid.width))
+    r0 = int(np.clip(np.floor(rows.min()), 0, fld.grid.height - 1))
+    r1 = int(np.clip(np.floor(rows.max()) + 2, r0 + 1, fld.grid.height))
+    wx = _linear_weights(cols - c0, c1 - c0)
+    wy = _linear_weights(rows - r0, r1 - r0)
+    return tuple((wy @ (np.asarray(v[r0:r1, c0:c1], np.float64) @ wx.T)).astype(np.float32) for v in (fld.dx, fld.dy))  # type: ignore[return-value]
+
+
+def read_optical(optical: RasterSource, grid: Grid) -> np.ndarray:
+    """Optical luminance (or the single band) sampled at the pixel centres of ``grid`` (NaN outside)."""
+    x, y = grid.pixel_centres()
+    return sample_points(optical, x, y, grid.crs, LUMA if optical.count >= 3 else None)
+
+
 def match_tile(job: TileJob) -> TileResult:
     """Area-based matching of one tile (the unit of work for pools and Dask)."""
-    optical = prepare_optical(read_on_grid(job.optical, job.grid))
+    optical = prepare_optical(read_optical(job.optical, job.grid))
     sar_amp = sar_through_field(job.sar, job.grid, job.field)
     sar, mode = adaptive_sar(sar_to_db(sar_amp, "auto", job.sar.dtype))
     c0, r0, c1, r1 = job.core
@@ -175,7 +224,36 @@ def _crop_field(fld: DisplacementField, grid: Grid) -> DisplacementField:
     return DisplacementField(sub, fld.dx[r0:r1, c0:c1], fld.dy[r0:r1, c0:c1], fld.confidence[r0:r1, c0:c1])
 
 
-def run_tiles(jobs: list[TileJob], conf: LocalConfig, progress: Progress, stage: str) -> list[TileResult]:
+def _worker_init() -> None:
+    # one tile per process: OpenCV's own threads would only contend with the other workers
+    cv2.setNumThreads(1)
+
+
+class TilePool:
+    """A process pool for tile jobs, started on first use and kept for every level of one run."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn, jobs):
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+        return self._pool.map(fn, jobs)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "TilePool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_tiles(jobs: list[TileJob], conf: LocalConfig, progress: Progress, stage: str, pool: TilePool | None = None) -> list[TileResult]:
     """Run tile jobs in-process, in a process pool, or on Dask; results keep job order."""
     progress(stage, 0, len(jobs))
     if conf.dask_address:
@@ -188,11 +266,15 @@ def run_tiles(jobs: list[TileJob], conf: LocalConfig, progress: Progress, stage:
         return list(results)
     workers = conf.workers or min(os.cpu_count() or 1, 4)
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        p = TilePool(workers) if pool is None else pool
+        try:
             results = []
-            for i, r in enumerate(pool.map(match_tile, jobs)):
+            for i, r in enumerate(p.map(match_tile, jobs)):
                 results.append(r)
                 progress(stage, i + 1, len(jobs))
+        finally:
+            if pool is None:
+                p.close()
         return results
     results = []
     for i, job in enumerate(jobs):
@@ -315,13 +397,29 @@ class LocalMethod:
         grid = field_grid(pair, resolution)
         result = RegistrationResult(self.name, self.version, config_dict(conf), DisplacementField.constant(grid))
         priors = self._priors(pair, conf, grid, result, progress)
+        with TilePool(conf.workers or min(os.cpu_count() or 1, 4)) as pool:  # started on first use, kept for all levels
+            result.field = self._levels(pair, conf, priors, result, progress, pool)
+        return result
+
+    def _levels(self, pair, conf: LocalConfig, priors, result: RegistrationResult, progress, pool: TilePool | None = None) -> DisplacementField:
+        native = pair.native_resolution()
         result.details["levels"] = []
         # the refinement loop: re-match at the finest level after warping by the refined field
         schedule = list(zip(conf.levels, conf.radius_px)) + [(conf.levels[-1], max(2, conf.radius_px[-1] - 1))] * conf.refine_passes
         # the first level decides between the priors: the one whose warp leaves the most consistent evidence
-        trials = []
-        for name, prior in priors:
-            fld, info = self._level(pair, conf, prior, native * schedule[0][0], schedule[0][1], 0, len(schedule), result, progress)
+        # every prior's tiles go to the pool together (one batch keeps all workers busy)
+        res0, radius0 = native * schedule[0][0], schedule[0][1]
+        staged = [(name, prior, *self._level_jobs(pair, conf, prior, res0, radius0)) for name, prior in priors]
+        all_jobs = [job for *_, jobs in staged for job in (jobs or [])]
+        with result.timed("level0_match"):
+            all_tiles = run_tiles(all_jobs, conf, progress, f"level 1/{len(schedule)} tiles ({len(priors)} priors)", pool) if all_jobs else []
+        trials, at = [], 0
+        for name, prior, info, jobs in staged:
+            if jobs is None:
+                fld = prior
+            else:
+                fld, info = self._level_finish(conf, prior, res0, 0, info, all_tiles[at : at + len(jobs)], result)
+                at += len(jobs)
             trials.append((info.get("evidence", 0.0), name, fld, info))
         # priority order (learned affine, coarse translation, zero) unless a later prior has clearly more evidence
         best = max(t[0] for t in trials)
@@ -330,10 +428,9 @@ class LocalMethod:
         result.details["prior_evidence"] = {t[1]: round(t[0], 2) for t in trials}
         result.details["levels"].append(info)
         for level, (factor, radius) in enumerate(schedule[1:], start=1):
-            fld, info = self._level(pair, conf, fld, native * factor, radius, level, len(schedule), result, progress)
+            fld, info = self._level(pair, conf, fld, native * factor, radius, level, len(schedule), result, progress, pool)
             result.details["levels"].append(info)
-        result.field = fld
-        return result
+        return fld
 
     def _priors(self, pair, conf: LocalConfig, grid: Grid, result: RegistrationResult, progress) -> list[tuple[str, DisplacementField]]:
         """Candidate starting fields: the global affine, a coarse CFOG translation, and zero."""
@@ -351,19 +448,32 @@ class LocalMethod:
         priors.append(("zero", DisplacementField.constant(grid)))
         return priors
 
-    def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int, result, progress) -> tuple[DisplacementField, dict[str, Any]]:
+    def _level_jobs(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int) -> tuple[dict[str, Any], list[TileJob] | None]:
+        """The tile jobs of one level (None when the overlap is too small for it)."""
         level_grid = north_up_grid(pair.crs, pair.overlap.bounds, res)
         margin = conf.template_px // 2 + radius + 2
         info: dict[str, Any] = {"resolution_m": res, "radius_px": radius}
         if min(level_grid.shape) < conf.template_px + 2 * radius:
             info["skipped"] = "overlap smaller than one template plus search"
-            return fld, info
+            return info, None
         jobs = [
             TileJob(pair.optical, pair.sar, g, core, _crop_field(fld, g), conf.template_px, conf.spacing_px, radius)
             for g, core in _tiles(level_grid, conf.tile_px, margin)
         ]
+        return info, jobs
+
+    def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int, result, progress,
+               pool: TilePool | None = None) -> tuple[DisplacementField, dict[str, Any]]:
+        info, jobs = self._level_jobs(pair, conf, fld, res, radius)
+        if jobs is None:
+            return fld, info
         with result.timed(f"level{level}_match"):
-            tiles = run_tiles(jobs, conf, progress, f"level {level + 1}/{n_levels} tiles")
+            tiles = run_tiles(jobs, conf, progress, f"level {level + 1}/{n_levels} tiles", pool)
+        return self._level_finish(conf, fld, res, level, info, tiles, result)
+
+    def _level_finish(self, conf: LocalConfig, fld: DisplacementField, res: float, level: int, info: dict[str, Any],
+                      tiles: list[TileResult], result) -> tuple[DisplacementField, dict[str, Any]]:
+        """Screen a level's vectors and compose their dense residual with the field."""
         with result.timed(f"level{level}_dense"):
             x, y, dx, dy, peak, marg = (np.concatenate([getattr(t, k) for t in tiles]) for k in ("x", "y", "dx", "dy", "peak", "margin"))
             modes = [t.info["sar_mode"] for t in tiles]

@@ -126,3 +126,24 @@ def test_sar_band_count_and_no_overlap(tmp_path):
     b = write(tmp_path / "b.tif", np.ones((1, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 5000, 0, -1, 10))
     with pytest.raises(InputError, match="do not overlap"):
         footprint_overlap(open_raster(a, "optical"), open_raster(b, "sar"))
+
+
+def test_sample_points_through_a_rotated_grid_and_decimated(tmp_path):
+    from models.raster import sample_points
+
+    crs = CRS.from_epsg(32637)
+    t = Affine.translation(500000, 4100000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
+    yy, xx = np.mgrid[0:200, 0:200]
+    src = open_raster(write(tmp_path / "rot.tif", np.stack([xx, yy]).astype(np.float32), crs, t), "raster")
+    dst = north_up_grid(crs, (500050, 4099965, 500080, 4099995), 0.5)
+    x, y = dst.pixel_centres()
+    col, row = src.grid.map_to_pixel(x, y)
+    np.testing.assert_allclose(sample_points(src, x, y, crs), col - 0.5, atol=0.05)  # first band: the column index
+    # a coarse lattice reads block averages of the full-resolution pixels (never nearest-neighbour overviews)
+    data = np.random.default_rng(0).random((400, 400)).astype(np.float32)
+    noisy = open_raster(write(tmp_path / "n.tif", data, crs, Affine(0.5, 0, 0, 0, -0.5, 200)), "raster")
+    coarse = north_up_grid(crs, (0, 0, 200, 200), 4.0)
+    out = sample_points(noisy, *coarse.pixel_centres(), crs)
+    assert out.shape == (50, 50)
+    assert abs(float(np.nanmean(out)) - float(data.mean())) < 0.01
+    assert float(np.nanstd(out)) < float(data.std()) / 3

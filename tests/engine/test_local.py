@@ -149,3 +149,40 @@ def test_adaptive_sar_modes():
     assert choose_mode(tile_stats(speckle)) == "enhanced"
     empty = np.full((64, 64), np.nan, np.float32)
     assert adaptive_sar(empty)[1] == "empty"
+
+
+def test_block_lattice_correlation_equals_per_pixel_correlation():
+    """Templates on a lattice share block sums; the cross terms equal the per-pixel product images'."""
+    import cv2
+
+    from models.areamatch import _block_cross, _pixel_cross
+
+    rng = np.random.default_rng(5)
+    img = cv2.GaussianBlur(rng.random((180, 190)).astype(np.float32), (0, 0), 2)
+    other = np.roll(img, (1, -2), axis=(0, 1)) + 0.05 * rng.random(img.shape).astype(np.float32)
+    o, s = cfog(img), cfog(other)
+    radius, template = 4, 32
+    xx, yy = np.meshgrid(np.arange(8, 190 - template - radius, 16), np.arange(8, 180 - template - radius, 16))
+    x0, y0 = xx.ravel(), yy.ravel()
+    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    block = _block_cross(o, s, x0, y0, template, radius)
+    assert block is not None
+    np.testing.assert_allclose(block, _pixel_cross(o, s, x0, y0, template, shifts), rtol=1e-4, atol=1e-3)
+    # off the lattice: no shared blocks, the per-pixel path answers
+    assert _block_cross(o, s, x0 + np.arange(len(x0)) % 3, y0, template, radius) is None
+
+
+def test_field_on_grid_equals_point_sampling():
+    from models.methods.local import field_on_grid
+
+    grid = north_up_grid("EPSG:32637", (1000.0, 2000.0, 1600.0, 2500.0), 5.2)
+    rng = np.random.default_rng(2)
+    fld = DisplacementField(grid, rng.normal(size=grid.shape).astype(np.float32), rng.normal(size=grid.shape).astype(np.float32),
+                            np.zeros(grid.shape, np.float32))
+    for bounds in ((990.0, 2050.0, 1500.0, 2510.0), (1590.0, 2490.0, 1700.0, 2600.0)):  # inside, and over the edge (clamped)
+        tile = north_up_grid("EPSG:32637", bounds, 0.65)
+        x, y = tile.pixel_centres()
+        dx, dy, _ = fld.sample(x, y)
+        fx, fy = field_on_grid(fld, tile)
+        np.testing.assert_allclose(fx, dx, atol=1e-5)
+        np.testing.assert_allclose(fy, dy, atol=1e-5)
