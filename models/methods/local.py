@@ -12,6 +12,9 @@
    neighbours), turned into a dense residual by thin-plate-spline RBF
    interpolation with per-point smoothing (weaker points are smoothed more),
    tapered to zero away from support, and composed with the field.
+4. Verification: the field is kept only when its template correlations beat
+   those of zero shift clearly (paired test plus a minimum gain); otherwise the
+   method returns zero displacement rather than a confident wrong answer.
 Confidence is local support density × match quality at the finest level.
 """
 
@@ -67,6 +70,9 @@ class LocalConfig:
     smoothing: TPS smoothing for a point of quality 1 (normalised coordinates). workers: tile processes
     (0 = one per CPU core when a level has several tiles, 1 = in-process);
     dask_address: run tile jobs on that Dask scheduler instead.
+    verify: keep the field only when its template correlations beat those of no shift by ``verify_z`` standard
+    errors and ``verify_min_gain`` (paired over at least ``verify_min_templates`` templates); otherwise return
+    zero displacement.
     """
 
     global_prior: bool = True
@@ -88,6 +94,10 @@ class LocalConfig:
     sigma_templates: tuple[float, ...] = (0.5, 1.0, 2.0)
     smoothing: float = 1e-3
     field_resolution_m: float = 0.0  # 0: half the finest template spacing
+    verify: bool = True
+    verify_z: float = 2.0
+    verify_min_gain: float = 0.03
+    verify_min_templates: int = 16
     workers: int = 0
     dask_address: str = ""
 
@@ -352,6 +362,34 @@ def dense_residual(
     return (rdx * fade).astype(np.float32), (rdy * fade).astype(np.float32)
 
 
+def level_templates(side: int, template_px: int, spacing_px: int, min_template: int = 24) -> tuple[int, int]:
+    """Template side and grid step for a level whose overlap is ``side`` pixels across.
+
+    The configured template when two fit across; on smaller overlaps (whose templates
+    would hang over the no-data border) a third of the side, down to ``min_template``,
+    in multiples of 8 so templates stay on a block lattice.
+    """
+    if side >= 2 * template_px:
+        return template_px, spacing_px
+    template = max(min_template, min(template_px, side // 3 // 8 * 8))
+    return template, max(8, spacing_px * template // template_px // 8 * 8)
+
+
+def _template_count(pair: RegistrationInput, res: float, template: int, spacing: int) -> int:
+    """Templates a level at ``res`` would have over the overlap (before screening)."""
+    x0, y0, x1, y1 = pair.overlap.bounds
+    w, h = (x1 - x0) / res, (y1 - y0) / res
+    template, spacing = level_templates(int(min(w, h)), template, spacing)
+    if min(w, h) < template:
+        return 0
+    return int((w // spacing) * (h // spacing))
+
+
+def _template_scores(tiles: list[TileResult]) -> dict[tuple[int, int], float]:
+    """Correlation per template, keyed by its centre (decimetres) so two passes over one grid pair up."""
+    return {(int(round(x * 10)), int(round(y * 10))): float(p) for t in tiles for x, y, p in zip(t.x, t.y, t.peak)}
+
+
 def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> tuple[float, float] | None:
     """Whole-overlap CFOG correlation at a coarse scale: a translation when learned matching fails."""
     res = coarse_resolution(pair, 256)
@@ -378,11 +416,11 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
 
 class LocalMethod:
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     description: ClassVar[str] = (
         "Global LightGlue affine prior, then coarse-to-fine tiled CFOG template matching through the current "
-        "field with adaptive SAR preprocessing, neighbour-consistency screening and thin-plate-spline RBF "
-        "sparse-to-dense. For non-rigid misalignment (terrain, look geometry): the default."
+        "field with adaptive SAR preprocessing, neighbour-consistency screening, thin-plate-spline RBF "
+        "sparse-to-dense and a final check against zero shift. For non-rigid misalignment (terrain, look geometry): the default."
     )
     Config: ClassVar[type] = LocalConfig
 
@@ -399,7 +437,64 @@ class LocalMethod:
         priors = self._priors(pair, conf, grid, result, progress)
         with TilePool(conf.workers or min(os.cpu_count() or 1, 4)) as pool:  # started on first use, kept for all levels
             result.field = self._levels(pair, conf, priors, result, progress, pool)
+            if conf.verify:
+                result.field = self._verify(pair, conf, result, progress, pool)
         return result
+
+    def _verify(self, pair, conf: LocalConfig, result: RegistrationResult, progress, pool: TilePool | None) -> DisplacementField:
+        """The field, or zero when it does not explain the images better than no shift.
+
+        Every template's CFOG correlation through the field is paired with its
+        correlation with no shift. A field that moves the pair by more than two
+        verification pixels is kept only when the mean gain is at least
+        ``verify_min_gain`` and ``verify_z`` standard errors (a one-sided paired
+        test; the field was fitted to these correlations, so it gains a little
+        even on unrelated images); a field that barely moves it is kept unless it
+        is significantly worse. So a wrong prior or a level fooled by repetitive
+        texture cannot leave the pair worse than it came.
+        """
+        native = pair.native_resolution()
+        spacing = conf.spacing_px
+        # the coarsest level with plenty of templates (screening drops many): cheap, and gross failures show at any scale
+        factor = next((f for f in conf.levels if _template_count(pair, native * f, conf.template_px, spacing) >= 16 * conf.verify_min_templates),
+                      conf.levels[-1])
+        res = native * factor
+        zero = DisplacementField.constant(result.field.grid)
+        staged = [self._level_jobs(pair, conf, f, res, 0) for f in (result.field, zero)]
+        if any(jobs is None for _, jobs in staged):
+            return result.field
+        jobs = [j for _, js in staged for j in js]
+        with result.timed("verify"):
+            tiles = run_tiles(jobs, conf, progress, "verify", pool)
+        n = len(staged[0][1])
+        scores = [_template_scores(tiles[:n]), _template_scores(tiles[n:])]
+        common = sorted(set(scores[0]) & set(scores[1]))
+        gain = np.array([scores[0][k] - scores[1][k] for k in common])
+        check: dict[str, Any] = {"resolution_m": round(res, 3), "templates": len(common)}
+        if len(gain) >= 2:
+            se = float(gain.std(ddof=1) / math.sqrt(len(gain)))
+            check.update(mean_gain=round(float(gain.mean()), 4), z=round(float(gain.mean()) / max(se, 1e-9), 2))
+        z = check.get("z", 0.0)
+        moved = float(np.median(np.hypot(result.field.dx, result.field.dy)))
+        check["median_shift_m"] = round(moved, 2)
+        if len(gain) < conf.verify_min_templates:
+            passed = False
+        elif moved <= 2 * res:
+            # near zero either way: keep the field unless it is significantly worse
+            passed = z > -conf.verify_z
+        else:
+            # a fitted field gains a little even on unrelated images (about 0.01 on synthetic pairs): demand more
+            passed = z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain
+        check["passed"] = bool(passed)
+        result.details["verify"] = check
+        if passed or not any(np.any(v != 0) for v in (result.field.dx, result.field.dy)):
+            return result.field
+        result.warnings.append(
+            f"the local field does not match the images better than no shift ({len(gain)} templates, "
+            f"mean correlation gain {check.get('mean_gain', 0.0)}, z = {check.get('z', 0.0)}); "
+            "returning zero displacement with zero confidence"
+        )
+        return zero
 
     def _levels(self, pair, conf: LocalConfig, priors, result: RegistrationResult, progress, pool: TilePool | None = None) -> DisplacementField:
         native = pair.native_resolution()
@@ -408,6 +503,10 @@ class LocalMethod:
         schedule = list(zip(conf.levels, conf.radius_px)) + [(conf.levels[-1], max(2, conf.radius_px[-1] - 1))] * conf.refine_passes
         # the first level decides between the priors: the one whose warp leaves the most consistent evidence
         # every prior's tiles go to the pool together (one batch keeps all workers busy)
+        first = next((i for i, (f, r) in enumerate(schedule) if self._level_jobs(pair, conf, priors[-1][1], native * f, r)[1] is not None), 0)
+        for f, r in schedule[:first]:
+            result.details["levels"].append(self._level_jobs(pair, conf, priors[-1][1], native * f, r)[0])
+        schedule = schedule[first:]
         res0, radius0 = native * schedule[0][0], schedule[0][1]
         staged = [(name, prior, *self._level_jobs(pair, conf, prior, res0, radius0)) for name, prior in priors]
         all_jobs = [job for *_, jobs in staged for job in (jobs or [])]
@@ -422,6 +521,7 @@ class LocalMethod:
                 at += len(jobs)
             trials.append((info.get("evidence", 0.0), name, fld, info))
         # priority order (learned affine, coarse translation, zero) unless a later prior has clearly more evidence
+        # (when no template decides, the priors' own checks stand; the final verification guards against them)
         best = max(t[0] for t in trials)
         evidence, name, fld, info = next(t for t in trials if t[0] >= conf.prior_margin * best)
         result.details["prior"] = name
@@ -451,13 +551,14 @@ class LocalMethod:
     def _level_jobs(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int) -> tuple[dict[str, Any], list[TileJob] | None]:
         """The tile jobs of one level (None when the overlap is too small for it)."""
         level_grid = north_up_grid(pair.crs, pair.overlap.bounds, res)
-        margin = conf.template_px // 2 + radius + 2
-        info: dict[str, Any] = {"resolution_m": res, "radius_px": radius}
-        if min(level_grid.shape) < conf.template_px + 2 * radius:
+        template, spacing = level_templates(min(level_grid.shape), conf.template_px, conf.spacing_px)
+        margin = template // 2 + radius + 2
+        info: dict[str, Any] = {"resolution_m": res, "radius_px": radius, "template_px": template, "spacing_px": spacing}
+        if min(level_grid.shape) < template + 2 * radius:
             info["skipped"] = "overlap smaller than one template plus search"
             return info, None
         jobs = [
-            TileJob(pair.optical, pair.sar, g, core, _crop_field(fld, g), conf.template_px, conf.spacing_px, radius)
+            TileJob(pair.optical, pair.sar, g, core, _crop_field(fld, g), template, spacing, radius)
             for g, core in _tiles(level_grid, conf.tile_px, margin)
         ]
         return info, jobs
@@ -498,9 +599,9 @@ class LocalMethod:
                 return fld, info
             quality = np.clip((peak[ok] - conf.min_peak) / (1 - conf.min_peak), 0, 1) * np.clip(marg[ok] / 0.1, 0.2, 1)
             info["evidence"] = float(quality.sum())
-            spacing_m = conf.spacing_px * res
+            spacing_m = info["spacing_px"] * res
             sigma_m = choose_sigma(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality,
-                                   [f * conf.template_px * res for f in conf.sigma_templates])
+                                   [f * info["template_px"] * res for f in conf.sigma_templates])
             info["sigma_m"] = round(sigma_m, 2)
             rdx, rdy = dense_residual(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality, sigma_m, conf.interpolation, conf.smoothing)
             # the residual was measured after warping by the field: d'(X) = r(X) + d(X + r(X))

@@ -11,7 +11,7 @@ from models.areamatch import cfog, consistent, match_templates
 from models.displacement import DisplacementField
 from models.grid import north_up_grid
 from models.methods.base import RegistrationInput, make_config
-from models.methods.local import LocalConfig, LocalMethod, TileJob, dense_residual, match_tile
+from models.methods.local import LocalConfig, LocalMethod, TileJob, dense_residual, level_templates, match_tile
 from models.registration import register
 from models.scoring import read_tiepoints
 from models.sar_adaptive import adaptive_sar, choose_mode, tile_stats
@@ -186,3 +186,35 @@ def test_field_on_grid_equals_point_sampling():
         fx, fy = field_on_grid(fld, tile)
         np.testing.assert_allclose(fx, dx, atol=1e-5)
         np.testing.assert_allclose(fy, dy, atol=1e-5)
+
+
+def test_field_on_unrelated_images_is_rejected_for_zero(tmp_path):
+    # optical of one scene, SAR of another: whatever the levels fit to noise must not be returned
+    spec = dict(size_m=300.0, sar_appearance="luminance", speckle_looks=100.0)
+    a = synthesize_pair(tmp_path / "a", SceneSpec(seed=1, **spec), "a")
+    b = synthesize_pair(tmp_path / "b", SceneSpec(seed=2, **spec), "b")
+    pair = RegistrationInput.open(str(a.optical), str(b.sar), "cpu")
+    result = register(pair, "local")
+    check = result.details["verify"]
+    assert check["passed"] is False and check["templates"] >= 16
+    assert np.all(result.field.dx == 0) and np.all(result.field.dy == 0) and np.all(result.field.confidence == 0)
+    assert any("better than no shift" in w for w in result.warnings)
+
+
+def test_verification_keeps_a_recovered_field(nonrigid_pair):
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    result = register(pair, "local", {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0"})
+    check = result.details["verify"]
+    assert check["passed"] is True and check["mean_gain"] > 0.03 and check["z"] > 2
+    assert dense_error_px(pair, result.field, nonrigid_pair).mean() < 1.5
+
+
+def test_level_templates_shrink_on_small_overlaps():
+    assert level_templates(1000, 48, 16) == (48, 16)
+    assert level_templates(96, 48, 16) == (48, 16)
+    template, spacing = level_templates(90, 48, 16)
+    assert template == 24 and spacing == 8  # a third of the side, on an 8-px lattice
+    assert level_templates(40, 48, 16)[0] == 24  # never below the minimum
+    for side in range(30, 200, 7):
+        t, s = level_templates(side, 48, 16)
+        assert t % 8 == 0 and s % 8 == 0 and t % s == 0 and 24 <= t <= 48
