@@ -75,11 +75,21 @@ class Multihash:
     digest: str
 
     def matches(self, path: Path) -> tuple[bool, str]:
-        h = hashlib.new(self.algorithm)
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest() == self.digest, h.hexdigest()
+        got = _digest(path, self.algorithm)
+        return got == self.digest, got
+
+
+def _digest(path: str | os.PathLike[str], algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """``file:checksum`` (file extension v2.1): multihash of sha2-256 (0x12, length 0x20), lowercase hex."""
+    return "1220" + _digest(path, "sha256")
 
 
 def parse_multihash(checksum: str) -> Multihash | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import math
 import os
@@ -42,6 +41,7 @@ from shapely.geometry.polygon import orient
 
 from models.errors import CatalogError, InputError
 from stac import schemas
+from stac.fetch import file_checksum
 from stac.scene import Scene
 from stac.schemas import validate as validate_stac
 from stac.transaction import TransactionClient
@@ -121,15 +121,6 @@ def slug(text: str) -> str:
     if not s:
         raise InputError(f"cannot make a STAC id from {text!r}: it has no letters or digits")
     return s
-
-
-def file_checksum(path: str | os.PathLike[str]) -> str:
-    """``file:checksum`` (file extension v2.1): multihash of sha2-256 (0x12, length 0x20), lowercase hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "1220" + h.hexdigest()
 
 
 def _iso(t: dt.datetime) -> str:
@@ -447,7 +438,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
+def copy_atomic(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file and a rename (skipped when ``dst`` already holds the same bytes)."""
     if dst.exists() and dst.stat().st_size == src.stat().st_size and file_checksum(dst) == file_checksum(src):
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -514,7 +506,7 @@ def publish_static(item: pystac.Item | Mapping[str, Any], root: str | os.PathLik
                 raise InputError(f"STAC Item {new.id!r}: asset {key!r} file {src} does not exist")
             if copy_assets:
                 dst = item_dir / f"{key}{src.suffix.lower()}"
-                _copy_atomic(src, dst)
+                copy_atomic(src, dst)
                 asset.href = str(dst)
                 kept.add(dst.name)
             else:

@@ -21,11 +21,9 @@ relative links (self-contained, relocatable) and validate against the STAC 1.1 s
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import os
-import shutil
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -38,6 +36,8 @@ from shapely.geometry import mapping, shape
 
 from models.errors import InputError
 from models.grid import Grid, reproject_geometry, utm_crs_for
+from stac.fetch import file_checksum
+from stac.publish import copy_atomic, write_atomic
 
 STAC_VERSION = "1.1.0"
 EXT = {
@@ -57,15 +57,6 @@ RGB_BANDS = [{"name": "BAND_R", "common_name": "red", "description": "Red"},
              {"name": "BAND_G", "common_name": "green", "description": "Green"},
              {"name": "BAND_B", "common_name": "blue", "description": "Blue"}]
 UMBRA_PRIVATE_BUCKET = "s3://prod-prod-processed-sar-data"
-
-
-def multihash_sha256(path: str | os.PathLike[str]) -> str:
-    """``file:checksum`` of a file: multihash hex (0x12 sha2-256, 0x20 length) of its bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "1220" + h.hexdigest()
 
 
 def quadkey(lon: float, lat: float, level: int = 12) -> str:
@@ -115,10 +106,7 @@ def raster_geometry(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(doc, indent=1).encode())
 
 
 def _link(rel: str, target: Path, start: Path, media: str = "application/json") -> dict[str, str]:
@@ -141,16 +129,13 @@ def _place(image: Path, dest: Path, copy: bool) -> Path:
         raise InputError(f"image to catalogue not found: {image}")
     if not copy:
         return Path(image).resolve()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.copyfile(image, tmp)
-    os.replace(tmp, dest)
+    copy_atomic(Path(image), dest)
     return dest
 
 
 def _asset(path: Path, item_path: Path, copy: bool, **fields: Any) -> dict[str, Any]:
     return {"href": _rel(path, item_path) if copy else str(path), **fields,
-            "file:checksum": multihash_sha256(path), "file:size": path.stat().st_size}
+            "file:checksum": file_checksum(path), "file:size": path.stat().st_size}
 
 
 def _extent(bboxes: list[list[float]], times: list[dt.datetime]) -> dict[str, Any]:
@@ -360,7 +345,7 @@ def write_umbra_sidecar(root: Path, scene: SampleScene, task: str = "Sample Task
         a = {"href": f"{private}/{name}", "title": title, "type": media, "roles": roles,
              "description": f"MONOSTATIC {title}"}
         if path is not None:
-            a.update({"file:checksum": multihash_sha256(path), "file:size": path.stat().st_size})
+            a.update({"file:checksum": file_checksum(path), "file:size": path.stat().st_size})
         return a
 
     sidecar = folder / f"{acq}.stac.v2.json"

@@ -375,14 +375,17 @@ def level_templates(side: int, template_px: int, spacing_px: int, min_template: 
     return template, max(8, spacing_px * template // template_px // 8 * 8)
 
 
-def _template_count(pair: RegistrationInput, res: float, template: int, spacing: int) -> int:
+def level_layout(pair: RegistrationInput, conf: LocalConfig, res: float, radius: int) -> tuple[Grid, int, int, bool]:
+    """A level's grid over the overlap, its template side and step, and whether one template plus search fits."""
+    level_grid = north_up_grid(pair.crs, pair.overlap.bounds, res)
+    template, spacing = level_templates(min(level_grid.shape), conf.template_px, conf.spacing_px)
+    return level_grid, template, spacing, min(level_grid.shape) >= template + 2 * radius
+
+
+def _template_count(pair: RegistrationInput, conf: LocalConfig, res: float) -> int:
     """Templates a level at ``res`` would have over the overlap (before screening)."""
-    x0, y0, x1, y1 = pair.overlap.bounds
-    w, h = (x1 - x0) / res, (y1 - y0) / res
-    template, spacing = level_templates(int(min(w, h)), template, spacing)
-    if min(w, h) < template:
-        return 0
-    return int((w // spacing) * (h // spacing))
+    level_grid, _, spacing, fits = level_layout(pair, conf, res, 0)
+    return (level_grid.width // spacing) * (level_grid.height // spacing) if fits else 0
 
 
 def _template_scores(tiles: list[TileResult]) -> dict[tuple[int, int], float]:
@@ -453,20 +456,20 @@ class LocalMethod:
         is significantly worse. So a wrong prior or a level fooled by repetitive
         texture cannot leave the pair worse than it came.
         """
+        if not (np.any(result.field.dx) or np.any(result.field.dy)):
+            return result.field  # nothing moved: nothing to check
         native = pair.native_resolution()
-        spacing = conf.spacing_px
         # the coarsest level with plenty of templates (screening drops many): cheap, and gross failures show at any scale
-        factor = next((f for f in conf.levels if _template_count(pair, native * f, conf.template_px, spacing) >= 16 * conf.verify_min_templates),
-                      conf.levels[-1])
+        factor = next((f for f in conf.levels if _template_count(pair, conf, native * f) >= 16 * conf.verify_min_templates), conf.levels[-1])
         res = native * factor
         zero = DisplacementField.constant(result.field.grid)
-        staged = [self._level_jobs(pair, conf, f, res, 0) for f in (result.field, zero)]
-        if any(jobs is None for _, jobs in staged):
+        _, field_jobs = self._level_jobs(pair, conf, result.field, res, 0)
+        _, zero_jobs = self._level_jobs(pair, conf, zero, res, 0)
+        if field_jobs is None or zero_jobs is None:
             return result.field
-        jobs = [j for _, js in staged for j in js]
         with result.timed("verify"):
-            tiles = run_tiles(jobs, conf, progress, "verify", pool)
-        n = len(staged[0][1])
+            tiles = run_tiles(field_jobs + zero_jobs, conf, progress, "verify", pool)
+        n = len(field_jobs)
         scores = [_template_scores(tiles[:n]), _template_scores(tiles[n:])]
         common = sorted(set(scores[0]) & set(scores[1]))
         gain = np.array([scores[0][k] - scores[1][k] for k in common])
@@ -487,7 +490,7 @@ class LocalMethod:
             passed = z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain
         check["passed"] = bool(passed)
         result.details["verify"] = check
-        if passed or not any(np.any(v != 0) for v in (result.field.dx, result.field.dy)):
+        if passed:
             return result.field
         result.warnings.append(
             f"the local field does not match the images better than no shift ({len(gain)} templates, "
@@ -503,7 +506,7 @@ class LocalMethod:
         schedule = list(zip(conf.levels, conf.radius_px)) + [(conf.levels[-1], max(2, conf.radius_px[-1] - 1))] * conf.refine_passes
         # the first level decides between the priors: the one whose warp leaves the most consistent evidence
         # every prior's tiles go to the pool together (one batch keeps all workers busy)
-        first = next((i for i, (f, r) in enumerate(schedule) if self._level_jobs(pair, conf, priors[-1][1], native * f, r)[1] is not None), 0)
+        first = next((i for i, (f, r) in enumerate(schedule) if level_layout(pair, conf, native * f, r)[3]), 0)
         for f, r in schedule[:first]:
             result.details["levels"].append(self._level_jobs(pair, conf, priors[-1][1], native * f, r)[0])
         schedule = schedule[first:]
@@ -550,11 +553,10 @@ class LocalMethod:
 
     def _level_jobs(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int) -> tuple[dict[str, Any], list[TileJob] | None]:
         """The tile jobs of one level (None when the overlap is too small for it)."""
-        level_grid = north_up_grid(pair.crs, pair.overlap.bounds, res)
-        template, spacing = level_templates(min(level_grid.shape), conf.template_px, conf.spacing_px)
+        level_grid, template, spacing, fits = level_layout(pair, conf, res, radius)
         margin = template // 2 + radius + 2
         info: dict[str, Any] = {"resolution_m": res, "radius_px": radius, "template_px": template, "spacing_px": spacing}
-        if min(level_grid.shape) < template + 2 * radius:
+        if not fits:
             info["skipped"] = "overlap smaller than one template plus search"
             return info, None
         jobs = [

@@ -41,12 +41,17 @@ def test_rotated_grid_round_trip():
     assert g.footprint().area == pytest.approx(100 * 80 * 0.36, rel=1e-9)
 
 
-def test_read_rotated_sar_onto_north_up_grid(tmp_path):
+def rotated_index_raster(tmp_path):
+    """A raster on a grid rotated 30° whose bands hold each pixel's column and row, and a north-up grid inside it."""
     crs = CRS.from_epsg(32637)
     t = Affine.translation(500000, 4100000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
     yy, xx = np.mgrid[0:200, 0:200]
     src = open_raster(write(tmp_path / "rot.tif", np.stack([xx, yy]).astype(np.float32), crs, t), "raster")
-    dst = north_up_grid(crs, (500050, 4099965, 500080, 4099995), 0.5)
+    return src, north_up_grid(crs, (500050, 4099965, 500080, 4099995), 0.5)
+
+
+def test_read_rotated_sar_onto_north_up_grid(tmp_path):
+    src, dst = rotated_index_raster(tmp_path)
     out = read_on_grid(src, dst, resampling=rasterio.enums.Resampling.bilinear)
     x, y = dst.pixel_centres()
     col, row = src.grid.map_to_pixel(x, y)
@@ -131,11 +136,8 @@ def test_sar_band_count_and_no_overlap(tmp_path):
 def test_sample_points_through_a_rotated_grid_and_decimated(tmp_path):
     from models.raster import sample_points
 
-    crs = CRS.from_epsg(32637)
-    t = Affine.translation(500000, 4100000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
-    yy, xx = np.mgrid[0:200, 0:200]
-    src = open_raster(write(tmp_path / "rot.tif", np.stack([xx, yy]).astype(np.float32), crs, t), "raster")
-    dst = north_up_grid(crs, (500050, 4099965, 500080, 4099995), 0.5)
+    src, dst = rotated_index_raster(tmp_path)
+    crs = src.grid.crs
     x, y = dst.pixel_centres()
     col, row = src.grid.map_to_pixel(x, y)
     np.testing.assert_allclose(sample_points(src, x, y, crs), col - 0.5, atol=0.05)  # first band: the column index

@@ -16,11 +16,10 @@ from affine import Affine
 from models.errors import CatalogError, FetchError, ValidationFailed
 from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement
-from stac.fetch import fetch, gdal_path, http_url
+from stac.fetch import fetch, file_checksum, gdal_path, http_url
 from stac.pairing import PairingRules, pair_scenes
 from stac.publish import PublishedPair, build_item, publish_static, validate_stac
 from stac.readers import discover, load_json
-from stac.sample_catalog import multihash_sha256
 from stac.validation import scene_metadata, validate_scenes, validate_tiepoint_table
 
 from tests.stac.conftest import RangeHandler, T0
@@ -30,10 +29,10 @@ def test_fetch_resumes_after_a_dropped_connection(http_root, sample_catalogs, tm
     rel = "/src/a_optical.tif"
     src = sample_catalogs["root"] / rel.lstrip("/")
     RangeHandler.drop_after[rel] = 5000
-    path = fetch(http_root + rel, tmp_path / "cache", multihash_sha256(src), backoff=0.01)
+    path = fetch(http_root + rel, tmp_path / "cache", file_checksum(src), backoff=0.01)
     assert path.read_bytes() == src.read_bytes()
     assert not list((tmp_path / "cache").rglob("*.part"))
-    assert fetch(http_root + rel, tmp_path / "cache", multihash_sha256(src)) == path  # cached
+    assert fetch(http_root + rel, tmp_path / "cache", file_checksum(src)) == path  # cached
 
 
 def test_fetch_rejects_a_corrupt_file(http_root, tmp_path):
