@@ -54,9 +54,16 @@ class RegistrationInput:
 
     def native_resolution(self) -> float:
         """The coarser of the two images' pixel sizes, in metres of the working CRS."""
-        o = self.optical.grid.footprint_in(self.crs).area / (self.optical.grid.width * self.optical.grid.height)
-        s = self.sar.grid.footprint_in(self.crs).area / (self.sar.grid.width * self.sar.grid.height)
-        return float(math.sqrt(max(o, s)))
+        return max(self._pixel_sizes())
+
+    def finest_resolution(self) -> float:
+        """The finer of the two images' pixel sizes, in metres of the working CRS."""
+        return min(self._pixel_sizes())
+
+    def _pixel_sizes(self) -> tuple[float, float]:
+        return tuple(  # type: ignore[return-value]
+            float(math.sqrt(g.footprint_in(self.crs).area / (g.width * g.height))) for g in (self.optical.grid, self.sar.grid)
+        )
 
 
 @dataclass

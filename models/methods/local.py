@@ -58,6 +58,8 @@ class LocalConfig:
     """Settings of ``local``.
 
     levels: working-pixel factors over the native pixel (the coarser image's), coarse to fine;
+    optical_level: when the finer image's pixel is more than 10 % finer than the last level's, one more level at
+    that pixel (search radius one less), so the optical detail the native pixel blurs is used;
     refine_passes: extra passes at the finest level (search radius one less).
     prior_margin: the first level tries every prior (global affine, coarse translation, zero) and keeps
     the first in that order whose evidence (summed quality of consistent templates) is at least this
@@ -77,7 +79,8 @@ class LocalConfig:
 
     global_prior: bool = True
     prior_margin: float = 0.7
-    min_accept_fraction: float = 0.3
+    min_accept_fraction: float = 0.2
+    optical_level: bool = True
     refine_passes: int = 1
     features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
     global_max_side: int = 1024
@@ -329,12 +332,15 @@ def dense_residual(
     grid: Grid, x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray, quality: np.ndarray,
     sigma_m: float, interpolation: str = "gaussian", smoothing: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse residual vectors → dense residual on ``grid``, fading to zero away from support.
+    """Sparse residual vectors → dense residual on ``grid``, blending into their global trend away from support.
 
     ``gaussian``: normalised convolution (quality-weighted Gaussian average with
     scale ``sigma_m``), linear in the number of points and grid cells, so it
     scales to whole scenes. ``tps``: thin-plate-spline RBF with per-point
     smoothing ``smoothing / quality`` (the sparse-to-dense of several SN9 winners).
+    Where the points thin out (borders, featureless ground) the residual blends
+    into :func:`residual_trend`, so a shift carried by a level does not decay
+    towards the edges of the overlap.
     """
     from scipy.ndimage import gaussian_filter
 
@@ -359,7 +365,32 @@ def dense_residual(
         rdx, rdy = out[:, 0].reshape(grid.shape), out[:, 1].reshape(grid.shape)
     else:
         rdx, rdy = _normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)[:2]
-    return (rdx * fade).astype(np.float32), (rdy * fade).astype(np.float32)
+    gx, gy = grid.pixel_centres()
+    tdx, tdy = residual_trend(x, y, dx, dy, quality, gx, gy)
+    return (rdx * fade + tdx * (1 - fade)).astype(np.float32), (rdy * fade + tdy * (1 - fade)).astype(np.float32)
+
+
+def residual_trend(x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray, quality: np.ndarray,
+                   qx: np.ndarray, qy: np.ndarray, ridge: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Quality-weighted affine trend of the vectors, evaluated at ``(qx, qy)``.
+
+    The linear part is ridge-shrunk towards a translation (few or clustered
+    points give a translation), and query points are clamped to a margin of a
+    quarter of the points' extent around them, so the trend never extrapolates
+    far.
+    """
+    w = np.maximum(np.asarray(quality, np.float64), 1e-6)
+    centre = np.array([np.average(x, weights=w), np.average(y, weights=w)])
+    lo, hi = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
+    scale = max(float((hi - lo).max()), 1e-6)
+    u, v = (x - centre[0]) / scale, (y - centre[1]) / scale
+    a = np.column_stack([np.ones_like(u), u, v])
+    lhs = a.T @ (a * w[:, None]) + ridge * w.sum() * np.diag([0.0, 1.0, 1.0])
+    coef = np.linalg.solve(lhs, a.T @ (np.column_stack([dx, dy]) * w[:, None]))
+    margin = 0.25 * (hi - lo)
+    qu = (np.clip(qx, lo[0] - margin[0], hi[0] + margin[0]) - centre[0]) / scale
+    qv = (np.clip(qy, lo[1] - margin[1], hi[1] + margin[1]) - centre[1]) / scale
+    return coef[0, 0] + coef[1, 0] * qu + coef[2, 0] * qv, coef[0, 1] + coef[1, 1] * qu + coef[2, 1] * qv
 
 
 def level_templates(side: int, template_px: int, spacing_px: int, min_template: int = 24) -> tuple[int, int]:
@@ -373,6 +404,18 @@ def level_templates(side: int, template_px: int, spacing_px: int, min_template: 
         return template_px, spacing_px
     template = max(min_template, min(template_px, side // 3 // 8 * 8))
     return template, max(8, spacing_px * template // template_px // 8 * 8)
+
+
+def level_schedule(conf: LocalConfig, finest_factor: float) -> list[tuple[float, int]]:
+    """(factor over the native pixel, search radius) of every pass, coarse to fine, refine passes included.
+
+    ``finest_factor``: the finer image's pixel over the native pixel.
+    """
+    schedule = list(zip(conf.levels, conf.radius_px))
+    if conf.optical_level and finest_factor < 0.9 * conf.levels[-1]:
+        schedule.append((finest_factor, max(2, conf.radius_px[-1] - 1)))
+    factor, radius = schedule[-1]
+    return schedule + [(factor, max(2, radius - 1))] * conf.refine_passes
 
 
 def level_layout(pair: RegistrationInput, conf: LocalConfig, res: float, radius: int) -> tuple[Grid, int, int, bool]:
@@ -419,7 +462,7 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
 
 class LocalMethod:
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.1.0"
+    version: ClassVar[str] = "1.2.0"
     description: ClassVar[str] = (
         "Global LightGlue affine prior, then coarse-to-fine tiled CFOG template matching through the current "
         "field with adaptive SAR preprocessing, neighbour-consistency screening, thin-plate-spline RBF "
@@ -503,7 +546,7 @@ class LocalMethod:
         native = pair.native_resolution()
         result.details["levels"] = []
         # the refinement loop: re-match at the finest level after warping by the refined field
-        schedule = list(zip(conf.levels, conf.radius_px)) + [(conf.levels[-1], max(2, conf.radius_px[-1] - 1))] * conf.refine_passes
+        schedule = level_schedule(conf, pair.finest_resolution() / native)
         # the first level decides between the priors: the one whose warp leaves the most consistent evidence
         # every prior's tiles go to the pool together (one batch keeps all workers busy)
         first = next((i for i, (f, r) in enumerate(schedule) if level_layout(pair, conf, native * f, r)[3]), 0)

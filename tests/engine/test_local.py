@@ -11,7 +11,16 @@ from models.areamatch import cfog, consistent, match_templates
 from models.displacement import DisplacementField
 from models.grid import north_up_grid
 from models.methods.base import RegistrationInput, make_config
-from models.methods.local import LocalConfig, LocalMethod, TileJob, dense_residual, level_templates, match_tile
+from models.methods.local import (
+    LocalConfig,
+    LocalMethod,
+    TileJob,
+    dense_residual,
+    level_schedule,
+    level_templates,
+    match_tile,
+    residual_trend,
+)
 from models.registration import register
 from models.scoring import read_tiepoints
 from models.sar_adaptive import adaptive_sar, choose_mode, tile_stats
@@ -129,14 +138,40 @@ def test_template_matching_finds_known_shift_and_rejects_outliers():
     assert not ok[5] and ok.sum() == len(m) - 1
 
 
-def test_dense_residual_interpolates_and_fades():
+def test_dense_residual_interpolates_and_follows_the_trend_beyond_support():
     grid = north_up_grid("EPSG:32637", (0, 0, 1000, 1000), 10.0)
     xs, ys = np.meshgrid(np.arange(300, 700, 40.0), np.arange(300, 700, 40.0))
     x, y = xs.ravel(), ys.ravel()
+    # a residual that grows eastwards: 2 m at x = 300, 2.8 m at x = 700 (0.002 m/m)
+    rx, ry = 2.0 + 0.002 * (x - 300), np.full(len(x), -1.0)
     for method in ("gaussian", "tps"):
-        rdx, rdy = dense_residual(grid, x, y, np.full(len(x), 2.0), np.full(len(x), -1.0), np.ones(len(x)), 60.0, method)
-        assert rdx[50, 50] == pytest.approx(2.0, abs=0.3) and rdy[50, 50] == pytest.approx(-1.0, abs=0.2)
-        assert abs(rdx[2, 2]) < 0.5  # far from support the residual fades out
+        rdx, rdy = dense_residual(grid, x, y, rx, ry, np.ones(len(x)), 60.0, method)
+        assert rdx[50, 50] == pytest.approx(2.4, abs=0.3) and rdy[50, 50] == pytest.approx(-1.0, abs=0.2)
+        # no support at the borders: the shift carries on along the points' trend instead of decaying to zero,
+        # and the trend stops a quarter of the points' extent beyond them (x = 210 and x = 750: 1.82 and 2.9 m,
+        # a little flatter because the ridge shrinks the slope towards a translation)
+        assert rdy[2, 2] == pytest.approx(-1.0, abs=0.05) and rdy[97, 97] == pytest.approx(-1.0, abs=0.05)
+        assert rdx[50, 2] == pytest.approx(1.85, abs=0.1) and rdx[50, 97] == pytest.approx(2.85, abs=0.1)
+        assert rdx[50, 0] == pytest.approx(rdx[50, 5], abs=0.01)  # clamped: no further extrapolation
+
+
+def test_residual_trend_is_a_translation_for_clustered_points():
+    rng = np.random.default_rng(0)
+    x, y = 500 + rng.normal(0, 1.0, 20), 500 + rng.normal(0, 1.0, 20)
+    dx, dy = 3.0 + rng.normal(0, 0.5, 20), np.full(20, -2.0)
+    tx, ty = residual_trend(x, y, dx, dy, np.ones(20), np.array([0.0, 1000.0]), np.array([0.0, 1000.0]))
+    # noise on a 2 m cluster must not become a steep gradient extrapolated across the scene
+    np.testing.assert_allclose(tx, dx.mean(), atol=0.5)
+    np.testing.assert_allclose(ty, -2.0, atol=1e-6)
+
+
+def test_level_schedule_adds_the_optical_pixel_level():
+    conf = LocalConfig()
+    # SAR 1.34 m, optical 1.0 m: one more level at the optical pixel; the refine pass runs there
+    assert level_schedule(conf, 1.0 / 1.34) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0 / 1.34, 2), (1.0 / 1.34, 2)]
+    # same pixel size: the native levels only
+    assert level_schedule(conf, 1.0) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0, 2)]
+    assert level_schedule(make_config(LocalConfig, {"optical_level": "false", "refine_passes": "0"}), 0.5) == [(4.0, 12), (2.0, 6), (1.0, 3)]
 
 
 def test_adaptive_sar_modes():
