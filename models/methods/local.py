@@ -59,7 +59,8 @@ class LocalConfig:
 
     levels: working-pixel factors over the native pixel (the coarser image's), coarse to fine;
     optical_level: when the finer image's pixel is more than 10 % finer than the last level's, one more level at
-    that pixel (search radius one less), so the optical detail the native pixel blurs is used;
+    that pixel (search radius one less), so the optical detail the native pixel blurs is used; it counts as the
+    first refine pass;
     refine_passes: extra passes at the finest level (search radius one less).
     prior_margin: the first level tries every prior (global affine, coarse translation, zero) and keeps
     the first in that order whose evidence (summed quality of consistent templates) is at least this
@@ -412,10 +413,13 @@ def level_schedule(conf: LocalConfig, finest_factor: float) -> list[tuple[float,
     ``finest_factor``: the finer image's pixel over the native pixel.
     """
     schedule = list(zip(conf.levels, conf.radius_px))
+    refine = conf.refine_passes
     if conf.optical_level and finest_factor < 0.9 * conf.levels[-1]:
+        # it re-matches after warping, at a finer pixel: it stands in for the first refine pass
         schedule.append((finest_factor, max(2, conf.radius_px[-1] - 1)))
+        refine = max(0, refine - 1)
     factor, radius = schedule[-1]
-    return schedule + [(factor, max(2, radius - 1))] * conf.refine_passes
+    return schedule + [(factor, max(2, radius - 1))] * refine
 
 
 def level_layout(pair: RegistrationInput, conf: LocalConfig, res: float, radius: int) -> tuple[Grid, int, int, bool]:

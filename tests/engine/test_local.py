@@ -167,8 +167,9 @@ def test_residual_trend_is_a_translation_for_clustered_points():
 
 def test_level_schedule_adds_the_optical_pixel_level():
     conf = LocalConfig()
-    # SAR 1.34 m, optical 1.0 m: one more level at the optical pixel; the refine pass runs there
-    assert level_schedule(conf, 1.0 / 1.34) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0 / 1.34, 2), (1.0 / 1.34, 2)]
+    # SAR 1.34 m, optical 1.0 m: one more level at the optical pixel, standing in for the refine pass
+    assert level_schedule(conf, 1.0 / 1.34) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0 / 1.34, 2)]
+    assert level_schedule(make_config(LocalConfig, {"refine_passes": "2"}), 0.5)[-2:] == [(0.5, 2), (0.5, 2)]
     # same pixel size: the native levels only
     assert level_schedule(conf, 1.0) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0, 2)]
     assert level_schedule(make_config(LocalConfig, {"optical_level": "false", "refine_passes": "0"}), 0.5) == [(4.0, 12), (2.0, 6), (1.0, 3)]
