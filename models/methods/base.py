@@ -61,9 +61,10 @@ class RegistrationInput:
         return min(self._pixel_sizes())
 
     def _pixel_sizes(self) -> tuple[float, float]:
-        return tuple(  # type: ignore[return-value]
-            float(math.sqrt(g.footprint_in(self.crs).area / (g.width * g.height))) for g in (self.optical.grid, self.sar.grid)
-        )
+        def size(g: Grid) -> float:
+            return float(math.sqrt(g.footprint_in(self.crs).area / (g.width * g.height)))
+
+        return size(self.optical.grid), size(self.sar.grid)
 
 
 @dataclass

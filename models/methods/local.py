@@ -11,7 +11,8 @@
 3. Residual vectors are screened (peak, peak margin, agreement with their
    neighbours), turned into a dense residual by thin-plate-spline RBF
    interpolation with per-point smoothing (weaker points are smoothed more),
-   tapered to zero away from support, and composed with the field.
+   blended into the vectors' affine trend where support thins out, and
+   composed with the field.
 4. Verification: the field is kept only when its template correlations beat
    those of zero shift clearly (paired test plus a minimum gain); otherwise the
    method returns zero displacement rather than a confident wrong answer.
@@ -97,7 +98,7 @@ class LocalConfig:
     interpolation: Literal["gaussian", "tps"] = "gaussian"
     sigma_templates: tuple[float, ...] = (0.5, 1.0, 2.0)
     smoothing: float = 1e-3
-    field_resolution_m: float = 0.0  # 0: half the finest template spacing
+    field_resolution_m: float = 0.0  # 0: half the template spacing of the last of ``levels``
     verify: bool = True
     verify_z: float = 2.0
     verify_min_gain: float = 0.03
@@ -346,6 +347,7 @@ def dense_residual(
     from scipy.ndimage import gaussian_filter
 
     col, row = grid.map_to_pixel(x, y)
+    gx, gy = grid.pixel_centres()
     sigma = max(sigma_m / grid.resolution, 0.5)
     w = np.zeros(grid.shape, np.float64)
     c = np.clip(np.floor(col).astype(int), 0, grid.width - 1)
@@ -356,7 +358,6 @@ def dense_residual(
     typical = float(np.percentile(den[den > 0], 75)) if (den > 0).any() else 1.0
     fade = den / (den + 0.1 * typical)
     if interpolation == "tps":
-        gx, gy = grid.pixel_centres()
         pts = np.column_stack([x, y])
         centre, scale = pts.mean(axis=0), max(float(np.ptp(pts, axis=0).max()), 1.0)
         rbf = RBFInterpolator((pts - centre) / scale, np.column_stack([dx, dy]), kernel="thin_plate_spline",
@@ -366,7 +367,6 @@ def dense_residual(
         rdx, rdy = out[:, 0].reshape(grid.shape), out[:, 1].reshape(grid.shape)
     else:
         rdx, rdy = _normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)[:2]
-    gx, gy = grid.pixel_centres()
     tdx, tdy = residual_trend(x, y, dx, dy, quality, gx, gy)
     return (rdx * fade + tdx * (1 - fade)).astype(np.float32), (rdy * fade + tdy * (1 - fade)).astype(np.float32)
 
@@ -480,8 +480,8 @@ class LocalMethod:
 
             raise InputError(f"local: radius_px needs one value per level ({len(conf.levels)}), got {len(conf.radius_px)}")
         native = pair.native_resolution()
-        finest = native * conf.levels[-1]
-        resolution = conf.field_resolution_m or max(finest * conf.spacing_px / 2, native)
+        last_level = native * conf.levels[-1]
+        resolution = conf.field_resolution_m or max(last_level * conf.spacing_px / 2, native)
         grid = field_grid(pair, resolution)
         result = RegistrationResult(self.name, self.version, config_dict(conf), DisplacementField.constant(grid))
         priors = self._priors(pair, conf, grid, result, progress)
