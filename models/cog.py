@@ -1,7 +1,7 @@
 """Writing Cloud-Optimized GeoTIFFs block by block, atomically.
 
-Blocks go to a tiled scratch GeoTIFF next to the destination, rio-cogeo turns it
-into a COG (internal overviews, DEFLATE/ZSTD) under a temporary name, and only
+Blocks go to a tiled scratch GeoTIFF next to the destination, GDAL's COG driver
+turns it into a COG (internal overviews, DEFLATE/ZSTD) under a temporary name, and only
 then is it renamed to the destination: a crash never leaves a partial product
 under the final name.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
 from models.errors import InputError
@@ -93,9 +94,6 @@ def write_cog(
     progress: Callable[[int], None] | None = None,
 ) -> Path:
     """Write ``block_fn(window) -> (count, h, w)`` for every block of ``grid`` as a COG at ``path``."""
-    from rio_cogeo.cogeo import cog_translate
-    from rio_cogeo.profiles import cog_profiles
-
     dst = check_output_path(path)
     profile = {
         "driver": "GTiff",
@@ -125,18 +123,11 @@ def write_cog(
                 out.write(block_fn(window).astype(spec.dtype, copy=False), window=window)
                 if progress:
                     progress(int(window.width * window.height))
-        cog_profile = cog_profiles.get(spec.compress.lower()).copy()
-        cog_profile.update(blockxsize=spec.block, blockysize=spec.block, predictor=spec.predictor, BIGTIFF="IF_SAFER")
-        with atomic_path(dst) as tmp_cog:
-            cog_translate(
-                str(scratch),
-                str(tmp_cog),
-                cog_profile,
-                nodata=spec.nodata,
-                overview_resampling="average" if spec.dtype.startswith("float") else "nearest",
-                forward_band_tags=True,
-                quiet=True,
-                in_memory=False,
-                config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_INTERNAL_MASK": True},
+        # GDAL's COG driver builds the overviews and compresses on every core in one pass
+        with atomic_path(dst) as tmp_cog, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+            rio_copy(
+                str(scratch), str(tmp_cog), driver="COG", COMPRESS=spec.compress, PREDICTOR=spec.predictor,
+                BLOCKSIZE=spec.block, NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER",
+                OVERVIEW_RESAMPLING="AVERAGE" if spec.dtype.startswith("float") else "NEAREST",
             )
     return dst

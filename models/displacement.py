@@ -104,12 +104,26 @@ def sn9_shift_on_optical(
     lat_dy = ((ys - yo) / gt5).astype(np.float32)
     if lattice_step == 1:
         return lat_dx[:height, :width], lat_dy[:height, :width], conf[:height, :width].astype(np.float32)
-    r = (np.arange(height, dtype=float)) / lattice_step
-    c = (np.arange(width, dtype=float)) / lattice_step
-    cg, rg = np.meshgrid(c, r)
-    coords = np.stack([rg.ravel(), cg.ravel()])
-    out = [
-        map_coordinates(a, coords, order=1, mode="nearest").reshape(height, width).astype(np.float32)
-        for a in (lat_dx, lat_dy, conf.astype(np.float32))
-    ]
+    # bilinear between lattice nodes, separably: two small matrix products per band
+    wy = linear_weights(np.arange(height) / lattice_step, len(rows))
+    wx = linear_weights(np.arange(width) / lattice_step, len(cols))
+    out = [(wy @ (np.asarray(a, np.float64) @ wx.T)).astype(np.float32) for a in (lat_dx, lat_dy, conf)]
     return out[0], out[1], out[2]
+
+
+def linear_weights(pos: np.ndarray, n: int) -> np.ndarray:
+    """(len(pos), n) matrix of linear interpolation at fractional indices ``pos`` of n nodes, clamped at the ends.
+
+    ``W @ values`` interpolates along one axis; ``Wy @ A @ Wx.T`` is bilinear
+    interpolation of a 2-D array at a lattice of points (as ``map_coordinates``
+    with ``order=1, mode="nearest"``, far cheaper for lattices).
+    """
+    p = np.clip(np.asarray(pos, float), 0.0, n - 1.0)
+    i0 = np.minimum(np.floor(p).astype(int), max(n - 2, 0))
+    f = p - i0
+    w = np.zeros((len(p), n))
+    rows = np.arange(len(p))
+    w[rows, i0] = 1.0 - f if n > 1 else 1.0
+    if n > 1:
+        w[rows, i0 + 1] += f
+    return w

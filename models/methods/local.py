@@ -35,7 +35,7 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
 from models.areamatch import cfog, consistent, match_templates, ncc_surface
-from models.displacement import DisplacementField
+from models.displacement import DisplacementField, linear_weights
 from models.grid import Grid, north_up_grid
 from models.methods.base import (
     Progress,
@@ -154,19 +154,6 @@ def sar_through_field(sar: RasterSource, grid: Grid, fld: DisplacementField) -> 
     )
 
 
-def _linear_weights(pos: np.ndarray, n: int) -> np.ndarray:
-    """(len(pos), n) matrix of linear interpolation at fractional indices ``pos``, clamped at the ends."""
-    p = np.clip(pos, 0.0, n - 1.0)
-    i0 = np.minimum(np.floor(p).astype(int), max(n - 2, 0))
-    f = p - i0
-    w = np.zeros((len(pos), n))
-    rows = np.arange(len(pos))
-    w[rows, i0] = 1.0 - f if n > 1 else 1.0
-    if n > 1:
-        w[rows, i0 + 1] += f
-    return w
-
-
 def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """The field's (dx, dy) at every pixel centre of ``grid``: ``fld.sample`` there, done separably.
 
@@ -186,8 +173,8 @@ def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.nd
     c1 = int(np.clip(np.floor(cols.max()) + 2, c0 + 1, fld.grid.width))
     r0 = int(np.clip(np.floor(rows.min()), 0, fld.grid.height - 1))
     r1 = int(np.clip(np.floor(rows.max()) + 2, r0 + 1, fld.grid.height))
-    wx = _linear_weights(cols - c0, c1 - c0)
-    wy = _linear_weights(rows - r0, r1 - r0)
+    wx = linear_weights(cols - c0, c1 - c0)
+    wy = linear_weights(rows - r0, r1 - r0)
     return tuple((wy @ (np.asarray(v[r0:r1, c0:c1], np.float64) @ wx.T)).astype(np.float32) for v in (fld.dx, fld.dy))  # type: ignore[return-value]
 
 
