@@ -37,6 +37,7 @@ from affine import Affine
 from pyproj import CRS
 
 from models.cog import CogSpec, write_cog
+from models.displacement import DisplacementField
 from models.errors import InputError
 from models.grid import Grid, transform_points
 from models.scoring import Tiepoints, read_tiepoints, score_shifts, write_tiepoints
@@ -568,17 +569,44 @@ def case_references(case: Case) -> dict[str, dict[str, dict[str, float]]]:
     return {k: reference_scores(read_tiepoints(p), optical, sar) for k, p in case.tiepoint_sets.items()}
 
 
+def case_shift(case: Case) -> ShiftModel | None:
+    """The known field of a warped case (None for an unwarped pair: its reference is no shift)."""
+    if not case.warped:
+        return None
+    r = case.meta["recipe"]["shift"]
+    return ShiftModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
+
+
+def case_agreement(case: Case) -> dict[str, dict[str, float]]:
+    """Structural agreement (:func:`models.methods.local.structural_agreement`) of the pair under its reference field and
+    under no shift: a reference that scores no better than no shift does not line the images up."""
+    from models.methods.base import RegistrationInput, field_grid
+    from models.methods.local import structural_agreement
+
+    pair = RegistrationInput.open(str(case.optical), str(case.sar), "cpu")
+    grid = field_grid(pair, pair.native_resolution() * 2)
+    shift = case_shift(case)
+    zero = DisplacementField.constant(grid)
+    reference = DisplacementField.from_function(grid, shift) if shift else zero
+    out = {}
+    for name, fld in {"reference": reference, "zero": zero}.items():
+        value, n = structural_agreement(pair, fld)
+        out[name] = {"ncc": value, "templates": n}
+    return out
+
+
 def field_shift_px(case: Case, tiepoints: Tiepoints) -> tuple[np.ndarray, np.ndarray]:
     """The true SN9 shift (optical px) of a warped case's field at the optical tiepoints."""
     optical, _ = case_grids(case)
-    r = case.meta["recipe"]["shift"]
-    shift = ShiftModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
+    shift = case_shift(case)
+    if shift is None:
+        raise ValueError(f"{case.name} is not warped: it has no field")
     xo, yo = optical.pixel_to_map(tiepoints.optical_col, tiepoints.optical_row)
     dx, dy = shift(xo, yo)
     return dx / optical.transform.a, dy / optical.transform.e
 
 
 __all__ = [
-    "AlignedPair", "Case", "CaseSpec", "WarpRecipe", "build_case", "case_references", "draw_recipe", "field_shift_px",
+    "AlignedPair", "Case", "CaseSpec", "WarpRecipe", "build_case", "case_agreement", "case_references", "draw_recipe", "field_shift_px",
     "load_pairs", "oracle_affine_shift", "plan_cases", "reference_scores",
 ]

@@ -37,6 +37,14 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
     assert warped["references"]["field"]["zero"]["mean_px"] > 5
     assert warped["references"]["field"]["oracle_affine"]["mean_px"] < warped["references"]["field"]["zero"]["mean_px"]
     assert report["summary"]["zero"]["kinds"]["cfog"]["cases"] == 1
+    # structural agreement: the known field lines the warped pair up, no shift does not; the zero method's own
+    # field is no shift, so it agrees exactly as much as no shift
+    agree = warped["agreement"]
+    assert agree["reference"]["ncc"] > agree["zero"]["ncc"] + 0.05 and agree["reference"]["templates"] > 10
+    run_w0 = next(r for r in report["runs"] if r["case"] == "cfog-w0")
+    assert run_w0["agreement"]["ncc"] == pytest.approx(agree["zero"]["ncc"], abs=1e-6)
+    unwarped = by_case["cfog-unwarped"]["agreement"]
+    assert unwarped["reference"]["ncc"] == pytest.approx(unwarped["zero"]["ncc"])  # its reference is no shift
     assert "cfog-w0" in printed and "Per case kind" in printed and "zero" in printed
     # a second run reuses the cached case files
     sar = tmp_path / "work" / "cases" / "cfog-w0" / "sar.tif"
@@ -105,6 +113,16 @@ def test_targets_follow_the_issue():
     assert verdict["cfog: mean ≤ 0.5 × oracle-affine"] and verdict["cfog: mean ≤ 10% of zero shift"]
     assert not verdict["vsff: mean ≤ 0.5 × oracle-affine"] and not verdict["vsff: mean ≤ 10% of zero shift"]
     assert not verdict["no warped case worse than zero shift"]
+    assert k["overall"]["worse_than_zero_weaker_reference"] == []  # no agreement measured: nothing is excused
+    # the same worse case, but the run's field lines the pair up far better than the reference field does
+    cases[3]["agreement"] = {"reference": {"ncc": 0.01}, "zero": {"ncc": 0.0}}
+    runs[3]["agreement"] = {"ncc": 0.2}
+    summary = summarise(cases, runs, ["m"])
+    assert summary["m"]["kinds"]["overall"]["worse_than_zero_weaker_reference"] == ["vsff-w1"]
+    worse = next(t for t in check_targets(summary, ["m"]) if t["target"] == "no warped case worse than zero shift")
+    assert not worse["passed"] and worse["weaker_reference"] == ["vsff-w1"]  # still a failure, with the evidence beside it
+    runs[3]["agreement"] = {"ncc": 0.03}
+    assert summarise(cases, runs, ["m"])["m"]["kinds"]["overall"]["worse_than_zero_weaker_reference"] == []
     assert verdict["CFOG real tiepoints (cfog-unwarped): mean ≤ 1.0 px"]
     assert not verdict["CFOG real tiepoints (cfog-w0): mean ≤ 1.0 px"]
     # a failed run counts as infinitely wrong, never as a pass

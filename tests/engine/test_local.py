@@ -92,7 +92,7 @@ def test_dask_cluster_runs_tile_jobs(nonrigid_pair):
 
 
 def _tile_job(pair, grid, fld):
-    return TileJob(pair.optical, pair.sar, grid, (24, 24, grid.width - 24, grid.height - 24), fld, 32, 16, 6)
+    return TileJob(pair.optical, pair.sar, grid, (24, 24, grid.width - 24, grid.height - 24), fld, 32, 16, 6, LocalConfig().descriptor_sigma_px)
 
 
 def test_tile_at_nodata_border_and_tile_without_texture(tmp_path):
