@@ -46,9 +46,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         exact = score_shifts(s.pred_dx, s.pred_dy, tp, pair.optical.grid, pair.sar.grid, rounding=False)
         scores[name] = {"sn9": s.summary(), "exact": exact.summary()}
     stages["score"] = time.perf_counter() - t0
-    from models.methods.local import structural_agreement
+    agreement: dict[str, Any] = {}
+    if job.get("agreement", True):  # not in scale runs: their wall time and RSS are the measurement
+        from models.methods.local import structural_agreement
 
-    ncc, n_templates = structural_agreement(pair, result.field)
+        ncc, n_templates = structural_agreement(pair, result.field)
+        agreement = {"ncc": ncc, "templates": n_templates}
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     details = {k: v for k, v in result.details.items() if isinstance(v, (str, int, float, bool, list, dict))}
@@ -65,7 +68,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "maxrss_mb": round(own, 1),
         "maxrss_children_mb": round(children, 1),
         "scores": scores,
-        "agreement": {"ncc": ncc, "templates": n_templates},
+        "agreement": agreement,
     }
 
 

@@ -172,7 +172,7 @@ def run_in_subprocess(job: dict[str, Any], run_dir: Path, timeout_s: float) -> d
     return result
 
 
-def run_case_method(case: Case, method: str, settings: dict[str, str], conf: BenchConfig) -> dict[str, Any]:
+def run_case_method(case: Case, method: str, settings: dict[str, str], conf: BenchConfig, agreement: bool = True) -> dict[str, Any]:
     run_dir = conf.work / "runs" / case.name / method
     job = {
         "optical": str(case.optical.resolve()),
@@ -182,6 +182,7 @@ def run_case_method(case: Case, method: str, settings: dict[str, str], conf: Ben
         "device": conf.device,
         "output": str((run_dir / "displacement.tif").resolve()),
         "tiepoints": {k: str(p.resolve()) for k, p in case.tiepoint_sets.items()},
+        "agreement": agreement,
     }
     return run_in_subprocess(job, run_dir, conf.timeout_s)
 
@@ -407,7 +408,7 @@ def run_scale(conf: BenchConfig, sides: tuple[int, ...], log: Log = print) -> di
                "references": case_references(case)}
         cases.append(rec)
         for m in methods:
-            r = run_case_method(case, m, settings[m], conf)
+            r = run_case_method(case, m, settings[m], conf, agreement=False)
             r.update(case=case.name, side=side, method=m, settings=settings[m])
             runs.append(r)
             if r.get("ok"):

@@ -45,6 +45,13 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
     assert run_w0["agreement"]["ncc"] == pytest.approx(agree["zero"]["ncc"], abs=1e-6)
     unwarped = by_case["cfog-unwarped"]["agreement"]
     assert unwarped["reference"]["ncc"] == pytest.approx(unwarped["zero"]["ncc"])  # its reference is no shift
+    # scale runs leave it out: their wall time and peak RSS are the measurement
+    from models._bench_worker import run_job
+
+    folder = tmp_path / "work" / "cases" / "cfog-w0"
+    quiet = run_job({"optical": str(folder / "optical.tif"), "sar": str(folder / "sar.tif"), "method": "zero",
+                     "output": str(tmp_path / "d.tif"), "agreement": False})
+    assert quiet["ok"] and quiet["agreement"] == {}
     assert "cfog-w0" in printed and "Per case kind" in printed and "zero" in printed
     # a second run reuses the cached case files
     sar = tmp_path / "work" / "cases" / "cfog-w0" / "sar.tif"
