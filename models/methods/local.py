@@ -419,6 +419,49 @@ def level_layout(pair: RegistrationInput, conf: LocalConfig, res: float, radius:
     return level_grid, template, spacing, min(level_grid.shape) >= template + 2 * radius
 
 
+def level_jobs(pair: RegistrationInput, conf: LocalConfig, fld: DisplacementField, res: float,
+               radius: int) -> tuple[dict[str, Any], list[TileJob] | None]:
+    """The tile jobs of one level (None when the overlap is too small for it)."""
+    level_grid, template, spacing, fits = level_layout(pair, conf, res, radius)
+    margin = template // 2 + radius + 2
+    info: dict[str, Any] = {"resolution_m": res, "radius_px": radius, "template_px": template, "spacing_px": spacing}
+    if not fits:
+        info["skipped"] = "overlap smaller than one template plus search"
+        return info, None
+    jobs = [
+        TileJob(pair.optical, pair.sar, g, core, _crop_field(fld, g), template, spacing, radius, conf.descriptor_sigma_px)
+        for g, core in _tiles(level_grid, conf.tile_px, margin)
+    ]
+    return info, jobs
+
+
+def _template_scores(tiles: list[TileResult]) -> dict[tuple[int, int], float]:
+    """Correlation per template, keyed by its centre (decimetres) so two passes over one grid pair up."""
+    return {(int(round(x * 10)), int(round(y * 10))): float(p) for t in tiles for x, y, p in zip(t.x, t.y, t.peak)}
+
+
+def template_correlations(pair: RegistrationInput, conf: LocalConfig, fields: list[DisplacementField], res: float,
+                          progress: Progress = no_progress, pool: TilePool | None = None) -> list[dict[tuple[int, int], float]] | None:
+    """Per field, every template's CFOG correlation with the SAR seen through it (no search) at working pixel ``res``.
+
+    Keyed by template centre (decimetres), so the fields' scores pair up
+    template by template; all fields' tiles go to the pool in one batch. None
+    when the overlap is too small for a template at ``res``.
+    """
+    batches: list[list[TileJob]] = []
+    for fld in fields:
+        jobs = level_jobs(pair, conf, fld, res, 0)[1]
+        if jobs is None:
+            return None
+        batches.append(jobs)
+    tiles = run_tiles([job for jobs in batches for job in jobs], conf, progress, "verify", pool)
+    out, at = [], 0
+    for jobs in batches:
+        out.append(_template_scores(tiles[at : at + len(jobs)]))
+        at += len(jobs)
+    return out
+
+
 def _template_count(pair: RegistrationInput, conf: LocalConfig, res: float) -> int:
     """Templates a level at ``res`` would have over the overlap (before screening)."""
     level_grid, _, spacing, fits = level_layout(pair, conf, res, 0)
@@ -436,19 +479,10 @@ def structural_agreement(pair: RegistrationInput, fld: DisplacementField, conf: 
     """
     conf = conf or LocalConfig()
     side_m = max(pair.overlap.bounds[2] - pair.overlap.bounds[0], pair.overlap.bounds[3] - pair.overlap.bounds[1])
-    res = max(pair.native_resolution(), side_m / max_side)
-    grid, template, spacing, fits = level_layout(pair, conf, res, 0)
-    if not fits:
+    scores = template_correlations(pair, conf, [fld], max(pair.native_resolution(), side_m / max_side))
+    if not scores or not scores[0]:
         return float("nan"), 0
-    job = TileJob(pair.optical, pair.sar, grid, (0, 0, grid.width, grid.height), _crop_field(fld, grid), template, spacing, 0,
-                  conf.descriptor_sigma_px)
-    peaks = match_tile(job).peak
-    return (float(np.mean(peaks)) if len(peaks) else float("nan")), int(len(peaks))
-
-
-def _template_scores(tiles: list[TileResult]) -> dict[tuple[int, int], float]:
-    """Correlation per template, keyed by its centre (decimetres) so two passes over one grid pair up."""
-    return {(int(round(x * 10)), int(round(y * 10))): float(p) for t in tiles for x, y, p in zip(t.x, t.y, t.peak)}
+    return float(np.mean(list(scores[0].values()))), len(scores[0])
 
 
 def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> tuple[float, float] | None:
@@ -521,14 +555,10 @@ class LocalMethod:
         factor = next((f for f in conf.levels if _template_count(pair, conf, native * f) >= 16 * conf.verify_min_templates), conf.levels[-1])
         res = native * factor
         zero = DisplacementField.constant(result.field.grid)
-        _, field_jobs = self._level_jobs(pair, conf, result.field, res, 0)
-        _, zero_jobs = self._level_jobs(pair, conf, zero, res, 0)
-        if field_jobs is None or zero_jobs is None:
-            return result.field
         with result.timed("verify"):
-            tiles = run_tiles(field_jobs + zero_jobs, conf, progress, "verify", pool)
-        n = len(field_jobs)
-        scores = [_template_scores(tiles[:n]), _template_scores(tiles[n:])]
+            scores = template_correlations(pair, conf, [result.field, zero], res, progress, pool)
+        if scores is None:
+            return result.field
         common = sorted(set(scores[0]) & set(scores[1]))
         gain = np.array([scores[0][k] - scores[1][k] for k in common])
         check: dict[str, Any] = {"resolution_m": round(res, 3), "templates": len(common)}
@@ -566,10 +596,10 @@ class LocalMethod:
         # every prior's tiles go to the pool together (one batch keeps all workers busy)
         first = next((i for i, (f, r) in enumerate(schedule) if level_layout(pair, conf, native * f, r)[3]), 0)
         for f, r in schedule[:first]:
-            result.details["levels"].append(self._level_jobs(pair, conf, priors[-1][1], native * f, r)[0])
+            result.details["levels"].append(level_jobs(pair, conf, priors[-1][1], native * f, r)[0])
         schedule = schedule[first:]
         res0, radius0 = native * schedule[0][0], schedule[0][1]
-        staged = [(name, prior, *self._level_jobs(pair, conf, prior, res0, radius0)) for name, prior in priors]
+        staged = [(name, prior, *level_jobs(pair, conf, prior, res0, radius0)) for name, prior in priors]
         all_jobs = [job for *_, jobs in staged for job in (jobs or [])]
         with result.timed("level0_match"):
             all_tiles = run_tiles(all_jobs, conf, progress, f"level 1/{len(schedule)} tiles ({len(priors)} priors)", pool) if all_jobs else []
@@ -609,23 +639,9 @@ class LocalMethod:
         priors.append(("zero", DisplacementField.constant(grid)))
         return priors
 
-    def _level_jobs(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int) -> tuple[dict[str, Any], list[TileJob] | None]:
-        """The tile jobs of one level (None when the overlap is too small for it)."""
-        level_grid, template, spacing, fits = level_layout(pair, conf, res, radius)
-        margin = template // 2 + radius + 2
-        info: dict[str, Any] = {"resolution_m": res, "radius_px": radius, "template_px": template, "spacing_px": spacing}
-        if not fits:
-            info["skipped"] = "overlap smaller than one template plus search"
-            return info, None
-        jobs = [
-            TileJob(pair.optical, pair.sar, g, core, _crop_field(fld, g), template, spacing, radius, conf.descriptor_sigma_px)
-            for g, core in _tiles(level_grid, conf.tile_px, margin)
-        ]
-        return info, jobs
-
     def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int, result, progress,
                pool: TilePool | None = None) -> tuple[DisplacementField, dict[str, Any]]:
-        info, jobs = self._level_jobs(pair, conf, fld, res, radius)
+        info, jobs = level_jobs(pair, conf, fld, res, radius)
         if jobs is None:
             return fld, info
         with result.timed(f"level{level}_match"):
