@@ -24,25 +24,37 @@ from models.preprocess import _fill
 
 
 def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
-    """CFOG descriptor (H, W, bins) float32 of a single-band image (NaN = no data → zeros)."""
+    """CFOG descriptor ``(bins, H, W)`` float32, channel first, of a single-band image (NaN = no data → zeros).
+
+    Channel first because every step (smoothing, box sums, products) works on
+    whole planes, where OpenCV's single-channel kernels are fastest.
+    """
     filled, valid = _fill(image)
     gx = cv2.Sobel(filled, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(filled, cv2.CV_32F, 0, 1, ksize=3)
-    angles = np.arange(bins) * np.pi / bins
-    planes = []
-    for a in angles:
-        d = np.abs(cv2.addWeighted(gx, float(np.cos(a)), gy, float(np.sin(a)), 0.0))
-        planes.append(cv2.GaussianBlur(d, (0, 0), sigma) if sigma > 0 else d)
-    # smoothing across orientations (circular [1, 2, 1]), then per-pixel normalisation
-    smooth = [(planes[i - 1] + 2 * planes[i] + planes[(i + 1) % bins]) * np.float32(0.25) for i in range(bins)]
-    sq = np.zeros_like(filled)
-    for p in smooth:
-        sq += p * p
+    h, w = filled.shape
+    planes = np.empty((bins, h, w), np.float32)
+    tmp = np.empty((h, w), np.float32)
+    for i in range(bins):
+        a = i * np.pi / bins
+        cv2.addWeighted(gx, float(np.cos(a)), gy, float(np.sin(a)), 0.0, dst=tmp)
+        np.abs(tmp, out=tmp)
+        if sigma > 0:
+            cv2.GaussianBlur(tmp, (0, 0), sigma, dst=planes[i])
+        else:
+            planes[i] = tmp
+    # smoothing across orientations (circular [1, 2, 1] / 4), then per-pixel normalisation
+    out = np.empty_like(planes)
+    for i in range(bins):
+        cv2.add(planes[i - 1], planes[(i + 1) % bins], dst=tmp)
+        cv2.addWeighted(tmp, 0.25, planes[i], 0.5, 0.0, dst=out[i])
+    sq = np.einsum("chw,chw->hw", out, out)
     # no-data and its edge produce meaningless gradients
     bad = cv2.dilate((~valid).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     inv = np.float32(1.0) / (np.sqrt(sq) + np.float32(1e-6))
     inv[bad] = 0.0
-    return cv2.merge([p * inv for p in smooth]) if bins <= 512 else np.stack([p * inv for p in smooth], axis=-1)
+    out *= inv
+    return out
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ def _subpixel(surface: np.ndarray, r: int, c: int) -> tuple[float, float]:
 
 
 def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """Zero-mean normalised cross-correlation of a multi-channel template over a window.
+    """Zero-mean normalised cross-correlation of a multi-channel template ``(C, h, w)`` over a window ``(C, H, W)``.
 
     Channel means are removed separately and the sums run over all channels, so
     the score is the correlation of the whole descriptor stack. The channels are
@@ -88,29 +100,34 @@ def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:
     one single-channel correlation computes every channel's sum at once;
     window energies come from integral images.
     """
-    th, tw, ch = template.shape
-    wh, ww, _ = window.shape
+    ch, th, tw = template.shape
+    _, wh, ww = window.shape
     n = th * tw
-    t = template - template.reshape(-1, ch).mean(axis=0)
+    t = template - template.reshape(ch, -1).mean(axis=1)[:, None, None]
     t_norm = float(np.sqrt((t * t).sum()))
-    wide_w = np.ascontiguousarray(window.transpose(0, 2, 1).reshape(wh, ch * ww))
+    wide_w = np.ascontiguousarray(window.transpose(1, 0, 2).reshape(wh, ch * ww), np.float32)
     padded = np.zeros((th, ch, ww), np.float32)
-    padded[:, :, :tw] = t.transpose(0, 2, 1)
+    padded[:, :, :tw] = t.transpose(1, 0, 2)
     wide_t = padded.reshape(th, ch * ww)[:, : ch * ww - (ww - tw)]
     num = cv2.matchTemplate(wide_w, np.ascontiguousarray(wide_t), cv2.TM_CCORR)
     oh, ow = wh - th + 1, ww - tw + 1
     num = num[:oh, :ow]
-    ii = np.zeros((wh + 1, ww + 1, ch), np.float64)
-    ii[1:, 1:] = window.cumsum(0).cumsum(1)
-    sq = np.zeros_like(ii)
-    sq[1:, 1:] = (window.astype(np.float64) ** 2).cumsum(0).cumsum(1)
-
-    def box(a: np.ndarray) -> np.ndarray:
-        return a[th : th + oh, tw : tw + ow] - a[:oh, tw : tw + ow] - a[th : th + oh, :ow] + a[:oh, :ow]
-
-    s1, s2 = box(ii), box(sq)
-    w_var = np.maximum(s2 - s1 * s1 / n, 0.0).sum(axis=2)
+    w_var = np.zeros((oh, ow), np.float64)
+    for plane in window:
+        s1 = _window_sums(cv2.integral(plane, sdepth=cv2.CV_64F), oh, ow, th, tw)
+        s2 = _window_sums(cv2.integral(np.square(plane, dtype=np.float64), sdepth=cv2.CV_64F), oh, ow, th, tw)
+        w_var += np.maximum(s2 - s1 * s1 / n, 0.0)
     return (num / np.maximum(np.sqrt(w_var) * t_norm, 1e-6)).astype(np.float32)
+
+
+def _window_sums(ii: np.ndarray, oh: int, ow: int, th: int, tw: int) -> np.ndarray:
+    """Sums over every ``th × tw`` window (top-left corners ``oh × ow``) from an integral image."""
+    return ii[th : th + oh, tw : tw + ow] - ii[:oh, tw : tw + ow] - ii[th : th + oh, :ow] + ii[:oh, :ow]
+
+
+def _sums_at(ii: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.ndarray:
+    """Sums over ``size²`` windows with top-left corners ``(x0, y0)`` (any shape) from an integral image."""
+    return ii[y0 + size, x0 + size] - ii[y0, x0 + size] - ii[y0 + size, x0] + ii[y0, x0]
 
 
 def match_templates(
@@ -124,15 +141,16 @@ def match_templates(
 ) -> TemplateMatches:
     """Find each optical template (side ``template``) in the SAR descriptor within ``±radius`` px.
 
-    Both descriptors are on the same grid; shifts are SAR position minus optical
-    position. Templates that are mostly no-data or have too little structure
-    (featureless ground) are skipped. The zero-mean NCC of every template at
-    every shift is computed shift by shift over the whole image (cost grows
-    with pixels × shifts, not with the number of overlapping templates); on a
-    template lattice (the local method's grids) the products are reduced to
-    block sums that overlapping templates share (:func:`_block_cross`).
+    Both descriptors are ``(C, H, W)`` on the same grid; shifts are SAR position
+    minus optical position. Templates that are mostly no-data or have too little
+    structure (featureless ground) are skipped. The zero-mean NCC of every
+    template at every shift is computed shift by shift over the whole image
+    (cost grows with pixels × shifts, not with the number of overlapping
+    templates); on a template lattice (the local method's grids) the products
+    are reduced to block sums that overlapping templates share
+    (:func:`_block_cross`).
     """
-    h, w, ch = optical_desc.shape
+    ch, h, w = optical_desc.shape
     half = template // 2
     x0 = np.round(centres[:, 0]).astype(int) - half if len(centres) else np.zeros(0, int)
     y0 = np.round(centres[:, 1]).astype(int) - half if len(centres) else np.zeros(0, int)
@@ -144,16 +162,11 @@ def match_templates(
     sar_desc = np.ascontiguousarray(sar_desc, np.float32)
     n = float(template * template)
     big = template + 2 * radius
-
-    def window_sums(img: np.ndarray, size: int, depth: int = cv2.CV_64F) -> np.ndarray:
-        # value at (y, x) = sum over the size² window whose top-left corner is (y, x)
-        return cv2.boxFilter(img, depth, (size, size), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-
-    valid_o = _box_sums(optical_desc.any(axis=2).astype(np.float32)[..., None], x0, y0, template)[:, 0]
-    valid_s = window_sums(sar_desc.any(axis=2).astype(np.float32), big)
-    keep = (valid_o / n >= min_valid) & (valid_s[y0 - radius, x0 - radius] / (big * big) >= min_valid)
+    valid_o = _box_sums(optical_desc.any(axis=0).astype(np.float32)[None], x0, y0, template)[:, 0]
+    valid_s = _sums_at(cv2.integral(sar_desc.any(axis=0).astype(np.uint8), sdepth=cv2.CV_32S), x0 - radius, y0 - radius, big)
+    keep = (valid_o / n >= min_valid) & (valid_s / (big * big) >= min_valid)
     so = _box_sums(optical_desc, x0, y0, template)  # (N, C)
-    so2 = _box_sums(optical_desc * optical_desc, x0, y0, template)
+    so2 = _box_sums(np.square(optical_desc), x0, y0, template)
     var_c = np.maximum(so2 / n - (so / n) ** 2, 0.0)
     # structure: orientation energy that varies inside the template; flat ground has little
     keep &= np.sqrt(var_c).mean(axis=1) >= min_structure
@@ -166,9 +179,19 @@ def match_templates(
     cross = _block_cross(optical_desc, sar_desc, x0, y0, template, radius)
     if cross is None:
         cross = _pixel_cross(optical_desc, sar_desc, x0, y0, template, offsets)
-    # SAR window sums at every shifted template position, a few shifts at a time (bounded temporaries)
-    s_sum = [window_sums(np.ascontiguousarray(sar_desc[..., c]), template) for c in range(ch)]
-    s_sq = [window_sums(np.square(sar_desc[..., c]), template) for c in range(ch)]
+    # SAR window sums at every shifted template position from integral images, per channel and (one table) of
+    # the per-pixel squared norm, which gives the sum of squares over all channels
+    tables = [cv2.integral(plane, sdepth=cv2.CV_64F) for plane in sar_desc]
+    tables.append(cv2.integral(np.einsum("chw,chw->hw", sar_desc, sar_desc), sdepth=cv2.CV_64F))
+    oh, ow = h - template + 1, w - template + 1
+    dense = 3 * len(offsets) * len(centres) > oh * ow
+    if dense:
+        # the shifts cover the image densely: every window's sum once, then one look-up per shift (not four)
+        tables = [_window_sums(ii, oh, ow, template, template) for ii in tables]
+
+    def window_sum(table: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+        return table[yy, xx] if dense else _sums_at(table, xx, yy, template)
+
     ncc = np.empty((len(offsets), len(centres)), np.float32)
     step = max(1, 4_000_000 // len(centres))
     for k0 in range(0, len(offsets), step):
@@ -176,11 +199,11 @@ def match_templates(
         yy = y0[None, :] + np.array([o[1] for o in chunk])[:, None]
         xx = x0[None, :] + np.array([o[0] for o in chunk])[:, None]
         num = cross[k0 : k0 + step].copy()
-        e_s = np.zeros(num.shape)
+        e_s = window_sum(tables[ch], xx, yy)
         for c in range(ch):
-            ss, ss2 = s_sum[c][yy, xx], s_sq[c][yy, xx]
+            ss = window_sum(tables[c], xx, yy)
             num -= so[None, :, c] * ss / n
-            e_s += ss2 - ss * ss / n
+            e_s -= ss * ss / n
         ncc[k0 : k0 + step] = num / np.sqrt(e_o[None, :] * np.maximum(e_s, 1e-12))
     surfaces = np.ascontiguousarray(ncc.T).reshape(len(centres), side, side)
     flat = surfaces.reshape(len(centres), -1)
@@ -225,23 +248,23 @@ def _lattice_step(x0: np.ndarray, y0: np.ndarray, template: int) -> int:
 
 
 def _box_sums(desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int) -> np.ndarray:
-    """Per-channel sums of ``desc`` (H, W, C) over each template: (N, C) float64 (block sums on a lattice)."""
-    h, w, ch = desc.shape
+    """Per-channel sums of ``desc`` (C, H, W) over each template: (N, C) float64 (block sums on a lattice)."""
+    ch = desc.shape[0]
     b = _lattice_step(x0, y0, template)
-    if b >= 4:
-        bx0, by0 = int(x0.min()), int(y0.min())
-        nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
-        region = desc[by0 : by0 + nby * b, bx0 : bx0 + nbx * b]
-        blocks = np.zeros((nby + 1, nbx + 1, ch), np.float64)
-        blocks[1:, 1:] = region.reshape(nby, b, nbx, b, ch).sum(axis=(1, 3), dtype=np.float64)
-        ii = blocks.cumsum(0).cumsum(1)
-        m = template // b
-        iy, ix = (y0 - by0) // b, (x0 - bx0) // b
-    else:
-        ii = np.zeros((h + 1, w + 1, ch), np.float64)
-        ii[1:, 1:] = desc.cumsum(0, dtype=np.float64).cumsum(1)
-        m, iy, ix = template, y0, x0
-    return ii[iy + m, ix + m] - ii[iy, ix + m] - ii[iy + m, ix] + ii[iy, ix]
+    if b < 4:
+        return np.stack([_sums_at(cv2.integral(plane, sdepth=cv2.CV_64F), x0, y0, template) for plane in desc], axis=1)
+    bx0, by0 = int(x0.min()), int(y0.min())
+    nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
+    region = desc[:, by0 : by0 + nby * b, bx0 : bx0 + nbx * b]
+    # rows of blocks first (contiguous), then the columns inside each block
+    rows = region.reshape(ch, nby, b, nbx * b).sum(axis=2, dtype=np.float64)
+    blocks = np.zeros((ch, nby + 1, nbx + 1), np.float64)
+    blocks[:, 1:, 1:] = rows.reshape(ch, nby, nbx, b).sum(axis=3)
+    blocks.cumsum(axis=1, out=blocks)
+    blocks.cumsum(axis=2, out=blocks)
+    m = template // b
+    iy, ix = (y0 - by0) // b, (x0 - bx0) // b
+    return (blocks[:, iy + m, ix + m] - blocks[:, iy, ix + m] - blocks[:, iy + m, ix] + blocks[:, iy, ix]).T
 
 
 def _block_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int, radius: int,
@@ -256,14 +279,15 @@ def _block_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray,
     product with its channel sum is one ``einsum`` pass. None when the
     templates are not on such a lattice (``_pixel_cross`` then does it).
     """
-    h, w, ch = optical_desc.shape
+    ch, h, w = optical_desc.shape
     b = _lattice_step(x0, y0, template)
     if b < min_block:
         return None
     bx0, by0 = int(x0.min()), int(y0.min())
     nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
-    o_wide = optical_desc.reshape(h, w * ch)
-    s_wide = sar_desc.reshape(h, w * ch)
+    # channels interleaved here: a block row of every channel is then one contiguous 2-D slice
+    o_wide = cv2.merge(list(optical_desc)).reshape(h, w * ch)
+    s_wide = cv2.merge(list(sar_desc)).reshape(h, w * ch)
     c0, c1 = bx0 * ch, (bx0 + nbx * b) * ch
     shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
     blocks = np.zeros((len(shifts), nby + 1, nbx + 1), np.float64)  # block sums, then their integral
@@ -284,9 +308,7 @@ def _block_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray,
 def _pixel_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int,
                  shifts: list[tuple[int, int]]) -> np.ndarray:
     """Cross term for templates anywhere: per shift, the product image and its box sums (shifts, N)."""
-    o_cf = np.ascontiguousarray(optical_desc.transpose(2, 0, 1))
-    s_cf = np.ascontiguousarray(sar_desc.transpose(2, 0, 1))
-    ch, h, w = o_cf.shape
+    ch, h, w = optical_desc.shape
     out = np.empty((len(shifts), len(x0)), np.float64)
     prod = np.empty((h, w), np.float32)
     tmp = np.empty((h, w), np.float32)
@@ -297,10 +319,9 @@ def _pixel_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray,
         prod.fill(0.0)
         p, t = prod[ys:ye, xs:xe], tmp[ys:ye, xs:xe]
         for c in range(ch):
-            np.multiply(o_cf[c, ys:ye, xs:xe], s_cf[c, ys + dy : ye + dy, xs + dx : xe + dx], out=t)
+            np.multiply(optical_desc[c, ys:ye, xs:xe], sar_desc[c, ys + dy : ye + dy, xs + dx : xe + dx], out=t)
             p += t
-        sums = cv2.boxFilter(prod, cv2.CV_32F, (template, template), normalize=False, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-        out[k] = sums[y0, x0]
+        out[k] = _sums_at(cv2.integral(prod, sdepth=cv2.CV_64F), x0, y0, template)
     return out
 
 

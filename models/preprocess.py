@@ -64,6 +64,8 @@ def percentile_stretch(image: np.ndarray, low: float = 2.0, high: float = 98.0) 
 
 def _fill(image: np.ndarray, value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     valid = np.isfinite(image)
+    if valid.all():
+        return image.astype(np.float32), valid  # nothing to fill: skip the median
     fill = float(np.nanmedian(image)) if value is None and valid.any() else (value or 0.0)
     return np.where(valid, image, fill).astype(np.float32), valid
 

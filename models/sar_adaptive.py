@@ -15,7 +15,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from models.preprocess import percentile_stretch, to_uint8
+from models.preprocess import _fill, percentile_stretch, to_uint8
 
 Mode = Literal["simple", "enhanced", "empty"]
 
@@ -33,7 +33,7 @@ def tile_stats(image01: np.ndarray) -> TileStats:
     ratio = 1.0 - float(valid.mean()) if image01.size else 1.0
     if valid.sum() < 16:
         return TileStats(0.0, 0.0, ratio)
-    filled = np.where(valid, image01, float(np.nanmedian(image01))).astype(np.float32)
+    filled = _fill(image01)[0]
     smooth = cv2.GaussianBlur(filled, (0, 0), 1.5)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1)

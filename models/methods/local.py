@@ -498,7 +498,7 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
     if tpl < 16:
         return None
     y0, x0 = (h - tpl) // 2, (w - tpl) // 2
-    surface = ncc_surface(sar_d[y0 - radius : y0 + tpl + radius, x0 - radius : x0 + tpl + radius], optical[y0 : y0 + tpl, x0 : x0 + tpl])
+    surface = ncc_surface(sar_d[:, y0 - radius : y0 + tpl + radius, x0 - radius : x0 + tpl + radius], optical[:, y0 : y0 + tpl, x0 : x0 + tpl])
     _, peak, _, (pc, pr) = cv2.minMaxLoc(surface)
     masked = surface.copy()
     masked[max(0, pr - 2) : pr + 3, max(0, pc - 2) : pc + 3] = -1.0
