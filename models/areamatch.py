@@ -325,19 +325,23 @@ def _pixel_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray,
     return out
 
 
+def neighbour_median(points: np.ndarray, vectors: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Median of each vector's ``k`` nearest neighbours (itself excluded), and their spread around it (median distance)."""
+    kk = min(k + 1, len(points))
+    _, idx = cKDTree(points).query(points, kk)
+    neigh = vectors[idx[:, 1:]]
+    med = np.median(neigh, axis=1)
+    return med, np.median(np.linalg.norm(neigh - med[:, None], axis=2), axis=1)
+
+
 def consistent(points: np.ndarray, vectors: np.ndarray, k: int = 8, tolerance: float = 2.0, mad_factor: float = 3.0) -> np.ndarray:
     """True for vectors that agree with the median of their ``k`` nearest neighbours.
 
     A vector is an outlier when it differs from that median by more than
     ``max(tolerance, mad_factor × MAD)`` (same units as the vectors).
     """
-    n = len(points)
-    if n < 4:
-        return np.ones(n, bool)
-    kk = min(k + 1, n)
-    _, idx = cKDTree(points).query(points, kk)
-    neigh = vectors[idx[:, 1:]]
-    med = np.median(neigh, axis=1)
+    if len(points) < 4:
+        return np.ones(len(points), bool)
+    med, spread = neighbour_median(points, vectors, k)
     dev = np.linalg.norm(vectors - med, axis=1)
-    spread = np.median(np.linalg.norm(neigh - med[:, None], axis=2), axis=1)
     return dev <= np.maximum(tolerance, mad_factor * 1.4826 * spread)

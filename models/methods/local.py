@@ -12,7 +12,8 @@
    neighbours), turned into a dense residual by thin-plate-spline RBF
    interpolation with per-point smoothing (weaker points are smoothed more),
    blended into the vectors' affine trend where support thins out, and
-   composed with the field.
+   composed with the field. A level whose vectors pile up on the border of
+   the search window runs again through the updated field.
 4. Verification: the field is kept only when its template correlations beat
    those of zero shift clearly (paired test plus a minimum gain); otherwise the
    method returns zero displacement rather than a confident wrong answer.
@@ -34,7 +35,7 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
-from models.areamatch import cfog, consistent, match_templates, ncc_surface
+from models.areamatch import cfog, consistent, match_templates, ncc_surface, neighbour_median
 from models.displacement import DisplacementField, linear_weights
 from models.grid import Grid, north_up_grid
 from models.methods.base import (
@@ -63,6 +64,9 @@ class LocalConfig:
     that pixel (search radius one less), so the optical detail the native pixel blurs is used; it counts as the
     first refine pass;
     refine_passes: extra passes at the finest level (search radius one less).
+    repeat_saturated / max_level_repeats: a level whose consistent vectors sit on the border of the search window
+    in more than this share (the residual there is larger than the radius, so one pass measures only part of it)
+    is run again through the updated field, at most this many times.
     prior_margin: the first level tries every prior (global affine, coarse translation, zero) and keeps
     the first in that order whose evidence (summed quality of consistent templates) is at least this
     fraction of the best; min_accept_fraction: a finer level whose consistent share of templates is
@@ -85,6 +89,8 @@ class LocalConfig:
     min_accept_fraction: float = 0.2
     optical_level: bool = True
     refine_passes: int = 1
+    repeat_saturated: float = 0.1
+    max_level_repeats: int = 1
     features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
     global_max_side: int = 1024
     inlier_threshold_m: float = 6.0
@@ -384,6 +390,22 @@ def residual_trend(x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray,
     return coef[0, 0] + coef[1, 0] * qu + coef[2, 0] * qv, coef[0, 1] + coef[1, 1] * qu + coef[2, 1] * qv
 
 
+def saturated_share(x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray, limit: float) -> float:
+    """Share of vectors on the border of their search window (``±limit``) whose neighbours lean the same way.
+
+    Such a vector is a lower bound: the residual there is at least the radius.
+    A peak that lands on the border by chance (most of a small window is
+    border) has neighbours near zero and does not count; it must be beyond
+    half the radius, on the same side, in the neighbours' median.
+    """
+    if len(x) < 4:
+        return 0.0
+    med, _ = neighbour_median(np.column_stack([x, y]), np.column_stack([dx, dy]))
+    edge = limit * (1 - 1e-6)
+    lean = [(np.abs(v) >= edge) & (np.sign(m) == np.sign(v)) & (np.abs(m) >= 0.5 * limit) for v, m in ((dx, med[:, 0]), (dy, med[:, 1]))]
+    return round(float((lean[0] | lean[1]).mean()), 3)
+
+
 def level_templates(side: int, template_px: int, spacing_px: int, min_template: int = 24) -> tuple[int, int]:
     """Template side and grid step for a level whose overlap is ``side`` pixels across.
 
@@ -511,7 +533,7 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
 
 class LocalMethod:
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.2.1"
+    version: ClassVar[str] = "1.3.0"
     description: ClassVar[str] = (
         "Global LightGlue affine prior, then coarse-to-fine tiled CFOG template matching through the current "
         "field with adaptive SAR preprocessing, neighbour-consistency screening, thin-plate-spline RBF "
@@ -618,8 +640,27 @@ class LocalMethod:
         result.details["prior"] = name
         result.details["prior_evidence"] = {t[1]: round(t[0], 2) for t in trials}
         result.details["levels"].append(info)
+        fld = self._repeat_saturated(pair, conf, fld, info, 0, len(schedule), result, progress, pool)
         for level, (factor, radius) in enumerate(schedule[1:], start=1):
             fld, info = self._level(pair, conf, fld, native * factor, radius, level, len(schedule), result, progress, pool)
+            result.details["levels"].append(info)
+            fld = self._repeat_saturated(pair, conf, fld, info, level, len(schedule), result, progress, pool)
+        return fld
+
+    def _repeat_saturated(self, pair, conf: LocalConfig, fld: DisplacementField, info: dict[str, Any], level: int, n_levels: int,
+                          result, progress, pool: TilePool | None) -> DisplacementField:
+        """Run a level again while too many of its consistent vectors sit on the border of the search window.
+
+        Such a vector is a lower bound: the residual there exceeds the search
+        radius (a strongly non-rigid field the coarser level smoothed over). Its
+        direction is right, so the field moved that way, and matching again
+        through it measures the rest. Costs nothing where levels converge.
+        """
+        for _ in range(conf.max_level_repeats):
+            if "skipped" in info or info.get("saturated", 0.0) <= conf.repeat_saturated:
+                break
+            fld, info = self._level(pair, conf, fld, info["resolution_m"], info["radius_px"], level, n_levels, result, progress, pool)
+            info["repeat"] = True
             result.details["levels"].append(info)
         return fld
 
@@ -662,6 +703,7 @@ class LocalMethod:
             if keep.sum() >= 4:
                 ok[np.flatnonzero(keep)] = consistent(pts[keep], np.column_stack([dx, dy])[keep], tolerance=conf.consistency_px * res)
             info["accepted"] = int(ok.sum())
+            info["saturated"] = saturated_share(x[ok], y[ok], dx[ok], dy[ok], info["radius_px"] * res)
             result.matches += int(len(x))
             if level > 0 and ok.sum() < conf.min_accept_fraction * max(len(x), 1):
                 # most templates disagree: this level is finer than the images' real detail

@@ -254,3 +254,33 @@ def test_level_templates_shrink_on_small_overlaps():
     for side in range(30, 200, 7):
         t, s = level_templates(side, 48, 16)
         assert t % 8 == 0 and s % 8 == 0 and t % s == 0 and 24 <= t <= 48
+
+
+def test_saturated_share_counts_border_vectors_whose_neighbours_lean_the_same_way():
+    from models.methods.local import saturated_share
+
+    xs, ys = np.meshgrid(np.arange(0, 200, 10.0), np.arange(0, 200, 10.0))
+    x, y = xs.ravel(), ys.ravel()
+    limit = 2.0
+    # a region shifted beyond the radius: every vector on the border, neighbours too
+    assert saturated_share(x, y, np.full(len(x), limit), np.zeros(len(x)), limit) == pytest.approx(1.0)
+    # chance border peaks around a small residual: neighbours near zero, nothing counts
+    rng = np.random.default_rng(1)
+    dx = np.where(rng.random(len(x)) < 0.3, limit * rng.choice([-1.0, 1.0], len(x)), 0.2)
+    assert saturated_share(x, y, dx, np.zeros(len(x)), limit) < 0.05
+    # half the area beyond the radius (west), the rest converged
+    dy = np.where(x < 100, -limit, 0.1)
+    assert saturated_share(x, y, np.zeros(len(x)), dy, limit) == pytest.approx(0.5, abs=0.05)
+
+
+def test_saturated_level_runs_again(nonrigid_pair):
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    # a fine level with too small a search radius for the non-rigid residual the coarse level leaves
+    conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,2", "optical_level": "false", "refine_passes": "0"}
+    once = register(pair, "local", {**conf, "max_level_repeats": "0"})
+    again = register(pair, "local", conf)
+    assert [lvl.get("repeat", False) for lvl in once.details["levels"]] == [False, False]
+    first, repeat = again.details["levels"][1:]
+    assert repeat["repeat"] and repeat["resolution_m"] == first["resolution_m"]
+    assert first["saturated"] > LocalConfig().repeat_saturated > repeat["saturated"]
+    assert dense_error_px(pair, again.field, nonrigid_pair).mean() < 0.8 * dense_error_px(pair, once.field, nonrigid_pair).mean()
