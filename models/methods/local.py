@@ -64,9 +64,9 @@ class LocalConfig:
     that pixel (search radius one less), so the optical detail the native pixel blurs is used; it counts as the
     first refine pass;
     refine_passes: extra passes at the finest level (search radius one less).
-    repeat_saturated / max_level_repeats: a level whose consistent vectors sit on the border of the search window
-    in more than this share (the residual there is larger than the radius, so one pass measures only part of it)
-    is run again through the updated field, at most this many times.
+    repeat_saturated / repeat_min_vectors / max_level_repeats: a level whose consistent vectors sit on the border of
+    the search window in more than this share and at least this number (the residual there is larger than the radius,
+    so one pass measures only part of it) is run again through the updated field, at most this many times.
     prior_margin: the first level tries every prior (global affine, coarse translation, zero) and keeps
     the first in that order whose evidence (summed quality of consistent templates) is at least this
     fraction of the best; min_accept_fraction: a finer level whose consistent share of templates is
@@ -90,6 +90,7 @@ class LocalConfig:
     optical_level: bool = True
     refine_passes: int = 1
     repeat_saturated: float = 0.1
+    repeat_min_vectors: int = 16
     max_level_repeats: int = 1
     features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
     global_max_side: int = 1024
@@ -654,14 +655,23 @@ class LocalMethod:
         Such a vector is a lower bound: the residual there exceeds the search
         radius (a strongly non-rigid field the coarser level smoothed over). Its
         direction is right, so the field moved that way, and matching again
-        through it measures the rest. Costs nothing where levels converge.
+        through it measures the rest (given enough such vectors to tell: a share of a
+        handful is noise). A repeat that does not at least halve that
+        share did not converge (the border peaks were not a residual beyond the
+        radius but a pull of ambiguous texture), so its field is dropped. Costs
+        nothing where levels converge.
         """
         for _ in range(conf.max_level_repeats):
-            if "skipped" in info or info.get("saturated", 0.0) <= conf.repeat_saturated:
+            share = info.get("saturated", 0.0)
+            if "skipped" in info or share <= conf.repeat_saturated or share * info.get("accepted", 0) < conf.repeat_min_vectors:
                 break
-            fld, info = self._level(pair, conf, fld, info["resolution_m"], info["radius_px"], level, n_levels, result, progress, pool)
-            info["repeat"] = True
+            before = info["saturated"]
+            again, info = self._level(pair, conf, fld, info["resolution_m"], info["radius_px"], level, n_levels, result, progress, pool)
+            info["repeat"] = "kept" if "skipped" not in info and info.get("saturated", 0.0) <= 0.5 * before else "dropped: did not converge"
             result.details["levels"].append(info)
+            if info["repeat"] != "kept":
+                break
+            fld = again
         return fld
 
     def _priors(self, pair, conf: LocalConfig, grid: Grid, result: RegistrationResult, progress) -> list[tuple[str, DisplacementField]]:

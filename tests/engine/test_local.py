@@ -281,6 +281,37 @@ def test_saturated_level_runs_again(nonrigid_pair):
     again = register(pair, "local", conf)
     assert [lvl.get("repeat", False) for lvl in once.details["levels"]] == [False, False]
     first, repeat = again.details["levels"][1:]
-    assert repeat["repeat"] and repeat["resolution_m"] == first["resolution_m"]
+    assert repeat["repeat"] == "kept" and repeat["resolution_m"] == first["resolution_m"]
     assert first["saturated"] > LocalConfig().repeat_saturated > repeat["saturated"]
     assert dense_error_px(pair, again.field, nonrigid_pair).mean() < 0.8 * dense_error_px(pair, once.field, nonrigid_pair).mean()
+
+
+def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
+    from models.methods.base import RegistrationResult
+
+    grid = north_up_grid("EPSG:32637", (0, 0, 100, 100), 10.0)
+    start, moved = DisplacementField.constant(grid), DisplacementField.constant(grid, 3.0, 0.0)
+    method = LocalMethod()
+    shares = iter([0.4, 0.15])  # the repeat leaves more than half the border share: ambiguous, not converging
+
+    def level(pair, conf, fld, res, radius, *args):
+        return moved, {"resolution_m": res, "radius_px": radius, "saturated": next(shares), "accepted": 200}
+
+    monkeypatch.setattr(method, "_level", level)
+    result = RegistrationResult("local", "test", {}, start, details={"levels": []})
+    info = {"resolution_m": 1.0, "radius_px": 2, "saturated": 0.3, "accepted": 100}
+    conf = make_config(LocalConfig, {"max_level_repeats": "2"})
+    kept = method._repeat_saturated(None, conf, start, info, 1, 3, result, None, None)
+    # first repeat: 0.3 → 0.4, not converging: dropped, and no second try
+    assert kept is start
+    assert [lvl["repeat"] for lvl in result.details["levels"]] == ["dropped: did not converge"]
+    result.details["levels"].clear()
+    shares = iter([0.12, 0.05])
+    # 0.3 → 0.12 halves it: kept; still above the threshold, so a second repeat (0.12 → 0.05) is kept too
+    assert method._repeat_saturated(None, conf, start, info, 1, 3, result, None, None) is moved
+    assert [lvl["repeat"] for lvl in result.details["levels"]] == ["kept", "kept"]
+    # a share of a handful of vectors is noise: no repeat
+    result.details["levels"].clear()
+    few = {**info, "accepted": 20}  # 6 border vectors
+    assert method._repeat_saturated(None, conf, start, few, 1, 3, result, None, None) is start
+    assert result.details["levels"] == []
