@@ -665,11 +665,12 @@ class LocalMethod:
             share = info.get("saturated", 0.0)
             if "skipped" in info or share <= conf.repeat_saturated or share * info.get("accepted", 0) < conf.repeat_min_vectors:
                 break
-            before = info["saturated"]
+            inliers = result.inliers
             again, info = self._level(pair, conf, fld, info["resolution_m"], info["radius_px"], level, n_levels, result, progress, pool)
-            info["repeat"] = "kept" if "skipped" not in info and info.get("saturated", 0.0) <= 0.5 * before else "dropped: did not converge"
+            info["repeat"] = "kept" if "skipped" not in info and info.get("saturated", 0.0) <= 0.5 * share else "dropped: did not converge"
             result.details["levels"].append(info)
             if info["repeat"] != "kept":
+                result.inliers = inliers  # the dropped field's support does not count
                 break
             fld = again
         return fld
