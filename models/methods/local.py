@@ -80,8 +80,8 @@ class LocalConfig:
     (0 = one per CPU core when a level has several tiles, 1 = in-process);
     dask_address: run tile jobs on that Dask scheduler instead.
     verify: keep the field only when its template correlations beat those of no shift by ``verify_z`` standard
-    errors and ``verify_min_gain`` (paired over at least ``verify_min_templates`` templates); otherwise return
-    zero displacement.
+    errors and ``verify_min_gain`` (paired over at least ``verify_min_templates`` templates) and average at least
+    ``verify_min_ncc``; otherwise return zero displacement.
     """
 
     global_prior: bool = True
@@ -112,6 +112,7 @@ class LocalConfig:
     verify_z: float = 2.0
     verify_min_gain: float = 0.03
     verify_min_templates: int = 16
+    verify_min_ncc: float = 0.05
     workers: int = 0
     dask_address: str = ""
 
@@ -589,6 +590,8 @@ class LocalMethod:
             se = float(gain.std(ddof=1) / math.sqrt(len(gain)))
             check.update(mean_gain=round(float(gain.mean()), 4), z=round(float(gain.mean()) / max(se, 1e-9), 2))
         z = check.get("z", 0.0)
+        field_ncc = float(np.mean([scores[0][k] for k in common])) if common else 0.0
+        check["mean_ncc"] = round(field_ncc, 4)
         moved = float(np.median(np.hypot(result.field.dx, result.field.dy)))
         check["median_shift_m"] = round(moved, 2)
         if len(gain) < conf.verify_min_templates:
@@ -598,14 +601,17 @@ class LocalMethod:
             passed = z > -conf.verify_z
         else:
             # a fitted field gains a little even on unrelated images (about 0.01 on synthetic pairs): demand more
-            passed = z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain
+            # and the images must line up through it at all: aligned real pairs correlate at 0.1–0.4, while a field
+            # through which they still barely correlate has shown a gain over no shift, not an alignment
+            passed = z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain and field_ncc >= conf.verify_min_ncc
         check["passed"] = bool(passed)
         result.details["verify"] = check
         if passed:
             return result.field
         result.warnings.append(
             f"the local field does not match the images better than no shift ({len(gain)} templates, "
-            f"mean correlation gain {check.get('mean_gain', 0.0)}, z = {check.get('z', 0.0)}); "
+            f"mean correlation gain {check.get('mean_gain', 0.0)}, z = {check.get('z', 0.0)}, "
+            f"mean correlation through it {check['mean_ncc']}); "
             "returning zero displacement with zero confidence"
         )
         return zero

@@ -242,7 +242,18 @@ def test_verification_keeps_a_recovered_field(nonrigid_pair):
     result = register(pair, "local", {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0"})
     check = result.details["verify"]
     assert check["passed"] is True and check["mean_gain"] > 0.03 and check["z"] > 2
+    assert check["mean_ncc"] > LocalConfig().verify_min_ncc
     assert dense_error_px(pair, result.field, nonrigid_pair).mean() < 1.5
+
+
+def test_verification_wants_the_images_to_correlate_through_the_field(nonrigid_pair):
+    # the same recovered field, but asked for more correlation than the pair has: a gain over no shift alone is not enough
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0", "verify_min_ncc": "0.95"}
+    result = register(pair, "local", conf)
+    check = result.details["verify"]
+    assert check["passed"] is False and check["z"] > 2 and check["mean_gain"] > 0.03 and check["mean_ncc"] < 0.95
+    assert np.all(result.field.dx == 0) and any("mean correlation through it" in w for w in result.warnings)
 
 
 def test_level_templates_shrink_on_small_overlaps():
