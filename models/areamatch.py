@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from models.preprocess import _fill
+from models.preprocess import fill_nodata
 
 
 def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
@@ -29,7 +29,7 @@ def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
     Channel first because every step (smoothing, box sums, products) works on
     whole planes, where OpenCV's single-channel kernels are fastest.
     """
-    filled, valid = _fill(image)
+    filled, valid = fill_nodata(image)
     gx = cv2.Sobel(filled, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(filled, cv2.CV_32F, 0, 1, ksize=3)
     h, w = filled.shape
@@ -76,19 +76,6 @@ class TemplateMatches:
     def empty(cls) -> "TemplateMatches":
         z = np.zeros((0, 2))
         return cls(z, z, np.zeros(0), np.zeros(0))
-
-
-def _subpixel(surface: np.ndarray, r: int, c: int) -> tuple[float, float]:
-    """Parabolic peak refinement along each axis."""
-    h, w = surface.shape
-
-    def fit(m1: float, m0: float, p1: float) -> float:
-        den = m1 - 2 * m0 + p1
-        return 0.0 if abs(den) < 1e-12 else float(np.clip(0.5 * (m1 - p1) / den, -0.5, 0.5))
-
-    dx = fit(surface[r, c - 1], surface[r, c], surface[r, c + 1]) if 0 < c < w - 1 else 0.0
-    dy = fit(surface[r - 1, c], surface[r, c], surface[r + 1, c]) if 0 < r < h - 1 else 0.0
-    return dx, dy
 
 
 def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -224,7 +211,7 @@ def match_templates(
 
 
 def _subpixel_all(surfaces: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
-    """:func:`_subpixel` for every surface at once: (N, 2) x, y offsets."""
+    """Parabolic refinement of each surface's peak along each axis: (N, 2) x, y offsets (0 on the window border)."""
     n, h, w = surfaces.shape
     idx = np.arange(n)
     m0 = surfaces[idx, pr, pc].astype(np.float64)

@@ -62,7 +62,8 @@ def percentile_stretch(image: np.ndarray, low: float = 2.0, high: float = 98.0) 
     return out
 
 
-def _fill(image: np.ndarray, value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fill_nodata(image: np.ndarray, value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """float32 copy of ``image`` with NaN replaced by ``value`` (default: the median of the valid pixels), and the valid mask."""
     valid = np.isfinite(image)
     if valid.all():
         return image.astype(np.float32), valid  # nothing to fill: skip the median
@@ -74,7 +75,7 @@ def lee_filter(image: np.ndarray, size: int = 5) -> np.ndarray:
     """Lee speckle filter (local linear MMSE with a global noise variance estimate)."""
     if size <= 1:
         return image
-    filled, valid = _fill(image)
+    filled, valid = fill_nodata(image)
     mean = cv2.blur(filled, (size, size))
     sq = cv2.blur(filled * filled, (size, size))
     var = np.maximum(sq - mean * mean, 0.0)

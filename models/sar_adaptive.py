@@ -15,7 +15,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from models.preprocess import _fill, percentile_stretch, to_uint8
+from models.preprocess import fill_nodata, percentile_stretch, to_uint8
 
 Mode = Literal["simple", "enhanced", "empty"]
 
@@ -29,11 +29,10 @@ class TileStats:
 
 def tile_stats(image01: np.ndarray) -> TileStats:
     """Statistics of a [0, 1] image with NaN for no data."""
-    valid = np.isfinite(image01)
+    filled, valid = fill_nodata(image01)
     ratio = 1.0 - float(valid.mean()) if image01.size else 1.0
     if valid.sum() < 16:
         return TileStats(0.0, 0.0, ratio)
-    filled = _fill(image01)[0]
     smooth = cv2.GaussianBlur(filled, (0, 0), 1.5)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
