@@ -19,6 +19,7 @@ coarse ground truth), BigEarthNet (120² Sentinel-1 VV / Sentinel-2 RGB patches)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ import shutil
 import tempfile
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
+from models._bench_srif import SrifCheck, check_srif_gt, sar_chip_valid
 from models.cog import CogSpec, write_cog
 from models.displacement import DisplacementField
 from models.errors import InputError
@@ -43,7 +46,8 @@ from models.grid import Grid, transform_points
 from models.scoring import Tiepoints, read_tiepoints, score_shifts, write_tiepoints
 from models.synth import ShiftModel
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: SRIF pairs resampled with their verified rotation
+SRIF_CHECK_VERSION = "1"  # bump when models._bench_srif changes what it finds
 
 # Optical pixel size given to each dataset. CFOG/SRIF/VSFF get Maxar-like sizes so that
 # the methods' metre-valued settings are exercised in the product's regime (their native
@@ -185,16 +189,12 @@ def load_vsff(folder: Path) -> AlignedPair:
 def srif_resample(optical: np.ndarray, sar: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """The SRIF SAR resampled onto the optical chip: ``p_sar = G @ [p_opt * 256 / W_opt, 1]``.
 
-    Pixel-index coordinates (OpenCV convention). The SAR's black corners (outside
-    the convex hull of its non-dark pixels, JPEG ringing eroded away; dark speckle
-    inside stays data) and points outside the SAR become NaN.
+    Pixel-index coordinates (OpenCV convention). The SAR's black corners
+    (:func:`models._bench_srif.sar_chip_valid`) and points outside the SAR become NaN.
     """
     h, w = optical.shape[-2:]
     s = _gray(sar)
-    hull = cv2.convexHull(np.argwhere(s > 10)[:, ::-1].astype(np.int32))
-    inside = cv2.fillConvexPoly(np.zeros(s.shape, np.uint8), hull, 1)
-    valid = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
-    s = np.where(valid, s, np.nan).astype(np.float32)
+    s = np.where(sar_chip_valid(s), s, np.nan).astype(np.float32)
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
     q = 256.0 / w
     mx = gt[0, 0] * cols * q + gt[0, 1] * rows * q + gt[0, 2]
@@ -203,41 +203,76 @@ def srif_resample(optical: np.ndarray, sar: np.ndarray, gt: np.ndarray) -> np.nd
                      borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
 
 
-def load_srif(folder: Path, min_coverage: float = 0.75) -> tuple[list[AlignedPair], list[dict[str, str]]]:
-    """SRIF: every ``pairN`` whose ground truth is usable, resampled onto its optical chip.
+def _srif_checks(folder: Path, numbers: list[int], cache: Path | None, log: Callable[[str], None]) -> dict[int, SrifCheck | str]:
+    """Each pair's ground-truth check (or why it could not be read), reusing ``cache`` where the files are unchanged."""
+    stored: dict[str, Any] = {}
+    if cache is not None and cache.is_file():
+        try:
+            stored = json.loads(cache.read_text())
+        except ValueError:
+            stored = {}
+    out: dict[int, SrifCheck | str] = {}
+    changed = False
+    for i, n in enumerate(numbers):
+        files = [folder / f"gt_{n}.txt", folder / f"pair{n}_1.jpg", folder / f"pair{n}_2.jpg"]
+        try:
+            digest = hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()
+            hit = stored.get(str(n))
+            if hit and hit.get("sha1") == digest and hit.get("config") == SRIF_CHECK_VERSION:
+                out[n] = SrifCheck(**{**hit["check"], "shift_px": tuple(hit["check"]["shift_px"]),
+                                      "matrix": tuple(tuple(r) for r in hit["check"]["matrix"])})
+                continue
+            gt = np.loadtxt(files[0], ndmin=2)
+            if gt.shape != (2, 3):
+                out[n] = f"gt_{n}.txt is {gt.shape}, expected 2×3"
+                continue
+            log(f"checking SRIF pair{n} ground truth ({i + 1}/{len(numbers)})")
+            out[n] = check_srif_gt(_gray(_read(files[1])), _gray(_read(files[2])), gt)
+            stored[str(n)] = {"sha1": digest, "config": SRIF_CHECK_VERSION, "check": out[n].to_dict()}
+            changed = True
+        except (OSError, ValueError, InputError) as exc:
+            out[n] = f"unreadable ({exc})"
+    if cache is not None and changed:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(stored, indent=1))
+        os.replace(tmp, cache)
+    return out
 
-    Unusable: a matrix that is not a similarity of plausible scale, or a chip of
-    which less than ``min_coverage`` lands on valid SAR pixels. The ground truth is
-    coarse (a few pixels), which bounds every method's SRIF error from below.
+
+def load_srif(folder: Path, min_coverage: float = 0.75, checks: Path | None = None,
+              log: Callable[[str], None] = lambda _: None) -> tuple[list[AlignedPair], list[dict[str, str]]]:
+    """SRIF: every ``pairN`` whose rotation is verified, resampled onto its optical chip.
+
+    The shipped matrices are checked first (:mod:`models._bench_srif`): most do not
+    line their pair up, so each pair is resampled with the rotation its images agree
+    on, and skipped when the two similarity measures disagree. Also skipped: a chip of
+    which less than ``min_coverage`` lands on valid SAR pixels. ``checks`` caches the
+    checks (a JSON file, keyed by the files' content).
     """
     pairs, skipped = [], []
     numbers = sorted(int(p.stem.split("_")[1]) for p in folder.glob("gt_*.txt") if p.stem.split("_")[1].isdigit())
-    for n in numbers:
+    for n, check in _srif_checks(folder, numbers, checks, log).items():
         label = f"srif pair{n}"
-        try:
-            gt = np.loadtxt(folder / f"gt_{n}.txt", ndmin=2)
-            optical = _read(folder / f"pair{n}_1.jpg")
-            sar = _read(folder / f"pair{n}_2.jpg")
-        except (OSError, ValueError, InputError) as exc:
-            skipped.append({"source": label, "reason": f"unreadable ({exc})"})
+        if isinstance(check, str):
+            skipped.append({"source": label, "reason": check})
             continue
-        if gt.shape != (2, 3):
-            skipped.append({"source": label, "reason": f"gt_{n}.txt is {gt.shape}, expected 2×3"})
+        if not check.verified:
+            skipped.append({"source": label, "reason": f"ground truth unverifiable: {check.reason} (the matrix says {check.gt_deg:.0f}°)"})
             continue
-        sv = np.linalg.svd(gt[:, :2], compute_uv=False)
-        if not (0.5 <= sv.min() and sv.max() <= 2.0 and sv.max() / sv.min() <= 1.1):
-            skipped.append({"source": label, "reason": f"gt_{n}.txt is not a similarity (singular values {sv.round(3).tolist()})"})
-            continue
+        optical = _read(folder / f"pair{n}_1.jpg")
         if optical.shape[0] >= 3:
             optical = optical[:3]
-        resampled = srif_resample(optical, sar, gt)
+        resampled = srif_resample(optical, _read(folder / f"pair{n}_2.jpg"), np.array(check.matrix))
         coverage = float(np.isfinite(resampled).mean())
         if coverage < min_coverage:
             skipped.append({"source": label, "reason": f"only {coverage:.0%} of the optical chip lands on valid SAR"})
             continue
         pairs.append(AlignedPair(
             f"srif-{n:02d}", "srif", optical, resampled, "uint8", DATASET_PIXEL_M["srif"],
-            source=str(folder / f"pair{n}_1.jpg"), note=f"SAR coverage {coverage:.0%}; gt coarse (a few px)",
+            source=str(folder / f"pair{n}_1.jpg"),
+            note=(f"SAR coverage {coverage:.0%}; rotation {check.found_deg:.2f}° (matrix {check.gt_deg:.0f}°, "
+                  f"mutual information {check.mi_deg:.0f}°), shift {check.shift_px[0]:.2f}, {check.shift_px[1]:.2f} px"),
         ))
     return pairs, skipped
 
@@ -271,14 +306,18 @@ def load_bigearthnet(folder: Path) -> tuple[list[AlignedPair], list[dict[str, st
     return pairs, skipped
 
 
-def load_pairs(root: Path, kinds: tuple[str, ...] = KINDS) -> tuple[dict[str, list[AlignedPair]], list[dict[str, str]]]:
-    """The pre-aligned pairs of each kind found under ``root`` (a ``pairs/`` folder); absent kinds are skipped."""
+def load_pairs(root: Path, kinds: tuple[str, ...] = KINDS, work: Path | None = None,
+               log: Callable[[str], None] = lambda _: None) -> tuple[dict[str, list[AlignedPair]], list[dict[str, str]]]:
+    """The pre-aligned pairs of each kind found under ``root`` (a ``pairs/`` folder); absent kinds are skipped.
+
+    ``work``: where the SRIF ground-truth checks are cached (``srif-checks.json``).
+    """
     if not root.is_dir():
         raise InputError(f"benchmark data folder {root} not found; give --data (the ../shared/data/pairs folder)")
     loaders = {
         "cfog": lambda p: ([load_cfog(p)], []),
         "vsff": lambda p: ([load_vsff(p)], []),
-        "srif": load_srif,
+        "srif": lambda p: load_srif(p, checks=work / "srif-checks.json" if work else None, log=log),
         "bigearthnet": load_bigearthnet,
     }
     out: dict[str, list[AlignedPair]] = {}
@@ -499,7 +538,8 @@ def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
 
 def _cache_key(spec: CaseSpec) -> str:
     recipe = json.dumps(dataclasses.asdict(spec.recipe), sort_keys=True) if spec.recipe else "unwarped"
-    return f"{BUILDER_VERSION}|{spec.seed}|{spec.pair.source}|{spec.pair.pixel_m}|{recipe}"
+    # the note carries how the pair was made from its source (SRIF: the rotation used)
+    return f"{BUILDER_VERSION}|{spec.seed}|{spec.pair.source}|{spec.pair.note}|{spec.pair.pixel_m}|{recipe}"
 
 
 def build_case(spec: CaseSpec, cases_root: Path, rebuild: bool = False) -> Case:

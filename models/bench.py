@@ -314,7 +314,7 @@ def run_benchmark(conf: BenchConfig, log: Log = print) -> dict[str, Any]:
     """Build (or reuse) the cases, run every case × method in a subprocess, summarise, check targets."""
     methods = list(conf.methods) or default_methods()
     settings = method_settings(methods, conf.settings)
-    pairs, skipped = load_pairs(conf.data)
+    pairs, skipped = load_pairs(conf.data, work=conf.work, log=log)
     if not any(pairs.values()):
         raise InputError(f"no benchmark pairs found under {conf.data} (expected cfog/, vsff/, srif/, bigearthnet/)")
     specs = select_cases(plan_cases(pairs, conf.seed), conf.cases, conf.quick)

@@ -15,6 +15,7 @@ from models._bench_cases import (
     AlignedPair, CaseSpec, build_case, case_grids, case_references, draw_recipe, field_shift_px, load_cfog,
     oracle_affine_shift, plan_cases, srif_resample,
 )
+from models._bench_srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
 from models._bench_scale import Mosaic, build_scale_files, draw_scale_recipe
 from models.scoring import read_tiepoints, reference_shift
 
@@ -164,6 +165,40 @@ def test_srif_resample_uses_the_documented_convention():
     wrong = srif_resample(optical[None], sar[None], np.array([[1.0, 0, 0], [0, 1.0, 0]]))
     ok2 = np.isfinite(wrong)
     assert np.corrcoef(wrong[ok2], optical[ok2])[0, 1] < 0.5
+
+
+def _srif_like(true_deg: float, seed: int = 11, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """An optical image and a speckled, contrast-inverted 256² SAR chip rotated by ``true_deg`` about the centre."""
+    chip = texture(256, seed=seed, sigma=3.0)
+    optical = cv2.resize(chip, (w, w), interpolation=cv2.INTER_LINEAR) * 220 + 20
+    rng = np.random.default_rng(seed)
+    ground = (1.0 - chip) * 200 * rng.gamma(6.0, 1 / 6.0, chip.shape) + 30
+    sar = cv2.warpAffine(ground.astype(np.float32), rotation_about_centre(true_deg), (256, 256),
+                         flags=cv2.INTER_LINEAR, borderValue=0)
+    return optical.astype(np.float32), np.clip(sar, 0, 255)
+
+
+def test_srif_check_finds_the_rotation_a_wrong_matrix_misses():
+    """A matrix 30° off is caught: structure and mutual information agree on the true angle, which is then used."""
+    optical, sar = _srif_like(-20.0)
+    wrong = rotation_about_centre(10.0)
+    check = check_srif_gt(optical, sar, wrong, SrifCheckConfig(step_deg=3.0))
+    assert check.verified, check.reason
+    assert check.gt_deg == pytest.approx(10.0)
+    assert check.found_deg == pytest.approx(-20.0, abs=0.5)
+    assert check.mi_deg == pytest.approx(-20.0, abs=4.0)
+    assert np.hypot(*check.shift_px) < 1.0
+    back = srif_resample(optical[None], sar[None], np.array(check.matrix))
+    ok = np.isfinite(back)
+    assert np.corrcoef(back[ok], optical[ok])[0, 1] < -0.5  # lined up (the SAR's contrast is inverted)
+
+
+def test_srif_check_rejects_a_pair_without_common_structure():
+    optical, _ = _srif_like(0.0, seed=1)
+    _, unrelated = _srif_like(0.0, seed=2)
+    check = check_srif_gt(optical, unrelated, rotation_about_centre(0.0), SrifCheckConfig(step_deg=3.0))
+    assert not check.verified
+    assert "not distinct" in check.reason or "mutual information" in check.reason
 
 
 def test_scale_mosaic_windows_compose_and_sar_follows_the_field(tmp_path):
