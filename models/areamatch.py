@@ -117,6 +117,20 @@ def _sums_at(ii: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.nd
     return ii[y0 + size, x0 + size] - ii[y0, x0 + size] - ii[y0 + size, x0] + ii[y0, x0]
 
 
+def second_peak(surface: np.ndarray, row: int, col: int, min_distance: float = 4.0) -> float:
+    """The best local maximum (5×5) of a correlation surface farther than ``min_distance`` px from its peak (-1 if none).
+
+    A distinct peak stands above the other *peaks*: the best value just outside a
+    fixed neighbourhood is the shoulder of a broad (coarse-scale) peak, not a rival.
+    """
+    from scipy.ndimage import maximum_filter
+
+    local = surface == maximum_filter(surface, size=5, mode="nearest")
+    rr, cc = np.indices(surface.shape)
+    rivals = surface[local & (np.hypot(rr - row, cc - col) > min_distance)]
+    return float(rivals.max()) if rivals.size else -1.0
+
+
 def match_templates(
     optical_desc: np.ndarray,
     sar_desc: np.ndarray,

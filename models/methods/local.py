@@ -35,7 +35,7 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
-from models.areamatch import cfog, consistent, match_templates, ncc_surface, neighbour_median
+from models.areamatch import cfog, consistent, match_templates, ncc_surface, neighbour_median, second_peak
 from models.displacement import DisplacementField, linear_weights
 from models.grid import Grid, north_up_grid
 from models.methods.base import (
@@ -465,18 +465,23 @@ def _template_scores(tiles: list[TileResult]) -> dict[tuple[int, int], float]:
 
 
 def template_correlations(pair: RegistrationInput, conf: LocalConfig, fields: list[DisplacementField], res: float,
-                          progress: Progress = no_progress, pool: TilePool | None = None) -> list[dict[tuple[int, int], float]] | None:
+                          progress: Progress = no_progress, pool: TilePool | None = None,
+                          max_tiles: int = 0) -> list[dict[tuple[int, int], float]] | None:
     """Per field, every template's CFOG correlation with the SAR seen through it (no search) at working pixel ``res``.
 
     Keyed by template centre (decimetres), so the fields' scores pair up
     template by template; all fields' tiles go to the pool in one batch. None
-    when the overlap is too small for a template at ``res``.
+    when the overlap is too small for a template at ``res``. ``max_tiles``: at
+    most that many tiles, evenly spread over the overlap (0: all), each holding
+    thousands of templates, so a comparison on a whole scene stays cheap.
     """
     batches: list[list[TileJob]] = []
     for fld in fields:
         jobs = level_jobs(pair, conf, fld, res, 0)[1]
         if jobs is None:
             return None
+        if max_tiles and len(jobs) > max_tiles:
+            jobs = [jobs[int(i)] for i in np.linspace(0, len(jobs) - 1, max_tiles).round()]
         batches.append(jobs)
     tiles = run_tiles([job for jobs in batches for job in jobs], conf, progress, "verify", pool)
     out, at = [], 0
@@ -490,6 +495,17 @@ def _template_count(pair: RegistrationInput, conf: LocalConfig, res: float) -> i
     """Templates a level at ``res`` would have over the overlap (before screening)."""
     level_grid, _, spacing, fits = level_layout(pair, conf, res, 0)
     return (level_grid.width // spacing) * (level_grid.height // spacing) if fits else 0
+
+
+def resolution_with_templates(pair: RegistrationInput, conf: LocalConfig, minimum: int) -> float:
+    """Working pixel of the coarsest pass with at least ``minimum`` templates over the overlap (cheap, and gross
+    failures show at any scale); on small overlaps, of the pass with the most templates (the optical level
+    included), so a small chip is still judged on as many as it has."""
+    native = pair.native_resolution()
+    factors = sorted({f for f, _ in level_schedule(conf, pair.finest_resolution() / native)}, reverse=True)
+    counts = [_template_count(pair, conf, native * f) for f in factors]
+    plenty = next((f for f, n in zip(factors, counts) if n >= minimum), None)
+    return native * (plenty if plenty is not None else factors[int(np.argmax(counts))])
 
 
 def structural_agreement(pair: RegistrationInput, fld: DisplacementField, conf: LocalConfig | None = None,
@@ -524,18 +540,18 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
     y0, x0 = (h - tpl) // 2, (w - tpl) // 2
     surface = ncc_surface(sar_d[:, y0 - radius : y0 + tpl + radius, x0 - radius : x0 + tpl + radius], optical[:, y0 : y0 + tpl, x0 : x0 + tpl])
     _, peak, _, (pc, pr) = cv2.minMaxLoc(surface)
-    masked = surface.copy()
-    masked[max(0, pr - 2) : pr + 3, max(0, pc - 2) : pc + 3] = -1.0
-    if peak - float(masked.max()) < 0.02:
+    distinct = float(peak - second_peak(surface, pr, pc))
+    result.details["coarse_translation_distinctness"] = round(distinct, 4)
+    if distinct < 0.02:
         return None
-    result.details["coarse_translation_peak"] = float(peak)
+    result.details["coarse_translation_peak"] = round(float(peak), 4)
     sx, sy = pc - radius, pr - radius
     return float(sx * res), float(-sy * res)
 
 
 class LocalMethod:
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.3.0"
+    version: ClassVar[str] = "1.4.0"
     description: ClassVar[str] = (
         "Global LightGlue affine prior, then coarse-to-fine tiled CFOG template matching through the current "
         "field with adaptive SAR preprocessing, neighbour-consistency screening, thin-plate-spline RBF "
@@ -574,10 +590,8 @@ class LocalMethod:
         """
         if not (np.any(result.field.dx) or np.any(result.field.dy)):
             return result.field  # nothing moved: nothing to check
-        native = pair.native_resolution()
-        # the coarsest level with plenty of templates (screening drops many): cheap, and gross failures show at any scale
-        factor = next((f for f in conf.levels if _template_count(pair, conf, native * f) >= 16 * conf.verify_min_templates), conf.levels[-1])
-        res = native * factor
+        # screening drops many templates: ask for plenty
+        res = resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)
         zero = DisplacementField.constant(result.field.grid)
         with result.timed("verify"):
             scores = template_correlations(pair, conf, [result.field, zero], res, progress, pool)
@@ -641,9 +655,17 @@ class LocalMethod:
                 at += len(jobs)
             trials.append((info.get("evidence", 0.0), name, fld, info))
         # priority order (learned affine, coarse translation, zero) unless a later prior has clearly more evidence
-        # (when no template decides, the priors' own checks stand; the final verification guards against them)
         best = max(t[0] for t in trials)
         evidence, name, fld, info = next(t for t in trials if t[0] >= conf.prior_margin * best)
+        few = max(t[3].get("accepted", 0) for t in trials) < conf.verify_min_templates
+        if few or sum(t[0] >= conf.prior_margin * best for t in trials) > 1:
+            # too few templates fit the first level to decide (small overlaps), or several priors come close: the
+            # first-level field through which the images correlate best, template by template at a pass with
+            # enough of them, is kept
+            # judged at the next pass (the first level's own templates fitted these fields), or the first if it is the
+            # last; where too few templates fit there, at the pass with the most
+            judge = [native * schedule[min(1, len(schedule) - 1)][0], resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)]
+            evidence, name, fld, info = self._prior_by_correlation(pair, conf, trials, name, judge, result, progress, pool)
         result.details["prior"] = name
         result.details["prior_evidence"] = {t[1]: round(t[0], 2) for t in trials}
         result.details["levels"].append(info)
@@ -653,6 +675,36 @@ class LocalMethod:
             result.details["levels"].append(info)
             fld = self._repeat_saturated(pair, conf, fld, info, level, len(schedule), result, progress, pool)
         return fld
+
+    def _prior_by_correlation(self, pair, conf: LocalConfig, trials, default: str, resolutions: list[float], result,
+                              progress, pool: TilePool | None):
+        """The ``default`` first-level trial, unless the images correlate significantly better through another's field.
+
+        Mean template CFOG correlation with no search at the first working pixel of
+        ``resolutions`` where at least ``verify_min_templates`` templates are kept by
+        every field (else at the last one, given four); the best trial
+        replaces the default when it is better template by template by
+        ``verify_z`` standard errors and by ``verify_min_gain`` on average, as in
+        the final verification (so noise between fields that agree does not
+        overturn the priority order; a wrong prior loses by far more).
+        """
+        chosen = next(t for t in trials if t[1] == default)
+        for res in resolutions:
+            with result.timed("prior_correlation"):
+                scores = template_correlations(pair, conf, [t[2] for t in trials], res, progress, pool, max_tiles=4)
+            common = sorted(set.intersection(*(set(s) for s in scores))) if scores else []
+            if len(common) >= conf.verify_min_templates:
+                break
+        if len(common) < 4:
+            return chosen
+        table = np.array([[s[k] for k in common] for s in scores])
+        means = table.mean(axis=1)
+        best = int(np.argmax(means))
+        gain = table[best] - table[trials.index(chosen)]
+        z = float(gain.mean() / max(gain.std(ddof=1) / math.sqrt(len(gain)), 1e-9))
+        result.details["prior_correlation"] = {"resolution_m": round(res, 3), "templates": len(common), "z": round(z, 2),
+                                               **{t[1]: round(float(m), 4) for t, m in zip(trials, means)}}
+        return trials[best] if z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain else chosen
 
     def _repeat_saturated(self, pair, conf: LocalConfig, fld: DisplacementField, info: dict[str, Any], level: int, n_levels: int,
                           result, progress, pool: TilePool | None) -> DisplacementField:

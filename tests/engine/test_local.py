@@ -7,19 +7,22 @@ import pytest
 import rasterio
 from affine import Affine
 
-from models.areamatch import cfog, consistent, match_templates
+from models.areamatch import cfog, consistent, match_templates, second_peak
 from models.displacement import DisplacementField
 from models.grid import north_up_grid
-from models.methods.base import RegistrationInput, make_config
+from models.methods.base import RegistrationInput, RegistrationResult, field_grid, make_config
 from models.methods.local import (
     LocalConfig,
     LocalMethod,
     TileJob,
+    _template_count,
     dense_residual,
     level_schedule,
     level_templates,
     match_tile,
     residual_trend,
+    resolution_with_templates,
+    template_correlations,
 )
 from models.registration import register
 from models.scoring import read_tiepoints
@@ -326,3 +329,58 @@ def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
     few = {**info, "accepted": 20}  # 6 border vectors
     assert method._repeat_saturated(None, conf, start, few, 1, 3, result, None, None) is start
     assert result.details["levels"] == []
+
+
+def test_second_peak_is_a_rival_peak_not_the_shoulder_of_the_best():
+    rr, cc = np.indices((41, 41)).astype(float)
+    broad = np.exp(-((rr - 20) ** 2 + (cc - 20) ** 2) / (2 * 6.0**2))
+    rival = 0.5 * np.exp(-((rr - 6) ** 2 + (cc - 34) ** 2) / (2 * 1.5**2))
+    surface = (broad + rival).astype(np.float32)
+    assert surface[20, 23] > 0.85  # just outside a 5×5 neighbourhood the broad peak is still high
+    assert second_peak(surface, 20, 20) == pytest.approx(0.5 + broad[6, 34], abs=0.01)
+    assert second_peak(broad.astype(np.float32), 20, 20) == -1.0  # a lone peak has no rival
+
+
+def test_first_level_decided_by_correlation_keeps_the_field_that_lines_the_pair_up(nonrigid_pair):
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    conf = LocalConfig()
+    grid = nonrigid_pair.optical_grid
+    g = field_grid(pair, 4.0)
+    truth = DisplacementField.from_function(g, nonrigid_pair.spec.shift)
+    wrong = DisplacementField.constant(g, -25.0, 30.0)
+    zero = DisplacementField.constant(g)
+    trials = [(0.0, "wrong", wrong, {}), (0.0, "truth", truth, {}), (0.0, "zero", zero, {})]
+    result = RegistrationResult("local", "test", {}, zero)
+    chosen = LocalMethod()._prior_by_correlation(pair, conf, trials, "wrong", [1.3], result, lambda *a: None, None)
+    assert chosen[1] == "truth", result.details["prior_correlation"]
+    corr = result.details["prior_correlation"]
+    assert corr["truth"] > corr["zero"] + 0.05 and corr["truth"] > corr["wrong"] + 0.05 and corr["templates"] >= 16
+    assert grid.resolution == pytest.approx(0.5)
+
+
+def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_path):
+    spec = SceneSpec(size_m=65.0, seed=5, sar_appearance="luminance", speckle_looks=100.0,
+                     shift=ShiftModel(offset=(6.0, -4.0), nonrigid_m=0.0, seed=5))
+    small = synthesize_pair(tmp_path, spec, "chip")
+    pair = RegistrationInput.open(str(small.optical), str(small.sar), "cpu")
+    conf = LocalConfig()
+    native = pair.native_resolution()
+    res = resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)
+    counts = {f: _template_count(pair, conf, native * f) for f, _ in level_schedule(conf, pair.finest_resolution() / native)}
+    assert max(counts.values()) < 16 * conf.verify_min_templates  # no pass has plenty: the one with the most is used
+    assert _template_count(pair, conf, res) == max(counts.values()) >= conf.verify_min_templates
+    assert res == pytest.approx(pair.finest_resolution())  # the optical level: more templates than the native pixel's
+    assert _template_count(pair, conf, res) > _template_count(pair, conf, native)
+    result = register(pair, "local")
+    assert result.details["verify"]["templates"] >= conf.verify_min_templates
+    assert dense_error_px(pair, result.field, small).mean() < 1.5
+
+
+def test_template_correlations_on_a_few_tiles_are_a_subset_of_all(nonrigid_pair):
+    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    conf = LocalConfig(tile_px=96, workers=1)
+    zero = DisplacementField.constant(field_grid(pair, 4.0))
+    full = template_correlations(pair, conf, [zero], 1.0)[0]
+    few = template_correlations(pair, conf, [zero], 1.0, max_tiles=2)[0]
+    assert 0 < len(few) < len(full)
+    assert all(few[k] == pytest.approx(full[k], abs=1e-6) for k in few)
