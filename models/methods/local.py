@@ -1,7 +1,9 @@
 """``local``: coarse-to-fine local alignment (global prior → tiled area-based levels → smooth dense field).
 
-1. Global prior: ``global-affine``'s ALIKED+LightGlue affine; when it finds too
-   little, a coarse CFOG correlation of the whole overlap gives a translation.
+1. Priors: ``global-affine``'s ALIKED+LightGlue affine, a coarse CFOG correlation
+   of the whole overlap (a translation) and zero; the first level is matched from
+   each and its evidence decides, or, where it cannot (small chips, close calls),
+   the images' correlation through each first-level field at the next pass.
 2. Levels, coarse to fine (working pixel = native pixel × factor): the overlap is
    cut into tiles; each tile reads its optical window and the SAR resampled
    *through the current field* (so residual shifts are small), preprocesses the
@@ -660,10 +662,8 @@ class LocalMethod:
         few = max(t[3].get("accepted", 0) for t in trials) < conf.verify_min_templates
         if few or sum(t[0] >= conf.prior_margin * best for t in trials) > 1:
             # too few templates fit the first level to decide (small overlaps), or several priors come close: the
-            # first-level field through which the images correlate best, template by template at a pass with
-            # enough of them, is kept
-            # judged at the next pass (the first level's own templates fitted these fields), or the first if it is the
-            # last; where too few templates fit there, at the pass with the most
+            # images' correlation through each first-level field decides, judged at the next pass (the first level's
+            # own templates fitted these fields) or, where too few templates fit there, at the pass with the most
             judge = [native * schedule[min(1, len(schedule) - 1)][0], resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)]
             evidence, name, fld, info = self._prior_by_correlation(pair, conf, trials, name, judge, result, progress, pool)
         result.details["prior"] = name
@@ -688,7 +688,7 @@ class LocalMethod:
         the final verification (so noise between fields that agree does not
         overturn the priority order; a wrong prior loses by far more).
         """
-        chosen = next(t for t in trials if t[1] == default)
+        chosen = next(i for i, t in enumerate(trials) if t[1] == default)
         for res in resolutions:
             with result.timed("prior_correlation"):
                 scores = template_correlations(pair, conf, [t[2] for t in trials], res, progress, pool, max_tiles=4)
@@ -696,15 +696,15 @@ class LocalMethod:
             if len(common) >= conf.verify_min_templates:
                 break
         if len(common) < 4:
-            return chosen
+            return trials[chosen]
         table = np.array([[s[k] for k in common] for s in scores])
         means = table.mean(axis=1)
         best = int(np.argmax(means))
-        gain = table[best] - table[trials.index(chosen)]
+        gain = table[best] - table[chosen]
         z = float(gain.mean() / max(gain.std(ddof=1) / math.sqrt(len(gain)), 1e-9))
         result.details["prior_correlation"] = {"resolution_m": round(res, 3), "templates": len(common), "z": round(z, 2),
                                                **{t[1]: round(float(m), 4) for t, m in zip(trials, means)}}
-        return trials[best] if z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain else chosen
+        return trials[best] if z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain else trials[chosen]
 
     def _repeat_saturated(self, pair, conf: LocalConfig, fld: DisplacementField, info: dict[str, Any], level: int, n_levels: int,
                           result, progress, pool: TilePool | None) -> DisplacementField:
