@@ -73,7 +73,7 @@ class LocalConfig:
     the first in that order whose evidence (summed quality of consistent templates) is at least this
     fraction of the best; min_accept_fraction: a finer level whose consistent share of templates is
     below this is skipped (finer than the images' real detail).
-    descriptor_sigma_px: CFOG spatial smoothing (working pixels; the paper's 0.8; more tames speckle, see the README).
+    descriptor_sigma_px: CFOG spatial smoothing (working pixels; 1.2 tames SAR speckle better than the paper's 0.8, see the README).
     radius_px: search radius per level (working pixels). template_px / spacing_px: template
     side and grid step (working pixels). tile_px: tile core side (working pixels).
     interpolation: sparse-to-dense scheme; sigma_templates: candidate Gaussian scales in template
@@ -100,7 +100,7 @@ class LocalConfig:
     levels: tuple[float, ...] = (4.0, 2.0, 1.0)
     radius_px: tuple[int, ...] = (12, 6, 3)
     template_px: int = 48
-    descriptor_sigma_px: float = 0.8
+    descriptor_sigma_px: float = 1.2
     spacing_px: int = 16
     tile_px: int = 1024
     min_peak: float = 0.15
@@ -527,8 +527,10 @@ def structural_agreement(pair: RegistrationInput, fld: DisplacementField, conf: 
     return float(np.mean(list(scores[0].values()))), len(scores[0])
 
 
-def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> tuple[float, float] | None:
-    """Whole-overlap CFOG correlation at a coarse scale: a translation when learned matching fails."""
+def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> tuple[float, float, float] | None:
+    """Whole-overlap CFOG correlation at a coarse scale: a translation (map metres) when learned matching fails, and
+    the peak's distinctness (how far it stands above the best other local maximum); None when the overlap is too
+    small for the search."""
     res = coarse_resolution(pair, 256)
     grid = pair.grid_over(pair.overlap, res)
     optical = cfog(prepare_optical(read_on_grid(pair.optical, grid)))
@@ -543,12 +545,10 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
     surface = ncc_surface(sar_d[:, y0 - radius : y0 + tpl + radius, x0 - radius : x0 + tpl + radius], optical[:, y0 : y0 + tpl, x0 : x0 + tpl])
     _, peak, _, (pc, pr) = cv2.minMaxLoc(surface)
     distinct = float(peak - second_peak(surface, pr, pc))
-    result.details["coarse_translation_distinctness"] = round(distinct, 4)
-    if distinct < 0.02:
-        return None
     result.details["coarse_translation_peak"] = round(float(peak), 4)
+    result.details["coarse_translation_distinctness"] = round(distinct, 4)
     sx, sy = pc - radius, pr - radius
-    return float(sx * res), float(-sy * res)
+    return float(sx * res), float(-sy * res), distinct
 
 
 class LocalMethod:
@@ -744,10 +744,15 @@ class LocalMethod:
                 priors.append(("global-affine", DisplacementField.from_function(grid, fit.displacement, 0.0)))
         with result.timed("coarse_translation"):
             t = coarse_translation(pair, result)
-        if t is not None:
-            priors.append(("coarse-translation", DisplacementField.constant(grid, t[0], t[1], 0.0)))
-        priors.append(("zero", DisplacementField.constant(grid)))
-        return priors
+        zero = ("zero", DisplacementField.constant(grid))
+        if t is None:
+            return priors + [zero]
+        translation = DisplacementField.constant(grid, t[0], t[1], 0.0)
+        if t[2] >= 0.02:
+            return priors + [("coarse-translation", translation), zero]
+        # an ambiguous peak (another almost as high elsewhere) is tried after zero: it is kept only when the first
+        # level's evidence or the images' correlation through it clearly favours it
+        return priors + [zero, ("coarse-translation-ambiguous", translation)]
 
     def _level(self, pair, conf: LocalConfig, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int, result, progress,
                pool: TilePool | None = None) -> tuple[DisplacementField, dict[str, Any]]:
