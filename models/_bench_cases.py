@@ -39,7 +39,7 @@ from affine import Affine
 from pyproj import CRS
 
 from models._bench_srif import SrifCheck, check_srif_gt, sar_chip_valid
-from models.cog import CogSpec, write_cog
+from models.cog import CogSpec, atomic_path, write_cog
 from models.displacement import DisplacementField
 from models.errors import InputError
 from models.grid import Grid, transform_points
@@ -219,8 +219,7 @@ def _srif_checks(folder: Path, numbers: list[int], cache: Path | None, log: Call
             digest = hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()
             hit = stored.get(str(n))
             if hit and hit.get("sha1") == digest and hit.get("config") == SRIF_CHECK_VERSION:
-                out[n] = SrifCheck(**{**hit["check"], "shift_px": tuple(hit["check"]["shift_px"]),
-                                      "matrix": tuple(tuple(r) for r in hit["check"]["matrix"])})
+                out[n] = SrifCheck.from_dict(hit["check"])
                 continue
             gt = np.loadtxt(files[0], ndmin=2)
             if gt.shape != (2, 3):
@@ -234,9 +233,8 @@ def _srif_checks(folder: Path, numbers: list[int], cache: Path | None, log: Call
             out[n] = f"unreadable ({exc})"
     if cache is not None and changed:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(stored, indent=1))
-        os.replace(tmp, cache)
+        with atomic_path(cache) as tmp:
+            tmp.write_text(json.dumps(stored, indent=1))
     return out
 
 

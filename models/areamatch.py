@@ -243,6 +243,12 @@ def _subpixel_all(surfaces: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.nd
     return np.column_stack([dx, dy])
 
 
+def subpixel_peak(surface: np.ndarray, row: int, col: int) -> tuple[float, float]:
+    """Parabolic (x, y) offset of a surface's peak at (``row``, ``col``), each within ±0.5 (0 on the border)."""
+    dx, dy = _subpixel_all(np.asarray(surface)[None], np.array([row]), np.array([col]))[0]
+    return float(dx), float(dy)
+
+
 def _lattice_step(x0: np.ndarray, y0: np.ndarray, template: int) -> int:
     """The largest step dividing the template side and every corner offset (1: no common lattice)."""
     return math.gcd(template, *(int(v) for v in np.unique(x0 - x0.min())), *(int(v) for v in np.unique(y0 - y0.min())))

@@ -56,6 +56,9 @@ from models.sar_adaptive import adaptive_sar
 
 log = logging.getLogger(__name__)
 
+# a coarse translation whose correlation peak stands this far above the best other local maximum is distinct
+DISTINCT_PEAK = 0.02
+
 
 @dataclass(frozen=True)
 class LocalConfig:
@@ -510,6 +513,15 @@ def resolution_with_templates(pair: RegistrationInput, conf: LocalConfig, minimu
     return native * (plenty if plenty is not None else factors[int(np.argmax(counts))])
 
 
+def paired_gain(better: dict[tuple[int, int], float], base: dict[tuple[int, int], float],
+                keys: list[tuple[int, int]]) -> tuple[float, float]:
+    """Mean per-template correlation gain of ``better`` over ``base`` on ``keys``, and its z score (paired test)."""
+    if len(keys) < 2:
+        return 0.0, 0.0
+    gain = np.array([better[k] - base[k] for k in keys])
+    return float(gain.mean()), float(gain.mean() / max(gain.std(ddof=1) / math.sqrt(len(gain)), 1e-9))
+
+
 def structural_agreement(pair: RegistrationInput, fld: DisplacementField, conf: LocalConfig | None = None,
                          max_side: int = 1024) -> tuple[float, int]:
     """Mean CFOG correlation of optical and SAR templates when the SAR is seen through ``fld`` (no search), and the count.
@@ -600,17 +612,15 @@ class LocalMethod:
         if scores is None:
             return result.field
         common = sorted(set(scores[0]) & set(scores[1]))
-        gain = np.array([scores[0][k] - scores[1][k] for k in common])
+        gain, z = paired_gain(scores[0], scores[1], common)
         check: dict[str, Any] = {"resolution_m": round(res, 3), "templates": len(common)}
-        if len(gain) >= 2:
-            se = float(gain.std(ddof=1) / math.sqrt(len(gain)))
-            check.update(mean_gain=round(float(gain.mean()), 4), z=round(float(gain.mean()) / max(se, 1e-9), 2))
-        z = check.get("z", 0.0)
+        if len(common) >= 2:
+            check.update(mean_gain=round(gain, 4), z=round(z, 2))
         field_ncc = float(np.mean([scores[0][k] for k in common])) if common else 0.0
         check["mean_ncc"] = round(field_ncc, 4)
         moved = float(np.median(np.hypot(result.field.dx, result.field.dy)))
         check["median_shift_m"] = round(moved, 2)
-        if len(gain) < conf.verify_min_templates:
+        if len(common) < conf.verify_min_templates:
             passed = False
         elif moved <= 2 * res:
             # near zero either way: keep the field unless it is significantly worse
@@ -619,13 +629,13 @@ class LocalMethod:
             # a fitted field gains a little even on unrelated images (about 0.01 on synthetic pairs): demand more
             # and the images must line up through it at all: aligned real pairs correlate at 0.1–0.4, while a field
             # through which they still barely correlate has shown a gain over no shift, not an alignment
-            passed = z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain and field_ncc >= conf.verify_min_ncc
+            passed = z >= conf.verify_z and gain >= conf.verify_min_gain and field_ncc >= conf.verify_min_ncc
         check["passed"] = bool(passed)
         result.details["verify"] = check
         if passed:
             return result.field
         result.warnings.append(
-            f"the local field does not match the images better than no shift ({len(gain)} templates, "
+            f"the local field does not match the images better than no shift ({len(common)} templates, "
             f"mean correlation gain {check.get('mean_gain', 0.0)}, z = {check.get('z', 0.0)}, "
             f"mean correlation through it {check['mean_ncc']}); "
             "returning zero displacement with zero confidence"
@@ -689,7 +699,7 @@ class LocalMethod:
         overturn the priority order; a wrong prior loses by far more).
         """
         chosen = next(i for i, t in enumerate(trials) if t[1] == default)
-        for res in resolutions:
+        for res in dict.fromkeys(resolutions):  # each distinct pass once
             with result.timed("prior_correlation"):
                 scores = template_correlations(pair, conf, [t[2] for t in trials], res, progress, pool, max_tiles=4)
             common = sorted(set.intersection(*(set(s) for s in scores))) if scores else []
@@ -697,14 +707,12 @@ class LocalMethod:
                 break
         if len(common) < 4:
             return trials[chosen]
-        table = np.array([[s[k] for k in common] for s in scores])
-        means = table.mean(axis=1)
+        means = [float(np.mean([s[k] for k in common])) for s in scores]
         best = int(np.argmax(means))
-        gain = table[best] - table[chosen]
-        z = float(gain.mean() / max(gain.std(ddof=1) / math.sqrt(len(gain)), 1e-9))
+        gain, z = paired_gain(scores[best], scores[chosen], common)
         result.details["prior_correlation"] = {"resolution_m": round(res, 3), "templates": len(common), "z": round(z, 2),
-                                               **{t[1]: round(float(m), 4) for t, m in zip(trials, means)}}
-        return trials[best] if z >= conf.verify_z and float(gain.mean()) >= conf.verify_min_gain else trials[chosen]
+                                               **{t[1]: round(m, 4) for t, m in zip(trials, means)}}
+        return trials[best] if z >= conf.verify_z and gain >= conf.verify_min_gain else trials[chosen]
 
     def _repeat_saturated(self, pair, conf: LocalConfig, fld: DisplacementField, info: dict[str, Any], level: int, n_levels: int,
                           result, progress, pool: TilePool | None) -> DisplacementField:
@@ -748,7 +756,7 @@ class LocalMethod:
         if t is None:
             return priors + [zero]
         translation = DisplacementField.constant(grid, t[0], t[1], 0.0)
-        if t[2] >= 0.02:
+        if t[2] >= DISTINCT_PEAK:
             return priors + [("coarse-translation", translation), zero]
         # an ambiguous peak (another almost as high elsewhere) is tried after zero: it is kept only when the first
         # level's evidence or the images' correlation through it clearly favours it
