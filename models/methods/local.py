@@ -80,7 +80,8 @@ class LocalConfig:
     radius_px: search radius per level (working pixels). template_px / spacing_px: template
     side and grid step (working pixels). tile_px: tile core side (working pixels).
     interpolation: sparse-to-dense scheme; sigma_templates: candidate Gaussian scales in template
-    sides, chosen per level by leave-one-out prediction of the accepted vectors;
+    sides, chosen per level by held-out prediction of the accepted vectors (the templates overlapping the held-out
+    one are held out with it: they share its matching error, so the plain leave-one-out always chose the finest);
     smoothing: TPS smoothing for a point of quality 1 (normalised coordinates). workers: tile processes
     (0 = one per CPU core when a level has several tiles, 1 = in-process);
     dask_address: run tile jobs on that Dask scheduler instead.
@@ -301,34 +302,55 @@ def run_tiles(jobs: list[TileJob], conf: LocalConfig, progress: Progress, stage:
     return results
 
 
-def _normalised_convolution(shape, r, c, quality, dx, dy, sigma):
-    """Quality-weighted Gaussian averages of (dx, dy) on a grid, and leave-one-out predictions at the points."""
-    from scipy.ndimage import gaussian_filter
+def _normalised_convolution(shape, r, c, quality, dx, dy, sigma, near: np.ndarray | None = None):
+    """Quality-weighted Gaussian averages of (dx, dy) on a grid, and held-out predictions at the points.
+
+    The held-out prediction of a point leaves out the point itself and its
+    ``near`` pairs (index pairs), so vectors whose templates overlap it, and so
+    share its matching error, do not predict it.
+    """
+    from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
     w = np.zeros(shape, np.float64)
     np.add.at(w, (r, c), quality)
     den = gaussian_filter(w, sigma, mode="constant")
-    # weight of a point on its own cell: the product of the discrete kernel centres
-    k0 = float(gaussian_filter(np.pad([1.0], 4 * int(sigma) + 2), sigma)[4 * int(sigma) + 2]) ** 2
-    out, loo = [], []
+    # the discrete kernel gaussian_filter applies along each axis (so held-out sums are exact)
+    reach = int(4.0 * sigma + 0.5)
+    delta = np.zeros(2 * reach + 1)
+    delta[reach] = 1.0
+    k1 = gaussian_filter1d(delta, sigma, mode="constant")
+    pairs = np.zeros((0, 2), int) if near is None else near
+    i, j = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(len(r))]), np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(len(r))])
+    dr, dc = r[i] - r[j], c[i] - c[j]
+    inside = (np.abs(dr) <= reach) & (np.abs(dc) <= reach)
+    i, j = i[inside], j[inside]
+    kw = quality[j] * k1[reach + dr[inside]] * k1[reach + dc[inside]]
+    near_w = np.bincount(i, kw, len(r))
+    out, held = [], []
     for v in (dx, dy):
         a = np.zeros(shape, np.float64)
         np.add.at(a, (r, c), quality * v)
         num = gaussian_filter(a, sigma, mode="constant")
         out.append(num / np.maximum(den, 1e-12))
-        own = quality * k0
-        loo.append((num[r, c] - own * v) / np.maximum(den[r, c] - own, 1e-12))
-    return out[0], out[1], np.hypot(loo[0] - dx, loo[1] - dy)
+        held.append((num[r, c] - np.bincount(i, kw * v[j], len(r))) / np.maximum(den[r, c] - near_w, 1e-12))
+    return out[0], out[1], np.hypot(held[0] - dx, held[1] - dy)
 
 
-def choose_sigma(grid: Grid, x, y, dx, dy, quality, candidates_m: list[float]) -> float:
-    """The smoothing scale whose leave-one-out prediction of the vectors is best (median error)."""
+def choose_sigma(grid: Grid, x, y, dx, dy, quality, candidates_m: list[float], template_m: float = 0.0) -> float:
+    """The smoothing scale whose held-out prediction of the vectors is best (median error).
+
+    ``template_m``: template side; vectors closer than that (overlapping
+    templates, correlated errors) are held out together, else the smallest
+    scale would always win by fitting the shared error.
+    """
     col, row = grid.map_to_pixel(x, y)
     c = np.clip(np.floor(col).astype(int), 0, grid.width - 1)
     r = np.clip(np.floor(row).astype(int), 0, grid.height - 1)
+    # templates overlap when their centres are closer than a side along both axes
+    near = cKDTree(np.column_stack([x, y])).query_pairs(template_m * (1 - 1e-9), p=np.inf, output_type="ndarray") if template_m > 0 else None
     scores = []
     for s_m in candidates_m:
-        err = _normalised_convolution(grid.shape, r, c, quality, dx, dy, max(s_m / grid.resolution, 0.5))[2]
+        err = _normalised_convolution(grid.shape, r, c, quality, dx, dy, max(s_m / grid.resolution, 0.5), near)[2]
         scores.append(float(np.median(err)))
     return candidates_m[int(np.argmin(scores))]
 
@@ -565,7 +587,7 @@ def coarse_translation(pair: RegistrationInput, result: RegistrationResult) -> t
 
 class LocalMethod:
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.4.0"
+    version: ClassVar[str] = "1.5.0"
     description: ClassVar[str] = (
         "Global LightGlue affine prior, then coarse-to-fine tiled CFOG template matching through the current "
         "field with adaptive SAR preprocessing, neighbour-consistency screening, thin-plate-spline RBF "
@@ -801,7 +823,7 @@ class LocalMethod:
             info["evidence"] = float(quality.sum())
             spacing_m = info["spacing_px"] * res
             sigma_m = choose_sigma(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality,
-                                   [f * info["template_px"] * res for f in conf.sigma_templates])
+                                   [f * info["template_px"] * res for f in conf.sigma_templates], info["template_px"] * res)
             info["sigma_m"] = round(sigma_m, 2)
             rdx, rdy = dense_residual(fld.grid, x[ok], y[ok], dx[ok], dy[ok], quality, sigma_m, conf.interpolation, conf.smoothing)
             # the residual was measured after warping by the field: d'(X) = r(X) + d(X + r(X))

@@ -15,7 +15,9 @@ from models.methods.local import (
     LocalConfig,
     LocalMethod,
     TileJob,
+    _normalised_convolution,
     _template_count,
+    choose_sigma,
     dense_residual,
     level_schedule,
     level_templates,
@@ -156,6 +158,52 @@ def test_dense_residual_interpolates_and_follows_the_trend_beyond_support():
         assert rdy[2, 2] == pytest.approx(-1.0, abs=0.05) and rdy[97, 97] == pytest.approx(-1.0, abs=0.05)
         assert rdx[50, 2] == pytest.approx(1.85, abs=0.1) and rdx[50, 97] == pytest.approx(2.85, abs=0.1)
         assert rdx[50, 0] == pytest.approx(rdx[50, 5], abs=0.01)  # clamped: no further extrapolation
+
+
+def test_held_out_prediction_leaves_out_the_near_points_exactly():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    r, c = rng.integers(0, 40, 60), rng.integers(0, 40, 60)
+    q, dx, dy = rng.uniform(0.2, 1.0, 60), rng.normal(0, 1, 60), rng.normal(0, 1, 60)
+    near = np.array([[0, 1], [0, 2], [5, 7]])
+    err = _normalised_convolution((40, 40), r, c, q, dx, dy, 3.0, near)[2]
+    for i, out in ((0, [0, 1, 2]), (5, [5, 7]), (9, [9])):
+        keep = np.setdiff1d(np.arange(60), out)
+        w = np.zeros((40, 40)); a = np.zeros((40, 40)); b = np.zeros((40, 40))
+        np.add.at(w, (r[keep], c[keep]), q[keep])
+        np.add.at(a, (r[keep], c[keep]), (q * dx)[keep])
+        np.add.at(b, (r[keep], c[keep]), (q * dy)[keep])
+        den = gaussian_filter(w, 3.0, mode="constant")[r[i], c[i]]
+        px, py = gaussian_filter(a, 3.0, mode="constant")[r[i], c[i]] / den, gaussian_filter(b, 3.0, mode="constant")[r[i], c[i]] / den
+        assert err[i] == pytest.approx(np.hypot(px - dx[i], py - dy[i]), rel=1e-6)
+
+
+def test_sigma_choice_is_not_fooled_by_the_error_overlapping_templates_share():
+    # vectors every 16 m from 48 m templates: a smooth 3 m field plus matching error that overlapping templates
+    # share (white noise summed over each template's 16 m blocks); the plain leave-one-out fits that shared error
+    rng = np.random.default_rng(0)
+    grid = north_up_grid("EPSG:32637", (0, 0, 2000, 2000), 8.0)
+    xs, ys = np.meshgrid(np.arange(8, 2000, 16.0), np.arange(8, 2000, 16.0))
+    x, y = xs.ravel(), ys.ravel()
+    from scipy.ndimage import uniform_filter
+
+    noise = [uniform_filter(rng.normal(0, 1, xs.shape), 3).ravel() * 4.0 for _ in range(2)]
+    true_dx, true_dy = 3 * np.sin(x / 600), 3 * np.cos(y / 500)
+    dx, dy = true_dx + noise[0], true_dy + noise[1]
+    candidates = [24.0, 48.0, 96.0, 192.0]
+    q = np.ones(len(x))
+    plain = choose_sigma(grid, x, y, dx, dy, q, candidates)
+    held = choose_sigma(grid, x, y, dx, dy, q, candidates, template_m=48.0)
+
+    def field_error(s_m):
+        rdx, rdy = dense_residual(grid, x, y, dx, dy, q, s_m)
+        col, row = grid.map_to_pixel(x, y)
+        rr, cc = np.floor(row).astype(int), np.floor(col).astype(int)
+        return float(np.mean(np.hypot(rdx[rr, cc] - true_dx, rdy[rr, cc] - true_dy)))
+
+    assert plain == 24.0
+    assert held >= 96.0 and field_error(held) < 0.6 * field_error(plain)
 
 
 def test_residual_trend_is_a_translation_for_clustered_points():
