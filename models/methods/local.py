@@ -621,7 +621,9 @@ class LocalMethod:
         ``verify_min_gain`` and ``verify_z`` standard errors (a one-sided paired
         test; the field was fitted to these correlations, so it gains a little
         even on unrelated images); a field that barely moves it is kept unless it
-        is significantly worse. So a wrong prior or a level fooled by repetitive
+        is significantly worse, judged at the finest pass (a correction of a pixel
+        or less is noise at the coarse pass: there, zero shift beat the field that
+        took the real CFOG tiepoints from 0.95 to 0.71 px). So a wrong prior or a level fooled by repetitive
         texture cannot leave the pair worse than it came.
         """
         if not (np.any(result.field.dx) or np.any(result.field.dy)):
@@ -633,6 +635,14 @@ class LocalMethod:
             scores = template_correlations(pair, conf, [result.field, zero], res, progress, pool)
         if scores is None:
             return result.field
+        moved = float(np.median(np.hypot(result.field.dx, result.field.dy)))
+        finest = pair.native_resolution() * min(f for f, _ in level_schedule(conf, pair.finest_resolution() / pair.native_resolution()))
+        if moved <= 2 * res and finest < res:
+            # a field that barely moves the pair corrects by a pixel or less: judged where such a shift shows
+            with result.timed("verify"):
+                fine = template_correlations(pair, conf, [result.field, zero], finest, progress, pool, max_tiles=4)
+            if fine is not None and len(set(fine[0]) & set(fine[1])) >= conf.verify_min_templates:
+                res, scores = finest, fine
         common = sorted(set(scores[0]) & set(scores[1]))
         gain, z = paired_gain(scores[0], scores[1], common)
         check: dict[str, Any] = {"resolution_m": round(res, 3), "templates": len(common)}
@@ -640,7 +650,6 @@ class LocalMethod:
             check.update(mean_gain=round(gain, 4), z=round(z, 2))
         field_ncc = float(np.mean([scores[0][k] for k in common])) if common else 0.0
         check["mean_ncc"] = round(field_ncc, 4)
-        moved = float(np.median(np.hypot(result.field.dx, result.field.dy)))
         check["median_shift_m"] = round(moved, 2)
         if len(common) < conf.verify_min_templates:
             passed = False

@@ -307,6 +307,21 @@ def test_verification_wants_the_images_to_correlate_through_the_field(nonrigid_p
     assert np.all(result.field.dx == 0) and any("mean correlation through it" in w for w in result.warnings)
 
 
+def test_a_field_that_barely_moves_the_pair_is_judged_at_the_finest_pass(tmp_path):
+    # a 0.8 m shift: within two pixels of the verification pass (the native 0.65 m), so it is judged at the finest
+    # pass (the optical 0.5 m), where a shift of a pixel or less shows
+    spec = SceneSpec(size_m=300.0, seed=11, sar_appearance="luminance", speckle_looks=100.0,
+                     shift=ShiftModel(offset=(0.6, -0.5), nonrigid_m=0.0, seed=11))
+    synthetic = synthesize_pair(tmp_path, spec, "small")
+    pair = RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
+    result = register(pair, "local")
+    check = result.details["verify"]
+    assert check["median_shift_m"] < 2 * pair.native_resolution()
+    assert check["resolution_m"] == pytest.approx(pair.finest_resolution(), rel=0.01)
+    assert check["passed"] is True and check["z"] > 2
+    assert dense_error_px(pair, result.field, synthetic).mean() < 0.5
+
+
 def test_level_templates_shrink_on_small_overlaps():
     assert level_templates(1000, 48, 16) == (48, 16)
     assert level_templates(96, 48, 16) == (48, 16)
