@@ -524,15 +524,20 @@ def _template_count(pair: RegistrationInput, conf: LocalConfig, res: float) -> i
     return (level_grid.width // spacing) * (level_grid.height // spacing) if fits else 0
 
 
+def pass_resolutions(pair: RegistrationInput, conf: LocalConfig) -> list[float]:
+    """The distinct working pixels of the schedule's passes (metres), coarse to fine."""
+    native = pair.native_resolution()
+    return [native * f for f in sorted({f for f, _ in level_schedule(conf, pair.finest_resolution() / native)}, reverse=True)]
+
+
 def resolution_with_templates(pair: RegistrationInput, conf: LocalConfig, minimum: int) -> float:
     """Working pixel of the coarsest pass with at least ``minimum`` templates over the overlap (cheap, and gross
     failures show at any scale); on small overlaps, of the pass with the most templates (the optical level
     included), so a small chip is still judged on as many as it has."""
-    native = pair.native_resolution()
-    factors = sorted({f for f, _ in level_schedule(conf, pair.finest_resolution() / native)}, reverse=True)
-    counts = [_template_count(pair, conf, native * f) for f in factors]
-    plenty = next((f for f, n in zip(factors, counts) if n >= minimum), None)
-    return native * (plenty if plenty is not None else factors[int(np.argmax(counts))])
+    resolutions = pass_resolutions(pair, conf)
+    counts = [_template_count(pair, conf, res) for res in resolutions]
+    plenty = next((res for res, n in zip(resolutions, counts) if n >= minimum), None)
+    return plenty if plenty is not None else resolutions[int(np.argmax(counts))]
 
 
 def paired_gain(better: dict[tuple[int, int], float], base: dict[tuple[int, int], float],
@@ -631,18 +636,19 @@ class LocalMethod:
         # screening drops many templates: ask for plenty
         res = resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)
         zero = DisplacementField.constant(result.field.grid)
+        moved = float(np.median(np.hypot(result.field.dx, result.field.dy)))
+        finest = pass_resolutions(pair, conf)[-1]
+        scores = None
         with result.timed("verify"):
-            scores = template_correlations(pair, conf, [result.field, zero], res, progress, pool)
+            if moved <= 2 * res and finest < res:
+                # a field that barely moves the pair corrects by a pixel or less: judged where such a shift shows
+                fine = template_correlations(pair, conf, [result.field, zero], finest, progress, pool, max_tiles=4)
+                if fine is not None and len(set(fine[0]) & set(fine[1])) >= conf.verify_min_templates:
+                    res, scores = finest, fine
+            if scores is None:
+                scores = template_correlations(pair, conf, [result.field, zero], res, progress, pool)
         if scores is None:
             return result.field
-        moved = float(np.median(np.hypot(result.field.dx, result.field.dy)))
-        finest = pair.native_resolution() * min(f for f, _ in level_schedule(conf, pair.finest_resolution() / pair.native_resolution()))
-        if moved <= 2 * res and finest < res:
-            # a field that barely moves the pair corrects by a pixel or less: judged where such a shift shows
-            with result.timed("verify"):
-                fine = template_correlations(pair, conf, [result.field, zero], finest, progress, pool, max_tiles=4)
-            if fine is not None and len(set(fine[0]) & set(fine[1])) >= conf.verify_min_templates:
-                res, scores = finest, fine
         common = sorted(set(scores[0]) & set(scores[1]))
         gain, z = paired_gain(scores[0], scores[1], common)
         check: dict[str, Any] = {"resolution_m": round(res, 3), "templates": len(common)}
