@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean stac-server
+.PHONY: demo test lint venv clean stac-server
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
@@ -25,7 +25,11 @@ demo: $(STAMP)
 stac-server:
 	@bash .ci/install-stac-server.sh || [ -z "$$COALIGN_REQUIRE_STAC_SERVER" ]
 
-test: $(STAMP) stac-server
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint stac-server
 	$(BIN)/python -m pytest -q
 
 clean:

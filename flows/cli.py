@@ -14,9 +14,8 @@ import logging
 import pkgutil
 import sys
 
-from models.errors import CoalignError
-
 from flows import commands
+from models.errors import CoalignError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,9 @@ class CliProgress:
             return
         bar = self.bars.get(stage)
         if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, unit_scale=True)
+            bar = self.bars[stage] = tqdm(
+                total=total, desc=stage, file=sys.stderr, leave=False, unit_scale=True
+            )
         bar.total = total
         bar.n = done
         bar.refresh()

@@ -1,4 +1,5 @@
-"""The ``register-pair`` flow: fetch → validate → register → warp → score → QA → publish → track, for one pair × method."""
+"""The ``register-pair`` flow: fetch → validate → register → warp → score → QA → publish → track,
+for one pair × method."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from stac.scene import Scene
 from tasks import for_workdir
 from tasks.tracking import track_activation_end, track_activation_start, track_pair, tracking_uri
 
-MLFLOW_MAX_COG_BYTES = 64 * 2**20  # larger products are linked by their STAC href instead of copied into MLflow
+MLFLOW_MAX_COG_BYTES = (
+    64 * 2**20
+)  # larger products are linked by their STAC href instead of copied into MLflow
 
 
 @flow(name="register-pair", log_prints=True)
@@ -39,15 +42,19 @@ def register_pair(
     """Align one optical scene to one SAR scene, score it, publish the products and track the run.
 
     Args:
-        optical: The optical scene record (`stac.scene.Scene.to_record()`: id, href, datetime, footprint, ...).
+        optical: The optical scene record (`stac.scene.Scene.to_record()`: id, href, datetime,
+            footprint, ...).
         sar: The SAR scene record, same shape.
         method: Registration method (`coalign methods` lists them): local, global-affine, zero.
         settings: Method setting overrides, e.g. {"levels": "4,2,1", "radius_px": "12,6,3"}.
-        tiepoints: SN9 tiepoint CSV (sar_row,sar_col,optical_row,optical_col) to score the result; none = not scored.
-        workdir: Working directory for products, cache, catalog and MLflow store (default $COALIGN_WORKDIR or ./coalign-work).
+        tiepoints: SN9 tiepoint CSV (sar_row,sar_col,optical_row,optical_col) to score the result;
+            none = not scored.
+        workdir: Working directory for products, cache, catalog and MLflow store (default
+            $COALIGN_WORKDIR or ./coalign-work).
         activation: Event name: the STAC collection the products are published in.
         overlap_fraction: Footprint overlap found by pairing (checked by the data-quality gate).
-        mlflow_uri: MLflow tracking URI (default: sqlite:///<workdir>/mlflow.db, or $COALIGN_MLFLOW_URI).
+        mlflow_uri: MLflow tracking URI (default: sqlite:///<workdir>/mlflow.db, or
+            $COALIGN_MLFLOW_URI).
         parent_run_id: MLflow run of the activation; none = a standalone parent run for this pair.
         stac_api: Also publish the STAC Item to this STAC API (Transaction extension).
         device: auto (CUDA when the worker has a GPU), cpu or cuda.
@@ -64,68 +71,161 @@ def register_pair(
     reg = t.register(optical_path, sar_path, method, settings or {}, str(out), device)
     aligned = t.warp(optical_path, reg["displacement"], str(out / "aligned_optical.tif"))
     residuals = str(out / "residuals.csv") if tiepoints else None
-    scores = t.score(reg["displacement"], optical_path, sar_path, tiepoints, residuals) if tiepoints else None
-    pictures = t.qa(optical_path, sar_path, reg["displacement"], str(out / "qa"), aligned, residuals)
-    outputs = {"displacement": reg["displacement"], "confidence": reg["confidence"], "aligned_optical": aligned, **pictures,
-               **({"residuals": residuals} if residuals else {})}
-    published = t.publish(PublishedPair(pair_id, o, s, {k: Path(v) for k, v in outputs.items()}, reg["method"], reg["version"],
-                                         activation, scores), str(work.catalog), stac_api)
-    run_id = _track(pair_id, reg, scores, outputs, published["item"], mlflow_uri or tracking_uri(work.root), parent_run_id,
-                    activation, time.perf_counter() - started)
+    scores = (
+        t.score(reg["displacement"], optical_path, sar_path, tiepoints, residuals)
+        if tiepoints
+        else None
+    )
+    pictures = t.qa(
+        optical_path, sar_path, reg["displacement"], str(out / "qa"), aligned, residuals
+    )
+    outputs = {
+        "displacement": reg["displacement"],
+        "confidence": reg["confidence"],
+        "aligned_optical": aligned,
+        **pictures,
+        **({"residuals": residuals} if residuals else {}),
+    }
+    published = t.publish(
+        PublishedPair(
+            pair_id,
+            o,
+            s,
+            {k: Path(v) for k, v in outputs.items()},
+            reg["method"],
+            reg["version"],
+            activation,
+            scores,
+        ),
+        str(work.catalog),
+        stac_api,
+    )
+    run_id = _track(
+        pair_id,
+        reg,
+        scores,
+        outputs,
+        published["item"],
+        mlflow_uri or tracking_uri(work.root),
+        parent_run_id,
+        activation,
+        time.perf_counter() - started,
+    )
 
-    record = {"pair": pair_id, "optical_id": o.id, "sar_id": s.id, "method": reg["method"], "version": reg["version"],
-              "device": reg["device"], "runtime_s": round(time.perf_counter() - started, 2), "matches": reg["matches"],
-              "inliers": reg["inliers"], "score": scores, "item": published["item"], "outputs": outputs,
-              "mlflow_run_id": run_id, "warnings": reg["warnings"]}
+    record = {
+        "pair": pair_id,
+        "optical_id": o.id,
+        "sar_id": s.id,
+        "method": reg["method"],
+        "version": reg["version"],
+        "device": reg["device"],
+        "runtime_s": round(time.perf_counter() - started, 2),
+        "matches": reg["matches"],
+        "inliers": reg["inliers"],
+        "score": scores,
+        "item": published["item"],
+        "outputs": outputs,
+        "mlflow_run_id": run_id,
+        "warnings": reg["warnings"],
+    }
     _report(record, reg["runtime_s"], checks, out)
     return record
 
 
-def _track(pair_id: str, reg: dict[str, Any], scores: dict[str, float] | None, outputs: dict[str, str], item: str, uri: str,
-           parent_run_id: str | None, activation: str, runtime_s: float) -> str:
-    """The MLflow child run of this pair × method (under a standalone parent when run on its own)."""
-    metrics = {"matches": reg["matches"], "inliers": reg["inliers"], "runtime_total_s": runtime_s,
-               **{f"runtime_{k.replace(' ', '_')}_s": v for k, v in reg["runtime_s"].items()},
-               **{k: v for k, v in (scores or {}).items()}}
+def _track(
+    pair_id: str,
+    reg: dict[str, Any],
+    scores: dict[str, float] | None,
+    outputs: dict[str, str],
+    item: str,
+    uri: str,
+    parent_run_id: str | None,
+    activation: str,
+    runtime_s: float,
+) -> str:
+    """The MLflow child run of this pair × method (under a standalone parent when run on its
+    own)."""
+    metrics = {
+        "matches": reg["matches"],
+        "inliers": reg["inliers"],
+        "runtime_total_s": runtime_s,
+        **{f"runtime_{k.replace(' ', '_')}_s": v for k, v in reg["runtime_s"].items()},
+        **{k: v for k, v in (scores or {}).items()},
+    }
     item_dir = Path(item).parent
     artifacts = {}
     for key, path in outputs.items():
         published = item_dir / f"{key}{Path(path).suffix.lower()}"
         big = Path(path).suffix == ".tif" and Path(path).stat().st_size > MLFLOW_MAX_COG_BYTES
         artifacts[key] = published.as_uri() if big else path
-    parent = parent_run_id or track_activation_start(uri=uri, experiment=activation, activation=f"{pair_id} {reg['method']}",
-                                                   params={"pair": pair_id, "standalone": True}, tags={})
-    run_id = track_pair(uri=uri, parent_run_id=parent, run_name=f"{pair_id} {reg['method']}", method=reg["method"],
-                        method_version=reg["version"], config=reg["config"], metrics=metrics,
-                        tags={"coalign.pair": pair_id, "coalign.activation": activation, "coalign.device": reg["device"],
-                              "coalign.stac_item": item}, artifacts=artifacts)
+    parent = parent_run_id or track_activation_start(
+        uri=uri,
+        experiment=activation,
+        activation=f"{pair_id} {reg['method']}",
+        params={"pair": pair_id, "standalone": True},
+        tags={},
+    )
+    run_id = track_pair(
+        uri=uri,
+        parent_run_id=parent,
+        run_name=f"{pair_id} {reg['method']}",
+        method=reg["method"],
+        method_version=reg["version"],
+        config=reg["config"],
+        metrics=metrics,
+        tags={
+            "coalign.pair": pair_id,
+            "coalign.activation": activation,
+            "coalign.device": reg["device"],
+            "coalign.stac_item": item,
+        },
+        artifacts=artifacts,
+    )
     if parent_run_id is None:
-        track_activation_end(uri, parent, {k: v for k, v in metrics.items() if k in ("mean_m", "runtime_total_s")})
+        track_activation_end(
+            uri, parent, {k: v for k, v in metrics.items() if k in ("mean_m", "runtime_total_s")}
+        )
     return run_id
 
 
-def _report(record: dict[str, Any], stage_runtime: dict[str, float], checks: str, out: Path) -> None:
+def _report(
+    record: dict[str, Any], stage_runtime: dict[str, float], checks: str, out: Path
+) -> None:
     """Markdown summary and metrics table artifacts, and ``record.json`` next to the products."""
     s = record["score"]
-    score = (f"mean **{s['mean_m']:.2f} m** ({s['mean_px']:.2f} px), median {s['median_m']:.2f} m, p90 {s['p90_m']:.2f} m "
-             f"over {s['tiepoints']} tiepoints; zero shift {s['zero_mean_m']:.2f} m") if s else "not scored (no tiepoints)"
-    links = "\n".join(f"- {k}: [{Path(v).name}]({Path(v).as_uri()})" for k, v in record["outputs"].items())
+    score = (
+        (
+            f"mean **{s['mean_m']:.2f} m** ({s['mean_px']:.2f} px), median {s['median_m']:.2f} m, p90 {s['p90_m']:.2f} m "
+            f"over {s['tiepoints']} tiepoints; zero shift {s['zero_mean_m']:.2f} m"
+        )
+        if s
+        else "not scored (no tiepoints)"
+    )
+    links = "\n".join(
+        f"- {k}: [{Path(v).name}]({Path(v).as_uri()})" for k, v in record["outputs"].items()
+    )
     create_markdown_artifact(
         key=f"pair-{record['pair']}-{record['method']}"[:100].lower().replace("_", "-"),
         description=f"{record['pair']} {record['method']}",
-        markdown=(f"### {record['pair']} — {record['method']} {record['version']}\n\n- score: {score}\n"
-                  f"- matches {record['matches']}, inliers {record['inliers']}; runtime {record['runtime_s']:.1f} s on "
-                  f"{record['device']}\n- STAC item: [{Path(record['item']).name}]({Path(record['item']).as_uri()})\n"
-                  f"- MLflow run: `{record['mlflow_run_id']}`\n{links}\n\n#### Data-quality gate\n\n{checks}\n"),
+        markdown=(
+            f"### {record['pair']} — {record['method']} {record['version']}\n\n- score: {score}\n"
+            f"- matches {record['matches']}, inliers {record['inliers']}; runtime {record['runtime_s']:.1f} s on "
+            f"{record['device']}\n- STAC item: [{Path(record['item']).name}]({Path(record['item']).as_uri()})\n"
+            f"- MLflow run: `{record['mlflow_run_id']}`\n{links}\n\n#### Data-quality gate\n\n{checks}\n"
+        ),
     )
     rows = [{"metric": k, "value": round(v, 4)} for k, v in (s or {}).items()]
     rows += [{"metric": f"runtime {k} (s)", "value": round(v, 2)} for k, v in stage_runtime.items()]
-    create_table_artifact(rows, description=f"{record['pair']} {record['method']}: score and runtime")
+    create_table_artifact(
+        rows, description=f"{record['pair']} {record['method']}: score and runtime"
+    )
     with atomic_path(out / "record.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, default=str))
     get_run_logger().info("%s %s: %s", record["pair"], record["method"], score.replace("*", ""))
 
 
-def read_record(workdir: str | os.PathLike[str] | None, pair_id: str, method: str) -> dict[str, Any]:
+def read_record(
+    workdir: str | os.PathLike[str] | None, pair_id: str, method: str
+) -> dict[str, Any]:
     """The ``record.json`` a finished register-pair run left next to its products."""
     return json.loads((Workdir.of(workdir).pair(pair_id, method) / "record.json").read_text())

@@ -1,9 +1,11 @@
 """The working directory: every output of a run lives under one folder.
 
 ``<workdir>/catalog/catalog.json`` (published static STAC catalog), ``<workdir>/mlflow.db`` (+
-``mlartifacts/``, the MLflow store), ``<workdir>/cache`` (fetched assets), ``<workdir>/pairs/<pair>/<method>``
+``mlartifacts/``, the MLflow store), ``<workdir>/cache`` (fetched assets),
+``<workdir>/pairs/<pair>/<method>``
 (products of one registration), ``<workdir>/prefect-results`` (task results: the rerun cache).
-Chosen by ``--workdir`` / the ``workdir`` flow parameter, else ``COALIGN_WORKDIR``, else ``./coalign-work``.
+Chosen by ``--workdir`` / the ``workdir`` flow parameter, else ``COALIGN_WORKDIR``, else
+``./coalign-work``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class Workdir:
     root: Path
 
     @classmethod
-    def of(cls, value: str | os.PathLike[str] | None) -> "Workdir":
+    def of(cls, value: str | os.PathLike[str] | None) -> Workdir:
         return cls(Path(value or default_workdir()).expanduser().resolve())
 
     @property

@@ -1,1 +1,2 @@
-"""Registration engine: grids, rasters, preprocessing, matchers, methods, displacement maps, scoring."""
+"""Registration engine: grids, rasters, preprocessing, matchers, methods, displacement maps,
+scoring."""

@@ -134,7 +134,8 @@ class Case:
 
     @property
     def tiepoint_sets(self) -> dict[str, Path]:
-        """Named tiepoint files: ``field`` (through the known field) and/or ``real`` (CFOG's own)."""
+        """Named tiepoint files: ``field`` (through the known field) and/or ``real`` (CFOG's
+        own)."""
         return {k: self.folder / v for k, v in self.meta["tiepoints"].items()}
 
 
@@ -144,7 +145,9 @@ class Case:
 def _read(path: Path) -> np.ndarray:
     """All bands of an image file (GeoTIFF or JPEG/PNG) as (bands, H, W)."""
     if not path.is_file():
-        raise InputError(f"benchmark source {path} is missing; check ../shared/data/pairs (see its README)")
+        raise InputError(
+            f"benchmark source {path} is missing; check ../shared/data/pairs (see its README)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(path) as ds:
@@ -165,15 +168,27 @@ def load_cfog(folder: Path) -> AlignedPair:
     try:
         cp = np.loadtxt(cp_path, ndmin=2)
     except (OSError, ValueError) as exc:
-        raise InputError(f"CFOG tiepoints {cp_path} unreadable ({exc}); expected 4 columns ref_x ref_y sen_x sen_y") from exc
+        raise InputError(
+            f"CFOG tiepoints {cp_path} unreadable ({exc}); expected 4 columns ref_x ref_y sen_x sen_y"
+        ) from exc
     if cp.shape[1] != 4:
-        raise InputError(f"CFOG tiepoints {cp_path} have {cp.shape[1]} columns; expected 4 (ref_x ref_y sen_x sen_y)")
+        raise InputError(
+            f"CFOG tiepoints {cp_path} have {cp.shape[1]} columns; expected 4 (ref_x ref_y sen_x sen_y)"
+        )
     if optical.shape[1:] != sar.shape[1:]:
-        raise InputError(f"CFOG optical {optical.shape[1:]} and SAR {sar.shape[1:]} differ in size; expected one lattice")
+        raise InputError(
+            f"CFOG optical {optical.shape[1:]} and SAR {sar.shape[1:]} differ in size; expected one lattice"
+        )
     # MATLAB pixel coordinates put pixel centres at 1, 2, ...: the corner convention is x - 0.5
     return AlignedPair(
-        "cfog", "cfog", optical, _gray(sar), "uint8", DATASET_PIXEL_M["cfog"],
-        real_tiepoints=cp - 0.5, source=str(folder),
+        "cfog",
+        "cfog",
+        optical,
+        _gray(sar),
+        "uint8",
+        DATASET_PIXEL_M["cfog"],
+        real_tiepoints=cp - 0.5,
+        source=str(folder),
     )
 
 
@@ -182,8 +197,18 @@ def load_vsff(folder: Path) -> AlignedPair:
     optical = _read(folder / "optical" / "WHU-OPT-SAR.tif")
     sar = _read(folder / "sar" / "WHU-OPT-SAR.tif")
     if optical.shape[1:] != sar.shape[1:]:
-        raise InputError(f"VSFF optical {optical.shape[1:]} and SAR {sar.shape[1:]} differ in size; expected one lattice")
-    return AlignedPair("vsff", "vsff", optical[:3], _gray(sar), "uint8", DATASET_PIXEL_M["vsff"], source=str(folder))
+        raise InputError(
+            f"VSFF optical {optical.shape[1:]} and SAR {sar.shape[1:]} differ in size; expected one lattice"
+        )
+    return AlignedPair(
+        "vsff",
+        "vsff",
+        optical[:3],
+        _gray(sar),
+        "uint8",
+        DATASET_PIXEL_M["vsff"],
+        source=str(folder),
+    )
 
 
 def srif_resample(optical: np.ndarray, sar: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -199,12 +224,21 @@ def srif_resample(optical: np.ndarray, sar: np.ndarray, gt: np.ndarray) -> np.nd
     q = 256.0 / w
     mx = gt[0, 0] * cols * q + gt[0, 1] * rows * q + gt[0, 2]
     my = gt[1, 0] * cols * q + gt[1, 1] * rows * q + gt[1, 2]
-    return cv2.remap(s, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    return cv2.remap(
+        s,
+        mx.astype(np.float32),
+        my.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float("nan"),
+    )
 
 
-def _srif_checks(folder: Path, numbers: list[int], cache: Path | None, log: Callable[[str], None]) -> dict[int, SrifCheck | str]:
-    """Each pair's ground-truth check (or why it could not be read), reusing ``cache`` where the files are unchanged."""
+def _srif_checks(
+    folder: Path, numbers: list[int], cache: Path | None, log: Callable[[str], None]
+) -> dict[int, SrifCheck | str]:
+    """Each pair's ground-truth check (or why it could not be read), reusing ``cache`` where the
+    files are unchanged."""
     stored: dict[str, Any] = {}
     if cache is not None and cache.is_file():
         try:
@@ -227,7 +261,11 @@ def _srif_checks(folder: Path, numbers: list[int], cache: Path | None, log: Call
                 continue
             log(f"checking SRIF pair{n} ground truth ({i + 1}/{len(numbers)})")
             out[n] = check_srif_gt(_gray(_read(files[1])), _gray(_read(files[2])), gt)
-            stored[str(n)] = {"sha1": digest, "config": SRIF_CHECK_VERSION, "check": out[n].to_dict()}
+            stored[str(n)] = {
+                "sha1": digest,
+                "config": SRIF_CHECK_VERSION,
+                "check": out[n].to_dict(),
+            }
             changed = True
         except (OSError, ValueError, InputError) as exc:
             out[n] = f"unreadable ({exc})"
@@ -238,8 +276,12 @@ def _srif_checks(folder: Path, numbers: list[int], cache: Path | None, log: Call
     return out
 
 
-def load_srif(folder: Path, min_coverage: float = 0.75, checks: Path | None = None,
-              log: Callable[[str], None] = lambda _: None) -> tuple[list[AlignedPair], list[dict[str, str]]]:
+def load_srif(
+    folder: Path,
+    min_coverage: float = 0.75,
+    checks: Path | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[list[AlignedPair], list[dict[str, str]]]:
     """SRIF: every ``pairN`` whose rotation is verified, resampled onto its optical chip.
 
     The shipped matrices are checked first (:mod:`models._bench_srif`): most do not
@@ -249,14 +291,21 @@ def load_srif(folder: Path, min_coverage: float = 0.75, checks: Path | None = No
     checks (a JSON file, keyed by the files' content).
     """
     pairs, skipped = [], []
-    numbers = sorted(int(p.stem.split("_")[1]) for p in folder.glob("gt_*.txt") if p.stem.split("_")[1].isdigit())
+    numbers = sorted(
+        int(p.stem.split("_")[1]) for p in folder.glob("gt_*.txt") if p.stem.split("_")[1].isdigit()
+    )
     for n, check in _srif_checks(folder, numbers, checks, log).items():
         label = f"srif pair{n}"
         if isinstance(check, str):
             skipped.append({"source": label, "reason": check})
             continue
         if not check.verified:
-            skipped.append({"source": label, "reason": f"ground truth unverifiable: {check.reason} (the matrix says {check.gt_deg:.0f}°)"})
+            skipped.append(
+                {
+                    "source": label,
+                    "reason": f"ground truth unverifiable: {check.reason} (the matrix says {check.gt_deg:.0f}°)",
+                }
+            )
             continue
         optical = _read(folder / f"pair{n}_1.jpg")
         if optical.shape[0] >= 3:
@@ -264,28 +313,49 @@ def load_srif(folder: Path, min_coverage: float = 0.75, checks: Path | None = No
         resampled = srif_resample(optical, _read(folder / f"pair{n}_2.jpg"), np.array(check.matrix))
         coverage = float(np.isfinite(resampled).mean())
         if coverage < min_coverage:
-            skipped.append({"source": label, "reason": f"only {coverage:.0%} of the optical chip lands on valid SAR"})
+            skipped.append(
+                {
+                    "source": label,
+                    "reason": f"only {coverage:.0%} of the optical chip lands on valid SAR",
+                }
+            )
             continue
-        pairs.append(AlignedPair(
-            f"srif-{n:02d}", "srif", optical, resampled, "uint8", DATASET_PIXEL_M["srif"],
-            source=str(folder / f"pair{n}_1.jpg"),
-            note=(f"SAR coverage {coverage:.0%}; rotation {check.found_deg:.2f}° (matrix {check.gt_deg:.0f}°, "
-                  f"mutual information {check.mi_deg:.0f}°), shift {check.shift_px[0]:.2f}, {check.shift_px[1]:.2f} px"),
-        ))
+        pairs.append(
+            AlignedPair(
+                f"srif-{n:02d}",
+                "srif",
+                optical,
+                resampled,
+                "uint8",
+                DATASET_PIXEL_M["srif"],
+                source=str(folder / f"pair{n}_1.jpg"),
+                note=(
+                    f"SAR coverage {coverage:.0%}; rotation {check.found_deg:.2f}° (matrix {check.gt_deg:.0f}°, "
+                    f"mutual information {check.mi_deg:.0f}°), shift {check.shift_px[0]:.2f}, {check.shift_px[1]:.2f} px"
+                ),
+            )
+        )
     return pairs, skipped
 
 
 def load_bigearthnet(folder: Path) -> tuple[list[AlignedPair], list[dict[str, str]]]:
-    """BigEarthNet: Sentinel-1 VV (dB) as SAR, Sentinel-2 B04/B03/B02 as optical, real 10 m UTM grid."""
+    """BigEarthNet: Sentinel-1 VV (dB) as SAR, Sentinel-2 B04/B03/B02 as optical, real 10 m UTM
+    grid."""
     pairs, skipped = [], []
-    s2 = {"_".join(d.name.split("_")[-2:]): d for d in (folder / "BigEarthNet-S2-Example").glob("*") if d.is_dir()}
+    s2 = {
+        "_".join(d.name.split("_")[-2:]): d
+        for d in (folder / "BigEarthNet-S2-Example").glob("*")
+        if d.is_dir()
+    }
     for d in sorted((folder / "BigEarthNet-S1-Example").glob("*")):
         if not d.is_dir():
             continue
         key = "_".join(d.name.split("_")[-2:])
         vv = d / f"{d.name}_VV.tif"
         if key not in s2 or not vv.is_file():
-            skipped.append({"source": f"bigearthnet {d.name}", "reason": "no matching S2 patch or no VV band"})
+            skipped.append(
+                {"source": f"bigearthnet {d.name}", "reason": "no matching S2 patch or no VV band"}
+            )
             continue
         bands = [s2[key] / f"{s2[key].name}_{b}.tif" for b in ("B04", "B03", "B02")]
         if not all(b.is_file() for b in bands):
@@ -295,23 +365,41 @@ def load_bigearthnet(folder: Path) -> tuple[list[AlignedPair], list[dict[str, st
             sar, crs, transform = ds.read(1).astype(np.float32), ds.crs, ds.transform
         optical = np.stack([_read(b)[0] for b in bands])
         if optical.shape[1:] != sar.shape:
-            skipped.append({"source": f"bigearthnet {d.name}", "reason": "S1 and S2 patch sizes differ"})
+            skipped.append(
+                {"source": f"bigearthnet {d.name}", "reason": "S1 and S2 patch sizes differ"}
+            )
             continue
-        pairs.append(AlignedPair(
-            f"bigearthnet-{key}", "bigearthnet", optical, sar, "float32", abs(transform.a),
-            crs=crs.to_string(), transform=transform, source=str(d),
-        ))
+        pairs.append(
+            AlignedPair(
+                f"bigearthnet-{key}",
+                "bigearthnet",
+                optical,
+                sar,
+                "float32",
+                abs(transform.a),
+                crs=crs.to_string(),
+                transform=transform,
+                source=str(d),
+            )
+        )
     return pairs, skipped
 
 
-def load_pairs(root: Path, kinds: tuple[str, ...] = KINDS, work: Path | None = None,
-               log: Callable[[str], None] = lambda _: None) -> tuple[dict[str, list[AlignedPair]], list[dict[str, str]]]:
-    """The pre-aligned pairs of each kind found under ``root`` (a ``pairs/`` folder); absent kinds are skipped.
+def load_pairs(
+    root: Path,
+    kinds: tuple[str, ...] = KINDS,
+    work: Path | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[dict[str, list[AlignedPair]], list[dict[str, str]]]:
+    """The pre-aligned pairs of each kind found under ``root`` (a ``pairs/`` folder); absent kinds
+    are skipped.
 
     ``work``: where the SRIF ground-truth checks are cached (``srif-checks.json``).
     """
     if not root.is_dir():
-        raise InputError(f"benchmark data folder {root} not found; give --data (the ../shared/data/pairs folder)")
+        raise InputError(
+            f"benchmark data folder {root} not found; give --data (the ../shared/data/pairs folder)"
+        )
     loaders = {
         "cfog": lambda p: ([load_cfog(p)], []),
         "vsff": lambda p: ([load_vsff(p)], []),
@@ -340,7 +428,8 @@ def case_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def draw_recipe(pair: AlignedPair, name: str, seed: int, rotated: bool) -> WarpRecipe:
-    """Grids and an SN9-like field for one case, drawn from ``(seed, name)``; never tuned to results."""
+    """Grids and an SN9-like field for one case, drawn from ``(seed, name)``; never tuned to
+    results."""
     rng = case_rng(seed, name)
     h, w = pair.shape
     px = pair.pixel_m
@@ -363,12 +452,22 @@ def draw_recipe(pair: AlignedPair, name: str, seed: int, rotated: bool) -> WarpR
         seed=int(rng.integers(2**31)),
     )
     rotation = float(rng.uniform(*ROTATION_DEG) * rng.choice([-1.0, 1.0])) if rotated else 0.0
-    return WarpRecipe(crs, (float(origin[0]), float(origin[1])), px, float(rng.uniform(*SAR_FACTOR)), rotation, shift,
-                      int(rng.integers(2**31)))
+    return WarpRecipe(
+        crs,
+        (float(origin[0]), float(origin[1])),
+        px,
+        float(rng.uniform(*SAR_FACTOR)),
+        rotation,
+        shift,
+        int(rng.integers(2**31)),
+    )
 
 
-def plan_cases(pairs: dict[str, list[AlignedPair]], seed: int, warped_per_pair: dict[str, int] | None = None) -> list[CaseSpec]:
-    """The case list: CFOG unwarped + warped variants, VSFF variants, one case per SRIF/BigEarthNet pair.
+def plan_cases(
+    pairs: dict[str, list[AlignedPair]], seed: int, warped_per_pair: dict[str, int] | None = None
+) -> list[CaseSpec]:
+    """The case list: CFOG unwarped + warped variants, VSFF variants, one case per SRIF/BigEarthNet
+    pair.
 
     Rotation alternates (first case of each kind rotated) so every kind has both grids.
     """
@@ -382,7 +481,11 @@ def plan_cases(pairs: dict[str, list[AlignedPair]], seed: int, warped_per_pair: 
             n = per_pair.get(kind, 1)
             for v in range(n):
                 name = f"{pair.name}-w{v}" if n > 1 else pair.name
-                specs.append(CaseSpec(name, kind, pair, draw_recipe(pair, name, seed, rotated=i % 2 == 0), seed))
+                specs.append(
+                    CaseSpec(
+                        name, kind, pair, draw_recipe(pair, name, seed, rotated=i % 2 == 0), seed
+                    )
+                )
                 i += 1
     return specs
 
@@ -390,7 +493,9 @@ def plan_cases(pairs: dict[str, list[AlignedPair]], seed: int, warped_per_pair: 
 # ---------------------------------------------------------------- building
 
 
-def inverse_field(shift: ShiftModel, x: np.ndarray, y: np.ndarray, iterations: int = 30, tol_m: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+def inverse_field(
+    shift: ShiftModel, x: np.ndarray, y: np.ndarray, iterations: int = 30, tol_m: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
     """The ground ``Y`` with ``Y + d(Y) = X`` by fixed-point iteration (converges for |∇d| < 1)."""
     gx, gy = np.asarray(x, float).copy(), np.asarray(y, float).copy()
     for _ in range(iterations):
@@ -400,11 +505,14 @@ def inverse_field(shift: ShiftModel, x: np.ndarray, y: np.ndarray, iterations: i
         gx, gy = nx, ny
         if step < tol_m:
             return gx, gy
-    raise ValueError(f"inverse of the displacement field did not converge (last step {step:.3g} m): field too steep")
+    raise ValueError(
+        f"inverse of the displacement field did not converge (last step {step:.3g} m): field too steep"
+    )
 
 
 def sar_grid_for(optical: Grid, recipe: WarpRecipe) -> Grid:
-    """The SAR grid: its own pixel size, centred on the optical centre moved by the field, rotated."""
+    """The SAR grid: its own pixel size, centred on the optical centre moved by the field,
+    rotated."""
     res = recipe.optical_m * recipe.sar_factor
     w_m, h_m = optical.width * recipe.optical_m, optical.height * recipe.optical_m
     nx, ny = int(math.ceil(w_m / res)), int(math.ceil(h_m / res))
@@ -431,13 +539,22 @@ def prefilter(sar: np.ndarray, factor: float) -> np.ndarray:
 
 
 def sample_ground(ground: np.ndarray, lattice: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear sample of a ground raster (on ``lattice``) at map points; NaN outside or near no data."""
+    """Bilinear sample of a ground raster (on ``lattice``) at map points; NaN outside or near no
+    data."""
     col, row = lattice.map_to_pixel(x, y)
-    return cv2.remap(ground, (col - 0.5).astype(np.float32), (row - 0.5).astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    return cv2.remap(
+        ground,
+        (col - 0.5).astype(np.float32),
+        (row - 0.5).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float("nan"),
+    )
 
 
-def jittered_pixels(width: int, height: int, cells: int, rng: np.random.Generator, margin: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def jittered_pixels(
+    width: int, height: int, cells: int, rng: np.random.Generator, margin: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """One random integer pixel per cell of a ``cells``×``cells`` grid (rows, cols)."""
     ce = np.linspace(margin, width - margin, cells + 1)
     re = np.linspace(margin, height - margin, cells + 1)
@@ -459,7 +576,12 @@ def _sar_to_file_dtype(sar: np.ndarray, dtype: str) -> tuple[np.ndarray, float |
 def write_array(path: Path, grid: Grid, data: np.ndarray, nodata: float | None) -> None:
     """An in-memory (bands, H, W) array as a COG (tiled, compressed, overviews), block by block."""
     spec = CogSpec(count=data.shape[0], dtype=str(data.dtype), nodata=nodata, block=256)
-    write_cog(path, grid, spec, lambda w: data[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width])
+    write_cog(
+        path,
+        grid,
+        spec,
+        lambda w: data[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width],
+    )
 
 
 def _valid_at(valid: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
@@ -471,7 +593,12 @@ def _valid_at(valid: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray
 
 
 def _grid_dict(g: Grid) -> dict[str, Any]:
-    return {"crs": g.crs.to_string(), "transform": list(g.transform)[:6], "width": g.width, "height": g.height}
+    return {
+        "crs": g.crs.to_string(),
+        "transform": list(g.transform)[:6],
+        "width": g.width,
+        "height": g.height,
+    }
 
 
 def _optical_grid(pair: AlignedPair, origin: tuple[float, float], crs: str) -> Grid:
@@ -484,12 +611,22 @@ def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
     """Write optical.tif, sar.tif, tiepoint CSVs into ``folder``; returns the case metadata."""
     pair, recipe = spec.pair, spec.recipe
     meta: dict[str, Any] = {
-        "name": spec.name, "kind": spec.kind, "source": pair.source, "note": pair.note, "seed": spec.seed,
-        "builder_version": BUILDER_VERSION, "warped": recipe is not None, "tiepoints": {},
+        "name": spec.name,
+        "kind": spec.kind,
+        "source": pair.source,
+        "note": pair.note,
+        "seed": spec.seed,
+        "builder_version": BUILDER_VERSION,
+        "warped": recipe is not None,
+        "tiepoints": {},
     }
     if recipe is None:
         # the real pair on one shared grid with its real tiepoints
-        origin = (pair.transform.c, pair.transform.f) if pair.transform is not None else (500000.0, 4100000.0)
+        origin = (
+            (pair.transform.c, pair.transform.f)
+            if pair.transform is not None
+            else (500000.0, 4100000.0)
+        )
         optical = _optical_grid(pair, origin, pair.crs)
         sar_grid = optical
         sar = pair.sar
@@ -508,7 +645,12 @@ def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
     meta["sar_valid_fraction"] = round(float(valid.mean()), 4)
 
     if recipe is not None:
-        rows, cols = jittered_pixels(optical.width, optical.height, TIEPOINT_CELLS, np.random.default_rng(recipe.tiepoint_seed))
+        rows, cols = jittered_pixels(
+            optical.width,
+            optical.height,
+            TIEPOINT_CELLS,
+            np.random.default_rng(recipe.tiepoint_seed),
+        )
         xo, yo = optical.pixel_to_map(cols, rows)
         dx, dy = recipe.shift(xo, yo)
         sc, sr = sar_grid.map_to_pixel(xo + dx, yo + dy)
@@ -521,11 +663,18 @@ def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
         rt = pair.real_tiepoints
         oc, orow, scol, srow = rt[:, 0], rt[:, 1], rt[:, 2], rt[:, 3]
         if recipe is not None:
-            # the real SAR feature sits at ground Y_s on the shared lattice and moves to Y_s + d(Y_s)
+            # the real SAR feature sits at ground Y_s on the shared lattice and moves to Y_s +
+            # d(Y_s)
             xg, yg = optical.pixel_to_map(scol, srow)
             dx, dy = recipe.shift(xg, yg)
             scol, srow = sar_grid.map_to_pixel(xg + dx, yg + dy)
-        ok = _valid_at(valid, scol, srow) & (oc >= 0) & (orow >= 0) & (oc < optical.width) & (orow < optical.height)
+        ok = (
+            _valid_at(valid, scol, srow)
+            & (oc >= 0)
+            & (orow >= 0)
+            & (oc < optical.width)
+            & (orow < optical.height)
+        )
         tp = Tiepoints(srow[ok], scol[ok], orow[ok], oc[ok])
         write_tiepoints(folder / "real_tiepoints.csv", tp, decimals=3)
         meta["tiepoints"]["real"] = "real_tiepoints.csv"
@@ -535,13 +684,16 @@ def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
 
 
 def _cache_key(spec: CaseSpec) -> str:
-    recipe = json.dumps(dataclasses.asdict(spec.recipe), sort_keys=True) if spec.recipe else "unwarped"
+    recipe = (
+        json.dumps(dataclasses.asdict(spec.recipe), sort_keys=True) if spec.recipe else "unwarped"
+    )
     # the note carries how the pair was made from its source (SRIF: the rotation used)
     return f"{BUILDER_VERSION}|{spec.seed}|{spec.pair.source}|{spec.pair.note}|{spec.pair.pixel_m}|{recipe}"
 
 
 def build_case(spec: CaseSpec, cases_root: Path, rebuild: bool = False) -> Case:
-    """The case under ``cases_root/<name>``, built (atomically: temp folder then rename) when missing or stale."""
+    """The case under ``cases_root/<name>``, built (atomically: temp folder then rename) when
+    missing or stale."""
     folder = cases_root / spec.name
     meta_path = folder / "case.json"
     key = _cache_key(spec)
@@ -569,8 +721,11 @@ def build_case(spec: CaseSpec, cases_root: Path, rebuild: bool = False) -> Case:
 # ---------------------------------------------------------------- references without registration
 
 
-def oracle_affine_shift(tiepoints: Tiepoints, optical: Grid, sar: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """The best affine (least squares, map coordinates) through the reference tiepoints, as SN9 shifts (px).
+def oracle_affine_shift(
+    tiepoints: Tiepoints, optical: Grid, sar: Grid
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best affine (least squares, map coordinates) through the reference tiepoints, as SN9
+    shifts (px).
 
     The limit of any global model: no single affine predicts the tiepoints better.
     """
@@ -584,7 +739,8 @@ def oracle_affine_shift(tiepoints: Tiepoints, optical: Grid, sar: Grid) -> tuple
 
 
 def reference_scores(tiepoints: Tiepoints, optical: Grid, sar: Grid) -> dict[str, dict[str, float]]:
-    """Zero-shift, oracle-affine and exact-reference errors (SN9 rounding and exact) at the tiepoints.
+    """Zero-shift, oracle-affine and exact-reference errors (SN9 rounding and exact) at the
+    tiepoints.
 
     ``exact``: predicting the true shift itself; under SN9's rounding of the reference it
     still scores about 0.38 px (the mean distance to the nearest integer pair), the floor
@@ -594,9 +750,15 @@ def reference_scores(tiepoints: Tiepoints, optical: Grid, sar: Grid) -> dict[str
     odx, ody = oracle_affine_shift(tiepoints, optical, sar)
     edx, edy = reference_shift(tiepoints, optical, sar, rounding=False)
     out = {}
-    for name, (pdx, pdy) in {"zero": (zero, zero), "oracle_affine": (odx, ody), "exact": (edx, edy)}.items():
+    for name, (pdx, pdy) in {
+        "zero": (zero, zero),
+        "oracle_affine": (odx, ody),
+        "exact": (edx, edy),
+    }.items():
         out[name] = score_shifts(pdx, pdy, tiepoints, optical, sar, rounding=True).summary()
-        out[f"{name}_exact"] = score_shifts(pdx, pdy, tiepoints, optical, sar, rounding=False).summary()
+        out[f"{name}_exact"] = score_shifts(
+            pdx, pdy, tiepoints, optical, sar, rounding=False
+        ).summary()
     return out
 
 
@@ -610,7 +772,9 @@ def case_grids(case: Case) -> tuple[Grid, Grid]:
 def case_references(case: Case) -> dict[str, dict[str, dict[str, float]]]:
     """Zero and oracle-affine scores of every tiepoint set of a built case."""
     optical, sar = case_grids(case)
-    return {k: reference_scores(read_tiepoints(p), optical, sar) for k, p in case.tiepoint_sets.items()}
+    return {
+        k: reference_scores(read_tiepoints(p), optical, sar) for k, p in case.tiepoint_sets.items()
+    }
 
 
 def case_shift(case: Case) -> ShiftModel | None:
@@ -622,7 +786,8 @@ def case_shift(case: Case) -> ShiftModel | None:
 
 
 def case_agreement(case: Case) -> dict[str, dict[str, float]]:
-    """Structural agreement (:func:`models.methods.local.structural_agreement`) of the pair under its reference field and
+    """Structural agreement (:func:`models.methods.local.structural_agreement`) of the pair under
+    its reference field and
     under no shift: a reference that scores no better than no shift does not line the images up."""
     from models.methods.base import RegistrationInput, field_grid
     from models.methods.local import structural_agreement
@@ -651,6 +816,17 @@ def field_shift_px(case: Case, tiepoints: Tiepoints) -> tuple[np.ndarray, np.nda
 
 
 __all__ = [
-    "AlignedPair", "Case", "CaseSpec", "WarpRecipe", "build_case", "case_agreement", "case_references", "draw_recipe", "field_shift_px",
-    "load_pairs", "oracle_affine_shift", "plan_cases", "reference_scores",
+    "AlignedPair",
+    "Case",
+    "CaseSpec",
+    "WarpRecipe",
+    "build_case",
+    "case_agreement",
+    "case_references",
+    "draw_recipe",
+    "field_shift_px",
+    "load_pairs",
+    "oracle_affine_shift",
+    "plan_cases",
+    "reference_scores",
 ]

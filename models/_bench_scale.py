@@ -1,4 +1,5 @@
-"""Scene-scale benchmark cases: up to 10 000² optical (0.5 m) / rotated SAR (0.65 m), tiled from real pairs.
+"""Scene-scale benchmark cases: up to 10 000² optical (0.5 m) / rotated SAR (0.65 m), tiled from
+real pairs.
 
 The ground is an endless mosaic of 500-px tiles cut from the pre-aligned real
 pairs (VSFF and CFOG), each tile with its own random crop, rotation by a
@@ -33,7 +34,14 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from models._bench_cases import (
-    BUILDER_VERSION, AlignedPair, Case, _grid_dict, case_rng, inverse_field, jittered_pixels, prefilter,
+    BUILDER_VERSION,
+    AlignedPair,
+    Case,
+    _grid_dict,
+    case_rng,
+    inverse_field,
+    jittered_pixels,
+    prefilter,
 )
 from models.cog import CogSpec, write_cog
 from models.grid import Grid
@@ -59,14 +67,21 @@ class ScaleRecipe:
     full_side: int = FULL_SIDE
 
     def full_grid(self) -> Grid:
-        return Grid(CRS.from_user_input(self.crs), Affine(self.optical_m, 0.0, self.origin[0], 0.0, -self.optical_m, self.origin[1]),
-                    self.full_side, self.full_side)
+        return Grid(
+            CRS.from_user_input(self.crs),
+            Affine(self.optical_m, 0.0, self.origin[0], 0.0, -self.optical_m, self.origin[1]),
+            self.full_side,
+            self.full_side,
+        )
 
 
 def draw_scale_recipe(seed: int) -> ScaleRecipe:
     rng = case_rng(seed, "scale")
     optical_m = 0.5
-    origin = (float(math.floor(rng.uniform(350e3, 650e3))), float(math.floor(rng.uniform(4.0e6, 4.2e6))))
+    origin = (
+        float(math.floor(rng.uniform(350e3, 650e3))),
+        float(math.floor(rng.uniform(4.0e6, 4.2e6))),
+    )
     side_m = FULL_SIDE * optical_m
     centre = (origin[0] + side_m / 2, origin[1] - side_m / 2)
     mag, ang = rng.uniform(25.0, 35.0), rng.uniform(0, 2 * math.pi)
@@ -83,14 +98,21 @@ def draw_scale_recipe(seed: int) -> ScaleRecipe:
 
 
 class Mosaic:
-    """The endless tiled ground: any pixel window of the lattice, optical (3×uint8) and SAR (float32)."""
+    """The endless tiled ground: any pixel window of the lattice, optical (3×uint8) and SAR
+    (float32)."""
 
-    def __init__(self, sources: list[AlignedPair], seed: int, tile_px: int = TILE_PX, cache: int = 64) -> None:
+    def __init__(
+        self, sources: list[AlignedPair], seed: int, tile_px: int = TILE_PX, cache: int = 64
+    ) -> None:
         self.sources = []
         for p in sources:
-            optical = p.optical[:3] if p.optical.shape[0] >= 3 else np.repeat(p.optical[:1], 3, axis=0)
+            optical = (
+                p.optical[:3] if p.optical.shape[0] >= 3 else np.repeat(p.optical[:1], 3, axis=0)
+            )
             if optical.dtype != np.uint8 or min(p.shape) < tile_px:
-                raise ValueError(f"mosaic source {p.name}: needs uint8 optical at least {tile_px}² (got {optical.dtype}, {p.shape})")
+                raise ValueError(
+                    f"mosaic source {p.name}: needs uint8 optical at least {tile_px}² (got {optical.dtype}, {p.shape})"
+                )
             self.sources.append((optical, np.nan_to_num(p.sar, nan=0.0).astype(np.float32)))
         self.seed = seed
         self.tile_px = tile_px
@@ -98,7 +120,8 @@ class Mosaic:
         self._cache_size = cache
 
     def tile(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """Tile (row i, column j): a random crop of a random source, rotated by k·90° and maybe flipped."""
+        """Tile (row i, column j): a random crop of a random source, rotated by k·90° and maybe
+        flipped."""
         key = (i, j)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -119,7 +142,9 @@ class Mosaic:
             self._cache.popitem(last=False)
         return out
 
-    def window(self, col0: int, row0: int, width: int, height: int, want: str = "both") -> tuple[np.ndarray | None, np.ndarray | None]:
+    def window(
+        self, col0: int, row0: int, width: int, height: int, want: str = "both"
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Optical (3, h, w) and/or SAR (h, w) of a lattice window (indices may be negative)."""
         t = self.tile_px
         optical = np.empty((3, height, width), np.uint8) if want in ("both", "optical") else None
@@ -139,7 +164,8 @@ class Mosaic:
 
 
 def scale_grids(recipe: ScaleRecipe, side: int) -> tuple[Grid, Grid, int]:
-    """Optical grid (centred ``side``² window of the full lattice), rotated SAR grid, and the window offset."""
+    """Optical grid (centred ``side``² window of the full lattice), rotated SAR grid, and the window
+    offset."""
     full = recipe.full_grid()
     off = (recipe.full_side - side) // 2
     optical = full.window_grid(off, off, side, side)
@@ -160,12 +186,16 @@ def _corner_nodata(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
     return (np.abs(rows - n / 2) + np.abs(cols - n / 2)) > 0.92 * n
 
 
-def build_scale_files(recipe: ScaleRecipe, mosaic: Mosaic, side: int, folder: Path) -> dict[str, Any]:
+def build_scale_files(
+    recipe: ScaleRecipe, mosaic: Mosaic, side: int, folder: Path
+) -> dict[str, Any]:
     optical, sar_grid, off = scale_grids(recipe, side)
     full = recipe.full_grid()
 
     def optical_block(w: Window) -> np.ndarray:
-        o, _ = mosaic.window(off + int(w.col_off), off + int(w.row_off), int(w.width), int(w.height), "optical")
+        o, _ = mosaic.window(
+            off + int(w.col_off), off + int(w.row_off), int(w.width), int(w.height), "optical"
+        )
         return o  # type: ignore[return-value]
 
     factor = recipe.sar_m / recipe.optical_m
@@ -178,37 +208,76 @@ def build_scale_files(recipe: ScaleRecipe, mosaic: Mosaic, side: int, folder: Pa
         c0, r0 = int(math.floor(col.min())) - 4, int(math.floor(row.min())) - 4
         c1, r1 = int(math.ceil(col.max())) + 4, int(math.ceil(row.max())) + 4
         _, ground = mosaic.window(c0, r0, c1 - c0, r1 - r0, "sar")
-        values = cv2.remap(prefilter(ground, factor), (col - 0.5 - c0).astype(np.float32), (row - 0.5 - r0).astype(np.float32),
-                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        values = cv2.remap(
+            prefilter(ground, factor),
+            (col - 0.5 - c0).astype(np.float32),
+            (row - 0.5 - r0).astype(np.float32),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         out = np.clip(np.rint(values), 1, 255).astype(np.uint8)
-        rr, cc = np.mgrid[int(w.row_off) : int(w.row_off + w.height), int(w.col_off) : int(w.col_off + w.width)]
+        rr, cc = np.mgrid[
+            int(w.row_off) : int(w.row_off + w.height), int(w.col_off) : int(w.col_off + w.width)
+        ]
         out[_corner_nodata(rr + 0.5, cc + 0.5, sar_grid.width)] = 0
         return out[None]
 
-    write_cog(folder / "optical.tif", optical, CogSpec(count=3, dtype="uint8", nodata=None, block=512), optical_block)
-    write_cog(folder / "sar.tif", sar_grid, CogSpec(count=1, dtype="uint8", nodata=0, block=512), sar_block)
+    write_cog(
+        folder / "optical.tif",
+        optical,
+        CogSpec(count=3, dtype="uint8", nodata=None, block=512),
+        optical_block,
+    )
+    write_cog(
+        folder / "sar.tif",
+        sar_grid,
+        CogSpec(count=1, dtype="uint8", nodata=0, block=512),
+        sar_block,
+    )
 
     rows, cols = jittered_pixels(side, side, 20, np.random.default_rng([recipe.seed, side]))
     xo, yo = optical.pixel_to_map(cols, rows)
     dx, dy = recipe.shift(xo, yo)
     sc, sr = sar_grid.map_to_pixel(xo + dx, yo + dy)
     n = sar_grid.width
-    ok = (sc >= 0) & (sr >= 0) & (sc < n) & (sr < n) & ~_corner_nodata(np.floor(sr) + 0.5, np.floor(sc) + 0.5, n)
-    write_tiepoints(folder / "tiepoints.csv", Tiepoints(sr[ok], sc[ok], rows[ok], cols[ok]), decimals=3)
+    ok = (
+        (sc >= 0)
+        & (sr >= 0)
+        & (sc < n)
+        & (sr < n)
+        & ~_corner_nodata(np.floor(sr) + 0.5, np.floor(sc) + 0.5, n)
+    )
+    write_tiepoints(
+        folder / "tiepoints.csv", Tiepoints(sr[ok], sc[ok], rows[ok], cols[ok]), decimals=3
+    )
     return {
-        "name": f"scale-{side}", "kind": "scale", "warped": True, "seed": recipe.seed, "builder_version": BUILDER_VERSION,
-        "source": "mosaic of VSFF and CFOG tiles", "note": f"{side}² centred window of the {recipe.full_side}² ground",
-        "recipe": dataclasses.asdict(recipe), "optical_grid": _grid_dict(optical), "sar_grid": _grid_dict(sar_grid),
-        "tiepoints": {"field": "tiepoints.csv"}, "n_tiepoints": {"field": int(ok.sum())},
+        "name": f"scale-{side}",
+        "kind": "scale",
+        "warped": True,
+        "seed": recipe.seed,
+        "builder_version": BUILDER_VERSION,
+        "source": "mosaic of VSFF and CFOG tiles",
+        "note": f"{side}² centred window of the {recipe.full_side}² ground",
+        "recipe": dataclasses.asdict(recipe),
+        "optical_grid": _grid_dict(optical),
+        "sar_grid": _grid_dict(sar_grid),
+        "tiepoints": {"field": "tiepoints.csv"},
+        "n_tiepoints": {"field": int(ok.sum())},
     }
 
 
-def build_scale_case(sources: list[AlignedPair], seed: int, side: int, cases_root: Path, rebuild: bool = False) -> Case:
-    """``cases_root/scale-<side>``, built window by window when missing (atomic: temp folder, then rename)."""
+def build_scale_case(
+    sources: list[AlignedPair], seed: int, side: int, cases_root: Path, rebuild: bool = False
+) -> Case:
+    """``cases_root/scale-<side>``, built window by window when missing (atomic: temp folder, then
+    rename)."""
     recipe = draw_scale_recipe(seed)
     name = f"scale-{side}"
     folder = cases_root / name
-    key = f"{BUILDER_VERSION}|scale|{json.dumps(dataclasses.asdict(recipe), sort_keys=True)}|{side}|" + ",".join(s.source for s in sources)
+    key = (
+        f"{BUILDER_VERSION}|scale|{json.dumps(dataclasses.asdict(recipe), sort_keys=True)}|{side}|"
+        + ",".join(s.source for s in sources)
+    )
     meta_path = folder / "case.json"
     if meta_path.is_file() and not rebuild:
         meta = json.loads(meta_path.read_text())

@@ -1,4 +1,5 @@
-"""One benchmark run in its own process: open, register, write the SN9 map, score; report times and memory.
+"""One benchmark run in its own process: open, register, write the SN9 map, score; report times and
+memory.
 
 ``python -m models._bench_worker JOB.json RESULT.json``. Running each case ×
 method in a fresh process makes its peak RSS measurable on its own (the
@@ -43,7 +44,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     for name, path in (job.get("tiepoints") or {}).items():
         tp = read_tiepoints(path)
         s = score_displacement(out, tp, pair.optical.grid, pair.sar.grid)
-        exact = score_shifts(s.pred_dx, s.pred_dy, tp, pair.optical.grid, pair.sar.grid, rounding=False)
+        exact = score_shifts(
+            s.pred_dx, s.pred_dy, tp, pair.optical.grid, pair.sar.grid, rounding=False
+        )
         scores[name] = {"sn9": s.summary(), "exact": exact.summary()}
     stages["score"] = time.perf_counter() - t0
     agreement: dict[str, Any] = {}
@@ -54,7 +57,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         agreement = {"ncc": ncc, "templates": n_templates}
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    details = {k: v for k, v in result.details.items() if isinstance(v, (str, int, float, bool, list, dict))}
+    details = {
+        k: v
+        for k, v in result.details.items()
+        if isinstance(v, (str, int, float, bool, list, dict))
+    }
     return {
         "ok": True,
         "method": result.method,
@@ -79,7 +86,11 @@ def main(argv: list[str]) -> int:
         result = run_job(job)
         code = 0
     except Exception as exc:  # reported to the parent, which prints it per run
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        result = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
         code = 1
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, default=float))

@@ -24,7 +24,8 @@ from models.preprocess import fill_nodata
 
 
 def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
-    """CFOG descriptor ``(bins, H, W)`` float32, channel first, of a single-band image (NaN = no data → zeros).
+    """CFOG descriptor ``(bins, H, W)`` float32, channel first, of a single-band image (NaN = no
+    data → zeros).
 
     Channel first because every step (smoothing, box sums, products) works on
     whole planes, where OpenCV's single-channel kernels are fastest.
@@ -69,17 +70,20 @@ class TemplateMatches:
     def __len__(self) -> int:
         return len(self.centres)
 
-    def subset(self, keep: np.ndarray) -> "TemplateMatches":
-        return TemplateMatches(self.centres[keep], self.shifts[keep], self.peak[keep], self.margin[keep])
+    def subset(self, keep: np.ndarray) -> TemplateMatches:
+        return TemplateMatches(
+            self.centres[keep], self.shifts[keep], self.peak[keep], self.margin[keep]
+        )
 
     @classmethod
-    def empty(cls) -> "TemplateMatches":
+    def empty(cls) -> TemplateMatches:
         z = np.zeros((0, 2))
         return cls(z, z, np.zeros(0), np.zeros(0))
 
 
 def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """Zero-mean normalised cross-correlation of a multi-channel template ``(C, h, w)`` over a window ``(C, H, W)``.
+    """Zero-mean normalised cross-correlation of a multi-channel template ``(C, h, w)`` over a
+    window ``(C, H, W)``.
 
     Channel means are removed separately and the sums run over all channels, so
     the score is the correlation of the whole descriptor stack. The channels are
@@ -102,23 +106,32 @@ def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:
     w_var = np.zeros((oh, ow), np.float64)
     for plane in window:
         s1 = _window_sums(cv2.integral(plane, sdepth=cv2.CV_64F), oh, ow, th, tw)
-        s2 = _window_sums(cv2.integral(np.square(plane, dtype=np.float64), sdepth=cv2.CV_64F), oh, ow, th, tw)
+        s2 = _window_sums(
+            cv2.integral(np.square(plane, dtype=np.float64), sdepth=cv2.CV_64F), oh, ow, th, tw
+        )
         w_var += np.maximum(s2 - s1 * s1 / n, 0.0)
     return (num / np.maximum(np.sqrt(w_var) * t_norm, 1e-6)).astype(np.float32)
 
 
 def _window_sums(ii: np.ndarray, oh: int, ow: int, th: int, tw: int) -> np.ndarray:
     """Sums over every ``th × tw`` window (top-left corners ``oh × ow``) from an integral image."""
-    return ii[th : th + oh, tw : tw + ow] - ii[:oh, tw : tw + ow] - ii[th : th + oh, :ow] + ii[:oh, :ow]
+    return (
+        ii[th : th + oh, tw : tw + ow]
+        - ii[:oh, tw : tw + ow]
+        - ii[th : th + oh, :ow]
+        + ii[:oh, :ow]
+    )
 
 
 def _sums_at(ii: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.ndarray:
-    """Sums over ``size²`` windows with top-left corners ``(x0, y0)`` (any shape) from an integral image."""
+    """Sums over ``size²`` windows with top-left corners ``(x0, y0)`` (any shape) from an integral
+    image."""
     return ii[y0 + size, x0 + size] - ii[y0, x0 + size] - ii[y0 + size, x0] + ii[y0, x0]
 
 
 def second_peak(surface: np.ndarray, row: int, col: int, min_distance: float = 4.0) -> float:
-    """The best local maximum (5×5) of a correlation surface farther than ``min_distance`` px from its peak (-1 if none).
+    """The best local maximum (5×5) of a correlation surface farther than ``min_distance`` px from
+    its peak (-1 if none).
 
     A distinct peak stands above the other *peaks*: the best value just outside a
     fixed neighbourhood is the shoulder of a broad (coarse-scale) peak, not a rival.
@@ -155,7 +168,12 @@ def match_templates(
     half = template // 2
     x0 = np.round(centres[:, 0]).astype(int) - half if len(centres) else np.zeros(0, int)
     y0 = np.round(centres[:, 1]).astype(int) - half if len(centres) else np.zeros(0, int)
-    inside = (x0 - radius >= 0) & (y0 - radius >= 0) & (x0 + template + radius <= w) & (y0 + template + radius <= h)
+    inside = (
+        (x0 - radius >= 0)
+        & (y0 - radius >= 0)
+        & (x0 + template + radius <= w)
+        & (y0 + template + radius <= h)
+    )
     x0, y0, centres = x0[inside], y0[inside], centres[inside]
     if not len(centres):
         return TemplateMatches.empty()
@@ -164,7 +182,12 @@ def match_templates(
     n = float(template * template)
     big = template + 2 * radius
     valid_o = _box_sums(optical_desc.any(axis=0).astype(np.float32)[None], x0, y0, template)[:, 0]
-    valid_s = _sums_at(cv2.integral(sar_desc.any(axis=0).astype(np.uint8), sdepth=cv2.CV_32S), x0 - radius, y0 - radius, big)
+    valid_s = _sums_at(
+        cv2.integral(sar_desc.any(axis=0).astype(np.uint8), sdepth=cv2.CV_32S),
+        x0 - radius,
+        y0 - radius,
+        big,
+    )
     keep = (valid_o / n >= min_valid) & (valid_s / (big * big) >= min_valid)
     so = _box_sums(optical_desc, x0, y0, template)  # (N, C)
     so2 = _box_sums(np.square(optical_desc), x0, y0, template)
@@ -180,14 +203,16 @@ def match_templates(
     cross = _block_cross(optical_desc, sar_desc, x0, y0, template, radius)
     if cross is None:
         cross = _pixel_cross(optical_desc, sar_desc, x0, y0, template, offsets)
-    # SAR window sums at every shifted template position from integral images, per channel and (one table) of
+    # SAR window sums at every shifted template position from integral images, per channel and (one
+    # table) of
     # the per-pixel squared norm, which gives the sum of squares over all channels
     tables = [cv2.integral(plane, sdepth=cv2.CV_64F) for plane in sar_desc]
     tables.append(cv2.integral(np.einsum("chw,chw->hw", sar_desc, sar_desc), sdepth=cv2.CV_64F))
     oh, ow = h - template + 1, w - template + 1
     dense = 3 * len(offsets) * len(centres) > oh * ow
     if dense:
-        # the shifts cover the image densely: every window's sum once, then one look-up per shift (not four)
+        # the shifts cover the image densely: every window's sum once, then one look-up per shift
+        # (not four)
         tables = [_window_sums(ii, oh, ow, template, template) for ii in tables]
 
     def window_sum(table: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
@@ -221,11 +246,14 @@ def match_templates(
         second = np.full(len(centres), -1.0)
     sub = _subpixel_all(surfaces, pr, pc)
     shifts = np.column_stack([pc - radius + sub[:, 0], pr - radius + sub[:, 1]])
-    return TemplateMatches(centres.astype(float), shifts, peak.astype(float), (peak - second).astype(float))
+    return TemplateMatches(
+        centres.astype(float), shifts, peak.astype(float), (peak - second).astype(float)
+    )
 
 
 def _subpixel_all(surfaces: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
-    """Parabolic refinement of each surface's peak along each axis: (N, 2) x, y offsets (0 on the window border)."""
+    """Parabolic refinement of each surface's peak along each axis: (N, 2) x, y offsets (0 on the
+    window border)."""
     n, h, w = surfaces.shape
     idx = np.arange(n)
     m0 = surfaces[idx, pr, pc].astype(np.float64)
@@ -238,28 +266,42 @@ def _subpixel_all(surfaces: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.nd
     okx, oky = (pc > 0) & (pc < w - 1), (pr > 0) & (pr < h - 1)
     cl, cr = np.clip(pc - 1, 0, w - 1), np.clip(pc + 1, 0, w - 1)
     ru, rd = np.clip(pr - 1, 0, h - 1), np.clip(pr + 1, 0, h - 1)
-    dx = fit(surfaces[idx, pr, cl].astype(np.float64), surfaces[idx, pr, cr].astype(np.float64), okx)
-    dy = fit(surfaces[idx, ru, pc].astype(np.float64), surfaces[idx, rd, pc].astype(np.float64), oky)
+    dx = fit(
+        surfaces[idx, pr, cl].astype(np.float64), surfaces[idx, pr, cr].astype(np.float64), okx
+    )
+    dy = fit(
+        surfaces[idx, ru, pc].astype(np.float64), surfaces[idx, rd, pc].astype(np.float64), oky
+    )
     return np.column_stack([dx, dy])
 
 
 def subpixel_peak(surface: np.ndarray, row: int, col: int) -> tuple[float, float]:
-    """Parabolic (x, y) offset of a surface's peak at (``row``, ``col``), each within ±0.5 (0 on the border)."""
+    """Parabolic (x, y) offset of a surface's peak at (``row``, ``col``), each within ±0.5 (0 on the
+    border)."""
     dx, dy = _subpixel_all(np.asarray(surface)[None], np.array([row]), np.array([col]))[0]
     return float(dx), float(dy)
 
 
 def _lattice_step(x0: np.ndarray, y0: np.ndarray, template: int) -> int:
-    """The largest step dividing the template side and every corner offset (1: no common lattice)."""
-    return math.gcd(template, *(int(v) for v in np.unique(x0 - x0.min())), *(int(v) for v in np.unique(y0 - y0.min())))
+    """The largest step dividing the template side and every corner offset (1: no common
+    lattice)."""
+    return math.gcd(
+        template,
+        *(int(v) for v in np.unique(x0 - x0.min())),
+        *(int(v) for v in np.unique(y0 - y0.min())),
+    )
 
 
 def _box_sums(desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int) -> np.ndarray:
-    """Per-channel sums of ``desc`` (C, H, W) over each template: (N, C) float64 (block sums on a lattice)."""
+    """Per-channel sums of ``desc`` (C, H, W) over each template: (N, C) float64 (block sums on a
+    lattice)."""
     ch = desc.shape[0]
     b = _lattice_step(x0, y0, template)
     if b < 4:
-        return np.stack([_sums_at(cv2.integral(plane, sdepth=cv2.CV_64F), x0, y0, template) for plane in desc], axis=1)
+        return np.stack(
+            [_sums_at(cv2.integral(plane, sdepth=cv2.CV_64F), x0, y0, template) for plane in desc],
+            axis=1,
+        )
     bx0, by0 = int(x0.min()), int(y0.min())
     nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
     region = desc[:, by0 : by0 + nby * b, bx0 : bx0 + nbx * b]
@@ -271,12 +313,25 @@ def _box_sums(desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int) -
     blocks.cumsum(axis=2, out=blocks)
     m = template // b
     iy, ix = (y0 - by0) // b, (x0 - bx0) // b
-    return (blocks[:, iy + m, ix + m] - blocks[:, iy, ix + m] - blocks[:, iy + m, ix] + blocks[:, iy, ix]).T
+    return (
+        blocks[:, iy + m, ix + m]
+        - blocks[:, iy, ix + m]
+        - blocks[:, iy + m, ix]
+        + blocks[:, iy, ix]
+    ).T
 
 
-def _block_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int, radius: int,
-                 min_block: int = 4) -> np.ndarray | None:
-    """Cross term ``sum(optical · shifted SAR)`` over every template, for every shift: (shifts, N) float64.
+def _block_cross(
+    optical_desc: np.ndarray,
+    sar_desc: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    template: int,
+    radius: int,
+    min_block: int = 4,
+) -> np.ndarray | None:
+    """Cross term ``sum(optical · shifted SAR)`` over every template, for every shift: (shifts, N)
+    float64.
 
     Templates on a regular lattice (corners on a common step that divides the
     template side, as the local method's grids are) are sums of ``b × b``
@@ -297,7 +352,9 @@ def _block_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray,
     s_wide = cv2.merge(list(sar_desc)).reshape(h, w * ch)
     c0, c1 = bx0 * ch, (bx0 + nbx * b) * ch
     shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    blocks = np.zeros((len(shifts), nby + 1, nbx + 1), np.float64)  # block sums, then their integral
+    blocks = np.zeros(
+        (len(shifts), nby + 1, nbx + 1), np.float64
+    )  # block sums, then their integral
     for by in range(nby):
         r0 = by0 + by * b
         o = o_wide[r0 : r0 + b, c0:c1]
@@ -309,12 +366,24 @@ def _block_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray,
     blocks.cumsum(axis=2, out=blocks)
     m = template // b
     iy, ix = (y0 - by0) // b, (x0 - bx0) // b
-    return blocks[:, iy + m, ix + m] - blocks[:, iy, ix + m] - blocks[:, iy + m, ix] + blocks[:, iy, ix]
+    return (
+        blocks[:, iy + m, ix + m]
+        - blocks[:, iy, ix + m]
+        - blocks[:, iy + m, ix]
+        + blocks[:, iy, ix]
+    )
 
 
-def _pixel_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int,
-                 shifts: list[tuple[int, int]]) -> np.ndarray:
-    """Cross term for templates anywhere: per shift, the product image and its box sums (shifts, N)."""
+def _pixel_cross(
+    optical_desc: np.ndarray,
+    sar_desc: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    template: int,
+    shifts: list[tuple[int, int]],
+) -> np.ndarray:
+    """Cross term for templates anywhere: per shift, the product image and its box sums (shifts,
+    N)."""
     ch, h, w = optical_desc.shape
     out = np.empty((len(shifts), len(x0)), np.float64)
     prod = np.empty((h, w), np.float32)
@@ -326,14 +395,21 @@ def _pixel_cross(optical_desc: np.ndarray, sar_desc: np.ndarray, x0: np.ndarray,
         prod.fill(0.0)
         p, t = prod[ys:ye, xs:xe], tmp[ys:ye, xs:xe]
         for c in range(ch):
-            np.multiply(optical_desc[c, ys:ye, xs:xe], sar_desc[c, ys + dy : ye + dy, xs + dx : xe + dx], out=t)
+            np.multiply(
+                optical_desc[c, ys:ye, xs:xe],
+                sar_desc[c, ys + dy : ye + dy, xs + dx : xe + dx],
+                out=t,
+            )
             p += t
         out[k] = _sums_at(cv2.integral(prod, sdepth=cv2.CV_64F), x0, y0, template)
     return out
 
 
-def neighbour_median(points: np.ndarray, vectors: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Median of each vector's ``k`` nearest neighbours (itself excluded), and their spread around it (median distance)."""
+def neighbour_median(
+    points: np.ndarray, vectors: np.ndarray, k: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median of each vector's ``k`` nearest neighbours (itself excluded), and their spread around
+    it (median distance)."""
     kk = min(k + 1, len(points))
     _, idx = cKDTree(points).query(points, kk)
     neigh = vectors[idx[:, 1:]]
@@ -341,7 +417,13 @@ def neighbour_median(points: np.ndarray, vectors: np.ndarray, k: int = 8) -> tup
     return med, np.median(np.linalg.norm(neigh - med[:, None], axis=2), axis=1)
 
 
-def consistent(points: np.ndarray, vectors: np.ndarray, k: int = 8, tolerance: float = 2.0, mad_factor: float = 3.0) -> np.ndarray:
+def consistent(
+    points: np.ndarray,
+    vectors: np.ndarray,
+    k: int = 8,
+    tolerance: float = 2.0,
+    mad_factor: float = 3.0,
+) -> np.ndarray:
     """True for vectors that agree with the median of their ``k`` nearest neighbours.
 
     A vector is an outlier when it differs from that median by more than

@@ -48,9 +48,13 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     """An output path whose folder exists; InputError otherwise."""
     p = Path(path)
     if not p.parent.exists():
-        raise InputError(f"output folder {p.parent} does not exist; create it first or choose another -o path")
+        raise InputError(
+            f"output folder {p.parent} does not exist; create it first or choose another -o path"
+        )
     if p.exists() and p.is_dir():
-        raise InputError(f"output path {p} is a folder; give a file name such as {p / 'displacement.tif'}")
+        raise InputError(
+            f"output path {p} is a folder; give a file name such as {p / 'displacement.tif'}"
+        )
     return p
 
 
@@ -93,7 +97,8 @@ def write_cog(
     block_fn: BlockFn,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
-    """Write ``block_fn(window) -> (count, h, w)`` for every block of ``grid`` as a COG at ``path``."""
+    """Write ``block_fn(window) -> (count, h, w)`` for every block of ``grid`` as a COG at
+    ``path``."""
     dst = check_output_path(path)
     profile = {
         "driver": "GTiff",
@@ -126,8 +131,14 @@ def write_cog(
         # GDAL's COG driver builds the overviews and compresses on every core in one pass
         with atomic_path(dst) as tmp_cog, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
             rio_copy(
-                str(scratch), str(tmp_cog), driver="COG", COMPRESS=spec.compress, PREDICTOR=spec.predictor,
-                BLOCKSIZE=spec.block, NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER",
+                str(scratch),
+                str(tmp_cog),
+                driver="COG",
+                COMPRESS=spec.compress,
+                PREDICTOR=spec.predictor,
+                BLOCKSIZE=spec.block,
+                NUM_THREADS="ALL_CPUS",
+                BIGTIFF="IF_SAFER",
                 OVERVIEW_RESAMPLING="AVERAGE" if spec.dtype.startswith("float") else "NEAREST",
             )
     return dst

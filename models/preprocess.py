@@ -63,7 +63,8 @@ def percentile_stretch(image: np.ndarray, low: float = 2.0, high: float = 98.0) 
 
 
 def fill_nodata(image: np.ndarray, value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """float32 copy of ``image`` with NaN replaced by ``value`` (default: the median of the valid pixels), and the valid mask."""
+    """float32 copy of ``image`` with NaN replaced by ``value`` (default: the median of the valid
+    pixels), and the valid mask."""
     valid = np.isfinite(image)
     if valid.all():
         return image.astype(np.float32), valid  # nothing to fill: skip the median
@@ -101,7 +102,9 @@ class SarPreprocessing:
     high_percentile: float = 98.0
 
 
-def prepare_sar(sar: np.ndarray, conf: SarPreprocessing = SarPreprocessing(), dtype: str = "float32") -> np.ndarray:
+def prepare_sar(
+    sar: np.ndarray, conf: SarPreprocessing = SarPreprocessing(), dtype: str = "float32"
+) -> np.ndarray:
     """SAR amplitude → log scale → speckle filter → percentile stretch, in [0, 1] with NaN kept."""
     db = sar_to_db(sar, conf.scale, dtype)
     filtered = lee_filter(db, conf.speckle_size)

@@ -7,7 +7,8 @@
   Database and Evaluation Methodology for Optical Flow", IJCV 2011; as in the SpaceNet 9
   paper's Fig. 3): hue = direction, saturation = magnitude relative to the maximum;
 - a **quiver** plot of the displacement on a coarse lattice;
-- a **histogram** of tiepoint residuals (``error_m`` of :meth:`models.scoring.Score.write_residuals`).
+- a **histogram** of tiepoint residuals (``error_m`` of
+  :meth:`models.scoring.Score.write_residuals`).
 
 Every picture is bounded to about ``max_side`` pixels and reads decimated windows
 (overviews where the file has them), never a whole full-resolution raster. Figures are
@@ -45,13 +46,17 @@ HEADER_PX = 30  # title strip above panels
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_decimated(path: PathLike, bands: list[int], max_side: int) -> tuple[np.ndarray, float, float]:
+def _read_decimated(
+    path: PathLike, bands: list[int], max_side: int
+) -> tuple[np.ndarray, float, float]:
     """``(bands, h, w)`` float32 with NaN at nodata, long side ≤ ``max_side``; and the column/row
     decimation factors (full-resolution pixels per returned pixel)."""
     with rasterio.open(path) as ds:
         f = max(1.0, max(ds.width, ds.height) / max(1, max_side))
         h, w = max(1, int(round(ds.height / f))), max(1, int(round(ds.width / f)))
-        data = ds.read(bands, out_shape=(len(bands), h, w), resampling=Resampling.average, masked=True)
+        data = ds.read(
+            bands, out_shape=(len(bands), h, w), resampling=Resampling.average, masked=True
+        )
         out = data.filled(np.nan).astype(np.float32)
         return out, ds.width / w, ds.height / h
 
@@ -59,7 +64,9 @@ def _read_decimated(path: PathLike, bands: list[int], max_side: int) -> tuple[np
 def _displacement(path: PathLike) -> RasterSource:
     src = open_raster(path, "displacement")
     if src.count < 2:
-        raise InputError(f"displacement map {path} has {src.count} band(s); expected 2 (dx, dy), as `coalign register` writes")
+        raise InputError(
+            f"displacement map {path} has {src.count} band(s); expected 2 (dx, dy), as `coalign register` writes"
+        )
     return src
 
 
@@ -67,8 +74,16 @@ def _displacement(path: PathLike) -> RasterSource:
 
 
 def middlebury_wheel() -> np.ndarray:
-    """The 55-colour Middlebury wheel (RY 15, YG 6, GC 4, CB 11, BM 13, MR 6), ``(55, 3)`` in 0–255."""
-    segments = ((15, 0, 1, True), (6, 1, 0, False), (4, 1, 2, True), (11, 2, 1, False), (13, 2, 0, True), (6, 0, 2, False))
+    """The 55-colour Middlebury wheel (RY 15, YG 6, GC 4, CB 11, BM 13, MR 6), ``(55, 3)`` in
+    0–255."""
+    segments = (
+        (15, 0, 1, True),
+        (6, 1, 0, False),
+        (4, 1, 2, True),
+        (11, 2, 1, False),
+        (13, 2, 0, True),
+        (6, 0, 2, False),
+    )
     rows = []
     for n, full, ramp, rising in segments:
         seg = np.zeros((n, 3))
@@ -80,7 +95,9 @@ def middlebury_wheel() -> np.ndarray:
     return np.concatenate(rows)
 
 
-def flow_to_colour(dx: np.ndarray, dy: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+def flow_to_colour(
+    dx: np.ndarray, dy: np.ndarray, max_magnitude: float | None = None
+) -> np.ndarray:
     """Middlebury flow colour ``(H, W, 3)`` uint8 of image-axis shifts (``dx`` right, ``dy`` down).
 
     Magnitudes are divided by ``max_magnitude`` (default: the largest finite one), so full
@@ -152,20 +169,37 @@ def flow_colour_png(displacement_path: PathLike, out_png: PathLike, max_side: in
     fig = _figure(w + GAP_PX + legend_w, max(h, 260) + HEADER_PX)
     ax = _image_axes(fig, 0, HEADER_PX, w, h)
     ax.imshow(flow_to_colour(d[0], d[1], max_px or None), interpolation="nearest")
-    fig.text(4 / fig.bbox.width, 1 - 6 / fig.bbox.height, f"displacement (optical → SAR), max {max_px:.2f} px = {max_px * px_m:.2f} m",
-             va="top", fontsize=10)
+    fig.text(
+        4 / fig.bbox.width,
+        1 - 6 / fig.bbox.height,
+        f"displacement (optical → SAR), max {max_px:.2f} px = {max_px * px_m:.2f} m",
+        va="top",
+        fontsize=10,
+    )
     lx, side = w + GAP_PX + 30, legend_w - 60
     leg = _image_axes(fig, lx, HEADER_PX + 20, side, side)
     leg.imshow(colour_wheel(), interpolation="bilinear")
-    for x, y, label, ha, va in ((75, -4, "−dy", "center", "bottom"), (155, 75, "+dx", "left", "center"),
-                                (75, 155, "+dy", "center", "top"), (-4, 75, "−dx", "right", "center")):
+    for x, y, label, ha, va in (
+        (75, -4, "−dy", "center", "bottom"),
+        (155, 75, "+dx", "left", "center"),
+        (75, 155, "+dy", "center", "top"),
+        (-4, 75, "−dx", "right", "center"),
+    ):
         leg.text(x, y, label, ha=ha, va=va, fontsize=8)
-    fig.text((lx + side / 2) / fig.bbox.width, 1 - (HEADER_PX + side + 46) / fig.bbox.height,
-             f"hue: direction\nsaturation: |d| / {max_px:.1f} px\nblack: no data", ha="center", va="top", fontsize=8)
+    fig.text(
+        (lx + side / 2) / fig.bbox.width,
+        1 - (HEADER_PX + side + 46) / fig.bbox.height,
+        f"hue: direction\nsaturation: |d| / {max_px:.1f} px\nblack: no data",
+        ha="center",
+        va="top",
+        fontsize=8,
+    )
     return _save(fig, out_png)
 
 
-def quiver_png(displacement_path: PathLike, out_png: PathLike, arrows: int = 24, max_side: int = 800) -> Path:
+def quiver_png(
+    displacement_path: PathLike, out_png: PathLike, arrows: int = 24, max_side: int = 800
+) -> Path:
     """The SN9 displacement as arrows on a coarse lattice (``arrows`` along the long side), over
     the shift magnitude; positions and the arrow key in optical pixels."""
     src = _displacement(displacement_path)
@@ -181,19 +215,38 @@ def quiver_png(displacement_path: PathLike, out_png: PathLike, arrows: int = 24,
     scale = max_px / (0.9 * spacing) if max_px > 0 else 1.0
     aspect = src.grid.height / src.grid.width
     fw = max_side if aspect <= 1 else max(300, int(max_side / aspect))
-    fig = Figure(figsize=(fw / DPI, min(max_side, fw * aspect + 90) / DPI), dpi=DPI, layout="constrained")
+    fig = Figure(
+        figsize=(fw / DPI, min(max_side, fw * aspect + 90) / DPI), dpi=DPI, layout="constrained"
+    )
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    im = ax.imshow(np.hypot(bg[0], bg[1]), cmap="Greys", alpha=0.6,
-                   extent=(0, src.grid.width, src.grid.height, 0), interpolation="nearest")
-    ax.quiver(cc, rr, np.nan_to_num(d[0]), np.nan_to_num(d[1]), angles="xy", scale_units="xy", scale=scale,
-              color="#b2182b", width=0.004)
+    im = ax.imshow(
+        np.hypot(bg[0], bg[1]),
+        cmap="Greys",
+        alpha=0.6,
+        extent=(0, src.grid.width, src.grid.height, 0),
+        interpolation="nearest",
+    )
+    ax.quiver(
+        cc,
+        rr,
+        np.nan_to_num(d[0]),
+        np.nan_to_num(d[1]),
+        angles="xy",
+        scale_units="xy",
+        scale=scale,
+        color="#b2182b",
+        width=0.004,
+    )
     ax.set_xlim(0, src.grid.width)
     ax.set_ylim(src.grid.height, 0)  # image rows grow downwards, as +dy does
     ax.set_xlabel("optical column")
     ax.set_ylabel("optical row")
-    ax.set_title(f"optical → SAR shift, max {max_px:.2f} px ({max_px * src.grid.pixel_size[0]:.2f} m)\n"
-                 f"arrows drawn at {1 / scale:.2g} × their length", fontsize=10)
+    ax.set_title(
+        f"optical → SAR shift, max {max_px:.2f} px ({max_px * src.grid.pixel_size[0]:.2f} m)\n"
+        f"arrows drawn at {1 / scale:.2g} × their length",
+        fontsize=10,
+    )
     fig.colorbar(im, ax=ax, label="|d| (optical px)", shrink=0.8)
     return _save(fig, out_png)
 
@@ -206,8 +259,10 @@ def read_residuals(residuals_csv: PathLike) -> np.ndarray:
     with open(p, newline="") as fh:
         reader = csv.DictReader(fh)
         if "error_m" not in (reader.fieldnames or []):
-            raise InputError(f"residual file {p} has no error_m column (header {reader.fieldnames}); "
-                             "give the CSV written by `coalign score --residuals`")
+            raise InputError(
+                f"residual file {p} has no error_m column (header {reader.fieldnames}); "
+                "give the CSV written by `coalign score --residuals`"
+            )
         try:
             err = np.array([float(r["error_m"]) for r in reader], dtype=np.float64)
         except ValueError as exc:
@@ -224,8 +279,11 @@ def residual_histogram_png(residuals_csv: PathLike, out_png: PathLike) -> Path:
     fig = _figure(760, 400)
     ax = fig.add_axes((0.09, 0.13, 0.88, 0.78))
     ax.hist(finite, bins=int(np.clip(len(finite) // 3, 5, 40)), color="#4477aa", edgecolor="white")
-    for name, value, style in (("mean", finite.mean(), "-"), ("median", np.median(finite), "--"),
-                               ("p90", np.percentile(finite, 90), ":")):
+    for name, value, style in (
+        ("mean", finite.mean(), "-"),
+        ("median", np.median(finite), "--"),
+        ("p90", np.percentile(finite, 90), ":"),
+    ):
         ax.axvline(value, color="k", linestyle=style, label=f"{name} {value:.2f} m")
     ax.set_xlabel("tiepoint error (m)")
     ax.set_ylabel("tiepoints")
@@ -249,7 +307,9 @@ class PairViews:
     after: np.ndarray | None
 
 
-def warp_on_grid(image: np.ndarray, grid: Grid, displacement_path: PathLike, iterations: int = 4) -> np.ndarray:
+def warp_on_grid(
+    image: np.ndarray, grid: Grid, displacement_path: PathLike, iterations: int = 4
+) -> np.ndarray:
     """``image`` (on ``grid``) as the aligned optical would show it: at map point ``X`` the
     optical content of ``Y`` with ``Y + d(Y) = X`` (fixed-point iteration, as :mod:`models.warp`),
     ``d`` read from the SN9 map decimated to the grid's scale."""
@@ -262,15 +322,26 @@ def warp_on_grid(image: np.ndarray, grid: Grid, displacement_path: PathLike, ite
         ox, oy = transform_points(grid.crs, disp.grid.crs, px, py)
         col, row = disp.grid.map_to_pixel(ox, oy)
         # SN9 values sit at pixel corners (x = gt0 + col·gt1); a decimated pixel averages f of them
-        coords = np.stack([((row - (fy - 1) / 2) / fy).ravel(), ((col - (fx - 1) / 2) / fx).ravel()])
+        coords = np.stack(
+            [((row - (fy - 1) / 2) / fy).ravel(), ((col - (fx - 1) / 2) / fx).ravel()]
+        )
         ddx = map_coordinates(d[0], coords, order=1, mode="nearest").reshape(x.shape)
         ddy = map_coordinates(d[1], coords, order=1, mode="nearest").reshape(x.shape)
         sx, sy = disp.grid.pixel_to_map(col + ddx, row + ddy)
         sx, sy = transform_points(disp.grid.crs, grid.crs, sx, sy)
         px, py = x - (sx - px), y - (sy - py)
     c, r = grid.map_to_pixel(px, py)
-    return map_coordinates(image, np.stack([(r - 0.5).ravel(), (c - 0.5).ravel()]), order=1, mode="constant",
-                           cval=np.nan).reshape(image.shape).astype(np.float32)
+    return (
+        map_coordinates(
+            image,
+            np.stack([(r - 0.5).ravel(), (c - 0.5).ravel()]),
+            order=1,
+            mode="constant",
+            cval=np.nan,
+        )
+        .reshape(image.shape)
+        .astype(np.float32)
+    )
 
 
 def pair_views(
@@ -298,7 +369,9 @@ def pair_views(
 
 
 def _panels(views: PairViews) -> list[tuple[str, np.ndarray]]:
-    return [("before", views.before)] + ([("after", views.after)] if views.after is not None else [])
+    return [("before", views.before)] + (
+        [("after", views.after)] if views.after is not None else []
+    )
 
 
 def _side_by_side(views: PairViews, render, title: str, out_png: PathLike) -> Path:
@@ -309,7 +382,13 @@ def _side_by_side(views: PairViews, render, title: str, out_png: PathLike) -> Pa
         x0 = i * (w + GAP_PX)
         ax = _image_axes(fig, x0, HEADER_PX, w, h)
         ax.imshow(render(optical), interpolation="nearest", cmap="gray", vmin=0, vmax=1)
-        fig.text((x0 + 4) / fig.bbox.width, 1 - 6 / fig.bbox.height, f"{name}: {title}", va="top", fontsize=10)
+        fig.text(
+            (x0 + 4) / fig.bbox.width,
+            1 - 6 / fig.bbox.height,
+            f"{name}: {title}",
+            va="top",
+            fontsize=10,
+        )
     return _save(fig, out_png)
 
 
@@ -334,11 +413,18 @@ def overlay_image(sar: np.ndarray, optical: np.ndarray) -> np.ndarray:
 
 
 def _checkerboard(views: PairViews, out_png: PathLike, squares: int) -> Path:
-    return _side_by_side(views, lambda opt: checkerboard_image(views.sar, opt, squares), "SAR / optical checkerboard", out_png)
+    return _side_by_side(
+        views,
+        lambda opt: checkerboard_image(views.sar, opt, squares),
+        "SAR / optical checkerboard",
+        out_png,
+    )
 
 
 def _overlay(views: PairViews, out_png: PathLike) -> Path:
-    return _side_by_side(views, lambda opt: overlay_image(views.sar, opt), "SAR (magenta) + optical (green)", out_png)
+    return _side_by_side(
+        views, lambda opt: overlay_image(views.sar, opt), "SAR (magenta) + optical (green)", out_png
+    )
 
 
 def checkerboard_png(
@@ -352,7 +438,13 @@ def checkerboard_png(
 ) -> Path:
     """Before/after checkerboards of SAR and optical on one coarse grid over their overlap."""
     panels = 2 if (displacement_path or aligned_optical_path) else 1
-    views = pair_views(optical_path, sar_path, displacement_path, aligned_optical_path, _panel_side(max_side, panels))
+    views = pair_views(
+        optical_path,
+        sar_path,
+        displacement_path,
+        aligned_optical_path,
+        _panel_side(max_side, panels),
+    )
     return _checkerboard(views, out_png, squares)
 
 
@@ -364,9 +456,16 @@ def overlay_png(
     aligned_optical_path: PathLike | None = None,
     max_side: int = 1024,
 ) -> Path:
-    """Before/after colour overlays (SAR magenta, optical green) on one coarse grid over the overlap."""
+    """Before/after colour overlays (SAR magenta, optical green) on one coarse grid over the
+    overlap."""
     panels = 2 if (displacement_path or aligned_optical_path) else 1
-    views = pair_views(optical_path, sar_path, displacement_path, aligned_optical_path, _panel_side(max_side, panels))
+    views = pair_views(
+        optical_path,
+        sar_path,
+        displacement_path,
+        aligned_optical_path,
+        _panel_side(max_side, panels),
+    )
     return _overlay(views, out_png)
 
 

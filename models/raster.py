@@ -62,16 +62,24 @@ def open_raster(path: str | os.PathLike[str], role: Role = "raster") -> RasterSo
             crs, transform, width, height = ds.crs, ds.transform, ds.width, ds.height
             gcps, _ = ds.gcps
     except RasterioIOError as exc:
-        raise InputError(f"{role} file {p} is not a readable raster ({exc}); give a GeoTIFF") from exc
+        raise InputError(
+            f"{role} file {p} is not a readable raster ({exc}); give a GeoTIFF"
+        ) from exc
     if crs is None:
-        hint = " (it has GCPs only: orthorectify or warp it to a map grid first, e.g. gdalwarp)" if gcps else ""
+        hint = (
+            " (it has GCPs only: orthorectify or warp it to a map grid first, e.g. gdalwarp)"
+            if gcps
+            else ""
+        )
         raise InputError(
             f"{role} file {p} has no CRS{hint}; georeference it (e.g. gdal_edit.py -a_srs EPSG:xxxx) and retry"
         )
     if transform.is_identity:
         raise InputError(f"{role} file {p} has no geotransform; georeference it and retry")
     if role == "optical" and count == 2:
-        raise InputError(f"optical file {p} has {count} bands; expected 1 (panchromatic) or 3+ (RGB first)")
+        raise InputError(
+            f"optical file {p} has {count} bands; expected 1 (panchromatic) or 3+ (RGB first)"
+        )
     if role == "sar" and count != 1:
         raise InputError(
             f"SAR file {p} has {count} bands; expected 1 amplitude band "
@@ -122,7 +130,9 @@ def _ground_scale(source: RasterSource, dst: Grid) -> float:
     """How many source pixels fit in one destination pixel (>1: destination is coarser)."""
     centre = dst.footprint().centroid
     side = dst.resolution
-    probe = LineString([(centre.x, centre.y), (centre.x + side, centre.y), (centre.x, centre.y + side)])
+    probe = LineString(
+        [(centre.x, centre.y), (centre.x + side, centre.y), (centre.x, centre.y + side)]
+    )
     pts = reproject_geometry(probe, dst.crs, source.grid.crs)
     (x0, y0), (x1, y1), (x2, y2) = pts.coords
     c, r = source.grid.map_to_pixel(np.array([x0, x1, x2]), np.array([y0, y1, y2]))
@@ -159,10 +169,14 @@ def read_on_grid(
             resampling=Resampling.average if factor > 1 else Resampling.nearest,
             masked=False,
         ).astype(np.float32)
-        mask = ds.read_masks(1, window=window, out_shape=(out_h, out_w), resampling=Resampling.nearest)
+        mask = ds.read_masks(
+            1, window=window, out_shape=(out_h, out_w), resampling=Resampling.nearest
+        )
     ok = valid_mask(data, source.nodata) & (mask > 0)
     data[:, ~ok] = np.nan
-    src_transform = ds.window_transform(window) @ rasterio.Affine.scale(window.width / out_w, window.height / out_h)
+    src_transform = ds.window_transform(window) @ rasterio.Affine.scale(
+        window.width / out_w, window.height / out_h
+    )
     for i in range(len(bands)):
         reproject(
             source=data[i],
@@ -187,7 +201,8 @@ def _whole_blocks(length: int, available: int, factor: int) -> int:
 
 
 def _block_mean(img: np.ndarray, ok: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Means of ``factor × factor`` blocks (partial blocks at the end padded as no data); a block is valid when all of it is."""
+    """Means of ``factor × factor`` blocks (partial blocks at the end padded as no data); a block is
+    valid when all of it is."""
     h, w = img.shape
     ph, pw = -(-h // factor) * factor, -(-w // factor) * factor
     if (ph, pw) != (h, w):
@@ -207,7 +222,8 @@ def sample_points(
     crs: CRS,
     band_weights: tuple[float, ...] | None = None,
 ) -> np.ndarray:
-    """Bilinear samples of ``source`` at map points ``(x, y)`` of ``crs`` (a 2-D lattice), float32, NaN outside data.
+    """Bilinear samples of ``source`` at map points ``(x, y)`` of ``crs`` (a 2-D lattice), float32,
+    NaN outside data.
 
     The fast path of the tiled methods: only the source window under the points
     is read, decimated by exact block averages of its full-resolution pixels to
@@ -237,13 +253,19 @@ def sample_points(
     scale = 1.0
     if x.ndim == 2 and min(x.shape) >= 2:
         i, j = min(x.shape[0] // 2, x.shape[0] - 2), min(x.shape[1] // 2, x.shape[1] - 2)
-        det = (col[i, j + 1] - col[i, j]) * (row[i + 1, j] - row[i, j]) - (col[i + 1, j] - col[i, j]) * (row[i, j + 1] - row[i, j])
+        det = (col[i, j + 1] - col[i, j]) * (row[i + 1, j] - row[i, j]) - (
+            col[i + 1, j] - col[i, j]
+        ) * (row[i, j + 1] - row[i, j])
         scale = math.sqrt(abs(det)) if math.isfinite(det) else 1.0
-    # decimation by exact block averages computed here from full-resolution pixels: a file's overviews
+    # decimation by exact block averages computed here from full-resolution pixels: a file's
+    # overviews
     # may be nearest-neighbour subsamples (speckle and aliasing), so they are not used
     factor = max(1, int(round(scale)))
     c0, r0 = c0 // factor * factor, r0 // factor * factor
-    c1, r1 = c0 + _whole_blocks(c1 - c0, source.grid.width - c0, factor), r0 + _whole_blocks(r1 - r0, source.grid.height - r0, factor)
+    c1, r1 = (
+        c0 + _whole_blocks(c1 - c0, source.grid.width - c0, factor),
+        r0 + _whole_blocks(r1 - r0, source.grid.height - r0, factor),
+    )
     window = Window(c0, r0, c1 - c0, r1 - r0)
     bands = list(range(1, len(band_weights) + 1)) if band_weights else [1]
     weights = band_weights if band_weights and len(bands) <= source.count else (1.0,)
@@ -251,7 +273,7 @@ def sample_points(
     img = np.zeros((int(window.height), int(window.width)), np.float32)
     with rasterio.open(source.path) as ds:
         ok = ds.read_masks(1, window=window) > 0
-        for wgt, band in zip(weights, bands):
+        for wgt, band in zip(weights, bands, strict=False):
             data = ds.read(band, window=window, masked=False)
             ok &= valid_mask(data, source.nodata)
             img += np.float32(wgt) * data.astype(np.float32, copy=False)
@@ -260,7 +282,8 @@ def sample_points(
         img, ok = _block_mean(img, ok, factor)
     ratio = scale / factor
     if ratio > 1.2:
-        # the rest of the size reduction: widen bilinear's kernel as GDAL's warper does (extra variance (r² − 1) / 6)
+        # the rest of the size reduction: widen bilinear's kernel as GDAL's warper does (extra
+        # variance (r² − 1) / 6)
         sigma = math.sqrt((ratio * ratio - 1.0) / 6.0)
         filled = np.where(ok, img, 0.0).astype(np.float32)
         weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), sigma)
@@ -271,7 +294,14 @@ def sample_points(
     map_y = ((row - r0) / factor - 0.5).astype(np.float32)
     map_x[~finite] = -1e6
     map_y[~finite] = -1e6
-    return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    return cv2.remap(
+        img,
+        map_x,
+        map_y,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float("nan"),
+    )
 
 
 def footprint_overlap(optical: RasterSource, sar: RasterSource):

@@ -15,9 +15,20 @@ from models.cog import CogSpec, check_output_path, write_cog
 from models.displacement import DisplacementField, sn9_shift_on_optical
 from models.grid import Grid
 from models.methods import get_method
-from models.methods.base import Progress, RegistrationInput, RegistrationResult, make_config, no_progress
+from models.methods.base import (
+    Progress,
+    RegistrationInput,
+    RegistrationResult,
+    make_config,
+    no_progress,
+)
 
-DISPLACEMENT_SPEC = CogSpec(count=2, descriptions=("dx", "dy"), units=("pixel", "pixel"), tags=(("convention", "SpaceNet9: shift = (sar - optical) / optical gt[1], gt[5]"),))
+DISPLACEMENT_SPEC = CogSpec(
+    count=2,
+    descriptions=("dx", "dy"),
+    units=("pixel", "pixel"),
+    tags=(("convention", "SpaceNet9: shift = (sar - optical) / optical gt[1], gt[5]"),),
+)
 CONFIDENCE_SPEC = CogSpec(count=1, descriptions=("confidence",), units=("1",))
 
 
@@ -46,7 +57,14 @@ class Products:
 
 def _sn9_block(field: DisplacementField, optical: Grid, band: str):
     def block(window: Window) -> np.ndarray:
-        dx, dy, conf = sn9_shift_on_optical(field, optical, int(window.row_off), int(window.col_off), int(window.height), int(window.width))
+        dx, dy, conf = sn9_shift_on_optical(
+            field,
+            optical,
+            int(window.row_off),
+            int(window.col_off),
+            int(window.height),
+            int(window.width),
+        )
         return np.stack([dx, dy]) if band == "shift" else conf[None]
 
     return block
@@ -73,5 +91,7 @@ def write_displacement(
     out = write_cog(path, optical, DISPLACEMENT_SPEC, _sn9_block(field, optical, "shift"), tick)
     conf = None
     if confidence_path:
-        conf = write_cog(confidence_path, optical, CONFIDENCE_SPEC, _sn9_block(field, optical, "confidence"))
+        conf = write_cog(
+            confidence_path, optical, CONFIDENCE_SPEC, _sn9_block(field, optical, "confidence")
+        )
     return Products(out, conf)

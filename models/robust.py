@@ -64,14 +64,21 @@ def fit_robust(
         m = np.array([[1, 0, t[0]], [0, 1, t[1]], [0, 0, 1]], np.float64)
     elif kind == "affine":
         a, mask = cv2.estimateAffine2D(
-            s, d, method=cv2.USAC_MAGSAC, ransacReprojThreshold=threshold, maxIters=max_iters, confidence=confidence
+            s,
+            d,
+            method=cv2.USAC_MAGSAC,
+            ransacReprojThreshold=threshold,
+            maxIters=max_iters,
+            confidence=confidence,
         )
         if a is None:
             return None
         m = np.vstack([a, [0, 0, 1]])
         inliers = mask.ravel().astype(bool)
     else:
-        h, mask = cv2.findHomography(s, d, cv2.USAC_MAGSAC, threshold, maxIters=max_iters, confidence=confidence)
+        h, mask = cv2.findHomography(
+            s, d, cv2.USAC_MAGSAC, threshold, maxIters=max_iters, confidence=confidence
+        )
         if h is None:
             return None
         m = h

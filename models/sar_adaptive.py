@@ -43,7 +43,8 @@ def tile_stats(image01: np.ndarray) -> TileStats:
 
 
 def choose_mode(stats: TileStats, max_noise_ratio: float = 0.3, max_nodata: float = 0.95) -> Mode:
-    """``enhanced`` when fine texture (speckle) outweighs smoothed edge structure, else ``simple``."""
+    """``enhanced`` when fine texture (speckle) outweighs smoothed edge structure, else
+    ``simple``."""
     if stats.nodata_ratio > max_nodata:
         return "empty"
     ratio = stats.texture_variance / max(stats.edge_strength**2, 1e-12)

@@ -51,7 +51,9 @@ class Tiepoints:
             ("optical", self.optical_row, self.optical_col, optical),
             ("sar", self.sar_row, self.sar_col, sar),
         ):
-            bad = np.flatnonzero((rows < 0) | (cols < 0) | (rows >= grid.height) | (cols >= grid.width))
+            bad = np.flatnonzero(
+                (rows < 0) | (cols < 0) | (rows >= grid.height) | (cols >= grid.width)
+            )
             if bad.size:
                 i = int(bad[0])
                 raise InputError(
@@ -62,7 +64,8 @@ class Tiepoints:
 
 
 def _check_duplicates(a: np.ndarray, p: Path, duplicates: str) -> np.ndarray:
-    """Conflicting rows (one optical pixel, two SAR pixels) are errors; exact repeats follow ``duplicates``.
+    """Conflicting rows (one optical pixel, two SAR pixels) are errors; exact repeats follow
+    ``duplicates``.
 
     Exact repeats occur in the real SN9 training CSVs; the SN9 scorer counts
     them twice, so ``warn`` (the default) keeps them.
@@ -97,7 +100,9 @@ def read_tiepoints(path: str | os.PathLike[str], duplicates: str = "warn") -> Ti
         try:
             header = next(reader)
         except StopIteration:
-            raise InputError(f"tiepoint file {p} is empty; expected header {','.join(TIEPOINT_HEADER)}") from None
+            raise InputError(
+                f"tiepoint file {p} is empty; expected header {','.join(TIEPOINT_HEADER)}"
+            ) from None
         header = [h.strip().lower() for h in header]
         if tuple(header[:4]) != TIEPOINT_HEADER or len(header) != 4:
             raise InputError(
@@ -108,11 +113,15 @@ def read_tiepoints(path: str | os.PathLike[str], duplicates: str = "warn") -> Ti
             if not record or all(not c.strip() for c in record):
                 continue
             if len(record) != 4:
-                raise InputError(f"tiepoint file {p} line {lineno}: expected 4 values, got {len(record)}")
+                raise InputError(
+                    f"tiepoint file {p} line {lineno}: expected 4 values, got {len(record)}"
+                )
             try:
                 values = [float(c) for c in record]
             except ValueError:
-                raise InputError(f"tiepoint file {p} line {lineno}: non-numeric value in {record}") from None
+                raise InputError(
+                    f"tiepoint file {p} line {lineno}: non-numeric value in {record}"
+                ) from None
             if not all(np.isfinite(values)):
                 raise InputError(f"tiepoint file {p} line {lineno}: non-finite value in {record}")
             rows.append(values)
@@ -123,15 +132,25 @@ def read_tiepoints(path: str | os.PathLike[str], duplicates: str = "warn") -> Ti
     return Tiepoints(a[:, 0], a[:, 1], a[:, 2], a[:, 3], str(p))
 
 
-def write_tiepoints(path: str | os.PathLike[str], tiepoints: Tiepoints, decimals: int | None = None) -> None:
+def write_tiepoints(
+    path: str | os.PathLike[str], tiepoints: Tiepoints, decimals: int | None = None
+) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(TIEPOINT_HEADER)
-        for row in zip(tiepoints.sar_row, tiepoints.sar_col, tiepoints.optical_row, tiepoints.optical_col):
+        for row in zip(
+            tiepoints.sar_row,
+            tiepoints.sar_col,
+            tiepoints.optical_row,
+            tiepoints.optical_col,
+            strict=False,
+        ):
             w.writerow([int(v) if decimals is None else round(float(v), decimals) for v in row])
 
 
-def reference_shift(tiepoints: Tiepoints, optical: Grid, sar: Grid, rounding: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def reference_shift(
+    tiepoints: Tiepoints, optical: Grid, sar: Grid, rounding: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """The SN9 reference (dx, dy) in optical pixels at each tiepoint."""
     xo, yo = optical.pixel_to_map(tiepoints.optical_col, tiepoints.optical_row)
     xs, ys = sar.pixel_to_map(tiepoints.sar_col, tiepoints.sar_row)
@@ -143,7 +162,9 @@ def reference_shift(tiepoints: Tiepoints, optical: Grid, sar: Grid, rounding: bo
     return dx, dy
 
 
-def sample_displacement(path: str | os.PathLike[str], rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sample_displacement(
+    path: str | os.PathLike[str], rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(dx, dy) of a displacement raster at pixel indices, read point window by point window."""
     r = np.floor(rows).astype(int)
     c = np.floor(cols).astype(int)
@@ -152,7 +173,7 @@ def sample_displacement(path: str | os.PathLike[str], rows: np.ndarray, cols: np
     with rasterio.open(path) as ds:
         if ds.count < 2:
             raise InputError(f"displacement map {path} has {ds.count} band(s); expected 2 (dx, dy)")
-        for i, (ri, ci) in enumerate(zip(r, c)):
+        for i, (ri, ci) in enumerate(zip(r, c, strict=False)):
             v = ds.read([1, 2], window=Window(int(ci), int(ri), 1, 1))
             dx[i], dy[i] = float(v[0, 0, 0]), float(v[1, 0, 0])
     return dx, dy
@@ -191,19 +212,33 @@ class Score:
 
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow([*TIEPOINT_HEADER, "ref_dx", "ref_dy", "pred_dx", "pred_dy", "error_px", "error_m"])
+            w.writerow(
+                [*TIEPOINT_HEADER, "ref_dx", "ref_dy", "pred_dx", "pred_dy", "error_px", "error_m"]
+            )
             for i in range(len(tiepoints)):
                 w.writerow(
                     [
-                        tiepoints.sar_row[i], tiepoints.sar_col[i], tiepoints.optical_row[i], tiepoints.optical_col[i],
-                        self.ref_dx[i], self.ref_dy[i], round(float(self.pred_dx[i]), 4), round(float(self.pred_dy[i]), 4),
-                        round(float(self.error_px[i]), 4), round(float(self.error_m[i]), 4),
+                        tiepoints.sar_row[i],
+                        tiepoints.sar_col[i],
+                        tiepoints.optical_row[i],
+                        tiepoints.optical_col[i],
+                        self.ref_dx[i],
+                        self.ref_dy[i],
+                        round(float(self.pred_dx[i]), 4),
+                        round(float(self.pred_dy[i]), 4),
+                        round(float(self.error_px[i]), 4),
+                        round(float(self.error_m[i]), 4),
                     ]
                 )
 
 
 def score_shifts(
-    pred_dx: np.ndarray, pred_dy: np.ndarray, tiepoints: Tiepoints, optical: Grid, sar: Grid, rounding: bool = True
+    pred_dx: np.ndarray,
+    pred_dy: np.ndarray,
+    tiepoints: Tiepoints,
+    optical: Grid,
+    sar: Grid,
+    rounding: bool = True,
 ) -> Score:
     """Score predicted shifts (already sampled at the optical tiepoints)."""
     ref_dx, ref_dy = reference_shift(tiepoints, optical, sar, rounding)
@@ -212,7 +247,11 @@ def score_shifts(
 
 
 def score_displacement(
-    displacement: str | os.PathLike[str], tiepoints: Tiepoints, optical: Grid, sar: Grid, rounding: bool = True
+    displacement: str | os.PathLike[str],
+    tiepoints: Tiepoints,
+    optical: Grid,
+    sar: Grid,
+    rounding: bool = True,
 ) -> Score:
     """Score an SN9 displacement raster against tiepoints."""
     with rasterio.open(displacement) as ds:

@@ -34,7 +34,12 @@ class ShiftModel:
     """Optical→SAR displacement in metres: offset + affine part + smooth non-rigid part."""
 
     offset: tuple[float, float] = (20.0, -15.0)
-    linear: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy
+    linear: tuple[float, float, float, float] = (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )  # d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy
     nonrigid_m: float = 0.0
     wavelength_m: float = 400.0
     centre: tuple[float, float] = (0.0, 0.0)
@@ -90,7 +95,9 @@ class SyntheticPair:
     sar_grid: Grid
 
 
-def _ground(spec: SceneSpec, base: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ground(
+    spec: SceneSpec, base: Grid, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Class map (0 field, 1 road, 2 building, 3 tree, 4 water), building heights, field texture."""
     h, w = base.shape
     px = 1.0 / base.resolution
@@ -101,19 +108,37 @@ def _ground(spec: SceneSpec, base: Grid, rng: np.random.Generator) -> tuple[np.n
     cx, cy = rng.uniform(0, w, n_fields), rng.uniform(0, h, n_fields)
     yy, xx = np.mgrid[0:h:4, 0:w:4]
     d = (xx[..., None] - cx) ** 2 + (yy[..., None] - cy) ** 2
-    label = cv2.resize(np.argmin(d, axis=-1).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST).astype(int)
+    label = cv2.resize(
+        np.argmin(d, axis=-1).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST
+    ).astype(int)
     tone = rng.uniform(0.25, 0.75, n_fields)[label].astype(np.float32)
     noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 3 * px)
     texture = tone + 0.6 * noise / (noise.std() + 1e-6) * 0.08
     # water body
     if rng.random() < 0.7:
-        wx, wy, wr = rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h, rng.uniform(0.05, 0.12) * min(h, w)
-        cv2.ellipse(cls, (int(wx), int(wy)), (int(wr * 1.6), int(wr)), float(rng.uniform(0, 180)), 0, 360, 4, -1)
+        wx, wy, wr = (
+            rng.uniform(0.1, 0.9) * w,
+            rng.uniform(0.1, 0.9) * h,
+            rng.uniform(0.05, 0.12) * min(h, w),
+        )
+        cv2.ellipse(
+            cls,
+            (int(wx), int(wy)),
+            (int(wr * 1.6), int(wr)),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            4,
+            -1,
+        )
     # roads: a few long straight and bent lines
     for _ in range(max(3, int(spec.size_m / 60))):
         p0 = (int(rng.uniform(0, w)), 0) if rng.random() < 0.5 else (0, int(rng.uniform(0, h)))
         p1 = (int(rng.uniform(0, w)), h - 1) if p0[1] == 0 else (w - 1, int(rng.uniform(0, h)))
-        mid = (int((p0[0] + p1[0]) / 2 + rng.normal(0, 0.1 * w)), int((p0[1] + p1[1]) / 2 + rng.normal(0, 0.1 * h)))
+        mid = (
+            int((p0[0] + p1[0]) / 2 + rng.normal(0, 0.1 * w)),
+            int((p0[1] + p1[1]) / 2 + rng.normal(0, 0.1 * h)),
+        )
         width = max(1, int(rng.uniform(4, 9) * px))
         cv2.line(cls, p0, mid, 1, width)
         cv2.line(cls, mid, p1, 1, width)
@@ -139,7 +164,9 @@ def _ground(spec: SceneSpec, base: Grid, rng: np.random.Generator) -> tuple[np.n
     return cls, height, texture.astype(np.float32)
 
 
-def _optical_rgb(cls: np.ndarray, height: np.ndarray, texture: np.ndarray, rng: np.random.Generator, px: float) -> np.ndarray:
+def _optical_rgb(
+    cls: np.ndarray, height: np.ndarray, texture: np.ndarray, rng: np.random.Generator, px: float
+) -> np.ndarray:
     field_rgb = np.stack([0.55 * texture + 0.15, 0.6 * texture + 0.2, 0.35 * texture + 0.1])
     palette = {
         1: (0.45, 0.45, 0.47),
@@ -159,13 +186,19 @@ def _optical_rgb(cls: np.ndarray, height: np.ndarray, texture: np.ndarray, rng: 
             for i in range(3):
                 rgb[i][m] = colour[i]
     # cast shadows to the north-east of buildings (sun from the south-west)
-    shadow = cv2.warpAffine((height > 0).astype(np.float32), np.float32([[1, 0, 3 * px], [0, 1, -3 * px]]), cls.shape[::-1])
+    shadow = cv2.warpAffine(
+        (height > 0).astype(np.float32),
+        np.float32([[1, 0, 3 * px], [0, 1, -3 * px]]),
+        cls.shape[::-1],
+    )
     rgb *= 1.0 - 0.45 * ((shadow > 0) & (height == 0))
     rgb += rng.normal(0, 0.015, rgb.shape).astype(np.float32)
     return np.clip(rgb, 0, 1)
 
 
-def _sar_reflectivity(cls: np.ndarray, height: np.ndarray, texture: np.ndarray, spec: SceneSpec, px: float) -> np.ndarray:
+def _sar_reflectivity(
+    cls: np.ndarray, height: np.ndarray, texture: np.ndarray, spec: SceneSpec, px: float
+) -> np.ndarray:
     """Radar backscatter of the scene seen from the west (look direction +x), before speckle."""
     refl = 0.15 + 0.25 * texture
     refl = np.where(cls == 1, 0.03, refl)
@@ -174,7 +207,9 @@ def _sar_reflectivity(cls: np.ndarray, height: np.ndarray, texture: np.ndarray, 
     roofs = cls == 2
     refl = np.where(roofs, 0.35, refl)
     # double bounce at the wall facing the sensor, and layover towards the sensor (west)
-    walls = cv2.morphologyEx(roofs.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    walls = (
+        cv2.morphologyEx(roofs.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    )
     west_edge = walls & (np.roll(roofs, -2, axis=1)) & ~roofs
     refl = np.where(west_edge, 3.0, refl)
     lay = cv2.warpAffine(
@@ -184,15 +219,26 @@ def _sar_reflectivity(cls: np.ndarray, height: np.ndarray, texture: np.ndarray, 
     )
     refl = refl + 0.08 * lay
     # radar shadow behind tall buildings (east side)
-    shadow = cv2.warpAffine(roofs.astype(np.float32), np.float32([[1, 0, 3 * px], [0, 1, 0]]), cls.shape[::-1])
+    shadow = cv2.warpAffine(
+        roofs.astype(np.float32), np.float32([[1, 0, 3 * px], [0, 1, 0]]), cls.shape[::-1]
+    )
     refl = np.where((shadow > 0) & ~roofs, 0.02, refl)
     return refl.astype(np.float32)
 
 
 def _write(path: Path, data: np.ndarray, grid: Grid, nodata: float | None) -> None:
     profile = dict(
-        driver="GTiff", width=grid.width, height=grid.height, count=data.shape[0], dtype=str(data.dtype),
-        crs=grid.crs.to_wkt(), transform=grid.transform, nodata=nodata, tiled=True, blockxsize=256, blockysize=256,
+        driver="GTiff",
+        width=grid.width,
+        height=grid.height,
+        count=data.shape[0],
+        dtype=str(data.dtype),
+        crs=grid.crs.to_wkt(),
+        transform=grid.transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
         compress="DEFLATE",
     )
     with rasterio.open(path, "w", **profile) as ds:
@@ -200,8 +246,11 @@ def _write(path: Path, data: np.ndarray, grid: Grid, nodata: float | None) -> No
         ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
 
 
-def synthesize_pair(out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: str = "pair") -> SyntheticPair:
-    """Write ``<name>_optical.tif``, ``<name>_sar.tif`` and ``<name>_tiepoints.csv`` into ``out_dir``."""
+def synthesize_pair(
+    out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: str = "pair"
+) -> SyntheticPair:
+    """Write ``<name>_optical.tif``, ``<name>_sar.tif`` and ``<name>_tiepoints.csv`` into
+    ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
@@ -221,7 +270,13 @@ def synthesize_pair(out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: st
 
     def sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, interp: int) -> np.ndarray:
         c, r = base.map_to_pixel(x, y)
-        return cv2.remap(img, (c - 0.5).astype(np.float32), (r - 0.5).astype(np.float32), interp, borderMode=cv2.BORDER_REFLECT)
+        return cv2.remap(
+            img,
+            (c - 0.5).astype(np.float32),
+            (r - 0.5).astype(np.float32),
+            interp,
+            borderMode=cv2.BORDER_REFLECT,
+        )
 
     # optical: area-average the base rendering onto the optical grid
     k = max(1, int(round(spec.optical_res / spec.base_res))) | 1
@@ -252,7 +307,9 @@ def synthesize_pair(out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: st
         gx, gy = xs - ddx, ys - ddy
     k = max(1, int(round(spec.sar_res / spec.base_res))) | 1
     sar_amp = sample(cv2.blur(refl, (k, k)), gx, gy, cv2.INTER_LINEAR)
-    speckle = rng.gamma(spec.speckle_looks, 1.0 / spec.speckle_looks, sar_amp.shape).astype(np.float32)
+    speckle = rng.gamma(spec.speckle_looks, 1.0 / spec.speckle_looks, sar_amp.shape).astype(
+        np.float32
+    )
     amp = np.sqrt(np.maximum(sar_amp * speckle, 1e-6))
     # nodata outside a disc-cut square (Umbra GEC products have slanted no-data borders)
     rr, cc = np.mgrid[0:n, 0:n]
@@ -267,7 +324,11 @@ def synthesize_pair(out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: st
         sar = amp.astype(np.float32)
         sar[corner] = np.nan
         sar_nodata = float("nan")
-    optical_path, sar_path, tp_path = out / f"{name}_optical.tif", out / f"{name}_sar.tif", out / f"{name}_tiepoints.csv"
+    optical_path, sar_path, tp_path = (
+        out / f"{name}_optical.tif",
+        out / f"{name}_sar.tif",
+        out / f"{name}_tiepoints.csv",
+    )
     _write(optical_path, optical_u8, optical_grid, None)
     _write(sar_path, sar[None], sar_grid, sar_nodata)
 
@@ -282,6 +343,8 @@ def synthesize_pair(out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: st
     ok = (sc >= 0) & (sr >= 0) & (sc < n) & (sr < n)
     ok &= ~corner[np.clip(sr, 0, n - 1).astype(int), np.clip(sc, 0, n - 1).astype(int)]
     idx = np.flatnonzero(ok)[: spec.n_tiepoints]
-    tiepoints = Tiepoints(sr[idx], sc[idx], rows[idx].astype(float), cols[idx].astype(float), str(tp_path))
+    tiepoints = Tiepoints(
+        sr[idx], sc[idx], rows[idx].astype(float), cols[idx].astype(float), str(tp_path)
+    )
     write_tiepoints(tp_path, tiepoints)
     return SyntheticPair(optical_path, sar_path, tp_path, spec, optical_grid, sar_grid)

@@ -28,7 +28,11 @@ from models.raster import open_raster
 def _max_shift(path: str) -> float:
     with rasterio.open(path) as ds:
         f = max(1, max(ds.width, ds.height) // 512)
-        d = ds.read([1, 2], out_shape=(2, max(1, ds.height // f), max(1, ds.width // f)), resampling=Resampling.nearest)
+        d = ds.read(
+            [1, 2],
+            out_shape=(2, max(1, ds.height // f), max(1, ds.width // f)),
+            resampling=Resampling.nearest,
+        )
     m = np.nanmax(np.abs(d)) if np.isfinite(d).any() else 0.0
     return float(m)
 
@@ -43,7 +47,10 @@ def warp_optical(
     """Write the aligned optical COG (same grid, bands and type as the optical image)."""
     optical = open_raster(optical_path, "optical")
     disp = open_raster(displacement_path, "displacement")
-    if (disp.grid.width, disp.grid.height) != (optical.grid.width, optical.grid.height) or disp.count < 2:
+    if (disp.grid.width, disp.grid.height) != (
+        optical.grid.width,
+        optical.grid.height,
+    ) or disp.count < 2:
         raise InputError(
             f"displacement map {displacement_path} ({disp.grid.width}×{disp.grid.height}, {disp.count} bands) does not "
             f"match optical {optical_path} ({optical.grid.width}×{optical.grid.height}); give the map made for this image"
@@ -54,7 +61,12 @@ def warp_optical(
     with rasterio.open(optical_path) as src, rasterio.open(displacement_path) as dsp:
 
         def block(window: Window) -> np.ndarray:
-            r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+            r0, c0, h, w = (
+                int(window.row_off),
+                int(window.col_off),
+                int(window.height),
+                int(window.width),
+            )
             # the displacement around the block, and the optical region the block can draw from
             er0, ec0 = max(0, r0 - margin), max(0, c0 - margin)
             er1, ec1 = min(src.height, r0 + h + margin), min(src.width, c0 + w + margin)
@@ -62,7 +74,9 @@ def warp_optical(
             D = dsp.read([1, 2], window=ext).astype(np.float32)
             D = np.nan_to_num(D, nan=0.0)
             img = src.read(window=ext)
-            qc, qr = np.meshgrid(np.arange(c0, c0 + w, dtype=np.float32), np.arange(r0, r0 + h, dtype=np.float32))
+            qc, qr = np.meshgrid(
+                np.arange(c0, c0 + w, dtype=np.float32), np.arange(r0, r0 + h, dtype=np.float32)
+            )
             pc, pr = qc.copy(), qr.copy()
             for _ in range(iterations):
                 mx, my = pc - ec0, pr - er0
@@ -72,7 +86,14 @@ def warp_optical(
             mx, my = pc - ec0, pr - er0
             return np.stack(
                 [
-                    cv2.remap(b, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float(nodata))
+                    cv2.remap(
+                        b,
+                        mx,
+                        my,
+                        cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=float(nodata),
+                    )
                     for b in img
                 ]
             )

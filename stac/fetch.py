@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 CHUNK = 1 << 16
 
-# multihash code (varint hex) -> (hashlib name, digest length in bytes); https://github.com/multiformats/multicodec
+# multihash code (varint hex) -> (hashlib name, digest length in bytes);
+# https://github.com/multiformats/multicodec
 MULTIHASH = {
     "11": ("sha1", 20),
     "12": ("sha256", 32),
@@ -88,7 +89,8 @@ def _digest(path: str | os.PathLike[str], algorithm: str) -> str:
 
 
 def file_checksum(path: str | os.PathLike[str]) -> str:
-    """``file:checksum`` (file extension v2.1): multihash of sha2-256 (0x12, length 0x20), lowercase hex."""
+    """``file:checksum`` (file extension v2.1): multihash of sha2-256 (0x12, length 0x20), lowercase
+    hex."""
     return "1220" + _digest(path, "sha256")
 
 
@@ -97,14 +99,21 @@ def parse_multihash(checksum: str) -> Multihash | None:
     algorithm this module cannot compute; :class:`FetchError` when it is malformed."""
     value = checksum.strip().lower()
     if not re.fullmatch(r"[0-9a-f]+", value) or len(value) < 6:
-        raise FetchError(f"file:checksum {checksum!r} is not a multihash in hex (e.g. 1220<sha256 hex>)")
+        raise FetchError(
+            f"file:checksum {checksum!r} is not a multihash in hex (e.g. 1220<sha256 hex>)"
+        )
     for code, (algorithm, size) in MULTIHASH.items():
-        if value.startswith(code) and int(value[len(code):len(code) + 2], 16) == size:
-            digest = value[len(code) + 2:]
+        if value.startswith(code) and int(value[len(code) : len(code) + 2], 16) == size:
+            digest = value[len(code) + 2 :]
             if len(digest) != 2 * size:
-                raise FetchError(f"file:checksum {checksum!r}: {algorithm} digest has {len(digest) // 2} bytes, expected {size}")
+                raise FetchError(
+                    f"file:checksum {checksum!r}: {algorithm} digest has {len(digest) // 2} bytes, expected {size}"
+                )
             return Multihash(algorithm, digest)
-    log.warning("file:checksum %s… uses a multihash this version cannot verify; the file is not verified", checksum[:8])
+    log.warning(
+        "file:checksum %s… uses a multihash this version cannot verify; the file is not verified",
+        checksum[:8],
+    )
     return None
 
 
@@ -115,8 +124,10 @@ def verify(path: Path, checksum: str | None, href: str = "") -> None:
         return
     ok, got = mh.matches(path)
     if not ok:
-        raise FetchError(f"checksum mismatch for {href or path}: the item's file:checksum says {mh.algorithm} "
-                         f"{mh.digest[:12]}…, the file has {got[:12]}… (corrupt or changed upstream)")
+        raise FetchError(
+            f"checksum mismatch for {href or path}: the item's file:checksum says {mh.algorithm} "
+            f"{mh.digest[:12]}…, the file has {got[:12]}… (corrupt or changed upstream)"
+        )
 
 
 def http_url(href: str) -> str:
@@ -133,7 +144,8 @@ def http_url(href: str) -> str:
 def gdal_path(href: str) -> str:
     """A path GDAL/rasterio can read by windows without downloading the file (COG range reads).
 
-    ``http(s)``/``s3`` become ``/vsicurl/<https url>`` (anonymous; ``COALIGN_S3_ENDPOINT`` honoured).
+    ``http(s)``/``s3`` become ``/vsicurl/<https url>`` (anonymous; ``COALIGN_S3_ENDPOINT``
+    honoured).
     Open it inside ``rasterio.Env(**REMOTE_READ_ENV)``.
     """
     p = urlparse(href)
@@ -142,10 +154,15 @@ def gdal_path(href: str) -> str:
     return unquote(p.path) if p.scheme == "file" else href
 
 
-def cache_path(href: str, cache: str | os.PathLike[str], checksum: str | None = None, suffix: str = "") -> Path:
+def cache_path(
+    href: str, cache: str | os.PathLike[str], checksum: str | None = None, suffix: str = ""
+) -> Path:
     """Where :func:`fetch` keeps ``href``: a folder named by sha256 of the href and checksum."""
     key = hashlib.sha256(f"{href}|{checksum or ''}{suffix}".encode()).hexdigest()
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", unquote(Path(urlparse(http_url(href)).path).name)) or "asset"
+    name = (
+        re.sub(r"[^A-Za-z0-9._-]", "_", unquote(Path(urlparse(http_url(href)).path).name))
+        or "asset"
+    )
     return Path(cache) / key[:2] / key / name
 
 
@@ -165,7 +182,11 @@ def _total_size(r: requests.Response) -> int | None:
     m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", cr)
     if m and m.group(3) != "*":
         return int(m.group(3))
-    if r.status_code == 200 and r.headers.get("Content-Length", "").isdigit() and "gzip" not in r.headers.get("Content-Encoding", ""):
+    if (
+        r.status_code == 200
+        and r.headers.get("Content-Length", "").isdigit()
+        and "gzip" not in r.headers.get("Content-Encoding", "")
+    ):
         return int(r.headers["Content-Length"])
     return None
 
@@ -184,7 +205,9 @@ def _download(url: str, part: Path, meta: Path, timeout: float) -> None:
             if m and int(m.group(1)) == have:
                 return
             part.unlink()
-            raise _Transient("the partial download is larger than the file on the server; restarting")
+            raise _Transient(
+                "the partial download is larger than the file on the server; restarting"
+            )
         if r.status_code >= 500 or r.status_code == 429:
             raise _Transient(f"HTTP {r.status_code}")
         if r.status_code not in (200, 206):
@@ -193,7 +216,9 @@ def _download(url: str, part: Path, meta: Path, timeout: float) -> None:
             m = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != have:
                 part.unlink(missing_ok=True)
-                raise _Transient(f"server answered range {r.headers.get('Content-Range')!r} to bytes={have}-; restarting")
+                raise _Transient(
+                    f"server answered range {r.headers.get('Content-Range')!r} to bytes={have}-; restarting"
+                )
             mode = "ab"
         else:  # 200: no range support, or the file changed (If-Range): start over
             mode = "wb"
@@ -208,8 +233,14 @@ def _download(url: str, part: Path, meta: Path, timeout: float) -> None:
         raise _Transient(f"connection closed at {size} of {total} bytes")
 
 
-def fetch(href: str, cache: str | os.PathLike[str], checksum: str | None = None, retries: int = 4,
-          backoff: float = 0.5, timeout: float = 60.0) -> Path:
+def fetch(
+    href: str,
+    cache: str | os.PathLike[str],
+    checksum: str | None = None,
+    retries: int = 4,
+    backoff: float = 0.5,
+    timeout: float = 60.0,
+) -> Path:
     """A local path holding the asset at ``href`` (downloaded once, verified, cached).
 
     Transient failures (connection errors, timeouts, HTTP 5xx/429, a short body) are retried
@@ -224,7 +255,9 @@ def fetch(href: str, cache: str | os.PathLike[str], checksum: str | None = None,
         verify(path, checksum, href)
         return path
     if p.scheme not in ("http", "https", "s3"):
-        raise InputError(f"cannot fetch {href}: unsupported scheme {p.scheme!r} (file, http, https, s3)")
+        raise InputError(
+            f"cannot fetch {href}: unsupported scheme {p.scheme!r} (file, http, https, s3)"
+        )
     if checksum:
         parse_multihash(checksum)  # malformed checksums fail before any download
     url = http_url(href)
@@ -248,7 +281,9 @@ def fetch(href: str, cache: str | os.PathLike[str], checksum: str | None = None,
                     if clean_restarts == 0:
                         raise
                     clean_restarts -= 1
-                    log.warning("fetch %s: checksum mismatch; downloading once more from scratch", href)
+                    log.warning(
+                        "fetch %s: checksum mismatch; downloading once more from scratch", href
+                    )
                     continue
                 os.replace(part, final)
                 meta.unlink(missing_ok=True)
@@ -256,10 +291,19 @@ def fetch(href: str, cache: str | os.PathLike[str], checksum: str | None = None,
             except (*TRANSIENT, _Transient) as exc:
                 attempt += 1
                 if attempt >= retries:
-                    raise FetchError(f"cannot fetch {href} after {retries} attempts: {exc} "
-                                     f"(the partial download is kept and resumed next time)") from exc
+                    raise FetchError(
+                        f"cannot fetch {href} after {retries} attempts: {exc} "
+                        f"(the partial download is kept and resumed next time)"
+                    ) from exc
                 delay = backoff * 2 ** (attempt - 1)
-                log.warning("fetch %s: %s; retrying in %.1f s (attempt %d of %d)", href, exc, delay, attempt + 1, retries)
+                log.warning(
+                    "fetch %s: %s; retrying in %.1f s (attempt %d of %d)",
+                    href,
+                    exc,
+                    delay,
+                    attempt + 1,
+                    retries,
+                )
                 time.sleep(delay)
 
 
@@ -272,7 +316,11 @@ def _aoi_window(ds: Any, bbox: tuple[float, float, float, float]) -> Any:
 
     if ds.crs is None:
         raise InputError(f"{ds.name} has no CRS: cannot find the AOI window")
-    geom = shape(transform_geom("EPSG:4326", ds.crs, mapping(box(*bbox).segmentize(abs(bbox[2] - bbox[0]) / 16 or 1e-6))))
+    geom = shape(
+        transform_geom(
+            "EPSG:4326", ds.crs, mapping(box(*bbox).segmentize(abs(bbox[2] - bbox[0]) / 16 or 1e-6))
+        )
+    )
     xs, ys = np.asarray(geom.exterior.coords).T
     cols, rows = ~ds.transform * (xs, ys)
     c0, c1 = max(0, int(np.floor(np.min(cols)))), min(ds.width, int(np.ceil(np.max(cols))))
@@ -282,7 +330,9 @@ def _aoi_window(ds: Any, bbox: tuple[float, float, float, float]) -> Any:
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def fetch_window(href: str, bbox: tuple[float, float, float, float], cache: str | os.PathLike[str]) -> Path:
+def fetch_window(
+    href: str, bbox: tuple[float, float, float, float], cache: str | os.PathLike[str]
+) -> Path:
     """A local GeoTIFF holding only the AOI window (WGS84 ``bbox``) of a remote or local raster.
 
     Reads through GDAL range requests (COG overviews and tiles), so only the bytes of the
@@ -302,9 +352,17 @@ def fetch_window(href: str, bbox: tuple[float, float, float, float], cache: str 
             with rasterio.Env(**REMOTE_READ_ENV), rasterio.open(gdal_path(href)) as ds:
                 window = _aoi_window(ds, bbox)
                 data = ds.read(window=window)
-                profile = {**ds.profile, "driver": "GTiff", "width": int(window.width), "height": int(window.height),
-                           "transform": ds.window_transform(window), "tiled": True, "blockxsize": 256,
-                           "blockysize": 256, "compress": "deflate"}
+                profile = {
+                    **ds.profile,
+                    "driver": "GTiff",
+                    "width": int(window.width),
+                    "height": int(window.height),
+                    "transform": ds.window_transform(window),
+                    "tiled": True,
+                    "blockxsize": 256,
+                    "blockysize": 256,
+                    "compress": "deflate",
+                }
                 if window.width < 256 or window.height < 256:
                     profile.pop("blockxsize"), profile.pop("blockysize")
                     profile["tiled"] = False

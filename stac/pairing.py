@@ -43,9 +43,13 @@ class PairingRules:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_overlap_fraction <= 1.0:
-            raise InputError(f"minimum overlap fraction must be within 0..1, got {self.min_overlap_fraction}")
+            raise InputError(
+                f"minimum overlap fraction must be within 0..1, got {self.min_overlap_fraction}"
+            )
         if self.min_overlap_m2 < 0 or self.max_gap_days < 0:
-            raise InputError(f"minimum overlap area and maximum gap must be >= 0 (got {self.min_overlap_m2} m², {self.max_gap_days} days)")
+            raise InputError(
+                f"minimum overlap area and maximum gap must be >= 0 (got {self.min_overlap_m2} m², {self.max_gap_days} days)"
+            )
         if self.event_date is not None and self.event_date.tzinfo is None:
             raise InputError(f"event date {self.event_date.isoformat()} needs a time zone (e.g. Z)")
 
@@ -68,10 +72,16 @@ class Pair:
     def to_json(self) -> dict[str, Any]:
         """The ``coalign pairs --json`` row."""
         return {
-            "id": self.id, "optical_id": self.optical.id, "sar_id": self.sar.id,
-            "overlap_fraction": round(self.overlap_fraction, 4), "overlap_area_m2": round(self.overlap_area_m2, 1),
-            "gap_days": round(self.gap_days, 3), "optical_datetime": self.optical.datetime.isoformat(),
-            "sar_datetime": self.sar.datetime.isoformat(), "optical_href": self.optical.href, "sar_href": self.sar.href,
+            "id": self.id,
+            "optical_id": self.optical.id,
+            "sar_id": self.sar.id,
+            "overlap_fraction": round(self.overlap_fraction, 4),
+            "overlap_area_m2": round(self.overlap_area_m2, 1),
+            "gap_days": round(self.gap_days, 3),
+            "optical_datetime": self.optical.datetime.isoformat(),
+            "sar_datetime": self.sar.datetime.isoformat(),
+            "optical_href": self.optical.href,
+            "sar_href": self.sar.href,
             "overlap": json.loads(json.dumps(mapping(self.overlap))),
         }
 
@@ -96,15 +106,23 @@ def _time_ok(o: Scene, s: Scene, rules: PairingRules) -> float | None:
     return gap if gap <= rules.max_gap_days else None
 
 
-def pair_scenes(scenes: list[Scene], rules: PairingRules = PairingRules(), bbox: BBox | BaseGeometry | None = None) -> list[Pair]:
+def pair_scenes(
+    scenes: list[Scene],
+    rules: PairingRules = PairingRules(),
+    bbox: BBox | BaseGeometry | None = None,
+) -> list[Pair]:
     """Candidate pairs meeting ``rules``, ranked by overlap fraction (desc), then time gap (asc)."""
     optical = [s for s in scenes if s.sensor == "optical"]
     sar = [s for s in scenes if s.sensor == "sar"]
     if not optical or not sar:
         return []
     aoi = box(*bbox) if isinstance(bbox, tuple | list) else bbox
-    go = gpd.GeoDataFrame({"i": range(len(optical))}, geometry=[_valid(s.footprint) for s in optical], crs="EPSG:4326")
-    gs = gpd.GeoDataFrame({"j": range(len(sar))}, geometry=[_valid(s.footprint) for s in sar], crs="EPSG:4326")
+    go = gpd.GeoDataFrame(
+        {"i": range(len(optical))}, geometry=[_valid(s.footprint) for s in optical], crs="EPSG:4326"
+    )
+    gs = gpd.GeoDataFrame(
+        {"j": range(len(sar))}, geometry=[_valid(s.footprint) for s in sar], crs="EPSG:4326"
+    )
     if aoi is not None:
         go = go[go.intersects(aoi)]
         gs = gs[gs.intersects(aoi)]
@@ -125,8 +143,11 @@ def pair_scenes(scenes: list[Scene], rules: PairingRules = PairingRules(), bbox:
     if not candidates:
         return []
     # areas in each overlap's own UTM zone, one reprojection per zone
-    frame = gpd.GeoDataFrame({"k": range(len(candidates)), "crs": [local_metric_crs(c[3]) for c in candidates]},
-                             geometry=[c[3] for c in candidates], crs="EPSG:4326")
+    frame = gpd.GeoDataFrame(
+        {"k": range(len(candidates)), "crs": [local_metric_crs(c[3]) for c in candidates]},
+        geometry=[c[3] for c in candidates],
+        crs="EPSG:4326",
+    )
     frame["smaller"] = gpd.GeoSeries([c[4] for c in candidates], crs="EPSG:4326")
     areas: dict[int, tuple[float, float]] = {}
     for crs, group in frame.groupby("crs"):

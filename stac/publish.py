@@ -1,4 +1,5 @@
-"""Aligned products of one registered pair as a STAC 1.1 Item, published to a static catalog or a STAC API.
+"""Aligned products of one registered pair as a STAC 1.1 Item, published to a static catalog or a
+STAC API.
 
 :func:`build_item` makes one Item per pair × method (pystac) with assets for the aligned optical
 COG, the SN9 displacement COG, the confidence COG, QA pictures and the residual CSV, and the
@@ -46,12 +47,28 @@ from stac.scene import Scene
 from stac.schemas import validate as validate_stac
 from stac.transaction import TransactionClient
 
-__all__ = ["OUTPUT_KINDS", "PublishedPair", "TransactionClient", "api_document", "build_collection", "build_item",
-           "file_checksum", "publish_api", "publish_static", "validate_stac"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "PublishedPair",
+    "TransactionClient",
+    "api_document",
+    "build_collection",
+    "build_item",
+    "file_checksum",
+    "publish_api",
+    "publish_static",
+    "validate_stac",
+]
 
 EXT = schemas.EXTENSIONS
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
-MEDIA_TYPES = {".tif": GEOTIFF, ".tiff": GEOTIFF, ".png": "image/png", ".csv": "text/csv", ".json": "application/json"}
+MEDIA_TYPES = {
+    ".tif": GEOTIFF,
+    ".tiff": GEOTIFF,
+    ".png": "image/png",
+    ".csv": "text/csv",
+    ".json": "application/json",
+}
 
 
 @dataclass(frozen=True)
@@ -64,14 +81,26 @@ class OutputKind:
 
 
 OUTPUT_KINDS: dict[str, OutputKind] = {
-    "aligned_optical": OutputKind("Aligned optical image", ("data", "visual"),
-                                  "Optical image resampled so that each ground point lies where the SAR image sees it."),
-    "displacement": OutputKind("Displacement map (SN9)", ("data",),
-                               "SAR-minus-optical shift at every optical pixel, in optical pixels (SpaceNet 9 convention)."),
-    "confidence": OutputKind("Registration confidence", ("data", "quality"),
-                             "Per-pixel confidence of the displacement, 0 (none) to 1 (full inlier support)."),
-    "residuals": OutputKind("Tiepoint residuals", ("metadata",),
-                            "Per-tiepoint reference and predicted shifts and their errors (CSV)."),
+    "aligned_optical": OutputKind(
+        "Aligned optical image",
+        ("data", "visual"),
+        "Optical image resampled so that each ground point lies where the SAR image sees it.",
+    ),
+    "displacement": OutputKind(
+        "Displacement map (SN9)",
+        ("data",),
+        "SAR-minus-optical shift at every optical pixel, in optical pixels (SpaceNet 9 convention).",
+    ),
+    "confidence": OutputKind(
+        "Registration confidence",
+        ("data", "quality"),
+        "Per-pixel confidence of the displacement, 0 (none) to 1 (full inlier support).",
+    ),
+    "residuals": OutputKind(
+        "Tiepoint residuals",
+        ("metadata",),
+        "Per-tiepoint reference and predicted shifts and their errors (CSV).",
+    ),
 }
 QA_ROLES = ("overview", "visual")
 
@@ -80,12 +109,29 @@ DISPLACEMENT_BANDS = (
     ("dy", "y-shift (y_sar - y_optical) / gt_optical[5], in optical pixels"),
 )
 # sar v1.0.0 fields (the version declared); others from newer versions are not carried
-SAR_FIELDS = ("sar:instrument_mode", "sar:frequency_band", "sar:center_frequency", "sar:polarizations",
-              "sar:product_type", "sar:resolution_range", "sar:resolution_azimuth", "sar:pixel_spacing_range",
-              "sar:pixel_spacing_azimuth", "sar:looks_range", "sar:looks_azimuth", "sar:looks_equivalent_number",
-              "sar:observation_direction")
+SAR_FIELDS = (
+    "sar:instrument_mode",
+    "sar:frequency_band",
+    "sar:center_frequency",
+    "sar:polarizations",
+    "sar:product_type",
+    "sar:resolution_range",
+    "sar:resolution_azimuth",
+    "sar:pixel_spacing_range",
+    "sar:pixel_spacing_azimuth",
+    "sar:looks_range",
+    "sar:looks_azimuth",
+    "sar:looks_equivalent_number",
+    "sar:observation_direction",
+)
 SAR_REQUIRED = SAR_FIELDS[0:2] + ("sar:polarizations", "sar:product_type")
-VIEW_FIELDS = ("view:off_nadir", "view:incidence_angle", "view:azimuth", "view:sun_azimuth", "view:sun_elevation")
+VIEW_FIELDS = (
+    "view:off_nadir",
+    "view:incidence_angle",
+    "view:azimuth",
+    "view:sun_azimuth",
+    "view:sun_elevation",
+)
 HIERARCHICAL = {"self", "root", "parent", "child", "item", "collection"}
 
 
@@ -126,7 +172,7 @@ def slug(text: str) -> str:
 def _iso(t: dt.datetime) -> str:
     if t.tzinfo is None:
         raise InputError(f"acquisition time {t.isoformat()} has no time zone; STAC needs UTC times")
-    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- reading the products ----------------------------------------------------------------
@@ -155,11 +201,17 @@ def raster_info(path: Path) -> RasterInfo:
             with rasterio.open(path) as ds:
                 crs = ds.crs
                 t = ds.transform
-                units = tuple(u or ds.tags(i + 1).get("units") or None for i, u in enumerate(ds.units))
+                units = tuple(
+                    u or ds.tags(i + 1).get("units") or None for i, u in enumerate(ds.units)
+                )
                 return RasterInfo(
                     crs_code=f"EPSG:{crs.to_epsg()}" if crs and crs.to_epsg() else None,
                     crs_wkt=crs.to_wkt() if crs else None,
-                    metre_units=bool(crs and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter")),
+                    metre_units=bool(
+                        crs
+                        and crs.is_projected
+                        and (crs.linear_units or "").lower() in ("metre", "meter")
+                    ),
                     shape=(ds.height, ds.width),
                     transform=(t.a, t.b, t.c, t.d, t.e, t.f),
                     dtypes=tuple(ds.dtypes),
@@ -168,18 +220,29 @@ def raster_info(path: Path) -> RasterInfo:
                     units=units,
                 )
     except rasterio.RasterioIOError as exc:
-        raise InputError(f"cannot read {path} as a raster ({exc}); is the product complete?") from exc
+        raise InputError(
+            f"cannot read {path} as a raster ({exc}); is the product complete?"
+        ) from exc
 
 
-def footprint_wgs84(info: RasterInfo, path: Path, densify: int = 16) -> tuple[dict[str, Any], list[float]]:
-    """GeoJSON Polygon and bbox (WGS84, lon/lat) of a raster's grid, edges densified for the reprojection."""
+def footprint_wgs84(
+    info: RasterInfo, path: Path, densify: int = 16
+) -> tuple[dict[str, Any], list[float]]:
+    """GeoJSON Polygon and bbox (WGS84, lon/lat) of a raster's grid, edges densified for the
+    reprojection."""
     if info.crs_wkt is None:
-        raise InputError(f"{path} has no CRS; the displacement and aligned products must be georeferenced")
+        raise InputError(
+            f"{path} has no CRS; the displacement and aligned products must be georeferenced"
+        )
     h, w = info.shape
     a, b, c, d, e, f = info.transform
     steps = [i / densify for i in range(densify)]
-    ring = ([(w * s, 0.0) for s in steps] + [(w, h * s) for s in steps]
-            + [(w * (1 - s), h) for s in steps] + [(0.0, h * (1 - s)) for s in steps])
+    ring = (
+        [(w * s, 0.0) for s in steps]
+        + [(w, h * s) for s in steps]
+        + [(w * (1 - s), h) for s in steps]
+        + [(0.0, h * (1 - s)) for s in steps]
+    )
     xs = [a * col + b * row + c for col, row in ring]
     ys = [d * col + e * row + f for col, row in ring]
     lon, lat = warp_transform(info.crs_wkt, "EPSG:4326", xs, ys)
@@ -187,14 +250,32 @@ def footprint_wgs84(info: RasterInfo, path: Path, densify: int = 16) -> tuple[di
     poly = Polygon(zip(lon, lat, strict=True)).simplify(1e-7, preserve_topology=True)
     poly = orient(poly, sign=1.0)  # RFC 7946: exterior ring counter-clockwise
     if not poly.is_valid or poly.is_empty:
-        raise InputError(f"{path}: the grid footprint is not a valid polygon in WGS84 (does it cross the antimeridian?)")
+        raise InputError(
+            f"{path}: the grid footprint is not a valid polygon in WGS84 (does it cross the antimeridian?)"
+        )
     return json.loads(json.dumps(mapping(poly))), list(poly.bounds)
 
 
 def _data_type(dtype: str) -> str:
     return {"complex64": "cfloat32", "complex128": "cfloat64", "complex_int16": "cint16"}.get(
-        dtype, dtype if dtype in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                                  "float16", "float32", "float64") else "other")
+        dtype,
+        dtype
+        if dtype
+        in (
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "uint8",
+            "uint16",
+            "uint32",
+            "uint64",
+            "float16",
+            "float32",
+            "float64",
+        )
+        else "other",
+    )
 
 
 def _nodata(value: float | None) -> float | str | None:
@@ -219,7 +300,9 @@ def _raster_bands(key: str, info: RasterInfo) -> list[dict[str, Any]]:
         if info.units[i]:
             band["unit"] = info.units[i]
         if key == "displacement" and i < 2:
-            band.update(name=DISPLACEMENT_BANDS[i][0], description=DISPLACEMENT_BANDS[i][1], unit="pixel")
+            band.update(
+                name=DISPLACEMENT_BANDS[i][0], description=DISPLACEMENT_BANDS[i][1], unit="pixel"
+            )
         elif key == "confidence":
             band.setdefault("name", "confidence")
             band["description"] = "registration confidence, 0 (none) to 1 (full inlier support)"
@@ -228,8 +311,12 @@ def _raster_bands(key: str, info: RasterInfo) -> list[dict[str, Any]]:
 
 
 def _check_product(key: str, info: RasterInfo, path: Path) -> None:
-    if key == "displacement" and (len(info.dtypes) != 2 or info.dtypes[0] not in ("float32", "float64")):
-        raise InputError(f"{path}: a displacement map has 2 float bands (dx, dy); found {len(info.dtypes)} band(s) of {info.dtypes[0]}")
+    if key == "displacement" and (
+        len(info.dtypes) != 2 or info.dtypes[0] not in ("float32", "float64")
+    ):
+        raise InputError(
+            f"{path}: a displacement map has 2 float bands (dx, dy); found {len(info.dtypes)} band(s) of {info.dtypes[0]}"
+        )
     if key == "confidence" and len(info.dtypes) != 1:
         raise InputError(f"{path}: a confidence raster has 1 band; found {len(info.dtypes)}")
 
@@ -261,7 +348,9 @@ def _score_properties(score: Mapping[str, float]) -> dict[str, Any]:
             raise InputError(f"registration score {key}={value!r} is not a number")
         name = f"coalign:score_{key}"
         # JSON has no inf/nan: an unscorable pair (e.g. NaN shift at a tiepoint) is recorded as null
-        out[name] = int(value) if key == "tiepoints" else (float(value) if math.isfinite(value) else None)
+        out[name] = (
+            int(value) if key == "tiepoints" else (float(value) if math.isfinite(value) else None)
+        )
     return out
 
 
@@ -275,32 +364,51 @@ def _sar_properties(sar: Scene) -> dict[str, Any]:
 
 
 def _view_properties(scene: Scene) -> dict[str, Any]:
-    view = {k: scene.properties[k] for k in VIEW_FIELDS if isinstance(scene.properties.get(k), (int, float))}
-    for name, value in (("view:off_nadir", scene.view_off_nadir), ("view:incidence_angle", scene.view_incidence_angle),
-                        ("view:azimuth", scene.view_azimuth)):
+    view = {
+        k: scene.properties[k]
+        for k in VIEW_FIELDS
+        if isinstance(scene.properties.get(k), (int, float))
+    }
+    for name, value in (
+        ("view:off_nadir", scene.view_off_nadir),
+        ("view:incidence_angle", scene.view_incidence_angle),
+        ("view:azimuth", scene.view_azimuth),
+    ):
         if value is not None:
             view[name] = value
     return view
 
 
 def build_item(p: PublishedPair, software_version: str | None = None) -> dict[str, Any]:
-    """The STAC Item document of one pair's outputs (asset hrefs: the absolute output paths); validated.
+    """The STAC Item document of one pair's outputs (asset hrefs: the absolute output paths);
+    validated.
 
-    Item-level view geometry: the SAR's incidence and azimuth (the grid the product is aligned to) and
-    the optical's off-nadir (what drives its layover); the optical's full view geometry, platform and
+    Item-level view geometry: the SAR's incidence and azimuth (the grid the product is aligned to)
+    and
+    the optical's off-nadir (what drives its layover); the optical's full view geometry, platform
+    and
     acquisition time sit on the ``aligned_optical`` asset.
     """
     outputs = {k: Path(v) for k, v in p.outputs.items()}
     if "displacement" not in outputs:
-        raise InputError(f"pair {p.pair_id}: no 'displacement' output; outputs given: {sorted(outputs)}")
+        raise InputError(
+            f"pair {p.pair_id}: no 'displacement' output; outputs given: {sorted(outputs)}"
+        )
     for key, path in outputs.items():
         if not path.is_file():
             raise InputError(f"pair {p.pair_id}: output {key!r} {path} does not exist")
-        if key in ("aligned_optical", "displacement", "confidence") and path.suffix.lower() not in (".tif", ".tiff"):
+        if key in ("aligned_optical", "displacement", "confidence") and path.suffix.lower() not in (
+            ".tif",
+            ".tiff",
+        ):
             raise InputError(f"pair {p.pair_id}: output {key!r} {path} must be a GeoTIFF (.tif)")
     collection_id = slug(p.activation)  # the activation as given stays in coalign:activation
 
-    infos = {k: raster_info(v) for k, v in outputs.items() if v.suffix.lower() in (".tif", ".tiff", ".png")}
+    infos = {
+        k: raster_info(v)
+        for k, v in outputs.items()
+        if v.suffix.lower() in (".tif", ".tiff", ".png")
+    }
     for key, info in infos.items():
         _check_product(key, info, outputs[key])
     grid_key = "aligned_optical" if "aligned_optical" in infos else "displacement"
@@ -309,37 +417,59 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
     t_opt, t_sar = _iso(p.optical.datetime), _iso(p.sar.datetime)
 
     item = pystac.Item(
-        id=p.item_id, geometry=geometry, bbox=bbox, datetime=p.sar.datetime.astimezone(dt.timezone.utc),
-        start_datetime=min(p.optical.datetime, p.sar.datetime).astimezone(dt.timezone.utc),
-        end_datetime=max(p.optical.datetime, p.sar.datetime).astimezone(dt.timezone.utc),
-        properties={}, collection=collection_id,
+        id=p.item_id,
+        geometry=geometry,
+        bbox=bbox,
+        datetime=p.sar.datetime.astimezone(dt.UTC),
+        start_datetime=min(p.optical.datetime, p.sar.datetime).astimezone(dt.UTC),
+        end_datetime=max(p.optical.datetime, p.sar.datetime).astimezone(dt.UTC),
+        properties={},
+        collection=collection_id,
     )
     props = item.properties
     if p.sar.platform:
         props["platform"] = p.sar.platform
     if grid.metre_units:
         props["gsd"] = math.hypot(grid.transform[0], grid.transform[3])
-    props.update({"proj:code": grid.crs_code, "proj:shape": list(grid.shape), "proj:transform": list(grid.transform)})
+    props.update(
+        {
+            "proj:code": grid.crs_code,
+            "proj:shape": list(grid.shape),
+            "proj:transform": list(grid.transform),
+        }
+    )
     if grid.crs_code is None:
         props["proj:wkt2"] = grid.crs_wkt
     props["processing:software"] = {"coalign": software_version or _software_version()}
-    props["processing:lineage"] = (f"Optical scene {p.optical.id} ({p.optical.platform or 'optical'}, {t_opt}) registered to "
-                                   f"SAR scene {p.sar.id} ({p.sar.platform or 'SAR'}, {t_sar}) by coalign method "
-                                   f"{p.method} {p.method_version}; displacement in the SpaceNet 9 convention.")
+    props["processing:lineage"] = (
+        f"Optical scene {p.optical.id} ({p.optical.platform or 'optical'}, {t_opt}) registered to "
+        f"SAR scene {p.sar.id} ({p.sar.platform or 'SAR'}, {t_sar}) by coalign method "
+        f"{p.method} {p.method_version}; displacement in the SpaceNet 9 convention."
+    )
     if p.processed is not None:
         props["processing:datetime"] = _iso(p.processed)
-    props.update({
-        "coalign:pair_id": p.pair_id, "coalign:activation": p.activation,
-        "coalign:method": p.method, "coalign:method_version": p.method_version,
-        "coalign:optical_id": p.optical.id, "coalign:sar_id": p.sar.id,
-        "coalign:optical_datetime": t_opt, "coalign:sar_datetime": t_sar,
-    })
+    props.update(
+        {
+            "coalign:pair_id": p.pair_id,
+            "coalign:activation": p.activation,
+            "coalign:method": p.method,
+            "coalign:method_version": p.method_version,
+            "coalign:optical_id": p.optical.id,
+            "coalign:sar_id": p.sar.id,
+            "coalign:optical_datetime": t_opt,
+            "coalign:sar_datetime": t_sar,
+        }
+    )
     if p.score:
         props.update(_score_properties(p.score))
     sar_props = _sar_properties(p.sar)
     props.update(sar_props)
     optical_view = _view_properties(p.optical)
-    item_view = {k: v for k, v in _view_properties(p.sar).items() if k in ("view:incidence_angle", "view:azimuth")}
+    item_view = {
+        k: v
+        for k, v in _view_properties(p.sar).items()
+        if k in ("view:incidence_angle", "view:azimuth")
+    }
     if "view:off_nadir" in optical_view:
         item_view["view:off_nadir"] = optical_view["view:off_nadir"]
     props.update(item_view)
@@ -347,21 +477,34 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
     extensions = [EXT["proj"], EXT["processing"], EXT["file"], EXT["raster"]]
     for key, path in outputs.items():
         kind = _output_kind(key, path)
-        asset = pystac.Asset(href=str(path.resolve()), title=kind.title, description=kind.description or None,
-                             media_type=MEDIA_TYPES.get(path.suffix.lower()), roles=list(kind.roles))
+        asset = pystac.Asset(
+            href=str(path.resolve()),
+            title=kind.title,
+            description=kind.description or None,
+            media_type=MEDIA_TYPES.get(path.suffix.lower()),
+            roles=list(kind.roles),
+        )
         asset.extra_fields["file:checksum"] = file_checksum(path)
         asset.extra_fields["file:size"] = path.stat().st_size
         info = infos.get(key)
         if info is not None and info.crs_wkt is not None:
-            asset.extra_fields.update({"proj:code": info.crs_code, "proj:shape": list(info.shape), "proj:transform": list(info.transform)})
+            asset.extra_fields.update(
+                {
+                    "proj:code": info.crs_code,
+                    "proj:shape": list(info.shape),
+                    "proj:transform": list(info.transform),
+                }
+            )
             if info.crs_code is None:
                 asset.extra_fields["proj:wkt2"] = info.crs_wkt
             asset.extra_fields["raster:bands"] = _raster_bands(key, info)
         elif info is not None:
-            # an unlocated picture: proj:code null and its size, as the projection extension recommends
+            # an unlocated picture: proj:code null and its size, as the projection extension
+            # recommends
             asset.extra_fields.update({"proj:code": None, "proj:shape": list(info.shape)})
         if key == "aligned_optical":
-            # the pixels were acquired by the optical sensor, at the optical time, from its viewpoint
+            # the pixels were acquired by the optical sensor, at the optical time, from its
+            # viewpoint
             asset.extra_fields["datetime"] = t_opt
             if p.optical.platform:
                 asset.extra_fields["platform"] = p.optical.platform
@@ -373,14 +516,26 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
         extensions.append(EXT["view"])
     item.stac_extensions = extensions
     # STAC 1.1: an Item naming its collection links to it; the sinks replace this placeholder
-    item.add_link(pystac.Link(pystac.RelType.COLLECTION, "../collection.json", media_type=pystac.MediaType.JSON))
+    item.add_link(
+        pystac.Link(
+            pystac.RelType.COLLECTION, "../collection.json", media_type=pystac.MediaType.JSON
+        )
+    )
     for scene in (p.optical, p.sar):
         if scene.item_href:
             href = scene.item_href
             if not re.match(r"^[a-z][a-z0-9+.-]*:", href):
-                href = str(Path(href).resolve())  # a relative path would break once the item is moved
-            item.add_link(pystac.Link("derived_from", href, media_type=pystac.MediaType.GEOJSON,
-                                      title=f"source {scene.sensor} scene {scene.id}"))
+                href = str(
+                    Path(href).resolve()
+                )  # a relative path would break once the item is moved
+            item.add_link(
+                pystac.Link(
+                    "derived_from",
+                    href,
+                    media_type=pystac.MediaType.GEOJSON,
+                    title=f"source {scene.sensor} scene {scene.id}",
+                )
+            )
     doc = item_document(item)
     schemas.validate(doc, what=f"STAC Item {item.id!r} of pair {p.pair_id}")
     return doc
@@ -395,18 +550,27 @@ def item_document(item: pystac.Item | Mapping[str, Any]) -> dict[str, Any]:
 
 def _as_item(item: pystac.Item | Mapping[str, Any]) -> pystac.Item:
     # no migration: the document is validated as given, not as pystac would repair it
-    return item.clone() if isinstance(item, pystac.Item) else pystac.Item.from_dict(json.loads(json.dumps(item)), migrate=False)
+    return (
+        item.clone()
+        if isinstance(item, pystac.Item)
+        else pystac.Item.from_dict(json.loads(json.dumps(item)), migrate=False)
+    )
 
 
-def build_collection(activation: str, items: Sequence[pystac.Item], description: str | None = None,
-                     license: str = "other") -> pystac.Collection:
+def build_collection(
+    activation: str,
+    items: Sequence[pystac.Item],
+    description: str | None = None,
+    license: str = "other",
+) -> pystac.Collection:
     """The collection of one activation, its extent computed from ``items``."""
     if not items:
         raise InputError(f"collection {activation}: needs at least one item for its extent")
     return pystac.Collection(
         id=activation,
         title=f"coalign products: {activation}",
-        description=description or f"Optical images aligned to SAR, displacement maps and QA for activation {activation} (coalign).",
+        description=description
+        or f"Optical images aligned to SAR, displacement maps and QA for activation {activation} (coalign).",
         extent=pystac.Extent.from_items(items),
         license=license,
         providers=[pystac.Provider("coalign", roles=[pystac.ProviderRole.PROCESSOR])],
@@ -428,7 +592,8 @@ class _CollectingIO(DefaultStacIO):
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file in the same folder, then rename (never a partial file)."""
+    """Write a file through a temporary file in the same folder, then rename (never a partial
+    file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -439,8 +604,13 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def copy_atomic(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` through a temporary file and a rename (skipped when ``dst`` already holds the same bytes)."""
-    if dst.exists() and dst.stat().st_size == src.stat().st_size and file_checksum(dst) == file_checksum(src):
+    """Copy ``src`` to ``dst`` through a temporary file and a rename (skipped when ``dst`` already
+    holds the same bytes)."""
+    if (
+        dst.exists()
+        and dst.stat().st_size == src.stat().st_size
+        and file_checksum(dst) == file_checksum(src)
+    ):
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
@@ -463,9 +633,16 @@ def _locked(root: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def publish_static(item: pystac.Item | Mapping[str, Any], root: str | os.PathLike[str], *, copy_assets: bool = True,
-                   description: str | None = None, license: str = "other") -> Path:
-    """Add (or replace) ``item`` in the self-contained static catalog at ``root``; returns the Item's path.
+def publish_static(
+    item: pystac.Item | Mapping[str, Any],
+    root: str | os.PathLike[str],
+    *,
+    copy_assets: bool = True,
+    description: str | None = None,
+    license: str = "other",
+) -> Path:
+    """Add (or replace) ``item`` in the self-contained static catalog at ``root``; returns the
+    Item's path.
 
     Layout (STAC best practices): ``root/catalog.json`` → ``root/<activation>/collection.json`` →
     ``root/<activation>/<item id>/<item id>.json``, with every href relative
@@ -479,7 +656,9 @@ def publish_static(item: pystac.Item | Mapping[str, Any], root: str | os.PathLik
     new = _as_item(item)
     activation = new.collection_id
     if not activation:
-        raise InputError(f"STAC Item {new.id!r} has no collection (activation); cannot place it in a catalog")
+        raise InputError(
+            f"STAC Item {new.id!r} has no collection (activation); cannot place it in a catalog"
+        )
     schemas.validate(item_document(new), what=f"STAC Item {new.id!r}")
     with _locked(root):
         cat_path = root / "catalog.json"
@@ -487,10 +666,16 @@ def publish_static(item: pystac.Item | Mapping[str, Any], root: str | os.PathLik
             try:
                 catalog = pystac.Catalog.from_file(str(cat_path))
             except Exception as exc:  # pystac raises several types for a damaged file
-                raise CatalogError(f"cannot read the existing catalog {cat_path}: {exc}; move it away or fix it") from exc
+                raise CatalogError(
+                    f"cannot read the existing catalog {cat_path}: {exc}; move it away or fix it"
+                ) from exc
         else:
-            catalog = pystac.Catalog(id="coalign", title="coalign", description="Optical images aligned to SAR by coalign, "
-                                     "with displacement maps (SpaceNet 9 convention), confidence and QA pictures.")
+            catalog = pystac.Catalog(
+                id="coalign",
+                title="coalign",
+                description="Optical images aligned to SAR by coalign, "
+                "with displacement maps (SpaceNet 9 convention), confidence and QA pictures.",
+            )
         collection = catalog.get_child(activation)
         if collection is not None and not isinstance(collection, pystac.Collection):
             raise CatalogError(f"{cat_path}: child {activation!r} is a Catalog, not a Collection")
@@ -529,7 +714,8 @@ def publish_static(item: pystac.Item | Mapping[str, Any], root: str | os.PathLik
         for href, text in io.documents.items():
             write_atomic(Path(href), text.encode("utf-8"))
         if item_dir.is_dir():
-            # outputs a previous run published but this one did not (e.g. residuals without tiepoints)
+            # outputs a previous run published but this one did not (e.g. residuals without
+            # tiepoints)
             for stale in item_dir.iterdir():
                 if stale.is_file() and stale.name not in kept and not stale.name.startswith("."):
                     stale.unlink()
@@ -540,28 +726,48 @@ def publish_static(item: pystac.Item | Mapping[str, Any], root: str | os.PathLik
 
 
 def api_document(item: pystac.Item | Mapping[str, Any], api_url: str) -> dict[str, Any]:
-    """The Item as sent to a STAC API at ``api_url``: absolute asset hrefs, hierarchical links left to the API
-    except ``collection`` (required by STAC 1.1 with the ``collection`` field), pointing at the API's collection."""
+    """The Item as sent to a STAC API at ``api_url``: absolute asset hrefs, hierarchical links left
+    to the API
+    except ``collection`` (required by STAC 1.1 with the ``collection`` field), pointing at the
+    API's collection."""
     it = _as_item(item)
     for asset in it.assets.values():
         asset.href = asset.get_absolute_href() or asset.href
     doc = it.to_dict(include_self_link=False, transform_hrefs=False)
     if not doc.get("collection"):
-        raise InputError(f"STAC Item {doc.get('id')!r} has no collection (activation); a STAC API stores items in collections")
-    doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in HIERARCHICAL] + [
-        {"rel": "collection", "href": f"{api_url.rstrip('/')}/collections/{doc['collection']}", "type": "application/json"}]
+        raise InputError(
+            f"STAC Item {doc.get('id')!r} has no collection (activation); a STAC API stores items in collections"
+        )
+    doc["links"] = [
+        link for link in doc.get("links", []) if link.get("rel") not in HIERARCHICAL
+    ] + [
+        {
+            "rel": "collection",
+            "href": f"{api_url.rstrip('/')}/collections/{doc['collection']}",
+            "type": "application/json",
+        }
+    ]
     return doc
 
 
-def publish_api(item: pystac.Item | Mapping[str, Any], url: str, *, description: str | None = None,
-                license: str = "other", client: TransactionClient | None = None) -> str:
-    """Create or update ``item`` through a STAC API Transaction endpoint; ``"created"`` or ``"updated"``.
+def publish_api(
+    item: pystac.Item | Mapping[str, Any],
+    url: str,
+    *,
+    description: str | None = None,
+    license: str = "other",
+    client: TransactionClient | None = None,
+) -> str:
+    """Create or update ``item`` through a STAC API Transaction endpoint; ``"created"`` or
+    ``"updated"``.
 
     The activation's collection is created when missing and its extent widened to cover the item.
     """
     doc = api_document(item, url)
     schemas.validate(doc, what=f"STAC Item {doc.get('id')!r}")
-    collection = build_collection(doc["collection"], [pystac.Item.from_dict(doc)], description, license)
+    collection = build_collection(
+        doc["collection"], [pystac.Item.from_dict(doc)], description, license
+    )
     col_doc = collection.to_dict(include_self_link=False, transform_hrefs=False)
     col_doc["links"] = []
     schemas.validate(col_doc, what=f"STAC Collection {collection.id!r}")

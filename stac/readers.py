@@ -98,7 +98,9 @@ def load_json(href: str, retries: int = 3, backoff: float = 0.5) -> dict[str, An
                     raise CatalogError(f"STAC document {href} is not valid JSON ({exc})") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == retries - 1:
-                    raise CatalogError(f"cannot reach STAC document {href} after {retries} attempts: {exc}") from exc
+                    raise CatalogError(
+                        f"cannot reach STAC document {href} after {retries} attempts: {exc}"
+                    ) from exc
                 time.sleep(backoff * 2**attempt)
     path = unquote(parsed.path) if parsed.scheme == "file" else href
     try:
@@ -106,20 +108,25 @@ def load_json(href: str, retries: int = 3, backoff: float = 0.5) -> dict[str, An
     except FileNotFoundError:
         raise CatalogError(f"STAC document not found: {href}") from None
     except IsADirectoryError:
-        raise CatalogError(f"{href} is a folder: give the catalog.json/collection.json/item JSON inside it") from None
+        raise CatalogError(
+            f"{href} is a folder: give the catalog.json/collection.json/item JSON inside it"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CatalogError(f"STAC document {href} is not valid JSON ({exc})") from exc
 
 
 def resolve(base: str, href: str) -> str:
-    """An href made absolute against the document it appears in (STAC best practice: relative links)."""
+    """An href made absolute against the document it appears in (STAC best practice: relative
+    links)."""
     if urlparse(href).scheme or href.startswith("/"):
         return href
     b = urlparse(base)
     if b.scheme in ("http", "https", "file"):
         return urljoin(base, href)
     if b.scheme == "s3":  # urljoin does not join unknown schemes
-        return f"s3://{b.netloc}{posixpath.normpath(posixpath.join(posixpath.dirname(b.path), href))}"
+        return (
+            f"s3://{b.netloc}{posixpath.normpath(posixpath.join(posixpath.dirname(b.path), href))}"
+        )
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), href))
 
 
@@ -128,7 +135,7 @@ def parse_datetime(value: str | None) -> dt.datetime | None:
     if not value or value == "..":
         return None
     d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
 
 
 def _crs(d: dict[str, Any]) -> str | None:
@@ -140,8 +147,11 @@ def _crs(d: dict[str, Any]) -> str | None:
 
 
 def _is_geotiff(asset: dict[str, Any], key: str) -> bool:
-    return GEOTIFF in asset.get("type", "") or key.lower().endswith((".tif", ".tiff")) or \
-        asset.get("href", "").lower().endswith((".tif", ".tiff"))
+    return (
+        GEOTIFF in asset.get("type", "")
+        or key.lower().endswith((".tif", ".tiff"))
+        or asset.get("href", "").lower().endswith((".tif", ".tiff"))
+    )
 
 
 def _sar_asset(assets: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
@@ -153,8 +163,12 @@ def _sar_asset(assets: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] 
         if key.upper().endswith("_GEC.TIF") or str(a.get("title", "")).upper() == "GEC":
             return key, a
     for key, a in assets.items():
-        if _is_geotiff(a, key) and "data" in a.get("roles", ["data"]) and "CSI" not in key.upper() \
-                and "CSI" not in str(a.get("title", "")).upper():
+        if (
+            _is_geotiff(a, key)
+            and "data" in a.get("roles", ["data"])
+            and "CSI" not in key.upper()
+            and "CSI" not in str(a.get("title", "")).upper()
+        ):
             return key, a
     return None
 
@@ -163,7 +177,10 @@ def _optical_asset(assets: dict[str, dict[str, Any]]) -> tuple[str, dict[str, An
     """Maxar's RGB ``visual`` COG, else the first data GeoTIFF."""
     if "visual" in assets:
         return "visual", assets["visual"]
-    return next(((k, a) for k, a in assets.items() if _is_geotiff(a, k) and "data" in a.get("roles", [])), None)
+    return next(
+        ((k, a) for k, a in assets.items() if _is_geotiff(a, k) and "data" in a.get("roles", [])),
+        None,
+    )
 
 
 def public_umbra_href(href: str, item_href: str, props: dict[str, Any]) -> str:
@@ -184,7 +201,11 @@ def public_umbra_href(href: str, item_href: str, props: dict[str, Any]) -> str:
     prefix = os.environ.get("COALIGN_UMBRA_PUBLIC_TASKS", UMBRA_PUBLIC_TASKS).rstrip("/") + "/"
     acquisition = re.match(r"^(\d{4}(?:-\d{2}){5}_UMBRA-\d+)", name)
     parts = [str(props.get("umbra:task_id", "")), acquisition.group(1) if acquisition else "", name]
-    log.warning("Umbra sidecar without a public location: guessing %s for %s", prefix + "/".join(x for x in parts if x), href)
+    log.warning(
+        "Umbra sidecar without a public location: guessing %s for %s",
+        prefix + "/".join(x for x in parts if x),
+        href,
+    )
     return prefix + "/".join(x for x in parts if x)
 
 
@@ -200,10 +221,16 @@ def scene_from_item(item: dict[str, Any], item_href: str = "") -> Scene | None:
     (no footprint, no image asset, or an empty href as in Umbra's metadata-only v1 items)."""
     props = item.get("properties") or {}
     assets = item.get("assets") or {}
-    is_sar = any(k.startswith("sar:") for k in props) or "asset-GEC" in assets or props.get("constellation") == "umbra"
+    is_sar = (
+        any(k.startswith("sar:") for k in props)
+        or "asset-GEC" in assets
+        or props.get("constellation") == "umbra"
+    )
     found = _sar_asset(assets) if is_sar else _optical_asset(assets)
     if found is None or not item.get("geometry") or not found[1].get("href"):
-        log.debug("STAC item %s (%s) has no readable image asset; skipped", item.get("id"), item_href)
+        log.debug(
+            "STAC item %s (%s) has no readable image asset; skipped", item.get("id"), item_href
+        )
         return None
     key, asset = found
     href = resolve(item_href, asset["href"]) if item_href else asset["href"]
@@ -211,15 +238,26 @@ def scene_from_item(item: dict[str, Any], item_href: str = "") -> Scene | None:
         href = public_umbra_href(href, item_href, props)
     when = parse_datetime(props.get("datetime")) or parse_datetime(props.get("start_datetime"))
     if when is None:
-        raise CatalogError(f"STAC item {item.get('id')} ({item_href or 'no href'}) has no datetime or start_datetime")
+        raise CatalogError(
+            f"STAC item {item.get('id')} ({item_href or 'no href'}) has no datetime or start_datetime"
+        )
     try:
         footprint = shapely.force_2d(shape(item["geometry"]))  # Umbra footprints carry heights
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise CatalogError(f"STAC item {item.get('id')} ({item_href or 'no href'}) has a bad geometry: {exc}") from None
+        raise CatalogError(
+            f"STAC item {item.get('id')} ({item_href or 'no href'}) has a bad geometry: {exc}"
+        ) from None
     gsd = _number(props.get("gsd"), asset.get("gsd"))
     if gsd is None and is_sar:
         # no gsd in Umbra items: the coarser of the two resolutions stands in for it
-        res = [v for v in (_number(props.get("sar:resolution_range")), _number(props.get("sar:resolution_azimuth"))) if v]
+        res = [
+            v
+            for v in (
+                _number(props.get("sar:resolution_range")),
+                _number(props.get("sar:resolution_azimuth")),
+            )
+            if v
+        ]
         gsd = max(res) if res else None
     return Scene(
         id=str(item["id"]),
@@ -233,11 +271,17 @@ def scene_from_item(item: dict[str, Any], item_href: str = "") -> Scene | None:
         collection=item.get("collection"),
         item_href=item_href or None,
         view_off_nadir=_number(props.get("view:off_nadir"), asset.get("view:off_nadir")),
-        view_incidence_angle=_number(props.get("view:incidence_angle"), asset.get("view:incidence_angle")),
+        view_incidence_angle=_number(
+            props.get("view:incidence_angle"), asset.get("view:incidence_angle")
+        ),
         view_azimuth=_number(props.get("view:azimuth"), asset.get("view:azimuth")),
         sar={k: v for k, v in props.items() if k.startswith("sar:")},
         checksum=asset.get("file:checksum"),
-        properties={k: v for k, v in props.items() if not isinstance(v, (dict, list)) or k.startswith("sar:")},
+        properties={
+            k: v
+            for k, v in props.items()
+            if not isinstance(v, (dict, list)) or k.startswith("sar:")
+        },
         asset_key=key,
     )
 
@@ -249,11 +293,22 @@ def _bbox_geometry(b: list[float]) -> BaseGeometry:
     return box(minx, miny, maxx, maxy)
 
 
-def _extent_matches(doc: dict[str, Any], aoi: BaseGeometry | None, start: dt.datetime | None, end: dt.datetime | None) -> bool:
-    """Whether a Collection's extent (first bbox/interval: the overall extent) meets the AOI and window."""
+def _extent_matches(
+    doc: dict[str, Any],
+    aoi: BaseGeometry | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> bool:
+    """Whether a Collection's extent (first bbox/interval: the overall extent) meets the AOI and
+    window."""
     extent = doc.get("extent") or {}
     boxes = (extent.get("spatial") or {}).get("bbox") or []
-    if aoi is not None and boxes and len(boxes[0]) in (4, 6) and not _bbox_geometry(boxes[0]).intersects(aoi):
+    if (
+        aoi is not None
+        and boxes
+        and len(boxes[0]) in (4, 6)
+        and not _bbox_geometry(boxes[0]).intersects(aoi)
+    ):
         return False
     intervals = (extent.get("temporal") or {}).get("interval") or []
     if intervals and (start or end):
@@ -265,35 +320,48 @@ def _extent_matches(doc: dict[str, Any], aoi: BaseGeometry | None, start: dt.dat
 
 def _path_dates(root: str, href: str) -> tuple[dt.datetime, dt.datetime] | None:
     """The time span named by the deepest date folder of ``href`` below the root's folder."""
-    root_dir = posixpath.dirname(urlparse(root).path if urlparse(root).scheme else os.path.abspath(root).replace(os.sep, "/"))
-    path = urlparse(href).path if urlparse(href).scheme else os.path.abspath(href).replace(os.sep, "/")
+    root_dir = posixpath.dirname(
+        urlparse(root).path if urlparse(root).scheme else os.path.abspath(root).replace(os.sep, "/")
+    )
+    path = (
+        urlparse(href).path if urlparse(href).scheme else os.path.abspath(href).replace(os.sep, "/")
+    )
     if not path.startswith(root_dir + "/"):
         return None
-    for part in reversed(path[len(root_dir) + 1:].split("/")[:-1]):
+    for part in reversed(path[len(root_dir) + 1 :].split("/")[:-1]):
         m = _DATE_DIR.match(part)
         if not m:
             continue
         y, mo, d = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
         try:
             if d:
-                lo = dt.datetime(y, mo, d, tzinfo=dt.timezone.utc)
+                lo = dt.datetime(y, mo, d, tzinfo=dt.UTC)
                 hi = lo + dt.timedelta(days=1)
             elif mo:
-                lo = dt.datetime(y, mo, 1, tzinfo=dt.timezone.utc)
-                hi = dt.datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=dt.timezone.utc)
+                lo = dt.datetime(y, mo, 1, tzinfo=dt.UTC)
+                hi = dt.datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=dt.UTC)
             else:
-                lo, hi = dt.datetime(y, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(y + 1, 1, 1, tzinfo=dt.timezone.utc)
+                lo, hi = (
+                    dt.datetime(y, 1, 1, tzinfo=dt.UTC),
+                    dt.datetime(y + 1, 1, 1, tzinfo=dt.UTC),
+                )
         except ValueError:  # "2023-13" is not a date folder
             continue
         return lo - _DATE_SLACK, hi + _DATE_SLACK
     return None
 
 
-def _outside_window(span: tuple[dt.datetime, dt.datetime] | None, start: dt.datetime | None, end: dt.datetime | None) -> bool:
-    return span is not None and ((end is not None and span[0] > end) or (start is not None and span[1] < start))
+def _outside_window(
+    span: tuple[dt.datetime, dt.datetime] | None, start: dt.datetime | None, end: dt.datetime | None
+) -> bool:
+    return span is not None and (
+        (end is not None and span[0] > end) or (start is not None and span[1] < start)
+    )
 
 
-def _item_matches(scene: Scene, aoi: BaseGeometry | None, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+def _item_matches(
+    scene: Scene, aoi: BaseGeometry | None, start: dt.datetime | None, end: dt.datetime | None
+) -> bool:
     if aoi is not None and not scene.footprint.intersects(aoi):
         return False
     return (start is None or scene.datetime >= start) and (end is None or scene.datetime <= end)
@@ -329,8 +397,10 @@ def crawl_static(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while level:
             if len(stats.opened) + len(level) > max_documents:
-                raise CatalogError(f"crawling {root} would open more than {max_documents} documents: "
-                                   "narrow the AOI or time window, or point --catalog at the event's collection")
+                raise CatalogError(
+                    f"crawling {root} would open more than {max_documents} documents: "
+                    "narrow the AOI or time window, or point --catalog at the event's collection"
+                )
             futures = [(href, pool.submit(load_json, href)) for href in level]
             nxt: list[str] = []
             for href, fut in futures:
@@ -349,7 +419,11 @@ def crawl_static(
                     if scene and _item_matches(scene, aoi, start, end):
                         yield scene
                     continue
-                if kind == "Collection" and href != root and not _extent_matches(doc, aoi, start, end):
+                if (
+                    kind == "Collection"
+                    and href != root
+                    and not _extent_matches(doc, aoi, start, end)
+                ):
                     stats.pruned.append(href)
                     continue
                 if kind not in ("Catalog", "Collection"):
@@ -370,11 +444,17 @@ def crawl_static(
                         continue
                     nxt.append(target)
             level = nxt
-    log.info("crawled %s: %d documents opened, %d pruned, %d unreadable", root, len(stats.opened), len(stats.pruned), len(stats.errors))
+    log.info(
+        "crawled %s: %d documents opened, %d pruned, %d unreadable",
+        root,
+        len(stats.opened),
+        len(stats.pruned),
+        len(stats.errors),
+    )
 
 
 def _rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def search_api(
@@ -392,18 +472,31 @@ def search_api(
     from pystac_client.exceptions import APIError
     from pystac_client.warnings import DoesNotConformTo
 
-    datetime = f"{_rfc3339(start) if start else '..'}/{_rfc3339(end) if end else '..'}" if (start or end) else None
+    datetime = (
+        f"{_rfc3339(start) if start else '..'}/{_rfc3339(end) if end else '..'}"
+        if (start or end)
+        else None
+    )
     try:
         client = Client.open(url)
-        search = client.search(bbox=list(bbox) if bbox else None, datetime=datetime, collections=collections or None,
-                               limit=limit, max_items=max_items)
+        search = client.search(
+            bbox=list(bbox) if bbox else None,
+            datetime=datetime,
+            collections=collections or None,
+            limit=limit,
+            max_items=max_items,
+        )
         for item in search.items_as_dicts():
-            self_href = next((l["href"] for l in item.get("links", []) if l.get("rel") == "self"), "")
+            self_href = next(
+                (link["href"] for link in item.get("links", []) if link.get("rel") == "self"), ""
+            )
             scene = scene_from_item(item, self_href)
             if scene:
                 yield scene
     except DoesNotConformTo as exc:
-        raise CatalogError(f"{url} is not a STAC API with item search ({exc}); give it with --catalog if it is a static catalog") from None
+        raise CatalogError(
+            f"{url} is not a STAC API with item search ({exc}); give it with --catalog if it is a static catalog"
+        ) from None
     except (APIError, requests.RequestException) as exc:
         raise CatalogError(f"STAC API {url} search failed: {str(exc)[:500]}") from exc
 
@@ -424,7 +517,9 @@ def discover(
     if start and end and start > end:
         from models.errors import InputError
 
-        raise InputError(f"the time window starts ({start.isoformat()}) after it ends ({end.isoformat()})")
+        raise InputError(
+            f"the time window starts ({start.isoformat()}) after it ends ({end.isoformat()})"
+        )
     found: dict[str, Scene] = {}
     for root in catalogs or []:
         for s in crawl_static(root, bbox, start, end, stats=stats):

@@ -48,12 +48,17 @@ class Scene:
 
     def __post_init__(self) -> None:
         if self.sensor not in SENSORS:
-            raise InputError(f"scene {self.id}: sensor must be one of {SENSORS}, not {self.sensor!r}")
+            raise InputError(
+                f"scene {self.id}: sensor must be one of {SENSORS}, not {self.sensor!r}"
+            )
         if self.datetime.tzinfo is None:
-            raise InputError(f"scene {self.id}: datetime {self.datetime.isoformat()} has no time zone")
+            raise InputError(
+                f"scene {self.id}: datetime {self.datetime.isoformat()} has no time zone"
+            )
 
     def to_record(self) -> dict[str, Any]:
-        """A JSON-serialisable record (flow parameters, deployments); inverse of :meth:`from_record`."""
+        """A JSON-serialisable record (flow parameters, deployments); inverse of
+        :meth:`from_record`."""
         rec = {k: getattr(self, k) for k in self.__dataclass_fields__}
         rec["datetime"] = self.datetime.isoformat()
         rec["footprint"] = json.loads(json.dumps(mapping(self.footprint)))

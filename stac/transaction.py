@@ -43,8 +43,15 @@ def _excerpt(r: requests.Response, n: int = 300) -> str:
 class TransactionClient:
     """A STAC API with the Transaction extension at ``url`` (its landing page)."""
 
-    def __init__(self, url: str, *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy(),
-                 session: requests.Session | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        session: requests.Session | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.retry = retry
@@ -53,13 +60,17 @@ class TransactionClient:
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> requests.Response:
         url = self.url + path
         last = ""
         for attempt in range(self.retry.attempts):
             wait = min(self.retry.backoff_s * 2**attempt, self.retry.max_wait_s)
             try:
-                r = self.session.request(method, url, json=body, headers=self.headers, timeout=self.timeout_s)
+                r = self.session.request(
+                    method, url, json=body, headers=self.headers, timeout=self.timeout_s
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
@@ -71,18 +82,26 @@ class TransactionClient:
                     wait = min(float(retry_after), self.retry.max_wait_s)
             if attempt < self.retry.attempts - 1:
                 time.sleep(wait)
-        raise CatalogError(f"STAC API {method} {url} failed {self.retry.attempts} times; last: {last}. "
-                           "Is the server up and reachable?")
+        raise CatalogError(
+            f"STAC API {method} {url} failed {self.retry.attempts} times; last: {last}. "
+            "Is the server up and reachable?"
+        )
 
     @staticmethod
     def _fail(r: requests.Response, what: str) -> CatalogError:
         hint = ""
-        if r.status_code in (404, 405) and r.request is not None and r.request.method in ("POST", "PUT"):
+        if (
+            r.status_code in (404, 405)
+            and r.request is not None
+            and r.request.method in ("POST", "PUT")
+        ):
             hint = " (does the server enable the Transaction extension?)"
         elif r.status_code in (401, 403):
             hint = " (the server wants credentials: pass headers=...)"
-        return CatalogError(f"STAC API rejected {what}: {r.request.method if r.request else ''} {r.url} "
-                            f"-> HTTP {r.status_code}{hint}: {_excerpt(r)}")
+        return CatalogError(
+            f"STAC API rejected {what}: {r.request.method if r.request else ''} {r.url} "
+            f"-> HTTP {r.status_code}{hint}: {_excerpt(r)}"
+        )
 
     # -- collections ----------------------------------------------------------------------
 
@@ -120,10 +139,13 @@ class TransactionClient:
     # -- items ------------------------------------------------------------------------------
 
     def upsert_item(self, item: dict[str, Any]) -> Outcome:
-        """Create the item, or replace it when its id exists (HTTP 409); ``created`` or ``updated``."""
+        """Create the item, or replace it when its id exists (HTTP 409); ``created`` or
+        ``updated``."""
         cid, iid = item.get("collection"), item.get("id")
         if not cid or not iid:
-            raise CatalogError(f"STAC Item needs 'id' and 'collection' to be published to {self.url} (got id={iid!r}, collection={cid!r})")
+            raise CatalogError(
+                f"STAC Item needs 'id' and 'collection' to be published to {self.url} (got id={iid!r}, collection={cid!r})"
+            )
         items = f"/collections/{quote(cid, safe='')}/items"
         r = self._request("POST", items, item)
         if r.status_code in (200, 201):
@@ -136,7 +158,9 @@ class TransactionClient:
         return "updated"
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
-        r = self._request("GET", f"/collections/{quote(collection_id, safe='')}/items/{quote(item_id, safe='')}")
+        r = self._request(
+            "GET", f"/collections/{quote(collection_id, safe='')}/items/{quote(item_id, safe='')}"
+        )
         if r.status_code != 200:
             raise self._fail(r, f"reading item {item_id!r}")
         return r.json()
@@ -144,7 +168,9 @@ class TransactionClient:
     def item_ids(self, collection_id: str, limit: int = 100) -> list[str]:
         """Ids of every item of a collection (following ``next`` links)."""
         ids: list[str] = []
-        r = self._request("GET", f"/collections/{quote(collection_id, safe='')}/items?limit={limit}")
+        r = self._request(
+            "GET", f"/collections/{quote(collection_id, safe='')}/items?limit={limit}"
+        )
         while True:
             if r.status_code != 200:
                 raise self._fail(r, f"listing items of {collection_id!r}")
@@ -155,7 +181,9 @@ class TransactionClient:
                 return ids
             href = nxt["href"]
             if nxt.get("method", "GET").upper() != "GET":
-                raise CatalogError(f"{self.url}: paging by {nxt.get('method')} is not supported here")
+                raise CatalogError(
+                    f"{self.url}: paging by {nxt.get('method')} is not supported here"
+                )
             r = self.session.get(href, headers=self.headers, timeout=self.timeout_s)
 
 
@@ -164,7 +192,8 @@ def _parse(t: str | None) -> dt.datetime | None:
 
 
 def merge_extent(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """The smallest collection extent (first bbox and interval) covering both ``old`` and ``new``."""
+    """The smallest collection extent (first bbox and interval) covering both ``old`` and
+    ``new``."""
     if not old:
         return new
     ob, nb = old["spatial"]["bbox"][0], new["spatial"]["bbox"][0]

@@ -31,7 +31,18 @@ import pandas as pd
 from models.errors import ValidationFailed
 
 TIEPOINT_COLUMNS = ["sar_row", "sar_col", "optical_row", "optical_col"]
-NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"]
+NUMERIC_TYPES = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+]
 _MAX_ROWS_REPORTED = 10
 
 
@@ -62,7 +73,8 @@ class SceneRules:
 
 @dataclass(frozen=True)
 class TiepointRules:
-    """Tiepoint-table thresholds. SN9 offsets average 26–32 m; hundreds of metres are a wrong pair."""
+    """Tiepoint-table thresholds. SN9 offsets average 26–32 m; hundreds of metres are a wrong
+    pair."""
 
     max_offset_m: float = 250.0
     max_offset_px: float = 2000.0
@@ -81,7 +93,9 @@ class Failure:
 
     def line(self) -> str:
         where = f" ({self.column})" if self.column else ""
-        return f"{self.subject}: {self.check}{where} — observed {self.observed!r} [{self.expectation}]"
+        return (
+            f"{self.subject}: {self.check}{where} — observed {self.observed!r} [{self.expectation}]"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,24 +113,35 @@ class ValidationReport:
     def to_markdown(self) -> str:
         if self.ok:
             return f"**{self.subject}**: all {self.checked} expectations met"
-        rows = "\n".join(f"| {f.subject} | {f.check} | {f.column or '—'} | {_md(f.observed)} | `{f.expectation}` |"
-                         for f in self.failures)
-        return (f"**{self.subject}**: {len(self.failures)} failure(s) in {self.checked} expectations\n\n"
-                "| scene | check | field | observed | expectation |\n|---|---|---|---|---|\n" + rows)
+        rows = "\n".join(
+            f"| {f.subject} | {f.check} | {f.column or '—'} | {_md(f.observed)} | `{f.expectation}` |"
+            for f in self.failures
+        )
+        return (
+            f"**{self.subject}**: {len(self.failures)} failure(s) in {self.checked} expectations\n\n"
+            "| scene | check | field | observed | expectation |\n|---|---|---|---|---|\n" + rows
+        )
 
     def raise_if_failed(self) -> None:
         require_valid(self)
 
     def __add__(self, other: ValidationReport) -> ValidationReport:
-        subject = self.subject if other.subject == self.subject else f"{self.subject}; {other.subject}"
-        return ValidationReport(subject, self.failures + other.failures, self.checked + other.checked)
+        subject = (
+            self.subject if other.subject == self.subject else f"{self.subject}; {other.subject}"
+        )
+        return ValidationReport(
+            subject, self.failures + other.failures, self.checked + other.checked
+        )
 
 
 def require_valid(report: ValidationReport) -> ValidationReport:
-    """``report`` when it passed; else raise :class:`ValidationFailed` with every failure spelled out."""
+    """``report`` when it passed; else raise :class:`ValidationFailed` with every failure spelled
+    out."""
     if not report.ok:
         lines = "\n  ".join(f.line() for f in report.failures)
-        raise ValidationFailed(f"{report.subject} failed validation ({len(report.failures)} failure(s)):\n  {lines}")
+        raise ValidationFailed(
+            f"{report.subject} failed validation ({len(report.failures)} failure(s)):\n  {lines}"
+        )
     return report
 
 
@@ -132,18 +157,26 @@ def _gx() -> Any:
     return gx
 
 
-def _run(df: pd.DataFrame, expectations: list[Any], subject: str, id_column: str) -> ValidationReport:
+def _run(
+    df: pd.DataFrame, expectations: list[Any], subject: str, id_column: str
+) -> ValidationReport:
     """Validate ``df`` against ``expectations`` in an ephemeral context; one row per failure."""
     gx = _gx()
     context = gx.get_context(mode="ephemeral")
     try:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        context.variables.progress_bars = ProgressBarsConfig(
+            globally=False, metric_calculations=False
+        )
     except (ImportError, AttributeError):  # cosmetic only
         pass
-    batch = (context.data_sources.add_pandas("coalign").add_dataframe_asset("table")
-             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df}))
+    batch = (
+        context.data_sources.add_pandas("coalign")
+        .add_dataframe_asset("table")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": df})
+    )
     suite = gx.ExpectationSuite(name="coalign-gate", expectations=expectations)
     result = batch.validate(suite, result_format="COMPLETE")
     failures: list[Failure] = []
@@ -151,23 +184,41 @@ def _run(df: pd.DataFrame, expectations: list[Any], subject: str, id_column: str
         if r.success:
             continue
         config = r.expectation_config
-        column = str(config.kwargs.get("column") or ", ".join(config.kwargs.get("column_list") or []))
+        column = str(
+            config.kwargs.get("column") or ", ".join(config.kwargs.get("column_list") or [])
+        )
         check = config.description or config.type
         res = r.result or {}
         if r.exception_info and r.exception_info.get("raised_exception"):
-            failures.append(Failure(subject, check, config.type, column, r.exception_info.get("exception_message")))
+            failures.append(
+                Failure(
+                    subject, check, config.type, column, r.exception_info.get("exception_message")
+                )
+            )
             continue
         index = res.get("unexpected_index_list")
         if index:
             values = res.get("unexpected_list") or [None] * len(index)
             for i, value in list(zip(index, values, strict=False))[:_MAX_ROWS_REPORTED]:
                 row = i.get("index", i) if isinstance(i, dict) else i
-                who = str(df.loc[row, id_column]) if id_column in df and row in df.index else subject
+                who = (
+                    str(df.loc[row, id_column]) if id_column in df and row in df.index else subject
+                )
                 failures.append(Failure(who, check, config.type, column, _plain(value)))
             if len(index) > _MAX_ROWS_REPORTED:
-                failures.append(Failure(subject, check, config.type, column, f"… and {len(index) - _MAX_ROWS_REPORTED} more rows"))
+                failures.append(
+                    Failure(
+                        subject,
+                        check,
+                        config.type,
+                        column,
+                        f"… and {len(index) - _MAX_ROWS_REPORTED} more rows",
+                    )
+                )
         else:
-            failures.append(Failure(subject, check, config.type, column, _plain(res.get("observed_value"))))
+            failures.append(
+                Failure(subject, check, config.type, column, _plain(res.get("observed_value")))
+            )
     return ValidationReport(subject, tuple(failures), len(expectations))
 
 
@@ -236,8 +287,13 @@ def _footprint_status(footprint: Any) -> str:
     return "valid"
 
 
-def scene_metadata(path: str | os.PathLike[str], sensor: str, scene_id: str, footprint: Any = None,
-                   max_side: int = 256) -> SceneFacts:
+def scene_metadata(
+    path: str | os.PathLike[str],
+    sensor: str,
+    scene_id: str,
+    footprint: Any = None,
+    max_side: int = 256,
+) -> SceneFacts:
     """The :class:`SceneFacts` of a raster. Pixels come from a read decimated to at most
     ``max_side`` pixels a side (GDAL uses the overviews), so the cost does not grow with the image.
     ``footprint`` is the item's WGS84 footprint, checked for validity and against the raster."""
@@ -263,22 +319,39 @@ def scene_metadata(path: str | os.PathLike[str], sensor: str, scene_id: str, foo
                 raster_footprint = grid.footprint_in(CRS.from_epsg(4326), densify=4)
                 c = raster_footprint.centroid
                 local = utm_crs_for(c.x, c.y)
-                cols, rows = np.array([ds.width / 2, ds.width / 2 + 1, ds.width / 2]), np.array([ds.height / 2] * 2 + [ds.height / 2 + 1])
-                x, y = Transformer.from_crs(crs, local, always_xy=True).transform(*grid.pixel_to_map(cols, rows))
+                cols, rows = (
+                    np.array([ds.width / 2, ds.width / 2 + 1, ds.width / 2]),
+                    np.array([ds.height / 2] * 2 + [ds.height / 2 + 1]),
+                )
+                x, y = Transformer.from_crs(crs, local, always_xy=True).transform(
+                    *grid.pixel_to_map(cols, rows)
+                )
                 # pixel area in metres (rotation and geographic CRSs included), its square root
                 gsd = math.sqrt(abs((x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0])))
                 if not math.isfinite(gsd):
                     kind, gsd = "unusable", None
             except Exception:  # noqa: BLE001 - a CRS pyproj cannot transform is "unusable", reported below
                 kind, gsd = "unusable", None
-        facts = dict(scene=scene_id, sensor=sensor, path=str(path), crs=crs.to_string() if crs else None, crs_kind=kind,
-                     band_count=ds.count, dtype=ds.dtypes[0], width=ds.width, height=ds.height, gsd_m=gsd,
-                     nodata_fraction=float(invalid.mean()))
+        facts = dict(
+            scene=scene_id,
+            sensor=sensor,
+            path=str(path),
+            crs=crs.to_string() if crs else None,
+            crs_kind=kind,
+            band_count=ds.count,
+            dtype=ds.dtypes[0],
+            width=ds.width,
+            height=ds.height,
+            gsd_m=gsd,
+            nodata_fraction=float(invalid.mean()),
+        )
     agreement = None
     status = _footprint_status(footprint if footprint is not None else raster_footprint)
     if footprint is not None and raster_footprint is not None and status == "valid":
         agreement = float(footprint.intersection(raster_footprint).area / footprint.area)
-    return SceneFacts(**facts, footprint=status, footprint_agreement=agreement, raster_footprint=raster_footprint)
+    return SceneFacts(
+        **facts, footprint=status, footprint_agreement=agreement, raster_footprint=raster_footprint
+    )
 
 
 def _overlap(a: Any, b: Any) -> float | None:
@@ -291,12 +364,19 @@ def _overlap(a: Any, b: Any) -> float | None:
     import geopandas as gpd
 
     a, b = make_valid(a), make_valid(b)
-    areas = gpd.GeoSeries([a.intersection(b), a, b], crs="EPSG:4326").to_crs(local_metric_crs(a.union(b))).area
+    areas = (
+        gpd.GeoSeries([a.intersection(b), a, b], crs="EPSG:4326")
+        .to_crs(local_metric_crs(a.union(b)))
+        .area
+    )
     return float(areas[0] / min(areas[1], areas[2])) if min(areas[1], areas[2]) > 0 else 0.0
 
 
-def validate_scenes(rows: Sequence[SceneFacts | dict[str, Any]], overlap_fraction: float | None = None,
-                    rules: SceneRules = SceneRules()) -> ValidationReport:
+def validate_scenes(
+    rows: Sequence[SceneFacts | dict[str, Any]],
+    overlap_fraction: float | None = None,
+    rules: SceneRules = SceneRules(),
+) -> ValidationReport:
     """The scene-metadata suite over the scenes of one pair.
 
     The overlap is ``overlap_fraction`` when given (from pairing), else measured between the
@@ -313,32 +393,77 @@ def validate_scenes(rows: Sequence[SceneFacts | dict[str, Any]], overlap_fractio
     if overlap_fraction is None and len(optical) == 1 and len(sar) == 1:
         overlap_fraction = _overlap(optical[0].raster_footprint, sar[0].raster_footprint)
     exps = [
-        E.ExpectColumnValuesToBeInSet(column="sensor", value_set=["optical", "sar"], description="sensor is optical or sar"),
-        E.ExpectColumnValuesToBeInSet(column="crs_kind", value_set=["projected", "geographic"],
-                                      description="CRS projected, or geographic and convertible to UTM"),
-        E.ExpectColumnValuesToNotBeNull(column="gsd_m", description="GSD measurable (georeferenced grid)"),
-        E.ExpectColumnValuesToBeBetween(column="nodata_fraction", min_value=0.0, max_value=rules.max_nodata_fraction,
-                                        description=f"no-data fraction at most {rules.max_nodata_fraction:g}"),
-        E.ExpectColumnValuesToBeInSet(column="footprint", value_set=["valid"], description="footprint is a valid lon/lat polygon"),
-        E.ExpectColumnValuesToBeBetween(column="footprint_agreement", min_value=rules.min_footprint_agreement, max_value=1.0 + 1e-9,
-                                        description=f"item footprint lies over the raster (share at least {rules.min_footprint_agreement:g})"),
+        E.ExpectColumnValuesToBeInSet(
+            column="sensor", value_set=["optical", "sar"], description="sensor is optical or sar"
+        ),
+        E.ExpectColumnValuesToBeInSet(
+            column="crs_kind",
+            value_set=["projected", "geographic"],
+            description="CRS projected, or geographic and convertible to UTM",
+        ),
+        E.ExpectColumnValuesToNotBeNull(
+            column="gsd_m", description="GSD measurable (georeferenced grid)"
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="nodata_fraction",
+            min_value=0.0,
+            max_value=rules.max_nodata_fraction,
+            description=f"no-data fraction at most {rules.max_nodata_fraction:g}",
+        ),
+        E.ExpectColumnValuesToBeInSet(
+            column="footprint",
+            value_set=["valid"],
+            description="footprint is a valid lon/lat polygon",
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="footprint_agreement",
+            min_value=rules.min_footprint_agreement,
+            max_value=1.0 + 1e-9,
+            description=f"item footprint lies over the raster (share at least {rules.min_footprint_agreement:g})",
+        ),
     ]
     for sensor in ("optical", "sar"):
         lim, only = rules.limits(sensor), Column("sensor") == sensor
         exps += [
-            E.ExpectColumnValuesToBeBetween(column="gsd_m", min_value=lim.gsd_m[0], max_value=lim.gsd_m[1], row_condition=only,
-                                            description=f"{sensor} GSD within {lim.gsd_m[0]:g}–{lim.gsd_m[1]:g} m"),
-            E.ExpectColumnValuesToBeBetween(column="band_count", min_value=lim.min_bands, max_value=lim.max_bands, row_condition=only,
-                                            description=f"{sensor} band count {lim.min_bands}" + ("+" if lim.max_bands is None else
-                                                                                                  "" if lim.max_bands == lim.min_bands else f"–{lim.max_bands}")),
-            E.ExpectColumnValuesToBeInSet(column="dtype", value_set=list(lim.dtypes), row_condition=only,
-                                          description=f"{sensor} dtype one of {', '.join(lim.dtypes)}"),
+            E.ExpectColumnValuesToBeBetween(
+                column="gsd_m",
+                min_value=lim.gsd_m[0],
+                max_value=lim.gsd_m[1],
+                row_condition=only,
+                description=f"{sensor} GSD within {lim.gsd_m[0]:g}–{lim.gsd_m[1]:g} m",
+            ),
+            E.ExpectColumnValuesToBeBetween(
+                column="band_count",
+                min_value=lim.min_bands,
+                max_value=lim.max_bands,
+                row_condition=only,
+                description=f"{sensor} band count {lim.min_bands}"
+                + (
+                    "+"
+                    if lim.max_bands is None
+                    else ""
+                    if lim.max_bands == lim.min_bands
+                    else f"–{lim.max_bands}"
+                ),
+            ),
+            E.ExpectColumnValuesToBeInSet(
+                column="dtype",
+                value_set=list(lim.dtypes),
+                row_condition=only,
+                description=f"{sensor} dtype one of {', '.join(lim.dtypes)}",
+            ),
         ]
     subject = "scenes " + ", ".join(f.scene for f in facts)
     if overlap_fraction is not None:
         df["overlap_fraction"] = float(overlap_fraction)
-        exps.append(E.ExpectColumnValuesToBeBetween(column="overlap_fraction", min_value=rules.min_overlap_fraction, max_value=1.0 + 1e-9,
-                                                    description=f"optical and SAR overlap (fraction at least {rules.min_overlap_fraction:g})"))
+        exps.append(
+            E.ExpectColumnValuesToBeBetween(
+                column="overlap_fraction",
+                min_value=rules.min_overlap_fraction,
+                max_value=1.0 + 1e-9,
+                description=f"optical and SAR overlap (fraction at least {rules.min_overlap_fraction:g})",
+            )
+        )
     return _run(df, exps, subject, "scene")
 
 
@@ -352,20 +477,38 @@ def _grid(path: str | os.PathLike[str]) -> Any:
     from models.grid import Grid
 
     with rasterio.open(path) as ds:
-        return Grid(CRS.from_wkt(ds.crs.to_wkt()) if ds.crs else None, ds.transform, ds.width, ds.height)
+        return Grid(
+            CRS.from_wkt(ds.crs.to_wkt()) if ds.crs else None, ds.transform, ds.width, ds.height
+        )
 
 
-def validate_tiepoints(csv_path: str | os.PathLike[str], optical: str | os.PathLike[str], sar: str | os.PathLike[str],
-                       rules: TiepointRules = TiepointRules()) -> ValidationReport:
+def validate_tiepoints(
+    csv_path: str | os.PathLike[str],
+    optical: str | os.PathLike[str],
+    sar: str | os.PathLike[str],
+    rules: TiepointRules = TiepointRules(),
+) -> ValidationReport:
     """The tiepoint suite with both images' grids read from their headers (offsets in metres)."""
     og, sg = _grid(optical), _grid(sar)
-    return validate_tiepoint_table(csv_path, (og.height, og.width), (sg.height, sg.width), rules=rules,
-                                   optical_grid=og if og.crs else None, sar_grid=sg if sg.crs else None)
+    return validate_tiepoint_table(
+        csv_path,
+        (og.height, og.width),
+        (sg.height, sg.width),
+        rules=rules,
+        optical_grid=og if og.crs else None,
+        sar_grid=sg if sg.crs else None,
+    )
 
 
-def validate_tiepoint_table(csv_path: str | os.PathLike[str], optical_shape: tuple[int, int], sar_shape: tuple[int, int],
-                            max_offset_px: float | None = None, rules: TiepointRules = TiepointRules(),
-                            optical_grid: Any = None, sar_grid: Any = None) -> ValidationReport:
+def validate_tiepoint_table(
+    csv_path: str | os.PathLike[str],
+    optical_shape: tuple[int, int],
+    sar_shape: tuple[int, int],
+    max_offset_px: float | None = None,
+    rules: TiepointRules = TiepointRules(),
+    optical_grid: Any = None,
+    sar_grid: Any = None,
+) -> ValidationReport:
     """The tiepoint suite over an SN9 CSV; ``*_shape`` are (rows, cols).
 
     Offsets are checked in metres when both grids (``models.grid.Grid``) are given — each point
@@ -378,43 +521,94 @@ def validate_tiepoint_table(csv_path: str | os.PathLike[str], optical_shape: tup
     try:
         df = pd.read_csv(csv_path, skipinitialspace=True)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        return ValidationReport(subject, (Failure(str(csv_path), "readable CSV", "read_csv", "", str(exc)[:200]),), 1)
+        return ValidationReport(
+            subject, (Failure(str(csv_path), "readable CSV", "read_csv", "", str(exc)[:200]),), 1
+        )
     df.insert(0, "line", [f"{Path(csv_path).name} line {i + 2}" for i in range(len(df))])
-    header = _run(df.drop(columns="line"), [
-        E.ExpectTableColumnsToMatchOrderedList(column_list=TIEPOINT_COLUMNS, description="SN9 header sar_row,sar_col,optical_row,optical_col"),
-        E.ExpectTableRowCountToBeBetween(min_value=rules.min_rows, description=f"at least {rules.min_rows} tiepoints"),
-    ], subject, "line")
+    header = _run(
+        df.drop(columns="line"),
+        [
+            E.ExpectTableColumnsToMatchOrderedList(
+                column_list=TIEPOINT_COLUMNS,
+                description="SN9 header sar_row,sar_col,optical_row,optical_col",
+            ),
+            E.ExpectTableRowCountToBeBetween(
+                min_value=rules.min_rows, description=f"at least {rules.min_rows} tiepoints"
+            ),
+        ],
+        subject,
+        "line",
+    )
     if not header.ok:
         return header
-    typed = _run(df, [e for c in TIEPOINT_COLUMNS for e in (
-        E.ExpectColumnValuesToNotBeNull(column=c, description="every cell filled"),
-        E.ExpectColumnValuesToBeInTypeList(column=c, type_list=NUMERIC_TYPES, description="numeric pixel index"),
-    )], subject, "line")
+    typed = _run(
+        df,
+        [
+            e
+            for c in TIEPOINT_COLUMNS
+            for e in (
+                E.ExpectColumnValuesToNotBeNull(column=c, description="every cell filled"),
+                E.ExpectColumnValuesToBeInTypeList(
+                    column=c, type_list=NUMERIC_TYPES, description="numeric pixel index"
+                ),
+            )
+        ],
+        subject,
+        "line",
+    )
     if not typed.ok:
         return header + typed
     limit = {"optical": optical_shape, "sar": sar_shape}
-    exps = [E.ExpectCompoundColumnsToBeUnique(column_list=TIEPOINT_COLUMNS, description="no duplicate tiepoints"),
-            E.ExpectCompoundColumnsToBeUnique(column_list=["optical_row", "optical_col"],
-                                              description="one SAR point per optical point")]
+    exps = [
+        E.ExpectCompoundColumnsToBeUnique(
+            column_list=TIEPOINT_COLUMNS, description="no duplicate tiepoints"
+        ),
+        E.ExpectCompoundColumnsToBeUnique(
+            column_list=["optical_row", "optical_col"],
+            description="one SAR point per optical point",
+        ),
+    ]
     for image in ("optical", "sar"):
         for axis, size in zip(("row", "col"), limit[image], strict=True):
             c = f"{image}_{axis}"
             integer = df[c].dtype.kind in "iu"
-            exps.append(E.ExpectColumnValuesToBeBetween(
-                column=c, min_value=0, max_value=size - 1 if integer else size, strict_max=not integer,
-                description=f"{c} inside the {image} image (0..{size - 1})"))
+            exps.append(
+                E.ExpectColumnValuesToBeBetween(
+                    column=c,
+                    min_value=0,
+                    max_value=size - 1 if integer else size,
+                    strict_max=not integer,
+                    description=f"{c} inside the {image} image (0..{size - 1})",
+                )
+            )
     if optical_grid is not None and sar_grid is not None:
         from models.grid import transform_points
 
-        ox, oy = optical_grid.pixel_to_map(df["optical_col"].to_numpy(float), df["optical_row"].to_numpy(float))
+        ox, oy = optical_grid.pixel_to_map(
+            df["optical_col"].to_numpy(float), df["optical_row"].to_numpy(float)
+        )
         sx, sy = sar_grid.pixel_to_map(df["sar_col"].to_numpy(float), df["sar_row"].to_numpy(float))
         sx, sy = transform_points(sar_grid.crs, optical_grid.crs, sx, sy)
         df["offset_m"] = np.hypot(sx - ox, sy - oy)
-        exps.append(E.ExpectColumnValuesToBeBetween(column="offset_m", min_value=0, max_value=rules.max_offset_m,
-                                                    description=f"SAR–optical offset at most {rules.max_offset_m:g} m"))
+        exps.append(
+            E.ExpectColumnValuesToBeBetween(
+                column="offset_m",
+                min_value=0,
+                max_value=rules.max_offset_m,
+                description=f"SAR–optical offset at most {rules.max_offset_m:g} m",
+            )
+        )
     else:
         max_px = rules.max_offset_px if max_offset_px is None else max_offset_px
-        df["offset_px"] = np.hypot(df["sar_row"] - df["optical_row"], df["sar_col"] - df["optical_col"])
-        exps.append(E.ExpectColumnValuesToBeBetween(column="offset_px", min_value=0, max_value=max_px,
-                                                    description=f"SAR–optical offset at most {max_px:g} px"))
+        df["offset_px"] = np.hypot(
+            df["sar_row"] - df["optical_row"], df["sar_col"] - df["optical_col"]
+        )
+        exps.append(
+            E.ExpectColumnValuesToBeBetween(
+                column="offset_px",
+                min_value=0,
+                max_value=max_px,
+                description=f"SAR–optical offset at most {max_px:g} px",
+            )
+        )
     return header + typed + _run(df, exps, subject, "line")

@@ -31,11 +31,25 @@ class Tasks:
     publish: Task
 
 
-_TASKS = Tasks(catalog.discover_scenes, catalog.pair, catalog.fetch_asset, catalog.validate_pair, registration.register,
-               registration.warp, registration.score, registration.qa, catalog.publish)
+_TASKS = Tasks(
+    catalog.discover_scenes,
+    catalog.pair,
+    catalog.fetch_asset,
+    catalog.validate_pair,
+    registration.register,
+    registration.warp,
+    registration.score,
+    registration.qa,
+    catalog.publish,
+)
 
 
 def for_workdir(workdir: str | os.PathLike[str]) -> Tasks:
     """Every pipeline task with results persisted under ``<workdir>/prefect-results``."""
     storage = result_storage(workdir)
-    return Tasks(**{f.name: getattr(_TASKS, f.name).with_options(result_storage=storage) for f in fields(Tasks)})
+    return Tasks(
+        **{
+            f.name: getattr(_TASKS, f.name).with_options(result_storage=storage)
+            for f in fields(Tasks)
+        }
+    )

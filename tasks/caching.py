@@ -1,9 +1,11 @@
-"""How pipeline tasks are cached: keyed on their inputs and source, results persisted in the working directory.
+"""How pipeline tasks are cached: keyed on their inputs and source, results persisted in the working
+directory.
 
 A task's cache key (Prefect 3 cache policies) is the hash of its inputs (``INPUTS``), of its
 source code (``TASK_SOURCE``) and of the size and modification time of the input files it
 reads (:class:`InputFiles`: a path string says nothing about what the file holds, so a replaced
-image must not hit the old key; outputs are left out, or a finished run would change its own key). Results and cache records are persisted under
+image must not hit the old key; outputs are left out, or a finished run would change its own key).
+Results and cache records are persisted under
 ``<workdir>/prefect-results``, so a rerun with the same parameters — after a crash, or from
 the Prefect UI — reads finished work instead of redoing it. ``PREFECT_TASKS_REFRESH_CACHE=true``
 forces recomputation.
@@ -29,7 +31,13 @@ class InputFiles(CachePolicy):
 
     names: tuple[str, ...] = ()
 
-    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
         stamps = []
         for name in self.names:
             value = (inputs or {}).get(name)
@@ -43,11 +51,15 @@ class InputFiles(CachePolicy):
 
 def cached(*input_files: str) -> dict[str, Any]:
     """Task options: cache on inputs + task source + the input files named, results persisted."""
-    return {"cache_policy": INPUTS + TASK_SOURCE + InputFiles(names=input_files), "persist_result": True}
+    return {
+        "cache_policy": INPUTS + TASK_SOURCE + InputFiles(names=input_files),
+        "persist_result": True,
+    }
 
 
 def result_storage(workdir: str | os.PathLike[str]) -> Path:
-    """The result storage of a working directory, ``<workdir>/prefect-results`` (a local file system to Prefect)."""
+    """The result storage of a working directory, ``<workdir>/prefect-results`` (a local file system
+    to Prefect)."""
     path = Path(workdir).resolve() / RESULTS_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path

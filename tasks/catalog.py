@@ -1,4 +1,5 @@
-"""Prefect tasks over ``stac/``: discover scenes, pair them, fetch and validate assets, publish products.
+"""Prefect tasks over ``stac/``: discover scenes, pair them, fetch and validate assets, publish
+products.
 
 Network-facing tasks retry with backoff; a corrupt file or a missing asset is not retried (it would
 fail the same way). Tasks pass paths and small records, never rasters.
@@ -21,14 +22,19 @@ from stac.validation import scene_metadata, validate_scenes, validate_tiepoint_t
 from tasks.caching import cached
 
 BBox = tuple[float, float, float, float]
-NETWORK_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [2, 10, 30], "retry_jitter_factor": 0.5}
+NETWORK_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [2, 10, 30],
+    "retry_jitter_factor": 0.5,
+}
 
 
 PERMANENT = ("checksum mismatch", "not found", "http 4", "not valid json")
 
 
 def _transient(task, task_run, state) -> bool:
-    """Retry network trouble; not bad input, a corrupt or missing file, or a refused request (they fail the same way again)."""
+    """Retry network trouble; not bad input, a corrupt or missing file, or a refused request (they
+    fail the same way again)."""
     exc = state.data
     if isinstance(exc, (InputError, ValidationFailed)):
         return False
@@ -36,12 +42,22 @@ def _transient(task, task_run, state) -> bool:
 
 
 @task(name="discover-scenes", **NETWORK_RETRIES, retry_condition_fn=_transient)
-def discover_scenes(catalogs: list[str], stac_apis: list[str], bbox: BBox | None, start: dt.datetime | None,
-                    end: dt.datetime | None, collections: list[str] | None = None) -> list[Scene]:
+def discover_scenes(
+    catalogs: list[str],
+    stac_apis: list[str],
+    bbox: BBox | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    collections: list[str] | None = None,
+) -> list[Scene]:
     """Optical and SAR scenes of every static catalog and STAC API over the AOI and time window."""
     scenes = discover(catalogs, stac_apis, bbox, start, end, collections)
-    get_run_logger().info("found %d scenes (%d optical, %d SAR)", len(scenes),
-                          sum(s.sensor == "optical" for s in scenes), sum(s.sensor == "sar" for s in scenes))
+    get_run_logger().info(
+        "found %d scenes (%d optical, %d SAR)",
+        len(scenes),
+        sum(s.sensor == "optical" for s in scenes),
+        sum(s.sensor == "sar" for s in scenes),
+    )
     return scenes
 
 
@@ -55,16 +71,28 @@ def pair(scenes: list[Scene], rules: PairingRules, bbox: BBox | None) -> list[Pa
 
 @task(name="fetch-asset", **NETWORK_RETRIES, retry_condition_fn=_transient, **cached("href"))
 def fetch_asset(href: str, cache: str, checksum: str | None = None) -> str:
-    """A local path of the asset (downloaded once into the content-addressed cache, checksum-verified)."""
+    """A local path of the asset (downloaded once into the content-addressed cache,
+    checksum-verified)."""
     return str(fetch(href, cache, checksum))
 
 
 @task(name="validate-pair", **cached("optical", "sar", "tiepoints"))
-def validate_pair(optical: str, sar: str, optical_id: str, sar_id: str, overlap_fraction: float, tiepoints: str | None) -> str:
-    """The data-quality gate: raises ValidationFailed (this pair only); returns the report as markdown."""
+def validate_pair(
+    optical: str,
+    sar: str,
+    optical_id: str,
+    sar_id: str,
+    overlap_fraction: float,
+    tiepoints: str | None,
+) -> str:
+    """The data-quality gate: raises ValidationFailed (this pair only); returns the report as
+    markdown."""
     import rasterio
 
-    report = validate_scenes([scene_metadata(optical, "optical", optical_id), scene_metadata(sar, "sar", sar_id)], overlap_fraction)
+    report = validate_scenes(
+        [scene_metadata(optical, "optical", optical_id), scene_metadata(sar, "sar", sar_id)],
+        overlap_fraction,
+    )
     report.raise_if_failed()
     text = report.to_markdown()
     if tiepoints:
@@ -76,8 +104,11 @@ def validate_pair(optical: str, sar: str, optical_id: str, sar_id: str, overlap_
 
 
 @task(name="publish", **NETWORK_RETRIES, retry_condition_fn=_transient)
-def publish(published: PublishedPair, catalog_root: str, stac_api: str | None = None) -> dict[str, str]:
-    """The pair's STAC Item in the static catalog (and a STAC API when given); idempotent per Item id."""
+def publish(
+    published: PublishedPair, catalog_root: str, stac_api: str | None = None
+) -> dict[str, str]:
+    """The pair's STAC Item in the static catalog (and a STAC API when given); idempotent per Item
+    id."""
     item = build_item(published)
     out = {"item": str(publish_static(item, catalog_root))}
     if stac_api:

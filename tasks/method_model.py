@@ -22,7 +22,8 @@ from mlflow.pyfunc import PythonModel
 
 
 def as_setting(value: Any) -> str:
-    """A config value as the string ``--set`` takes (tuples/lists comma-joined), parsed back by type."""
+    """A config value as the string ``--set`` takes (tuples/lists comma-joined), parsed back by
+    type."""
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     return str(value)
@@ -36,9 +37,15 @@ class CoalignMethodModel(PythonModel):
 
     def load_context(self, context) -> None:  # noqa: ANN001 - pyfunc signature
         spec = json.loads(Path(context.artifacts["config"]).read_text())
-        self.method, self.version, self.config = spec["method"], spec["version"], dict(spec["config"])
+        self.method, self.version, self.config = (
+            spec["method"],
+            spec["version"],
+            dict(spec["config"]),
+        )
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:  # noqa: ANN001
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:  # noqa: ANN001
         from models.errors import InputError
         from models.methods.base import RegistrationInput
         from models.raster import open_raster
@@ -47,20 +54,35 @@ class CoalignMethodModel(PythonModel):
 
         missing = {"optical", "sar", "output"} - set(model_input.columns)
         if missing:
-            raise InputError(f"model input lacks column(s) {sorted(missing)}; give optical, sar, output paths")
+            raise InputError(
+                f"model input lacks column(s) {sorted(missing)}; give optical, sar, output paths"
+            )
         overrides = {k: as_setting(v) for k, v in self.config.items()}
         rows = []
         for r in model_input.to_dict("records"):
             pair = RegistrationInput.open(r["optical"], r["sar"], _text(r.get("device")) or "auto")
             result = register(pair, self.method, overrides)
-            products = write_displacement(result.field, pair.optical.grid, r["output"], _text(r.get("confidence")))
-            row = {"output": str(products.displacement), "method": result.method, "version": result.version,
-                   "device": pair.device, "matches": int(result.matches), "inliers": int(result.inliers),
-                   "runtime_s": float(result.runtime_s.get("register_total", float("nan"))),
-                   "warnings": "; ".join(result.warnings)}
+            products = write_displacement(
+                result.field, pair.optical.grid, r["output"], _text(r.get("confidence"))
+            )
+            row = {
+                "output": str(products.displacement),
+                "method": result.method,
+                "version": result.version,
+                "device": pair.device,
+                "matches": int(result.matches),
+                "inliers": int(result.inliers),
+                "runtime_s": float(result.runtime_s.get("register_total", float("nan"))),
+                "warnings": "; ".join(result.warnings),
+            }
             if _text(r.get("tiepoints")):
                 sar_grid = open_raster(r["sar"], "sar").grid
-                score = score_displacement(products.displacement, read_tiepoints(r["tiepoints"]), pair.optical.grid, sar_grid)
+                score = score_displacement(
+                    products.displacement,
+                    read_tiepoints(r["tiepoints"]),
+                    pair.optical.grid,
+                    sar_grid,
+                )
                 row.update({k: v for k, v in score.summary().items() if k in ("mean_m", "mean_px")})
             rows.append(row)
         return pd.DataFrame(rows)

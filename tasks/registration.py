@@ -22,7 +22,8 @@ _PYPLOT = threading.Lock()
 
 
 class ProgressArtifact:
-    """A models progress callback feeding one Prefect progress artifact (per stage %, at most ~1 update/s)."""
+    """A models progress callback feeding one Prefect progress artifact (per stage %, at most ~1
+    update/s)."""
 
     def __init__(self, description: str, min_interval_s: float = 1.0) -> None:
         self.artifact: UUID = create_progress_artifact(0.0, description=description)
@@ -37,13 +38,24 @@ class ProgressArtifact:
         if stage == self._stage and not finished and now - self._last < self.min_interval_s:
             return
         self._stage, self._last = stage, now
-        update_progress_artifact(self.artifact, round(100.0 * done / max(total, 1), 1),
-                                 description=f"{self.description} — {stage}: {done}/{total}")
+        update_progress_artifact(
+            self.artifact,
+            round(100.0 * done / max(total, 1), 1),
+            description=f"{self.description} — {stage}: {done}/{total}",
+        )
 
 
 @task(name="register", **cached("optical", "sar"))
-def register(optical: str, sar: str, method: str, settings: dict[str, str], out_dir: str, device: str = "auto") -> dict[str, Any]:
-    """Register optical to SAR and write the SN9 displacement and confidence COGs; a summary record."""
+def register(
+    optical: str,
+    sar: str,
+    method: str,
+    settings: dict[str, str],
+    out_dir: str,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Register optical to SAR and write the SN9 displacement and confidence COGs; a summary
+    record."""
     from models.methods.base import RegistrationInput
     from models.registration import register as run_method
     from models.registration import write_displacement
@@ -56,11 +68,24 @@ def register(optical: str, sar: str, method: str, settings: dict[str, str], out_
     for warning in result.warnings:
         get_run_logger().warning(warning)
     with result.timed("write"):
-        products = write_displacement(result.field, pair.optical.grid, out / "displacement.tif", out / "confidence.tif", progress)
+        products = write_displacement(
+            result.field,
+            pair.optical.grid,
+            out / "displacement.tif",
+            out / "confidence.tif",
+            progress,
+        )
     return {
-        "method": result.method, "version": result.version, "config": result.config, "device": pair.device,
-        "matches": result.matches, "inliers": result.inliers, "runtime_s": result.runtime_s,
-        "warnings": result.warnings, "displacement": str(products.displacement), "confidence": str(products.confidence),
+        "method": result.method,
+        "version": result.version,
+        "config": result.config,
+        "device": pair.device,
+        "matches": result.matches,
+        "inliers": result.inliers,
+        "runtime_s": result.runtime_s,
+        "warnings": result.warnings,
+        "displacement": str(products.displacement),
+        "confidence": str(products.confidence),
     }
 
 
@@ -73,8 +98,11 @@ def warp(optical: str, displacement: str, out: str) -> str:
 
 
 @task(name="score", **cached("displacement", "optical", "sar", "tiepoints"))
-def score(displacement: str, optical: str, sar: str, tiepoints: str, residuals: str) -> dict[str, float]:
-    """SN9 score of the displacement at the tiepoints, beside the zero-shift score; writes the residual CSV."""
+def score(
+    displacement: str, optical: str, sar: str, tiepoints: str, residuals: str
+) -> dict[str, float]:
+    """SN9 score of the displacement at the tiepoints, beside the zero-shift score; writes the
+    residual CSV."""
     import numpy as np
 
     from models.raster import open_raster
@@ -89,9 +117,20 @@ def score(displacement: str, optical: str, sar: str, tiepoints: str, residuals: 
 
 
 @task(name="qa-pictures", **cached("optical", "sar", "displacement", "aligned", "residuals"))
-def qa(optical: str, sar: str, displacement: str, out_dir: str, aligned: str | None, residuals: str | None) -> dict[str, str]:
-    """Checkerboards before/after, flow colour, quiver and residual histogram PNGs (``models.qa``)."""
+def qa(
+    optical: str,
+    sar: str,
+    displacement: str,
+    out_dir: str,
+    aligned: str | None,
+    residuals: str | None,
+) -> dict[str, str]:
+    """Checkerboards before/after, flow colour, quiver and residual histogram PNGs
+    (``models.qa``)."""
     from models.qa import qa_pictures
 
     with _PYPLOT:
-        return {k: str(v) for k, v in qa_pictures(optical, sar, displacement, out_dir, aligned, residuals).items()}
+        return {
+            k: str(v)
+            for k, v in qa_pictures(optical, sar, displacement, out_dir, aligned, residuals).items()
+        }

@@ -17,7 +17,9 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test with the reason."""
     p = SHARED_DATA.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"needs real data at {p} (../shared/data, not part of the repo); it is absent here")
+        pytest.skip(
+            f"needs real data at {p} (../shared/data, not part of the repo); it is absent here"
+        )
     return p
 
 
@@ -52,5 +54,9 @@ def luminance_pair(tmp_path_factory):
 @pytest.fixture(scope="session")
 def radar_pair(tmp_path_factory):
     """Radar-like pair (speckle, layover, rotated grid, nodata corners), translation only."""
-    spec = SceneSpec(size_m=200.0, shift=ShiftModel(offset=(12.0, 8.0), centre=CENTRE), origin=(377000.0, 4106000.0))
+    spec = SceneSpec(
+        size_m=200.0,
+        shift=ShiftModel(offset=(12.0, 8.0), centre=CENTRE),
+        origin=(377000.0, 4106000.0),
+    )
     return synthesize_pair(tmp_path_factory.mktemp("radar"), spec, "radar")

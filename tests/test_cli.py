@@ -21,9 +21,19 @@ def run(capsys, *argv):
 def test_register_score_warp(radar_pair, tmp_path, capsys):
     out = tmp_path / "d.tif"
     code, stdout, _ = run(
-        capsys, "register", str(radar_pair.optical), str(radar_pair.sar), "-o", str(out),
-        "--tiepoints", str(radar_pair.tiepoints), "--confidence", str(tmp_path / "c.tif"),
-        "--residuals", str(tmp_path / "r.csv"), "--no-progress",
+        capsys,
+        "register",
+        str(radar_pair.optical),
+        str(radar_pair.sar),
+        "-o",
+        str(out),
+        "--tiepoints",
+        str(radar_pair.tiepoints),
+        "--confidence",
+        str(tmp_path / "c.tif"),
+        "--residuals",
+        str(tmp_path / "r.csv"),
+        "--no-progress",
     )
     assert code == 0
     summary = json.loads(stdout.strip().splitlines()[-1])
@@ -32,14 +42,29 @@ def test_register_score_warp(radar_pair, tmp_path, capsys):
     assert summary["score"]["mean_px"] < 10
     assert (tmp_path / "c.tif").exists() and len((tmp_path / "r.csv").read_text().splitlines()) > 10
 
-    code, stdout, _ = run(capsys, "score", str(out), str(radar_pair.optical), str(radar_pair.sar), str(radar_pair.tiepoints), "--json")
-    assert code == 0 and json.loads(stdout)["mean_px"] == pytest.approx(summary["score"]["mean_px"], abs=1e-3)
+    code, stdout, _ = run(
+        capsys,
+        "score",
+        str(out),
+        str(radar_pair.optical),
+        str(radar_pair.sar),
+        str(radar_pair.tiepoints),
+        "--json",
+    )
+    assert code == 0 and json.loads(stdout)["mean_px"] == pytest.approx(
+        summary["score"]["mean_px"], abs=1e-3
+    )
 
     aligned = tmp_path / "aligned.tif"
     code, _, _ = run(capsys, "warp", str(radar_pair.optical), str(out), "-o", str(aligned))
     assert code == 0
     with rasterio.open(aligned) as a, rasterio.open(radar_pair.optical) as o:
-        assert (a.count, a.width, a.height, a.transform) == (o.count, o.width, o.height, o.transform)
+        assert (a.count, a.width, a.height, a.transform) == (
+            o.count,
+            o.width,
+            o.height,
+            o.transform,
+        )
         assert a.read(1).std() > 5
 
 
@@ -64,12 +89,24 @@ def test_warp_moves_content_by_the_map(tmp_path):
 def test_methods_lists_versions(capsys):
     code, stdout, _ = run(capsys, "methods", "--json")
     names = {m["name"]: m for m in json.loads(stdout)}
-    assert {"zero", "global-affine"} <= set(names) and names["global-affine"]["defaults"]["max_side"] > 0
+    assert {"zero", "global-affine"} <= set(names) and names["global-affine"]["defaults"][
+        "max_side"
+    ] > 0
 
 
 def _write(p, count=3, crs="EPSG:32637", x0=377000.0, nodata=None, value=100):
-    with rasterio.open(p, "w", driver="GTiff", width=64, height=64, count=count, dtype="uint8", crs=crs,
-                       transform=Affine(0.5, 0, x0, 0, -0.5, 4106000), nodata=nodata) as ds:
+    with rasterio.open(
+        p,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=count,
+        dtype="uint8",
+        crs=crs,
+        transform=Affine(0.5, 0, x0, 0, -0.5, 4106000),
+        nodata=nodata,
+    ) as ds:
         ds.write(np.full((count, 64, 64), value, np.uint8))
     return str(p)
 
@@ -100,7 +137,9 @@ def test_register_bad_input(tmp_path, capsys, case, message):
         (tmp_path / "x.tif").write_text("not a tiff")
         optical = str(tmp_path / "x.tif")
     elif case == "no_crs":
-        with rasterio.open(tmp_path / "n.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8") as ds:
+        with rasterio.open(
+            tmp_path / "n.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8"
+        ) as ds:
             ds.write(np.ones((1, 8, 8), np.uint8))
         sar = str(tmp_path / "n.tif")
     elif case == "no_overlap":

@@ -1,4 +1,5 @@
-"""``coalign activate``: run an activation from the command line, or declare one (``--emit``) to a Prefect server."""
+"""``coalign activate``: run an activation from the command line, or declare one (``--emit``) to a
+Prefect server."""
 
 from __future__ import annotations
 
@@ -16,24 +17,86 @@ EVENT_NAME = "coalign.activation.declared"
 
 def add_activation_options(p: argparse.ArgumentParser) -> None:
     """The activation flow's parameters as options (shared with ``coalign demo``)."""
-    p.add_argument("--event", default="activation", help="event name: the MLflow experiment and the STAC collection of the products")
-    p.add_argument("--catalog", action="append", default=[], metavar="URL_OR_PATH", help="static STAC catalog root (repeatable)")
-    p.add_argument("--stac-api", action="append", default=[], metavar="URL", help="STAC API to search (repeatable)")
-    p.add_argument("--collection", action="append", default=[], help="STAC API collection to search (repeatable)")
-    p.add_argument("--bbox", help="AOI: minx,miny,maxx,maxy in WGS84 degrees, or a GeoJSON geometry")
+    p.add_argument(
+        "--event",
+        default="activation",
+        help="event name: the MLflow experiment and the STAC collection of the products",
+    )
+    p.add_argument(
+        "--catalog",
+        action="append",
+        default=[],
+        metavar="URL_OR_PATH",
+        help="static STAC catalog root (repeatable)",
+    )
+    p.add_argument(
+        "--stac-api",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STAC API to search (repeatable)",
+    )
+    p.add_argument(
+        "--collection",
+        action="append",
+        default=[],
+        help="STAC API collection to search (repeatable)",
+    )
+    p.add_argument(
+        "--bbox", help="AOI: minx,miny,maxx,maxy in WGS84 degrees, or a GeoJSON geometry"
+    )
     p.add_argument("--start", help="acquisition window start (ISO 8601)")
     p.add_argument("--end", help="acquisition window end (ISO 8601)")
-    p.add_argument("--event-date", help="when the disaster struck (ISO 8601): pre-event optical, post-event SAR")
-    p.add_argument("--max-gap-days", type=float, help="longest optical-to-SAR gap of a pair (days; default 60)")
-    p.add_argument("--min-overlap", type=float, help="smallest footprint overlap of a pair (fraction; default 0.1)")
-    p.add_argument("--method", action="append", default=[], help="registration method (repeatable; default: local)")
-    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE", help="method setting, e.g. local.levels=4,2,1")
-    p.add_argument("--tiepoints", action="append", default=[], metavar="ID=CSV", help="SN9 tiepoints of a SAR scene id or pair id")
-    p.add_argument("--workdir", help="working directory of all outputs (default $COALIGN_WORKDIR or ./coalign-work; "
-                                      "with --emit, the deployment's)")
-    p.add_argument("--gpu-work-pool", help="run each pair × method as a run of the register-pair deployment on this work pool")
-    p.add_argument("--dask-address", help="run the pairs on this Dask scheduler ('local': a temporary local cluster)")
-    p.add_argument("--publish-stac-api", metavar="URL", help="also publish the STAC Items to this STAC API (Transaction extension)")
+    p.add_argument(
+        "--event-date",
+        help="when the disaster struck (ISO 8601): pre-event optical, post-event SAR",
+    )
+    p.add_argument(
+        "--max-gap-days", type=float, help="longest optical-to-SAR gap of a pair (days; default 60)"
+    )
+    p.add_argument(
+        "--min-overlap",
+        type=float,
+        help="smallest footprint overlap of a pair (fraction; default 0.1)",
+    )
+    p.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        help="registration method (repeatable; default: local)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="method setting, e.g. local.levels=4,2,1",
+    )
+    p.add_argument(
+        "--tiepoints",
+        action="append",
+        default=[],
+        metavar="ID=CSV",
+        help="SN9 tiepoints of a SAR scene id or pair id",
+    )
+    p.add_argument(
+        "--workdir",
+        help="working directory of all outputs (default $COALIGN_WORKDIR or ./coalign-work; "
+        "with --emit, the deployment's)",
+    )
+    p.add_argument(
+        "--gpu-work-pool",
+        help="run each pair × method as a run of the register-pair deployment on this work pool",
+    )
+    p.add_argument(
+        "--dask-address",
+        help="run the pairs on this Dask scheduler ('local': a temporary local cluster)",
+    )
+    p.add_argument(
+        "--publish-stac-api",
+        metavar="URL",
+        help="also publish the STAC Items to this STAC API (Transaction extension)",
+    )
 
 
 def _iso(value: str | None, option: str) -> str | None:
@@ -42,13 +105,17 @@ def _iso(value: str | None, option: str) -> str | None:
     try:
         dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"{option} {value!r}: not an ISO 8601 date/time (e.g. 2023-02-06 or 2023-02-06T01:17:00Z)") from None
+        raise InputError(
+            f"{option} {value!r}: not an ISO 8601 date/time (e.g. 2023-02-06 or 2023-02-06T01:17:00Z)"
+        ) from None
     return value
 
 
 def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The activation flow parameters the options give (JSON-ready: also the event payload); options not
-    given are left out, so the flow's — or, for an emitted event, the deployment's — defaults apply."""
+    """The activation flow parameters the options give (JSON-ready: also the event payload); options
+    not
+    given are left out, so the flow's — or, for an emitted event, the deployment's — defaults
+    apply."""
     from flows.activation import parse_aoi
 
     if not args.catalog and not args.stac_api:
@@ -69,19 +136,30 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
         settings.setdefault(m[1], {})[m[2]] = m[3]
     parse_aoi(args.bbox)  # fail here, not in the flow
     params = {
-        "event": args.event, "aoi": args.bbox, "start": _iso(args.start, "--start"), "end": _iso(args.end, "--end"),
+        "event": args.event,
+        "aoi": args.bbox,
+        "start": _iso(args.start, "--start"),
+        "end": _iso(args.end, "--end"),
         "event_date": _iso(args.event_date, "--event-date"),
-        "catalogs": [c if "://" in c else os.path.abspath(c) for c in args.catalog], "stac_apis": args.stac_api,
-        "collections": args.collection or None, "methods": args.method or None, "settings": settings or None,
-        "tiepoints": tiepoints or None, "workdir": os.path.abspath(args.workdir) if args.workdir else None,
-        "gpu_work_pool": args.gpu_work_pool, "dask_address": args.dask_address, "max_gap_days": args.max_gap_days,
-        "min_overlap": args.min_overlap, "publish_stac_api": args.publish_stac_api,
+        "catalogs": [c if "://" in c else os.path.abspath(c) for c in args.catalog],
+        "stac_apis": args.stac_api,
+        "collections": args.collection or None,
+        "methods": args.method or None,
+        "settings": settings or None,
+        "tiepoints": tiepoints or None,
+        "workdir": os.path.abspath(args.workdir) if args.workdir else None,
+        "gpu_work_pool": args.gpu_work_pool,
+        "dask_address": args.dask_address,
+        "max_gap_days": args.max_gap_days,
+        "min_overlap": args.min_overlap,
+        "publish_stac_api": args.publish_stac_api,
     }
     return {k: v for k, v in params.items() if v is not None}
 
 
 def run_activation(params: dict[str, Any]) -> dict[str, Any]:
-    """Run the activation flow here (Prefect starts a temporary local server when no PREFECT_API_URL is set)."""
+    """Run the activation flow here (Prefect starts a temporary local server when no PREFECT_API_URL
+    is set)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.activation import activation
 
@@ -89,27 +167,45 @@ def run_activation(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def emit_activation(params: dict[str, Any]) -> str:
-    """Declare the activation: emit ``coalign.activation.declared`` with the parameters as payload; the event id."""
+    """Declare the activation: emit ``coalign.activation.declared`` with the parameters as payload;
+    the event id."""
     from prefect.events import emit_event
     from prefect.events.worker import EventsWorker
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        raise InputError("--emit sends the event to a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api) "
-                         "to the server where the activation deployment is (`prefect deploy --all`)")
+        raise InputError(
+            "--emit sends the event to a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api) "
+            "to the server where the activation deployment is (`prefect deploy --all`)"
+        )
     name = re.sub(r"[^a-z0-9-]+", "-", params["event"].lower()).strip("-") or "event"
-    event = emit_event(event=EVENT_NAME, resource={"prefect.resource.id": f"coalign.event.{name}",
-                                                   "prefect.resource.name": params["event"]}, payload=params)
+    event = emit_event(
+        event=EVENT_NAME,
+        resource={
+            "prefect.resource.id": f"coalign.event.{name}",
+            "prefect.resource.name": params["event"],
+        },
+        payload=params,
+    )
     EventsWorker.drain_all(timeout=30)
     if event is None:
-        raise InputError(f"the Prefect client did not emit the event (server {PREFECT_API_URL.value()}); check PREFECT_API_URL")
+        raise InputError(
+            f"the Prefect client did not emit the event (server {PREFECT_API_URL.value()}); check PREFECT_API_URL"
+        )
     return str(event.id)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("activate", help="run an activation: discover, pair, register, score, track, publish (or --emit it)")
+    p = sub.add_parser(
+        "activate",
+        help="run an activation: discover, pair, register, score, track, publish (or --emit it)",
+    )
     add_activation_options(p)
-    p.add_argument("--emit", action="store_true", help=f"emit the {EVENT_NAME} event (PREFECT_API_URL) instead of running here")
+    p.add_argument(
+        "--emit",
+        action="store_true",
+        help=f"emit the {EVENT_NAME} event (PREFECT_API_URL) instead of running here",
+    )
     p.set_defaults(run=run)
 
 

@@ -1,4 +1,5 @@
-"""``coalign bench``: accuracy, runtime and peak memory of the methods on warped real pairs (issue 3)."""
+"""``coalign bench``: accuracy, runtime and peak memory of the methods on warped real pairs (issue
+3)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def _settings(items: list[str] | None) -> tuple[tuple[str, str, str], ...]:
         head, sep, value = item.partition("=")
         method, colon, key = head.partition(":")
         if not sep or not colon or not method or not key:
-            raise InputError(f"--set {item!r}: expected METHOD:KEY=VALUE, e.g. local:interpolation=tps")
+            raise InputError(
+                f"--set {item!r}: expected METHOD:KEY=VALUE, e.g. local:interpolation=tps"
+            )
         out.append((method.strip(), key.strip(), value.strip()))
     return tuple(out)
 
@@ -27,7 +30,9 @@ def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise InputError(f"--sizes {text!r}: expected comma-separated integers such as 2500,5000,10000") from None
+        raise InputError(
+            f"--sizes {text!r}: expected comma-separated integers such as 2500,5000,10000"
+        ) from None
     if not sizes or any(s < 256 or s > 10000 for s in sizes):
         raise InputError(f"--sizes {text!r}: each size must be between 256 and 10000 pixels")
     return sizes
@@ -45,19 +50,62 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "2500²–10000² scenes tiled from the real pairs."
         ),
     )
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"the real pairs folder (default {DEFAULT_DATA})")
-    p.add_argument("--work", type=Path, default=Path("bench-out"), help="cache of cases and runs (default bench-out)")
-    p.add_argument("--out", type=Path, help="JSON report (default bench-out/results.json, or bench-out/scale.json with --scale)")
-    p.add_argument("--method", action="append", dest="methods", help="method to run (repeatable; default zero, global-affine, local)")
-    p.add_argument("--set", dest="settings", action="append", metavar="METHOD:KEY=VALUE", help="override a method setting (repeatable)")
-    p.add_argument("--cases", help="comma-separated kinds (cfog,vsff,srif,bigearthnet), case names or globs (srif-0*)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"the real pairs folder (default {DEFAULT_DATA})",
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path("bench-out"),
+        help="cache of cases and runs (default bench-out)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="JSON report (default bench-out/results.json, or bench-out/scale.json with --scale)",
+    )
+    p.add_argument(
+        "--method",
+        action="append",
+        dest="methods",
+        help="method to run (repeatable; default zero, global-affine, local)",
+    )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        metavar="METHOD:KEY=VALUE",
+        help="override a method setting (repeatable)",
+    )
+    p.add_argument(
+        "--cases",
+        help="comma-separated kinds (cfog,vsff,srif,bigearthnet), case names or globs (srif-0*)",
+    )
     p.add_argument("--quick", action="store_true", help="a few cases per kind (smoke run)")
     p.add_argument("--seed", type=int, default=0, help="seed of the case recipes (default 0)")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where learned matchers run (default cpu)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per run (default 3600)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=["auto", "cpu", "cuda"],
+        help="where learned matchers run (default cpu)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds allowed per run (default 3600)"
+    )
     p.add_argument("--rebuild", action="store_true", help="rebuild cached cases")
-    p.add_argument("--scale", action="store_true", help="scale benchmark: end-to-end time and peak RSS per scene size")
-    p.add_argument("--sizes", default="2500,5000,10000", help="--scale scene sides in optical pixels (default 2500,5000,10000)")
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="scale benchmark: end-to-end time and peak RSS per scene size",
+    )
+    p.add_argument(
+        "--sizes",
+        default="2500,5000,10000",
+        help="--scale scene sides in optical pixels (default 2500,5000,10000)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     p.set_defaults(run=run)
 

@@ -1,4 +1,5 @@
-"""``coalign compare``: mean error per registration method version over an experiment's MLflow runs."""
+"""``coalign compare``: mean error per registration method version over an experiment's MLflow
+runs."""
 
 from __future__ import annotations
 
@@ -15,22 +16,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "or a benchmark), beside the zero-shift and oracle-affine references. Writes <workdir>/compare/<experiment>.csv "
         "and .png and runs as the Prefect flow `compare`.",
     )
-    p.add_argument("--experiment", required=True, help="MLflow experiment: the event name, or a benchmark experiment")
-    p.add_argument("--workdir", help="working directory (default $COALIGN_WORKDIR or ./coalign-work)")
-    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db or $COALIGN_MLFLOW_URI)")
-    p.add_argument("--bench-report", metavar="JSON", help="log this `coalign bench --out` report into the experiment first")
+    p.add_argument(
+        "--experiment",
+        required=True,
+        help="MLflow experiment: the event name, or a benchmark experiment",
+    )
+    p.add_argument(
+        "--workdir", help="working directory (default $COALIGN_WORKDIR or ./coalign-work)"
+    )
+    p.add_argument(
+        "--mlflow-uri",
+        help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db or $COALIGN_MLFLOW_URI)",
+    )
+    p.add_argument(
+        "--bench-report",
+        metavar="JSON",
+        help="log this `coalign bench --out` report into the experiment first",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+    from prefect.settings import (
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     from flows.compare import run_compare
 
-    # without PREFECT_API_URL Prefect starts a temporary server; its 20 s default is short on a busy 2-core host
-    timeout = {} if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else {
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}
+    # without PREFECT_API_URL Prefect starts a temporary server; its 20 s default is short on a busy
+    # 2-core host
+    timeout = (
+        {}
+        if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ
+        else {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}
+    )
     with temporary_settings(updates=timeout):
         result = run_compare(args.experiment, args.workdir, args.mlflow_uri, args.bench_report)
     if args.json:
@@ -40,10 +61,18 @@ def run(args: argparse.Namespace) -> int:
     def f(v: float | None) -> str:
         return "–" if v is None else f"{v:.2f}"
 
-    print(f"{'method':<16}{'version':<10}{'pairs':>6}{'mean m':>9}{'mean px':>9}{'zero m':>9}{'oracle m':>9}")
+    print(
+        f"{'method':<16}{'version':<10}{'pairs':>6}{'mean m':>9}{'mean px':>9}{'zero m':>9}{'oracle m':>9}"
+    )
     for r in result["rows"]:
-        print(f"{r['method']:<16}{r['version']:<10}{r['pairs']:>6}{f(r['mean_m']):>9}{f(r['mean_px']):>9}"
-              f"{f(r['zero_mean_m']):>9}{f(r['oracle_affine_mean_m']):>9}")
-    print(f"zero shift {f(result['zero_mean_m'])} m, oracle affine {f(result['oracle_affine_mean_m'])} m".replace("– m", "–"))
+        print(
+            f"{r['method']:<16}{r['version']:<10}{r['pairs']:>6}{f(r['mean_m']):>9}{f(r['mean_px']):>9}"
+            f"{f(r['zero_mean_m']):>9}{f(r['oracle_affine_mean_m']):>9}"
+        )
+    print(
+        f"zero shift {f(result['zero_mean_m'])} m, oracle affine {f(result['oracle_affine_mean_m'])} m".replace(
+            "– m", "–"
+        )
+    )
     print(f"CSV {result['csv']}\nplot {result['plot']}")
     return 0

@@ -1,4 +1,5 @@
-"""``coalign demo`` (what ``make demo`` runs): a whole activation on a synthetic sample event, no network.
+"""``coalign demo`` (what ``make demo`` runs): a whole activation on a synthetic sample event, no
+network.
 
 The sample event (``models.sample_event``) is written as Maxar-like and Umbra-like static catalogs
 (``stac.sample_catalog``); the ``activation`` flow then runs against them on Prefect's temporary
@@ -22,15 +23,29 @@ DEMO_METHODS = ["local", "zero"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run an activation end to end on an embedded synthetic event (no network)")
-    p.add_argument("--workdir", default=default_workdir(), help="where all outputs go (default $COALIGN_WORKDIR or ./coalign-work)")
-    p.add_argument("--size", type=float, default=400.0, help="side of the sample scene in metres (default 400)")
-    p.add_argument("--method", action="append", default=[], help=f"registration method (repeatable; default: {' and '.join(DEMO_METHODS)})")
+    p = sub.add_parser(
+        "demo", help="run an activation end to end on an embedded synthetic event (no network)"
+    )
+    p.add_argument(
+        "--workdir",
+        default=default_workdir(),
+        help="where all outputs go (default $COALIGN_WORKDIR or ./coalign-work)",
+    )
+    p.add_argument(
+        "--size", type=float, default=400.0, help="side of the sample scene in metres (default 400)"
+    )
+    p.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        help=f"registration method (repeatable; default: {' and '.join(DEMO_METHODS)})",
+    )
     p.set_defaults(run=run)
 
 
 def build_demo_catalogs(workdir: str | Path, size_m: float = 400.0):
-    """The sample event as Maxar-like and Umbra-like static catalogs under ``<workdir>/sample-event``.
+    """The sample event as Maxar-like and Umbra-like static catalogs under
+    ``<workdir>/sample-event``.
 
     Returns ``(event, maxar_catalog, umbra_catalog)``; an existing event of the same size is reused
     (same files, so a rerun hits the task cache).
@@ -39,25 +54,64 @@ def build_demo_catalogs(workdir: str | Path, size_m: float = 400.0):
     from stac.sample_catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
 
     root = Path(workdir) / "sample-event"
-    maxar, umbra, stamp = root / "maxar" / "events" / "catalog.json", root / "umbra" / "stac" / "catalog.json", root / "catalogs.json"
+    maxar, umbra, stamp = (
+        root / "maxar" / "events" / "catalog.json",
+        root / "umbra" / "stac" / "catalog.json",
+        root / "catalogs.json",
+    )
     ev = sample_event(root / "images", size_m)
     written_for = repr(ev.pair.spec)
-    if not (maxar.exists() and umbra.exists() and stamp.exists() and json.loads(stamp.read_text()) == written_for):
-        write_maxar_catalog(root / "maxar", ev.name, [SampleScene(ev.pair.optical, OPTICAL_ID, ev.optical_time, "WV03", 0.3,
-                                                                  {"view:off_nadir": 14.2, "view:azimuth": 201.5})])
-        write_umbra_catalog(root / "umbra", [SampleScene(ev.pair.sar, SAR_ID, ev.sar_time, "Umbra-08", 0.4,
-                                                         {"view:incidence_angle": 38.5, "view:azimuth": 97.0})])
+    if not (
+        maxar.exists()
+        and umbra.exists()
+        and stamp.exists()
+        and json.loads(stamp.read_text()) == written_for
+    ):
+        write_maxar_catalog(
+            root / "maxar",
+            ev.name,
+            [
+                SampleScene(
+                    ev.pair.optical,
+                    OPTICAL_ID,
+                    ev.optical_time,
+                    "WV03",
+                    0.3,
+                    {"view:off_nadir": 14.2, "view:azimuth": 201.5},
+                )
+            ],
+        )
+        write_umbra_catalog(
+            root / "umbra",
+            [
+                SampleScene(
+                    ev.pair.sar,
+                    SAR_ID,
+                    ev.sar_time,
+                    "Umbra-08",
+                    0.4,
+                    {"view:incidence_angle": 38.5, "view:azimuth": 97.0},
+                )
+            ],
+        )
         stamp.write_text(json.dumps(written_for))
     return ev, maxar, umbra
 
 
 def demo_parameters(workdir: Path, size_m: float, methods: list[str]) -> dict[str, Any]:
-    """The activation parameters of the demo: the event's window, both catalogs, tiepoints for the SAR scene."""
+    """The activation parameters of the demo: the event's window, both catalogs, tiepoints for the
+    SAR scene."""
     ev, maxar, umbra = build_demo_catalogs(workdir, size_m)
-    return {"event": ev.name, "start": (ev.event_date - dt.timedelta(days=30)).isoformat(),
-            "end": (ev.event_date + dt.timedelta(days=30)).isoformat(), "event_date": ev.event_date.isoformat(),
-            "catalogs": [str(maxar), str(umbra)], "methods": methods, "tiepoints": {SAR_ID: str(ev.pair.tiepoints)},
-            "workdir": str(workdir)}
+    return {
+        "event": ev.name,
+        "start": (ev.event_date - dt.timedelta(days=30)).isoformat(),
+        "end": (ev.event_date + dt.timedelta(days=30)).isoformat(),
+        "event_date": ev.event_date.isoformat(),
+        "catalogs": [str(maxar), str(umbra)],
+        "methods": methods,
+        "tiepoints": {SAR_ID: str(ev.pair.tiepoints)},
+        "workdir": str(workdir),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,19 +126,29 @@ def run(args: argparse.Namespace) -> int:
 
 def format_summary(summary: dict[str, Any], wall_s: float) -> str:
     """What a person needs after the demo: scores, where the outputs are, how to open the UIs."""
-    lines = [f"\ncoalign demo — event {summary['event']}: {summary['pairs']} pair(s), {summary['runs']} registration(s), "
-             f"{summary['failed']} failed, {wall_s:.0f} s", "",
-             f"  {'method':<16}{'mean error':>12}{'zero shift':>12}{'tiepoints':>11}{'runtime':>10}"]
+    lines = [
+        f"\ncoalign demo — event {summary['event']}: {summary['pairs']} pair(s), {summary['runs']} registration(s), "
+        f"{summary['failed']} failed, {wall_s:.0f} s",
+        "",
+        f"  {'method':<16}{'mean error':>12}{'zero shift':>12}{'tiepoints':>11}{'runtime':>10}",
+    ]
     for r in summary["results"]:
         if r["status"] == "ok":
             mean = f"{r['mean_m']:.2f} m" if r["mean_m"] is not None else "—"
             zero = f"{r['zero_m']:.2f} m" if r["zero_m"] is not None else "—"
-            lines.append(f"  {r['method']:<16}{mean:>12}{zero:>12}{r['tiepoints'] or '—':>11}{r['runtime_s']:>9.1f}s")
+            lines.append(
+                f"  {r['method']:<16}{mean:>12}{zero:>12}{r['tiepoints'] or '—':>11}{r['runtime_s']:>9.1f}s"
+            )
         else:
             lines.append(f"  {r['method']:<16}  FAILED: {r['error']}")
     work = summary["workdir"]
-    lines += ["", f"  STAC catalog   {summary['catalog']}", f"  products       {work}/pairs/<pair>/<method>/",
-              f"  MLflow store   {summary['mlflow_uri']} (experiment {summary['event']!r})", "",
-              "  Prefect UI     .venv/bin/prefect server start        then http://127.0.0.1:4200 (flow runs, artifacts)",
-              f"  MLflow UI      .venv/bin/mlflow ui --backend-store-uri {summary['mlflow_uri']}   then http://127.0.0.1:5000"]
+    lines += [
+        "",
+        f"  STAC catalog   {summary['catalog']}",
+        f"  products       {work}/pairs/<pair>/<method>/",
+        f"  MLflow store   {summary['mlflow_uri']} (experiment {summary['event']!r})",
+        "",
+        "  Prefect UI     .venv/bin/prefect server start        then http://127.0.0.1:4200 (flow runs, artifacts)",
+        f"  MLflow UI      .venv/bin/mlflow ui --backend-store-uri {summary['mlflow_uri']}   then http://127.0.0.1:5000",
+    ]
     return "\n".join(lines)

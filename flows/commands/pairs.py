@@ -15,18 +15,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_discovery_options(p)
     p.add_argument("--event-date", help="optical before, SAR after this time (ISO 8601)")
     p.add_argument("--max-gap-days", type=float, default=365.0, help="largest optical/SAR time gap")
-    p.add_argument("--min-overlap", type=float, default=0.1, help="smallest overlap fraction of the smaller footprint")
+    p.add_argument(
+        "--min-overlap",
+        type=float,
+        default=0.1,
+        help="smallest overlap fraction of the smaller footprint",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     scenes, bbox = find(args)
-    rules = PairingRules(min_overlap_fraction=args.min_overlap, max_gap_days=args.max_gap_days, event_date=_time(args.event_date))
+    rules = PairingRules(
+        min_overlap_fraction=args.min_overlap,
+        max_gap_days=args.max_gap_days,
+        event_date=_time(args.event_date),
+    )
     pairs = pair_scenes(scenes, rules, bbox)
     if args.json:
         print(json.dumps([p.to_json() for p in pairs], indent=1))
         return 0
     for p in pairs:
-        print(f"overlap {p.overlap_fraction:5.1%}  gap {p.gap_days:6.1f} d  {p.optical.id}  ×  {p.sar.id}")
+        print(
+            f"overlap {p.overlap_fraction:5.1%}  gap {p.gap_days:6.1f} d  {p.optical.id}  ×  {p.sar.id}"
+        )
     print(f"{len(pairs)} pairs")
     return 0

@@ -1,4 +1,5 @@
-"""``coalign register OPTICAL SAR -o OUT.tif``: one pair → SN9 displacement map (+ confidence, score)."""
+"""``coalign register OPTICAL SAR -o OUT.tif``: one pair → SN9 displacement map (+ confidence,
+score)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 from flows.progress import CliProgress
 from models.cog import check_output_path
@@ -39,9 +39,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("optical", help="optical GeoTIFF (1 or 3+ bands)")
     p.add_argument("sar", help="SAR GeoTIFF (1 band; rotated grids are fine)")
     p.add_argument("-o", "--output", required=True, help="displacement COG to write")
-    p.add_argument("--method", default=DEFAULT_METHOD, help=f"registration method (default {DEFAULT_METHOD}; see `coalign methods`)")
-    p.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE", help="override a method setting (repeatable)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the matchers run")
+    p.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        help=f"registration method (default {DEFAULT_METHOD}; see `coalign methods`)",
+    )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a method setting (repeatable)",
+    )
+    p.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the matchers run"
+    )
     p.add_argument("--tiepoints", help="SN9 tiepoint CSV: score the result")
     p.add_argument("--confidence", help="also write the per-pixel confidence COG here")
     p.add_argument("--residuals", help="with --tiepoints: write per-tiepoint residuals CSV here")
@@ -81,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     }
     if tiepoints is not None:
         score = score_displacement(out, tiepoints, pair.optical.grid, pair.sar.grid)
-        summary["score"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in score.summary().items()}
+        summary["score"] = {
+            k: round(v, 4) if isinstance(v, float) else v for k, v in score.summary().items()
+        }
         if args.residuals:
             score.write_residuals(args.residuals, tiepoints)
     if result.warnings:

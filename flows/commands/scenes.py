@@ -1,4 +1,5 @@
-"""``coalign scenes``: list the optical and SAR scenes of catalogs/APIs over an AOI and time window."""
+"""``coalign scenes``: list the optical and SAR scenes of catalogs/APIs over an AOI and time
+window."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ from stac.readers import discover
 
 
 def add_discovery_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--catalog", action="append", default=[], help="static STAC catalog root, path or URL (repeatable)")
+    p.add_argument(
+        "--catalog",
+        action="append",
+        default=[],
+        help="static STAC catalog root, path or URL (repeatable)",
+    )
     p.add_argument("--stac-api", action="append", default=[], help="STAC API URL (repeatable)")
-    p.add_argument("--collection", action="append", default=[], help="STAC API collection id (repeatable)")
+    p.add_argument(
+        "--collection", action="append", default=[], help="STAC API collection id (repeatable)"
+    )
     p.add_argument("--bbox", required=True, help="AOI minx,miny,maxx,maxy in WGS84 degrees")
     p.add_argument("--start", required=True, help="window start, ISO 8601")
     p.add_argument("--end", required=True, help="window end, ISO 8601")
@@ -44,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([s.to_json() for s in scenes], indent=1))
         return 0
     for s in scenes:
-        print(f"{s.datetime:%Y-%m-%d %H:%M} {s.sensor:<7} {s.platform or '-':<10} gsd {s.gsd or 0:5.2f} {s.crs or '-':<11} {s.id}")
+        print(
+            f"{s.datetime:%Y-%m-%d %H:%M} {s.sensor:<7} {s.platform or '-':<10} gsd {s.gsd or 0:5.2f} {s.crs or '-':<11} {s.id}"
+        )
     print(f"{len(scenes)} scenes")
     return 0

@@ -20,7 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("optical", help="the optical GeoTIFF the map was made for")
     p.add_argument("sar", help="the SAR GeoTIFF")
     p.add_argument("tiepoints", help="CSV with header sar_row,sar_col,optical_row,optical_col")
-    p.add_argument("--no-rounding", action="store_true", help="do not round the reference shift (SN9 rounds with rint)")
+    p.add_argument(
+        "--no-rounding",
+        action="store_true",
+        help="do not round the reference shift (SN9 rounds with rint)",
+    )
     p.add_argument("--residuals", help="write per-tiepoint residuals CSV here")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=run)
@@ -32,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     tiepoints = read_tiepoints(args.tiepoints)
     optical = open_raster(args.optical, "optical")
     sar = open_raster(args.sar, "sar")
-    score = score_displacement(args.displacement, tiepoints, optical.grid, sar.grid, rounding=not args.no_rounding)
+    score = score_displacement(
+        args.displacement, tiepoints, optical.grid, sar.grid, rounding=not args.no_rounding
+    )
     summary = score.summary()
     if args.residuals:
         score.write_residuals(args.residuals, tiepoints)

@@ -1,4 +1,5 @@
-"""``coalign warp OPTICAL DISP -o ALIGNED.tif``: the optical image moved into alignment with the SAR."""
+"""``coalign warp OPTICAL DISP -o ALIGNED.tif``: the optical image moved into alignment with the
+SAR."""
 
 from __future__ import annotations
 

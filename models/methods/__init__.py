@@ -12,7 +12,9 @@ from models.methods.global_affine import GlobalAffineMethod
 from models.methods.local import LocalMethod
 from models.methods.zero import ZeroMethod
 
-METHODS: dict[str, Method] = {m.name: m for m in (ZeroMethod(), GlobalAffineMethod(), LocalMethod())}
+METHODS: dict[str, Method] = {
+    m.name: m for m in (ZeroMethod(), GlobalAffineMethod(), LocalMethod())
+}
 DEFAULT_METHOD = "local"
 
 
@@ -20,8 +22,13 @@ def get_method(name: str) -> Method:
     try:
         return METHODS[name]
     except KeyError:
-        raise InputError(f"unknown method {name!r}; available: {', '.join(METHODS)} (see `coalign methods`)") from None
+        raise InputError(
+            f"unknown method {name!r}; available: {', '.join(METHODS)} (see `coalign methods`)"
+        ) from None
 
 
 def list_methods() -> list[MethodInfo]:
-    return [MethodInfo(m.name, m.version, m.description, config_dict(m.Config())) for m in METHODS.values()]
+    return [
+        MethodInfo(m.name, m.version, m.description, config_dict(m.Config()))
+        for m in METHODS.values()
+    ]

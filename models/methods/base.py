@@ -38,7 +38,7 @@ class RegistrationInput:
     device: str = "cpu"
 
     @classmethod
-    def open(cls, optical: str, sar: str, device: str = "auto") -> "RegistrationInput":
+    def open(cls, optical: str, sar: str, device: str = "auto") -> RegistrationInput:
         from models.matchers import resolve_device
 
         o = open_raster(optical, "optical")
@@ -91,14 +91,17 @@ class RegistrationResult:
 
 
 class Method(Protocol):
-    """A named, versioned registration method with a frozen config (LightGlue ``default_conf`` style)."""
+    """A named, versioned registration method with a frozen config (LightGlue ``default_conf``
+    style)."""
 
     name: ClassVar[str]
     version: ClassVar[str]
     description: ClassVar[str]
     Config: ClassVar[type]
 
-    def run(self, pair: RegistrationInput, conf: Any, progress: Progress = no_progress) -> RegistrationResult: ...
+    def run(
+        self, pair: RegistrationInput, conf: Any, progress: Progress = no_progress
+    ) -> RegistrationResult: ...
 
 
 def _parse(value: Any, tp: Any, key: str) -> Any:
@@ -107,7 +110,9 @@ def _parse(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
-            raise InputError(f"setting {key}={value!r}: choose one of {', '.join(map(str, typing.get_args(tp)))}")
+            raise InputError(
+                f"setting {key}={value!r}: choose one of {', '.join(map(str, typing.get_args(tp)))}"
+            )
         return value
     if origin is tuple:
         inner = typing.get_args(tp)[0]
@@ -127,7 +132,9 @@ def _parse(value: Any, tp: Any, key: str) -> Any:
         if tp in (int, float, str):
             return tp(value)
     except ValueError:
-        raise InputError(f"setting {key}={value!r}: expected {getattr(tp, '__name__', tp)}") from None
+        raise InputError(
+            f"setting {key}={value!r}: expected {getattr(tp, '__name__', tp)}"
+        ) from None
     return value
 
 
@@ -138,13 +145,17 @@ def make_config(config_cls: type, overrides: Mapping[str, Any] | None = None) ->
     values: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if key not in fields:
-            raise InputError(f"unknown setting {key!r} for this method; valid settings: {', '.join(fields)}")
+            raise InputError(
+                f"unknown setting {key!r} for this method; valid settings: {', '.join(fields)}"
+            )
         values[key] = _parse(value, hints[key], key)
     return dataclasses.replace(config_cls(), **values)
 
 
 def config_dict(conf: Any) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(conf).items()}
+    return {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(conf).items()
+    }
 
 
 def field_grid(pair: RegistrationInput, resolution: float) -> Grid:

@@ -64,17 +64,27 @@ def coarse_resolution(pair: RegistrationInput, max_side: int) -> float:
 
 
 def fit_global_affine(
-    pair: RegistrationInput, conf: GlobalAffineConfig, result: RegistrationResult, progress: Progress
+    pair: RegistrationInput,
+    conf: GlobalAffineConfig,
+    result: RegistrationResult,
+    progress: Progress,
 ) -> tuple[RobustFit | None, np.ndarray, np.ndarray]:
     """Match on the coarse grid and fit the affine; returns the fit and the inlier map points."""
     resolution = coarse_resolution(pair, conf.max_side)
     grid = pair.grid_over(pair.overlap, resolution)
     matcher = MatcherConfig(
-        conf.features, conf.max_keypoints, conf.detection_threshold, conf.filter_threshold, conf.max_side, pair.device
+        conf.features,
+        conf.max_keypoints,
+        conf.detection_threshold,
+        conf.filter_threshold,
+        conf.max_side,
+        pair.device,
     )
     progress("global match", 0, 1)
     with result.timed("global_match"):
-        src, dst, n = match_on_grid(pair, grid, matcher, SarPreprocessing(speckle_size=conf.speckle_size))
+        src, dst, n = match_on_grid(
+            pair, grid, matcher, SarPreprocessing(speckle_size=conf.speckle_size)
+        )
     progress("global match", 1, 1)
     result.matches += n
     result.details["global_grid_resolution_m"] = resolution
@@ -97,7 +107,12 @@ class GlobalAffineMethod:
     def run(
         self, pair: RegistrationInput, conf: GlobalAffineConfig, progress: Progress = no_progress
     ) -> RegistrationResult:
-        result = RegistrationResult(self.name, self.version, config_dict(conf), DisplacementField.constant(field_grid(pair, 50.0)))
+        result = RegistrationResult(
+            self.name,
+            self.version,
+            config_dict(conf),
+            DisplacementField.constant(field_grid(pair, 50.0)),
+        )
         fit, src, _ = fit_global_affine(pair, conf, result, progress)
         resolution = conf.field_resolution_m or result.details["global_grid_resolution_m"]
         grid = field_grid(pair, resolution)
@@ -111,6 +126,8 @@ class GlobalAffineMethod:
         result.inliers = fit.n_inliers
         support = inlier_confidence(grid, src[:, 0], src[:, 1], radius_m=10 * resolution)
         ratio = fit.n_inliers / max(result.matches, 1)
-        result.field = DisplacementField.from_function(grid, fit.displacement, support * min(1.0, 2 * ratio))
+        result.field = DisplacementField.from_function(
+            grid, fit.displacement, support * min(1.0, 2 * ratio)
+        )
         result.details["affine"] = fit.matrix.tolist()
         return result

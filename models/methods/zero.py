@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from models.displacement import DisplacementField
-from models.methods.base import Progress, RegistrationInput, RegistrationResult, config_dict, field_grid, no_progress
+from models.methods.base import (
+    Progress,
+    RegistrationInput,
+    RegistrationResult,
+    config_dict,
+    field_grid,
+    no_progress,
+)
 
 
 @dataclass(frozen=True)
@@ -19,9 +26,15 @@ class ZeroConfig:
 class ZeroMethod:
     name: ClassVar[str] = "zero"
     version: ClassVar[str] = "1.0.0"
-    description: ClassVar[str] = "Zero shift everywhere (confidence 0): the baseline the SN9 scores start from."
+    description: ClassVar[str] = (
+        "Zero shift everywhere (confidence 0): the baseline the SN9 scores start from."
+    )
     Config: ClassVar[type] = ZeroConfig
 
-    def run(self, pair: RegistrationInput, conf: ZeroConfig, progress: Progress = no_progress) -> RegistrationResult:
+    def run(
+        self, pair: RegistrationInput, conf: ZeroConfig, progress: Progress = no_progress
+    ) -> RegistrationResult:
         grid = field_grid(pair, conf.resolution_m)
-        return RegistrationResult(self.name, self.version, config_dict(conf), DisplacementField.constant(grid))
+        return RegistrationResult(
+            self.name, self.version, config_dict(conf), DisplacementField.constant(grid)
+        )

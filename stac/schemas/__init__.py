@@ -74,7 +74,8 @@ def known_schemas() -> list[str]:
 
 
 def validate_against(doc: dict[str, Any], url: str, what: str = "") -> None:
-    """Validate ``doc`` against one schema (by canonical URL); CatalogError naming the first failure."""
+    """Validate ``doc`` against one schema (by canonical URL); CatalogError naming the first
+    failure."""
     from jsonschema import Draft7Validator
     from jsonschema.exceptions import best_match
 

@@ -1,4 +1,5 @@
-"""Benchmark test fixtures: generated pairs only (the real data is used by one test, skipped when absent)."""
+"""Benchmark test fixtures: generated pairs only (the real data is used by one test, skipped when
+absent)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Benchmark case building: images and tiepoints follow the known field; oracle affine; cache; SRIF; scale mosaic."""
+"""Benchmark case building: images and tiepoints follow the known field; oracle affine; cache; SRIF;
+scale mosaic."""
 
 from __future__ import annotations
 
@@ -12,23 +13,37 @@ import rasterio
 from bench_fixtures import texture, tiny_pair
 
 from models._bench_cases import (
-    AlignedPair, CaseSpec, build_case, case_grids, case_references, draw_recipe, field_shift_px, load_cfog,
-    oracle_affine_shift, plan_cases, srif_resample,
+    AlignedPair,
+    CaseSpec,
+    build_case,
+    case_grids,
+    case_references,
+    draw_recipe,
+    field_shift_px,
+    load_cfog,
+    oracle_affine_shift,
+    plan_cases,
+    srif_resample,
 )
-from models._bench_srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
 from models._bench_scale import Mosaic, build_scale_files, draw_scale_recipe
+from models._bench_srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
 from models.scoring import read_tiepoints, reference_shift
 
 
-def _case(tmp_path: Path, pair: AlignedPair, name: str = "tiny-w0", rotated: bool = True, **shift_changes):
+def _case(
+    tmp_path: Path, pair: AlignedPair, name: str = "tiny-w0", rotated: bool = True, **shift_changes
+):
     recipe = draw_recipe(pair, name, seed=0, rotated=rotated)
     if shift_changes:
-        recipe = dataclasses.replace(recipe, shift=dataclasses.replace(recipe.shift, **shift_changes))
+        recipe = dataclasses.replace(
+            recipe, shift=dataclasses.replace(recipe.shift, **shift_changes)
+        )
     return build_case(CaseSpec(name, pair.kind, pair, recipe, 0), tmp_path / "cases"), recipe
 
 
 def _warped_back(case, shift, grid_sar_path: Path) -> np.ndarray:
-    """The written SAR sampled at X = Y + d(Y) for every optical pixel centre Y (NaN outside data)."""
+    """The written SAR sampled at X = Y + d(Y) for every optical pixel centre Y (NaN outside
+    data)."""
     optical, sar_grid = case_grids(case)
     with rasterio.open(grid_sar_path) as ds:
         sar = ds.read(1).astype(np.float32)
@@ -36,8 +51,14 @@ def _warped_back(case, shift, grid_sar_path: Path) -> np.ndarray:
     x, y = optical.pixel_centres()
     dx, dy = shift(x, y)
     col, row = sar_grid.map_to_pixel(x + dx, y + dy)
-    return cv2.remap(sar, (col - 0.5).astype(np.float32), (row - 0.5).astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    return cv2.remap(
+        sar,
+        (col - 0.5).astype(np.float32),
+        (row - 0.5).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float("nan"),
+    )
 
 
 def assert_aligned(back: np.ndarray, ground: np.ndarray) -> None:
@@ -85,7 +106,8 @@ def test_real_tiepoints_go_through_the_field(tmp_path):
     tp = read_tiepoints(case.tiepoint_sets["real"])
     assert len(tp) == len(pair.real_tiepoints) - case.meta["real_tiepoints_dropped"] > 20
     rdx, rdy = reference_shift(tp, optical, sar_grid, rounding=False)
-    # the real SAR feature sits at ground Y_s (0.3, -0.2 px from the optical one) and moves by d(Y_s)
+    # the real SAR feature sits at ground Y_s (0.3, -0.2 px from the optical one) and moves by
+    # d(Y_s)
     keep = np.isin(np.round(pair.real_tiepoints[:, 0], 3), np.round(tp.optical_col, 3))
     xs, ys = optical.pixel_to_map(pair.real_tiepoints[keep, 2], pair.real_tiepoints[keep, 3])
     dx, dy = recipe.shift(xs, ys)
@@ -126,11 +148,14 @@ def test_oracle_affine_shift_is_least_squares():
     g = Grid(CRS.from_epsg(32637), Affine(0.5, 0, 1000, 0, -0.5, 2000), 100, 100)
     rng = np.random.default_rng(0)
     rows, cols = rng.uniform(0, 100, 50), rng.uniform(0, 100, 50)
-    # SAR pixel = optical pixel + affine shift (2 + 0.01 col, -3 + 0.02 row) + a bump on half of the points
+    # SAR pixel = optical pixel + affine shift (2 + 0.01 col, -3 + 0.02 row) + a bump on half of the
+    # points
     bump = np.where(cols > 50, 1.0, 0.0)
     tp = Tiepoints(rows - 3 + 0.02 * rows, cols + 2 + 0.01 * cols + bump, rows, cols)
     dx, dy = oracle_affine_shift(tp, g, g)
-    exact = oracle_affine_shift(Tiepoints(rows - 3 + 0.02 * rows, cols + 2 + 0.01 * cols, rows, cols), g, g)
+    exact = oracle_affine_shift(
+        Tiepoints(rows - 3 + 0.02 * rows, cols + 2 + 0.01 * cols, rows, cols), g, g
+    )
     assert np.allclose(exact[0], 2 + 0.01 * cols) and np.allclose(exact[1], -3 + 0.02 * rows)
     resid = (cols + 2 + 0.01 * cols + bump - cols) - dx
     assert abs(resid.mean()) < 1e-9 and 0.1 < np.abs(resid).mean() < 0.5
@@ -147,7 +172,8 @@ def test_exact_reference_scores_the_rounding_floor_and_nothing_without_rounding(
     g = Grid(CRS.from_epsg(32637), Affine(0.5, 0, 1000, 0, -0.5, 2000), 400, 400)
     rng = np.random.default_rng(3)
     rows, cols = rng.integers(0, 400, 2000).astype(float), rng.integers(0, 400, 2000).astype(float)
-    # fractional shifts spread evenly: the SN9 rint of the reference alone costs about 0.38 px on average
+    # fractional shifts spread evenly: the SN9 rint of the reference alone costs about 0.38 px on
+    # average
     tp = Tiepoints(rows + rng.uniform(-20, 20, 2000), cols + rng.uniform(-20, 20, 2000), rows, cols)
     refs = reference_scores(tp, g, g)
     assert refs["exact_exact"]["mean_px"] < 1e-9
@@ -158,7 +184,11 @@ def test_exact_reference_scores_the_rounding_floor_and_nothing_without_rounding(
 def test_cases_are_cached_and_reproducible(tmp_path):
     pair = tiny_pair(with_tiepoints=False)
     spec = plan_cases({"cfog": [pair]}, seed=4)[0]
-    assert [s.name for s in plan_cases({"cfog": [pair]}, seed=4)] == ["tiny-w0", "tiny-w1", "tiny-w2"]
+    assert [s.name for s in plan_cases({"cfog": [pair]}, seed=4)] == [
+        "tiny-w0",
+        "tiny-w1",
+        "tiny-w2",
+    ]
     first = build_case(spec, tmp_path)
     stamp = first.sar.stat().st_mtime_ns
     again = build_case(plan_cases({"cfog": [pair]}, seed=4)[0], tmp_path)
@@ -169,7 +199,8 @@ def test_cases_are_cached_and_reproducible(tmp_path):
 
 
 def test_srif_resample_uses_the_documented_convention():
-    """``p_sar = G @ [p_opt * 256 / W_opt, 1]``: a SAR made with a known G is brought back onto the chip."""
+    """``p_sar = G @ [p_opt * 256 / W_opt, 1]``: a SAR made with a known G is brought back onto the
+    chip."""
     w = 320
     chip = texture(256, seed=11, sigma=3.0)
     optical = cv2.resize(chip, (w, w), interpolation=cv2.INTER_LINEAR)
@@ -187,18 +218,25 @@ def test_srif_resample_uses_the_documented_convention():
 
 
 def _srif_like(true_deg: float, seed: int = 11, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
-    """An optical image and a speckled, contrast-inverted 256² SAR chip rotated by ``true_deg`` about the centre."""
+    """An optical image and a speckled, contrast-inverted 256² SAR chip rotated by ``true_deg``
+    about the centre."""
     chip = texture(256, seed=seed, sigma=3.0)
     optical = cv2.resize(chip, (w, w), interpolation=cv2.INTER_LINEAR) * 220 + 20
     rng = np.random.default_rng(seed)
     ground = (1.0 - chip) * 200 * rng.gamma(6.0, 1 / 6.0, chip.shape) + 30
-    sar = cv2.warpAffine(ground.astype(np.float32), rotation_about_centre(true_deg), (256, 256),
-                         flags=cv2.INTER_LINEAR, borderValue=0)
+    sar = cv2.warpAffine(
+        ground.astype(np.float32),
+        rotation_about_centre(true_deg),
+        (256, 256),
+        flags=cv2.INTER_LINEAR,
+        borderValue=0,
+    )
     return optical.astype(np.float32), np.clip(sar, 0, 255)
 
 
 def test_srif_check_finds_the_rotation_a_wrong_matrix_misses():
-    """A matrix 30° off is caught: structure and mutual information agree on the true angle, which is then used."""
+    """A matrix 30° off is caught: structure and mutual information agree on the true angle, which
+    is then used."""
     optical, sar = _srif_like(-20.0)
     wrong = rotation_about_centre(10.0)
     check = check_srif_gt(optical, sar, wrong, SrifCheckConfig(step_deg=3.0))
@@ -209,13 +247,17 @@ def test_srif_check_finds_the_rotation_a_wrong_matrix_misses():
     assert np.hypot(*check.shift_px) < 1.0
     back = srif_resample(optical[None], sar[None], np.array(check.matrix))
     ok = np.isfinite(back)
-    assert np.corrcoef(back[ok], optical[ok])[0, 1] < -0.5  # lined up (the SAR's contrast is inverted)
+    assert (
+        np.corrcoef(back[ok], optical[ok])[0, 1] < -0.5
+    )  # lined up (the SAR's contrast is inverted)
 
 
 def test_srif_check_rejects_a_pair_without_common_structure():
     optical, _ = _srif_like(0.0, seed=1)
     _, unrelated = _srif_like(0.0, seed=2)
-    check = check_srif_gt(optical, unrelated, rotation_about_centre(0.0), SrifCheckConfig(step_deg=3.0))
+    check = check_srif_gt(
+        optical, unrelated, rotation_about_centre(0.0), SrifCheckConfig(step_deg=3.0)
+    )
     assert not check.verified
     assert "not distinct" in check.reason or "mutual information" in check.reason
 
@@ -231,7 +273,9 @@ def test_scale_mosaic_windows_compose_and_sar_follows_the_field(tmp_path):
     meta = build_scale_files(recipe, Mosaic(pairs, seed=0, tile_px=200), 400, tmp_path)
     assert meta["n_tiepoints"]["field"] > 300
     with rasterio.open(tmp_path / "optical.tif") as ds:
-        assert ds.width == 400 and ds.profile["compress"].lower() == "deflate" and ds.profile["tiled"]
+        assert (
+            ds.width == 400 and ds.profile["compress"].lower() == "deflate" and ds.profile["tiled"]
+        )
     from models._bench_cases import Case
 
     case = Case("scale-400", "scale", tmp_path, True, meta)
@@ -249,7 +293,9 @@ def test_scale_mosaic_windows_compose_and_sar_follows_the_field(tmp_path):
 def test_real_cfog_case(tmp_path, shared_data):
     folder = shared_data / "pairs" / "cfog"
     if not folder.is_dir():
-        pytest.skip(f"needs the real CFOG pair at {folder} (../shared/data/pairs/cfog); it is absent here")
+        pytest.skip(
+            f"needs the real CFOG pair at {folder} (../shared/data/pairs/cfog); it is absent here"
+        )
     pair = load_cfog(folder)
     assert pair.shape == (600, 600) and len(pair.real_tiepoints) == 145
     spec = plan_cases({"cfog": [pair]}, seed=0)
@@ -263,18 +309,28 @@ def test_real_cfog_case(tmp_path, shared_data):
 
 
 def test_local_on_the_real_cfog_tiepoints(tmp_path, shared_data):
-    # the pre-aligned pair is off by about a pixel (its real tiepoints): local corrects it, and its verification,
+    # the pre-aligned pair is off by about a pixel (its real tiepoints): local corrects it, and its
+    # verification,
     # which judges a field that barely moves the pair at the finest pass, keeps the correction
     from models._bench_worker import run_job
 
     folder = shared_data / "pairs" / "cfog"
     if not folder.is_dir():
-        pytest.skip(f"needs the real CFOG pair at {folder} (../shared/data/pairs/cfog); it is absent here")
+        pytest.skip(
+            f"needs the real CFOG pair at {folder} (../shared/data/pairs/cfog); it is absent here"
+        )
     case = build_case(plan_cases({"cfog": [load_cfog(folder)]}, seed=0)[0], tmp_path)
     assert case.name == "cfog-unwarped"
     zero = case_references(case)["real"]["zero"]["mean_px"]
-    job = {"optical": str(case.optical), "sar": str(case.sar), "method": "local", "settings": {},
-           "output": str(tmp_path / "field.tif"), "tiepoints": {k: str(p) for k, p in case.tiepoint_sets.items()}, "agreement": False}
+    job = {
+        "optical": str(case.optical),
+        "sar": str(case.sar),
+        "method": "local",
+        "settings": {},
+        "output": str(tmp_path / "field.tif"),
+        "tiepoints": {k: str(p) for k, p in case.tiepoint_sets.items()},
+        "agreement": False,
+    }
     result = run_job(job)
     assert result["details"]["verify"]["passed"] is True
     assert result["scores"]["real"]["sn9"]["mean_px"] <= min(1.0, zero - 0.15)

@@ -1,4 +1,5 @@
-"""``coalign bench`` end to end on a generated CFOG-layout pair (method zero), bad input, summary and targets."""
+"""``coalign bench`` end to end on a generated CFOG-layout pair (method zero), bad input, summary
+and targets."""
 
 from __future__ import annotations
 
@@ -12,13 +13,30 @@ from models.bench import check_targets, growth_exponent, summarise
 
 def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
     out = tmp_path / "results.json"
-    code = main(["bench", "--data", str(cfog_like_folder), "--work", str(tmp_path / "work"), "--out", str(out),
-                 "--cases", "cfog-unwarped,cfog-w0", "--method", "zero"])
+    code = main(
+        [
+            "bench",
+            "--data",
+            str(cfog_like_folder),
+            "--work",
+            str(tmp_path / "work"),
+            "--out",
+            str(out),
+            "--cases",
+            "cfog-unwarped,cfog-w0",
+            "--method",
+            "zero",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     report = json.loads(out.read_text())
-    assert {"methods", "cases", "runs", "summary", "targets", "skipped", "seed", "machine"} <= set(report)
-    assert report["methods"] == ["zero"] and report["targets"] == []  # zero is the reference, not a candidate
+    assert {"methods", "cases", "runs", "summary", "targets", "skipped", "seed", "machine"} <= set(
+        report
+    )
+    assert (
+        report["methods"] == ["zero"] and report["targets"] == []
+    )  # zero is the reference, not a candidate
     assert [c["name"] for c in report["cases"]] == ["cfog-unwarped", "cfog-w0"]
     assert {s["source"] for s in report["skipped"]} == {"vsff", "srif", "bigearthnet"}
     by_case = {c["name"]: c for c in report["cases"]}
@@ -29,35 +47,65 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
         assert {"open", "register_total", "write_cog", "pipeline"} <= set(run["runtime_s"])
         for name, score in run["scores"].items():
             assert {"mean_px", "median_px", "p90_px", "mean_m", "tiepoints"} <= set(score["sn9"])
-            # the zero method's measured error is the zero-shift reference computed from the tiepoints alone
+            # the zero method's measured error is the zero-shift reference computed from the
+            # tiepoints alone
             ref = by_case[run["case"]]["references"][name]
             assert score["sn9"]["mean_px"] == pytest.approx(ref["zero"]["mean_px"], abs=1e-6)
     warped = by_case["cfog-w0"]
     assert set(warped["references"]) == {"field", "real"}
     assert warped["references"]["field"]["zero"]["mean_px"] > 5
-    assert warped["references"]["field"]["oracle_affine"]["mean_px"] < warped["references"]["field"]["zero"]["mean_px"]
+    assert (
+        warped["references"]["field"]["oracle_affine"]["mean_px"]
+        < warped["references"]["field"]["zero"]["mean_px"]
+    )
     assert report["summary"]["zero"]["kinds"]["cfog"]["cases"] == 1
-    # structural agreement: the known field lines the warped pair up, no shift does not; the zero method's own
+    # structural agreement: the known field lines the warped pair up, no shift does not; the zero
+    # method's own
     # field is no shift, so it agrees exactly as much as no shift
     agree = warped["agreement"]
-    assert agree["reference"]["ncc"] > agree["zero"]["ncc"] + 0.05 and agree["reference"]["templates"] > 10
+    assert (
+        agree["reference"]["ncc"] > agree["zero"]["ncc"] + 0.05
+        and agree["reference"]["templates"] > 10
+    )
     run_w0 = next(r for r in report["runs"] if r["case"] == "cfog-w0")
     assert run_w0["agreement"]["ncc"] == pytest.approx(agree["zero"]["ncc"], abs=1e-6)
     unwarped = by_case["cfog-unwarped"]["agreement"]
-    assert unwarped["reference"]["ncc"] == pytest.approx(unwarped["zero"]["ncc"])  # its reference is no shift
+    assert unwarped["reference"]["ncc"] == pytest.approx(
+        unwarped["zero"]["ncc"]
+    )  # its reference is no shift
     # scale runs leave it out: their wall time and peak RSS are the measurement
     from models._bench_worker import run_job
 
     folder = tmp_path / "work" / "cases" / "cfog-w0"
-    quiet = run_job({"optical": str(folder / "optical.tif"), "sar": str(folder / "sar.tif"), "method": "zero",
-                     "output": str(tmp_path / "d.tif"), "agreement": False})
+    quiet = run_job(
+        {
+            "optical": str(folder / "optical.tif"),
+            "sar": str(folder / "sar.tif"),
+            "method": "zero",
+            "output": str(tmp_path / "d.tif"),
+            "agreement": False,
+        }
+    )
     assert quiet["ok"] and quiet["agreement"] == {}
     assert "cfog-w0" in printed and "Per case kind" in printed and "zero" in printed
     # a second run reuses the cached case files
     sar = tmp_path / "work" / "cases" / "cfog-w0" / "sar.tif"
     stamp = sar.stat().st_mtime_ns
-    code = main(["bench", "--data", str(cfog_like_folder), "--work", str(tmp_path / "work"), "--out", str(out),
-                 "--cases", "cfog-w0", "--method", "zero"])
+    code = main(
+        [
+            "bench",
+            "--data",
+            str(cfog_like_folder),
+            "--work",
+            str(tmp_path / "work"),
+            "--out",
+            str(out),
+            "--cases",
+            "cfog-w0",
+            "--method",
+            "zero",
+        ]
+    )
     assert code == 0 and sar.stat().st_mtime_ns == stamp
     assert [c["name"] for c in json.loads(out.read_text())["cases"]] == ["cfog-w0"]
 
@@ -86,7 +134,17 @@ def test_bench_missing_data(tmp_path, capsys):
 
 
 def _case(name, kind, warped, zero, oracle, real=None):
-    refs = {"field": {"zero": {"mean_px": zero}, "oracle_affine": {"mean_px": oracle}, "exact": {"mean_px": 0.38}}} if warped else {}
+    refs = (
+        {
+            "field": {
+                "zero": {"mean_px": zero},
+                "oracle_affine": {"mean_px": oracle},
+                "exact": {"mean_px": 0.38},
+            }
+        }
+        if warped
+        else {}
+    )
     if real is not None:
         refs["real"] = {"zero": {"mean_px": real[0]}, "oracle_affine": {"mean_px": real[1]}}
     return {"name": name, "kind": kind, "warped": warped, "references": refs}
@@ -98,7 +156,15 @@ def _run(case, method, field=None, real=None, ok=True):
         scores["field"] = {"sn9": {"mean_px": field}}
     if real is not None:
         scores["real"] = {"sn9": {"mean_px": real}}
-    return {"case": case, "method": method, "ok": ok, "scores": scores, "runtime_s": {"pipeline": 1.0}, "wall_s": 2.0, "peak_rss_mb": 100.0}
+    return {
+        "case": case,
+        "method": method,
+        "ok": ok,
+        "scores": scores,
+        "runtime_s": {"pipeline": 1.0},
+        "wall_s": 2.0,
+        "peak_rss_mb": 100.0,
+    }
 
 
 def test_targets_follow_the_issue():
@@ -109,34 +175,59 @@ def test_targets_follow_the_issue():
         _case("vsff-w1", "vsff", True, 20.0, 2.0),
     ]
     runs = [
-        _run("cfog-unwarped", "m", real=0.8), _run("cfog-w0", "m", field=2.0, real=1.2),
-        _run("vsff-w0", "m", field=1.0), _run("vsff-w1", "m", field=25.0),  # one case worse than zero
+        _run("cfog-unwarped", "m", real=0.8),
+        _run("cfog-w0", "m", field=2.0, real=1.2),
+        _run("vsff-w0", "m", field=1.0),
+        _run("vsff-w1", "m", field=25.0),  # one case worse than zero
     ]
     summary = summarise(cases, runs, ["m"])
     k = summary["m"]["kinds"]
-    assert k["cfog"]["mean_px"] == 2.0 and k["vsff"]["mean_px"] == 13.0 and k["vsff"]["oracle_affine_px"] == 3.0
+    assert (
+        k["cfog"]["mean_px"] == 2.0
+        and k["vsff"]["mean_px"] == 13.0
+        and k["vsff"]["oracle_affine_px"] == 3.0
+    )
     assert k["vsff"]["worse_than_zero"] == ["vsff-w1"] and k["overall"]["cases"] == 3
     verdict = {t["target"]: t["passed"] for t in check_targets(summary, ["m"])}
     floors = {t["target"]: t.get("floor") for t in check_targets(summary, ["m"])}
-    assert floors["vsff: mean ≤ 0.5 × oracle-affine"] == pytest.approx(0.38)  # the exact field's score rides along
+    assert floors["vsff: mean ≤ 0.5 × oracle-affine"] == pytest.approx(
+        0.38
+    )  # the exact field's score rides along
     assert verdict["cfog: mean ≤ 0.5 × oracle-affine"] and verdict["cfog: mean ≤ 10% of zero shift"]
-    assert not verdict["vsff: mean ≤ 0.5 × oracle-affine"] and not verdict["vsff: mean ≤ 10% of zero shift"]
+    assert (
+        not verdict["vsff: mean ≤ 0.5 × oracle-affine"]
+        and not verdict["vsff: mean ≤ 10% of zero shift"]
+    )
     assert not verdict["no warped case worse than zero shift"]
-    assert k["overall"]["worse_than_zero_weaker_reference"] == []  # no agreement measured: nothing is excused
-    # the same worse case, but the run's field lines the pair up far better than the reference field does
+    assert (
+        k["overall"]["worse_than_zero_weaker_reference"] == []
+    )  # no agreement measured: nothing is excused
+    # the same worse case, but the run's field lines the pair up far better than the reference field
+    # does
     cases[3]["agreement"] = {"reference": {"ncc": 0.01}, "zero": {"ncc": 0.0}}
     runs[3]["agreement"] = {"ncc": 0.2}
     summary = summarise(cases, runs, ["m"])
     assert summary["m"]["kinds"]["overall"]["worse_than_zero_weaker_reference"] == ["vsff-w1"]
-    worse = next(t for t in check_targets(summary, ["m"]) if t["target"] == "no warped case worse than zero shift")
-    assert not worse["passed"] and worse["weaker_reference"] == ["vsff-w1"]  # still a failure, with the evidence beside it
+    worse = next(
+        t
+        for t in check_targets(summary, ["m"])
+        if t["target"] == "no warped case worse than zero shift"
+    )
+    assert not worse["passed"] and worse["weaker_reference"] == [
+        "vsff-w1"
+    ]  # still a failure, with the evidence beside it
     runs[3]["agreement"] = {"ncc": 0.03}
-    assert summarise(cases, runs, ["m"])["m"]["kinds"]["overall"]["worse_than_zero_weaker_reference"] == []
+    assert (
+        summarise(cases, runs, ["m"])["m"]["kinds"]["overall"]["worse_than_zero_weaker_reference"]
+        == []
+    )
     assert verdict["CFOG real tiepoints (cfog-unwarped): mean ≤ 1.0 px"]
     assert not verdict["CFOG real tiepoints (cfog-w0): mean ≤ 1.0 px"]
     # a failed run counts as infinitely wrong, never as a pass
     failed = summarise(cases, [_run("cfog-w0", "m", ok=False)], ["m"])
-    assert not any(t["passed"] for t in check_targets(failed, ["m"]) if t["target"].startswith("cfog"))
+    assert not any(
+        t["passed"] for t in check_targets(failed, ["m"]) if t["target"].startswith("cfog")
+    )
 
 
 def test_growth_exponent():

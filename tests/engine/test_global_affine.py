@@ -7,19 +7,20 @@ import pytest
 import rasterio
 from affine import Affine
 
+from models.errors import InputError
 from models.methods.base import RegistrationInput, make_config
 from models.methods.global_affine import GlobalAffineConfig
-from models.errors import InputError
 from models.registration import register, write_displacement
 from models.scoring import Tiepoints, read_tiepoints, score_displacement
-
 from tests.conftest import shared_path
 
 
 def score(pair, result, tmp_path, tiepoints=None, rounding=False):
     out = write_displacement(result.field, pair.optical.grid, tmp_path / "d.tif").displacement
     tp = tiepoints or read_tiepoints(pair.tiepoints_path)
-    return score_displacement(out, tp, pair.optical.grid, pair.sar.grid, rounding=rounding).summary()
+    return score_displacement(
+        out, tp, pair.optical.grid, pair.sar.grid, rounding=rounding
+    ).summary()
 
 
 def test_affine_recovered_within_one_pixel(luminance_pair, tmp_path):
@@ -28,7 +29,10 @@ def test_affine_recovered_within_one_pixel(luminance_pair, tmp_path):
     assert result.inliers >= 30
     s = score_displacement(
         write_displacement(result.field, pair.optical.grid, tmp_path / "d.tif").displacement,
-        read_tiepoints(luminance_pair.tiepoints), pair.optical.grid, pair.sar.grid, rounding=False,
+        read_tiepoints(luminance_pair.tiepoints),
+        pair.optical.grid,
+        pair.sar.grid,
+        rounding=False,
     ).summary()
     assert s["mean_px"] < 1.0, s
 
@@ -39,16 +43,29 @@ def test_radar_pair_improves_on_zero(radar_pair, tmp_path):
     res = {}
     for method in ("zero", "global-affine"):
         r = register(pair, method)
-        out = write_displacement(r.field, pair.optical.grid, tmp_path / f"{method}.tif").displacement
-        res[method] = score_displacement(out, tp, pair.optical.grid, pair.sar.grid).summary()["mean_px"]
+        out = write_displacement(
+            r.field, pair.optical.grid, tmp_path / f"{method}.tif"
+        ).displacement
+        res[method] = score_displacement(out, tp, pair.optical.grid, pair.sar.grid).summary()[
+            "mean_px"
+        ]
     assert res["global-affine"] < 0.3 * res["zero"], res
 
 
 def test_too_few_matches_falls_back_to_zero(tmp_path):
     # a featureless pair: no keypoints, no crash, zero shift with confidence 0 and a warning
     def write(p, count, transform):
-        with rasterio.open(p, "w", driver="GTiff", width=200, height=200, count=count, dtype="uint8",
-                           crs="EPSG:32637", transform=transform) as ds:
+        with rasterio.open(
+            p,
+            "w",
+            driver="GTiff",
+            width=200,
+            height=200,
+            count=count,
+            dtype="uint8",
+            crs="EPSG:32637",
+            transform=transform,
+        ) as ds:
             ds.write(np.full((count, 200, 200), 120, np.uint8))
         return str(p)
 
@@ -62,7 +79,11 @@ def test_too_few_matches_falls_back_to_zero(tmp_path):
 
 def test_config_merging_and_errors():
     conf = make_config(GlobalAffineConfig, {"max_side": "512", "features": "disk"})
-    assert conf.max_side == 512 and conf.features == "disk" and conf.inlier_threshold_m == GlobalAffineConfig().inlier_threshold_m
+    assert (
+        conf.max_side == 512
+        and conf.features == "disk"
+        and conf.inlier_threshold_m == GlobalAffineConfig().inlier_threshold_m
+    )
     with pytest.raises(InputError, match="unknown setting"):
         make_config(GlobalAffineConfig, {"nope": "1"})
     with pytest.raises(InputError, match="choose one of"):
@@ -78,16 +99,30 @@ def cfog_case(tmp_path, shift_m=(23.0, -17.0), res=1.0):
     cps = np.loadtxt(shared_path("pairs", "cfog", "visibleToSAR1_CP.txt"))
     x0, y0 = 500000.0, 4100000.0
     paths = {}
-    for name, src, dx, dy in (("optical", opt_src, 0.0, 0.0), ("sar", sar_src, shift_m[0], shift_m[1])):
+    for name, src, dx, dy in (
+        ("optical", opt_src, 0.0, 0.0),
+        ("sar", sar_src, shift_m[0], shift_m[1]),
+    ):
         with rasterio.open(src) as ds:
             data = ds.read()
         p = tmp_path / f"cfog_{name}.tif"
-        with rasterio.open(p, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                           dtype=data.dtype, crs="EPSG:32637", transform=Affine(res, 0, x0 + dx, 0, -res, y0 + dy)) as ds:
+        with rasterio.open(
+            p,
+            "w",
+            driver="GTiff",
+            width=data.shape[2],
+            height=data.shape[1],
+            count=data.shape[0],
+            dtype=data.dtype,
+            crs="EPSG:32637",
+            transform=Affine(res, 0, x0 + dx, 0, -res, y0 + dy),
+        ) as ds:
             ds.write(data)
         paths[name] = str(p)
     # CP columns: ref_x ref_y sen_x sen_y, 1-based (MATLAB)
-    tp = Tiepoints(cps[:, 3] - 1, cps[:, 2] - 1, cps[:, 1] - 1, cps[:, 0] - 1, "visibleToSAR1_CP.txt")
+    tp = Tiepoints(
+        cps[:, 3] - 1, cps[:, 2] - 1, cps[:, 1] - 1, cps[:, 0] - 1, "visibleToSAR1_CP.txt"
+    )
     return paths, tp
 
 
@@ -98,8 +133,13 @@ def test_real_cfog_pair_known_shift(tmp_path):
     out = write_displacement(r.field, pair.optical.grid, tmp_path / "d.tif").displacement
     s = score_displacement(out, tp, pair.optical.grid, pair.sar.grid, rounding=False).summary()
     zero = score_displacement(
-        write_displacement(register(pair, "zero").field, pair.optical.grid, tmp_path / "z.tif").displacement,
-        tp, pair.optical.grid, pair.sar.grid, rounding=False,
+        write_displacement(
+            register(pair, "zero").field, pair.optical.grid, tmp_path / "z.tif"
+        ).displacement,
+        tp,
+        pair.optical.grid,
+        pair.sar.grid,
+        rounding=False,
     ).summary()
     assert zero["mean_px"] > 25
     assert s["mean_px"] < 3.0, s

@@ -16,8 +16,16 @@ from models.raster import _source_window, footprint_overlap, open_raster, read_o
 def write(path, data, crs, transform, nodata=None):
     data = data if data.ndim == 3 else data[None]
     with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype=str(data.dtype), crs=crs, transform=transform, nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=str(data.dtype),
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
     ) as ds:
         ds.write(data)
     return path
@@ -42,11 +50,14 @@ def test_rotated_grid_round_trip():
 
 
 def rotated_index_raster(tmp_path):
-    """A raster on a grid rotated 30° whose bands hold each pixel's column and row, and a north-up grid inside it."""
+    """A raster on a grid rotated 30° whose bands hold each pixel's column and row, and a north-up
+    grid inside it."""
     crs = CRS.from_epsg(32637)
     t = Affine.translation(500000, 4100000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
     yy, xx = np.mgrid[0:200, 0:200]
-    src = open_raster(write(tmp_path / "rot.tif", np.stack([xx, yy]).astype(np.float32), crs, t), "raster")
+    src = open_raster(
+        write(tmp_path / "rot.tif", np.stack([xx, yy]).astype(np.float32), crs, t), "raster"
+    )
     return src, north_up_grid(crs, (500050, 4099965, 500080, 4099995), 0.5)
 
 
@@ -63,7 +74,9 @@ def test_read_rotated_sar_onto_north_up_grid(tmp_path):
 
 def test_read_is_windowed(tmp_path):
     crs = CRS.from_epsg(32637)
-    src = open_raster(write(tmp_path / "big.tif", ramp(1000, 1000), crs, Affine(1, 0, 0, 0, -1, 1000)), "raster")
+    src = open_raster(
+        write(tmp_path / "big.tif", ramp(1000, 1000), crs, Affine(1, 0, 0, 0, -1, 1000)), "raster"
+    )
     dst = north_up_grid(crs, (100, 100, 150, 150), 1.0)
     w = _source_window(src, dst)
     assert w.width <= 60 and w.height <= 60  # only the window under the grid is read
@@ -72,7 +85,9 @@ def test_read_is_windowed(tmp_path):
 def test_decimated_read_matches_block_mean(tmp_path):
     crs = CRS.from_epsg(32637)
     data = np.random.default_rng(0).random((400, 400)).astype(np.float32)
-    src = open_raster(write(tmp_path / "n.tif", data, crs, Affine(0.5, 0, 0, 0, -0.5, 200)), "raster")
+    src = open_raster(
+        write(tmp_path / "n.tif", data, crs, Affine(0.5, 0, 0, 0, -0.5, 200)), "raster"
+    )
     dst = north_up_grid(crs, (0, 0, 200, 200), 4.0)
     out = read_on_grid(src, dst)[0]
     assert out.shape == (50, 50)
@@ -81,18 +96,33 @@ def test_decimated_read_matches_block_mean(tmp_path):
 
 
 def test_geographic_crs_works_in_local_utm(tmp_path):
-    p = write(tmp_path / "geo.tif", np.ones((3, 50, 50), np.uint8) * 100, "EPSG:4326", Affine(1e-5, 0, 37.0, 0, -1e-5, 37.1))
+    p = write(
+        tmp_path / "geo.tif",
+        np.ones((3, 50, 50), np.uint8) * 100,
+        "EPSG:4326",
+        Affine(1e-5, 0, 37.0, 0, -1e-5, 37.1),
+    )
     src = open_raster(p, "optical")
     assert metric_crs_for(src.grid) == CRS.from_epsg(32637)
 
 
 def test_different_utm_zones_overlap(tmp_path):
-    a = write(tmp_path / "a.tif", np.ones((3, 100, 100), np.uint8), "EPSG:32637", Affine(1, 0, 216000, 0, -1, 4110000))
+    a = write(
+        tmp_path / "a.tif",
+        np.ones((3, 100, 100), np.uint8),
+        "EPSG:32637",
+        Affine(1, 0, 216000, 0, -1, 4110000),
+    )
     # the same ground in zone 36
     from pyproj import Transformer
 
     x, y = Transformer.from_crs(32637, 32636, always_xy=True).transform(216000, 4110000)
-    b = write(tmp_path / "b.tif", np.ones((1, 100, 100), np.uint8), "EPSG:32636", Affine(1, 0, x, 0, -1, y))
+    b = write(
+        tmp_path / "b.tif",
+        np.ones((1, 100, 100), np.uint8),
+        "EPSG:32636",
+        Affine(1, 0, x, 0, -1, y),
+    )
     crs, overlap = footprint_overlap(open_raster(a, "optical"), open_raster(b, "sar"))
     assert crs == CRS.from_epsg(32637)
     assert overlap.area > 0.8 * 100 * 100
@@ -113,22 +143,35 @@ def test_bad_optical_inputs(tmp_path, case, message):
     if case == "not_raster":
         p.write_text("hello")
     elif case == "no_crs":
-        with rasterio.open(p, "w", driver="GTiff", width=10, height=10, count=3, dtype="uint8") as ds:
+        with rasterio.open(
+            p, "w", driver="GTiff", width=10, height=10, count=3, dtype="uint8"
+        ) as ds:
             ds.write(np.ones((3, 10, 10), np.uint8))
     elif case == "two_bands":
         write(p, np.ones((2, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10))
     elif case == "all_nodata":
-        write(p, np.zeros((3, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10), nodata=0)
+        write(
+            p, np.zeros((3, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10), nodata=0
+        )
     with pytest.raises(InputError, match=message):
         open_raster(p, "optical")
 
 
 def test_sar_band_count_and_no_overlap(tmp_path):
-    p = write(tmp_path / "s.tif", np.ones((2, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10))
+    p = write(
+        tmp_path / "s.tif", np.ones((2, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10)
+    )
     with pytest.raises(InputError, match="expected 1 amplitude band"):
         open_raster(p, "sar")
-    a = write(tmp_path / "a.tif", np.ones((3, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10))
-    b = write(tmp_path / "b.tif", np.ones((1, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 5000, 0, -1, 10))
+    a = write(
+        tmp_path / "a.tif", np.ones((3, 10, 10), np.uint8), "EPSG:32637", Affine(1, 0, 0, 0, -1, 10)
+    )
+    b = write(
+        tmp_path / "b.tif",
+        np.ones((1, 10, 10), np.uint8),
+        "EPSG:32637",
+        Affine(1, 0, 5000, 0, -1, 10),
+    )
     with pytest.raises(InputError, match="do not overlap"):
         footprint_overlap(open_raster(a, "optical"), open_raster(b, "sar"))
 
@@ -140,10 +183,15 @@ def test_sample_points_through_a_rotated_grid_and_decimated(tmp_path):
     crs = src.grid.crs
     x, y = dst.pixel_centres()
     col, row = src.grid.map_to_pixel(x, y)
-    np.testing.assert_allclose(sample_points(src, x, y, crs), col - 0.5, atol=0.05)  # first band: the column index
-    # a coarse lattice reads block averages of the full-resolution pixels (never nearest-neighbour overviews)
+    np.testing.assert_allclose(
+        sample_points(src, x, y, crs), col - 0.5, atol=0.05
+    )  # first band: the column index
+    # a coarse lattice reads block averages of the full-resolution pixels (never nearest-neighbour
+    # overviews)
     data = np.random.default_rng(0).random((400, 400)).astype(np.float32)
-    noisy = open_raster(write(tmp_path / "n.tif", data, crs, Affine(0.5, 0, 0, 0, -0.5, 200)), "raster")
+    noisy = open_raster(
+        write(tmp_path / "n.tif", data, crs, Affine(0.5, 0, 0, 0, -0.5, 200)), "raster"
+    )
     coarse = north_up_grid(crs, (0, 0, 200, 200), 4.0)
     out = sample_points(noisy, *coarse.pixel_centres(), crs)
     assert out.shape == (50, 50)

@@ -27,8 +27,8 @@ from models.methods.local import (
     template_correlations,
 )
 from models.registration import register
-from models.scoring import read_tiepoints
 from models.sar_adaptive import adaptive_sar, choose_mode, tile_stats
+from models.scoring import read_tiepoints
 from models.synth import SceneSpec, ShiftModel, synthesize_pair
 
 
@@ -36,14 +36,24 @@ from models.synth import SceneSpec, ShiftModel, synthesize_pair
 def nonrigid_pair(tmp_path_factory):
     size = 300.0
     spec = SceneSpec(
-        size_m=size, seed=7, sar_appearance="luminance", speckle_looks=100.0,
-        shift=ShiftModel(offset=(20.0, -14.0), nonrigid_m=6.0, wavelength_m=size, centre=(377150.0, 4105850.0), seed=7),
+        size_m=size,
+        seed=7,
+        sar_appearance="luminance",
+        speckle_looks=100.0,
+        shift=ShiftModel(
+            offset=(20.0, -14.0),
+            nonrigid_m=6.0,
+            wavelength_m=size,
+            centre=(377150.0, 4105850.0),
+            seed=7,
+        ),
     )
     return synthesize_pair(tmp_path_factory.mktemp("nonrigid"), spec, "nr")
 
 
 def dense_error_px(pair, field, synthetic):
-    """Error (optical px) of a field against the true shift at the synthetic tiepoints (inside valid SAR)."""
+    """Error (optical px) of a field against the true shift at the synthetic tiepoints (inside valid
+    SAR)."""
     tp = read_tiepoints(synthetic.tiepoints)
     g = pair.optical.grid
     x, y = g.pixel_to_map(tp.optical_col, tp.optical_row)
@@ -78,7 +88,13 @@ def test_deterministic(nonrigid_pair):
 
 def test_process_pool_matches_in_process(nonrigid_pair):
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
-    conf = {"global_prior": "false", "levels": "2", "radius_px": "8", "tile_px": "160", "refine_passes": "0"}
+    conf = {
+        "global_prior": "false",
+        "levels": "2",
+        "radius_px": "8",
+        "tile_px": "160",
+        "refine_passes": "0",
+    }
     one = register(pair, "local", conf)
     two = register(pair, "local", {**conf, "workers": "2"})
     assert one.details["levels"][0]["tiles"] > 1
@@ -89,15 +105,34 @@ def test_dask_cluster_runs_tile_jobs(nonrigid_pair):
     from dask.distributed import LocalCluster
 
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
-    conf = {"global_prior": "false", "levels": "2", "radius_px": "8", "tile_px": "160", "refine_passes": "0", "workers": "1"}
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    conf = {
+        "global_prior": "false",
+        "levels": "2",
+        "radius_px": "8",
+        "tile_px": "160",
+        "refine_passes": "0",
+        "workers": "1",
+    }
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         on_dask = register(pair, "local", {**conf, "dask_address": cluster.scheduler_address})
     local = register(pair, "local", conf)
     np.testing.assert_allclose(on_dask.field.dx, local.field.dx, atol=1e-6)
 
 
 def _tile_job(pair, grid, fld):
-    return TileJob(pair.optical, pair.sar, grid, (24, 24, grid.width - 24, grid.height - 24), fld, 32, 16, 6, LocalConfig().descriptor_sigma_px)
+    return TileJob(
+        pair.optical,
+        pair.sar,
+        grid,
+        (24, 24, grid.width - 24, grid.height - 24),
+        fld,
+        32,
+        16,
+        6,
+        LocalConfig().descriptor_sigma_px,
+    )
 
 
 def test_tile_at_nodata_border_and_tile_without_texture(tmp_path):
@@ -105,7 +140,14 @@ def test_tile_at_nodata_border_and_tile_without_texture(tmp_path):
     rng = np.random.default_rng(0)
     texture = (rng.random((1, 300, 300)) * 255).astype(np.uint8)
     flat = np.full((3, 300, 300), 128, np.uint8)
-    kw = dict(driver="GTiff", width=300, height=300, dtype="uint8", crs=crs, transform=Affine(1, 0, 0, 0, -1, 300))
+    kw = dict(
+        driver="GTiff",
+        width=300,
+        height=300,
+        dtype="uint8",
+        crs=crs,
+        transform=Affine(1, 0, 0, 0, -1, 300),
+    )
     with rasterio.open(tmp_path / "flat.tif", "w", count=3, **kw) as ds:
         ds.write(flat)
     sar = texture.copy()
@@ -151,13 +193,23 @@ def test_dense_residual_interpolates_and_follows_the_trend_beyond_support():
     rx, ry = 2.0 + 0.002 * (x - 300), np.full(len(x), -1.0)
     for method in ("gaussian", "tps"):
         rdx, rdy = dense_residual(grid, x, y, rx, ry, np.ones(len(x)), 60.0, method)
-        assert rdx[50, 50] == pytest.approx(2.4, abs=0.3) and rdy[50, 50] == pytest.approx(-1.0, abs=0.2)
-        # no support at the borders: the shift carries on along the points' trend instead of decaying to zero,
-        # and the trend stops a quarter of the points' extent beyond them (x = 210 and x = 750: 1.82 and 2.9 m,
+        assert rdx[50, 50] == pytest.approx(2.4, abs=0.3) and rdy[50, 50] == pytest.approx(
+            -1.0, abs=0.2
+        )
+        # no support at the borders: the shift carries on along the points' trend instead of
+        # decaying to zero,
+        # and the trend stops a quarter of the points' extent beyond them (x = 210 and x = 750: 1.82
+        # and 2.9 m,
         # a little flatter because the ridge shrinks the slope towards a translation)
-        assert rdy[2, 2] == pytest.approx(-1.0, abs=0.05) and rdy[97, 97] == pytest.approx(-1.0, abs=0.05)
-        assert rdx[50, 2] == pytest.approx(1.85, abs=0.1) and rdx[50, 97] == pytest.approx(2.85, abs=0.1)
-        assert rdx[50, 0] == pytest.approx(rdx[50, 5], abs=0.01)  # clamped: no further extrapolation
+        assert rdy[2, 2] == pytest.approx(-1.0, abs=0.05) and rdy[97, 97] == pytest.approx(
+            -1.0, abs=0.05
+        )
+        assert rdx[50, 2] == pytest.approx(1.85, abs=0.1) and rdx[50, 97] == pytest.approx(
+            2.85, abs=0.1
+        )
+        assert rdx[50, 0] == pytest.approx(
+            rdx[50, 5], abs=0.01
+        )  # clamped: no further extrapolation
 
 
 def test_held_out_prediction_leaves_out_the_near_points_exactly():
@@ -170,18 +222,25 @@ def test_held_out_prediction_leaves_out_the_near_points_exactly():
     err = _normalised_convolution((40, 40), r, c, q, dx, dy, 3.0, near)[2]
     for i, out in ((0, [0, 1, 2]), (5, [5, 7]), (9, [9])):
         keep = np.setdiff1d(np.arange(60), out)
-        w = np.zeros((40, 40)); a = np.zeros((40, 40)); b = np.zeros((40, 40))
+        w = np.zeros((40, 40))
+        a = np.zeros((40, 40))
+        b = np.zeros((40, 40))
         np.add.at(w, (r[keep], c[keep]), q[keep])
         np.add.at(a, (r[keep], c[keep]), (q * dx)[keep])
         np.add.at(b, (r[keep], c[keep]), (q * dy)[keep])
         den = gaussian_filter(w, 3.0, mode="constant")[r[i], c[i]]
-        px, py = gaussian_filter(a, 3.0, mode="constant")[r[i], c[i]] / den, gaussian_filter(b, 3.0, mode="constant")[r[i], c[i]] / den
+        px, py = (
+            gaussian_filter(a, 3.0, mode="constant")[r[i], c[i]] / den,
+            gaussian_filter(b, 3.0, mode="constant")[r[i], c[i]] / den,
+        )
         assert err[i] == pytest.approx(np.hypot(px - dx[i], py - dy[i]), rel=1e-6)
 
 
 def test_sigma_choice_is_not_fooled_by_the_error_overlapping_templates_share():
-    # vectors every 16 m from 48 m templates: a smooth 3 m field plus matching error that overlapping templates
-    # share (white noise summed over each template's 16 m blocks); the plain leave-one-out fits that shared error
+    # vectors every 16 m from 48 m templates: a smooth 3 m field plus matching error that
+    # overlapping templates
+    # share (white noise summed over each template's 16 m blocks); the plain leave-one-out fits that
+    # shared error
     rng = np.random.default_rng(0)
     grid = north_up_grid("EPSG:32637", (0, 0, 2000, 2000), 8.0)
     xs, ys = np.meshgrid(np.arange(8, 2000, 16.0), np.arange(8, 2000, 16.0))
@@ -210,7 +269,9 @@ def test_residual_trend_is_a_translation_for_clustered_points():
     rng = np.random.default_rng(0)
     x, y = 500 + rng.normal(0, 1.0, 20), 500 + rng.normal(0, 1.0, 20)
     dx, dy = 3.0 + rng.normal(0, 0.5, 20), np.full(20, -2.0)
-    tx, ty = residual_trend(x, y, dx, dy, np.ones(20), np.array([0.0, 1000.0]), np.array([0.0, 1000.0]))
+    tx, ty = residual_trend(
+        x, y, dx, dy, np.ones(20), np.array([0.0, 1000.0]), np.array([0.0, 1000.0])
+    )
     # noise on a 2 m cluster must not become a steep gradient extrapolated across the scene
     np.testing.assert_allclose(tx, dx.mean(), atol=0.5)
     np.testing.assert_allclose(ty, -2.0, atol=1e-6)
@@ -218,12 +279,18 @@ def test_residual_trend_is_a_translation_for_clustered_points():
 
 def test_level_schedule_adds_the_optical_pixel_level():
     conf = LocalConfig()
-    # SAR 1.34 m, optical 1.0 m: one more level at the optical pixel, standing in for the refine pass
+    # SAR 1.34 m, optical 1.0 m: one more level at the optical pixel, standing in for the refine
+    # pass
     assert level_schedule(conf, 1.0 / 1.34) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0 / 1.34, 2)]
-    assert level_schedule(make_config(LocalConfig, {"refine_passes": "2"}), 0.5)[-2:] == [(0.5, 2), (0.5, 2)]
+    assert level_schedule(make_config(LocalConfig, {"refine_passes": "2"}), 0.5)[-2:] == [
+        (0.5, 2),
+        (0.5, 2),
+    ]
     # same pixel size: the native levels only
     assert level_schedule(conf, 1.0) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0, 2)]
-    assert level_schedule(make_config(LocalConfig, {"optical_level": "false", "refine_passes": "0"}), 0.5) == [(4.0, 12), (2.0, 6), (1.0, 3)]
+    assert level_schedule(
+        make_config(LocalConfig, {"optical_level": "false", "refine_passes": "0"}), 0.5
+    ) == [(4.0, 12), (2.0, 6), (1.0, 3)]
 
 
 def test_adaptive_sar_modes():
@@ -239,7 +306,8 @@ def test_adaptive_sar_modes():
 
 
 def test_block_lattice_correlation_equals_per_pixel_correlation():
-    """Templates on a lattice share block sums; the cross terms equal the per-pixel product images'."""
+    """Templates on a lattice share block sums; the cross terms equal the per-pixel product
+    images'."""
     import cv2
 
     from models.areamatch import _block_cross, _pixel_cross
@@ -249,12 +317,16 @@ def test_block_lattice_correlation_equals_per_pixel_correlation():
     other = np.roll(img, (1, -2), axis=(0, 1)) + 0.05 * rng.random(img.shape).astype(np.float32)
     o, s = cfog(img), cfog(other)
     radius, template = 4, 32
-    xx, yy = np.meshgrid(np.arange(8, 190 - template - radius, 16), np.arange(8, 180 - template - radius, 16))
+    xx, yy = np.meshgrid(
+        np.arange(8, 190 - template - radius, 16), np.arange(8, 180 - template - radius, 16)
+    )
     x0, y0 = xx.ravel(), yy.ravel()
     shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
     block = _block_cross(o, s, x0, y0, template, radius)
     assert block is not None
-    np.testing.assert_allclose(block, _pixel_cross(o, s, x0, y0, template, shifts), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        block, _pixel_cross(o, s, x0, y0, template, shifts), rtol=1e-4, atol=1e-3
+    )
     # off the lattice: no shared blocks, the per-pixel path answers
     assert _block_cross(o, s, x0 + np.arange(len(x0)) % 3, y0, template, radius) is None
 
@@ -264,9 +336,16 @@ def test_field_on_grid_equals_point_sampling():
 
     grid = north_up_grid("EPSG:32637", (1000.0, 2000.0, 1600.0, 2500.0), 5.2)
     rng = np.random.default_rng(2)
-    fld = DisplacementField(grid, rng.normal(size=grid.shape).astype(np.float32), rng.normal(size=grid.shape).astype(np.float32),
-                            np.zeros(grid.shape, np.float32))
-    for bounds in ((990.0, 2050.0, 1500.0, 2510.0), (1590.0, 2490.0, 1700.0, 2600.0)):  # inside, and over the edge (clamped)
+    fld = DisplacementField(
+        grid,
+        rng.normal(size=grid.shape).astype(np.float32),
+        rng.normal(size=grid.shape).astype(np.float32),
+        np.zeros(grid.shape, np.float32),
+    )
+    for bounds in (
+        (990.0, 2050.0, 1500.0, 2510.0),
+        (1590.0, 2490.0, 1700.0, 2600.0),
+    ):  # inside, and over the edge (clamped)
         tile = north_up_grid("EPSG:32637", bounds, 0.65)
         x, y = tile.pixel_centres()
         dx, dy, _ = fld.sample(x, y)
@@ -284,13 +363,21 @@ def test_field_on_unrelated_images_is_rejected_for_zero(tmp_path):
     result = register(pair, "local")
     check = result.details["verify"]
     assert check["passed"] is False and check["templates"] >= 16
-    assert np.all(result.field.dx == 0) and np.all(result.field.dy == 0) and np.all(result.field.confidence == 0)
+    assert (
+        np.all(result.field.dx == 0)
+        and np.all(result.field.dy == 0)
+        and np.all(result.field.confidence == 0)
+    )
     assert any("better than no shift" in w for w in result.warnings)
 
 
 def test_verification_keeps_a_recovered_field(nonrigid_pair):
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
-    result = register(pair, "local", {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0"})
+    result = register(
+        pair,
+        "local",
+        {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0"},
+    )
     check = result.details["verify"]
     assert check["passed"] is True and check["mean_gain"] > 0.03 and check["z"] > 2
     assert check["mean_ncc"] > LocalConfig().verify_min_ncc
@@ -298,20 +385,40 @@ def test_verification_keeps_a_recovered_field(nonrigid_pair):
 
 
 def test_verification_wants_the_images_to_correlate_through_the_field(nonrigid_pair):
-    # the same recovered field, but asked for more correlation than the pair has: a gain over no shift alone is not enough
+    # the same recovered field, but asked for more correlation than the pair has: a gain over no
+    # shift alone is not enough
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
-    conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0", "verify_min_ncc": "0.95"}
+    conf = {
+        "global_prior": "false",
+        "levels": "2,1",
+        "radius_px": "8,3",
+        "refine_passes": "0",
+        "verify_min_ncc": "0.95",
+    }
     result = register(pair, "local", conf)
     check = result.details["verify"]
-    assert check["passed"] is False and check["z"] > 2 and check["mean_gain"] > 0.03 and check["mean_ncc"] < 0.95
-    assert np.all(result.field.dx == 0) and any("mean correlation through it" in w for w in result.warnings)
+    assert (
+        check["passed"] is False
+        and check["z"] > 2
+        and check["mean_gain"] > 0.03
+        and check["mean_ncc"] < 0.95
+    )
+    assert np.all(result.field.dx == 0) and any(
+        "mean correlation through it" in w for w in result.warnings
+    )
 
 
 def test_a_field_that_barely_moves_the_pair_is_judged_at_the_finest_pass(tmp_path):
-    # a 0.8 m shift: within two pixels of the verification pass (the native 0.65 m), so it is judged at the finest
+    # a 0.8 m shift: within two pixels of the verification pass (the native 0.65 m), so it is judged
+    # at the finest
     # pass (the optical 0.5 m), where a shift of a pixel or less shows
-    spec = SceneSpec(size_m=300.0, seed=11, sar_appearance="luminance", speckle_looks=100.0,
-                     shift=ShiftModel(offset=(0.6, -0.5), nonrigid_m=0.0, seed=11))
+    spec = SceneSpec(
+        size_m=300.0,
+        seed=11,
+        sar_appearance="luminance",
+        speckle_looks=100.0,
+        shift=ShiftModel(offset=(0.6, -0.5), nonrigid_m=0.0, seed=11),
+    )
     synthetic = synthesize_pair(tmp_path, spec, "small")
     pair = RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
     result = register(pair, "local")
@@ -340,7 +447,9 @@ def test_saturated_share_counts_border_vectors_whose_neighbours_lean_the_same_wa
     x, y = xs.ravel(), ys.ravel()
     limit = 2.0
     # a region shifted beyond the radius: every vector on the border, neighbours too
-    assert saturated_share(x, y, np.full(len(x), limit), np.zeros(len(x)), limit) == pytest.approx(1.0)
+    assert saturated_share(x, y, np.full(len(x), limit), np.zeros(len(x)), limit) == pytest.approx(
+        1.0
+    )
     # chance border peaks around a small residual: neighbours near zero, nothing counts
     rng = np.random.default_rng(1)
     dx = np.where(rng.random(len(x)) < 0.3, limit * rng.choice([-1.0, 1.0], len(x)), 0.2)
@@ -353,14 +462,23 @@ def test_saturated_share_counts_border_vectors_whose_neighbours_lean_the_same_wa
 def test_saturated_level_runs_again(nonrigid_pair):
     pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
     # a fine level with too small a search radius for the non-rigid residual the coarse level leaves
-    conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,2", "optical_level": "false", "refine_passes": "0"}
+    conf = {
+        "global_prior": "false",
+        "levels": "2,1",
+        "radius_px": "8,2",
+        "optical_level": "false",
+        "refine_passes": "0",
+    }
     once = register(pair, "local", {**conf, "max_level_repeats": "0"})
     again = register(pair, "local", conf)
     assert [lvl.get("repeat", False) for lvl in once.details["levels"]] == [False, False]
     first, repeat = again.details["levels"][1:]
     assert repeat["repeat"] == "kept" and repeat["resolution_m"] == first["resolution_m"]
     assert first["saturated"] > LocalConfig().repeat_saturated > repeat["saturated"]
-    assert dense_error_px(pair, again.field, nonrigid_pair).mean() < 0.8 * dense_error_px(pair, once.field, nonrigid_pair).mean()
+    assert (
+        dense_error_px(pair, again.field, nonrigid_pair).mean()
+        < 0.8 * dense_error_px(pair, once.field, nonrigid_pair).mean()
+    )
 
 
 def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
@@ -369,10 +487,17 @@ def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
     grid = north_up_grid("EPSG:32637", (0, 0, 100, 100), 10.0)
     start, moved = DisplacementField.constant(grid), DisplacementField.constant(grid, 3.0, 0.0)
     method = LocalMethod()
-    shares = iter([0.4, 0.15])  # the repeat leaves more than half the border share: ambiguous, not converging
+    shares = iter(
+        [0.4, 0.15]
+    )  # the repeat leaves more than half the border share: ambiguous, not converging
 
     def level(pair, conf, fld, res, radius, *args):
-        return moved, {"resolution_m": res, "radius_px": radius, "saturated": next(shares), "accepted": 200}
+        return moved, {
+            "resolution_m": res,
+            "radius_px": radius,
+            "saturated": next(shares),
+            "accepted": 200,
+        }
 
     monkeypatch.setattr(method, "_level", level)
     result = RegistrationResult("local", "test", {}, start, details={"levels": []})
@@ -384,7 +509,8 @@ def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
     assert [lvl["repeat"] for lvl in result.details["levels"]] == ["dropped: did not converge"]
     result.details["levels"].clear()
     shares = iter([0.12, 0.05])
-    # 0.3 → 0.12 halves it: kept; still above the threshold, so a second repeat (0.12 → 0.05) is kept too
+    # 0.3 → 0.12 halves it: kept; still above the threshold, so a second repeat (0.12 → 0.05) is
+    # kept too
     assert method._repeat_saturated(None, conf, start, info, 1, 3, result, None, None) is moved
     assert [lvl["repeat"] for lvl in result.details["levels"]] == ["kept", "kept"]
     # a share of a handful of vectors is noise: no repeat
@@ -414,25 +540,43 @@ def test_first_level_decided_by_correlation_keeps_the_field_that_lines_the_pair_
     zero = DisplacementField.constant(g)
     trials = [(0.0, "wrong", wrong, {}), (0.0, "truth", truth, {}), (0.0, "zero", zero, {})]
     result = RegistrationResult("local", "test", {}, zero)
-    chosen = LocalMethod()._prior_by_correlation(pair, conf, trials, "wrong", [1.3], result, lambda *a: None, None)
+    chosen = LocalMethod()._prior_by_correlation(
+        pair, conf, trials, "wrong", [1.3], result, lambda *a: None, None
+    )
     assert chosen[1] == "truth", result.details["prior_correlation"]
     corr = result.details["prior_correlation"]
-    assert corr["truth"] > corr["zero"] + 0.05 and corr["truth"] > corr["wrong"] + 0.05 and corr["templates"] >= 16
+    assert (
+        corr["truth"] > corr["zero"] + 0.05
+        and corr["truth"] > corr["wrong"] + 0.05
+        and corr["templates"] >= 16
+    )
     assert grid.resolution == pytest.approx(0.5)
 
 
 def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_path):
-    spec = SceneSpec(size_m=65.0, seed=5, sar_appearance="luminance", speckle_looks=100.0,
-                     shift=ShiftModel(offset=(6.0, -4.0), nonrigid_m=0.0, seed=5))
+    spec = SceneSpec(
+        size_m=65.0,
+        seed=5,
+        sar_appearance="luminance",
+        speckle_looks=100.0,
+        shift=ShiftModel(offset=(6.0, -4.0), nonrigid_m=0.0, seed=5),
+    )
     small = synthesize_pair(tmp_path, spec, "chip")
     pair = RegistrationInput.open(str(small.optical), str(small.sar), "cpu")
     conf = LocalConfig()
     native = pair.native_resolution()
     res = resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)
-    counts = {f: _template_count(pair, conf, native * f) for f, _ in level_schedule(conf, pair.finest_resolution() / native)}
-    assert max(counts.values()) < 16 * conf.verify_min_templates  # no pass has plenty: the one with the most is used
+    counts = {
+        f: _template_count(pair, conf, native * f)
+        for f, _ in level_schedule(conf, pair.finest_resolution() / native)
+    }
+    assert (
+        max(counts.values()) < 16 * conf.verify_min_templates
+    )  # no pass has plenty: the one with the most is used
     assert _template_count(pair, conf, res) == max(counts.values()) >= conf.verify_min_templates
-    assert res == pytest.approx(pair.finest_resolution())  # the optical level: more templates than the native pixel's
+    assert res == pytest.approx(
+        pair.finest_resolution()
+    )  # the optical level: more templates than the native pixel's
     assert _template_count(pair, conf, res) > _template_count(pair, conf, native)
     result = register(pair, "local")
     assert result.details["verify"]["templates"] >= conf.verify_min_templates

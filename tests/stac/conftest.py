@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import http.server
-import os
 import threading
 from pathlib import Path
 
@@ -14,24 +13,62 @@ import pytest
 from models.synth import SceneSpec, ShiftModel, synthesize_pair
 from stac.sample_catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
 
-T0 = dt.datetime(2023, 2, 1, 8, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2023, 2, 1, 8, tzinfo=dt.UTC)
 BBOX = (37.0, 36.5, 38.5, 38.0)
 
 
 @pytest.fixture(scope="session")
 def sample_catalogs(tmp_path_factory):
     root = tmp_path_factory.mktemp("catalogs")
-    a = synthesize_pair(root / "src", SceneSpec(size_m=120.0, shift=ShiftModel(offset=(6.0, 4.0), centre=(377060.0, 4105940.0))), "a")
-    b = synthesize_pair(root / "src", SceneSpec(size_m=120.0, origin=(377500.0, 4106000.0), seed=4,
-                                                shift=ShiftModel(offset=(6.0, 4.0), centre=(377560.0, 4105940.0))), "b")
-    maxar = write_maxar_catalog(root / "maxar", "Sample-Quake", [
-        SampleScene(a.optical, "10400100A", T0 - dt.timedelta(days=5), "WV03", 0.5, {"view:off_nadir": 10.0}),
-        SampleScene(b.optical, "10400100B", T0 - dt.timedelta(days=40), "WV02", 0.5),
-    ])
-    umbra = write_umbra_catalog(root / "umbra", [
-        SampleScene(a.sar, "00000000-0000-4000-8000-00000000000a", T0 + dt.timedelta(days=3), "Umbra-05", 0.65),
-        SampleScene(b.sar, "00000000-0000-4000-8000-00000000000b", T0 + dt.timedelta(days=1), "Umbra-06", 0.65),
-    ])
+    a = synthesize_pair(
+        root / "src",
+        SceneSpec(size_m=120.0, shift=ShiftModel(offset=(6.0, 4.0), centre=(377060.0, 4105940.0))),
+        "a",
+    )
+    b = synthesize_pair(
+        root / "src",
+        SceneSpec(
+            size_m=120.0,
+            origin=(377500.0, 4106000.0),
+            seed=4,
+            shift=ShiftModel(offset=(6.0, 4.0), centre=(377560.0, 4105940.0)),
+        ),
+        "b",
+    )
+    maxar = write_maxar_catalog(
+        root / "maxar",
+        "Sample-Quake",
+        [
+            SampleScene(
+                a.optical,
+                "10400100A",
+                T0 - dt.timedelta(days=5),
+                "WV03",
+                0.5,
+                {"view:off_nadir": 10.0},
+            ),
+            SampleScene(b.optical, "10400100B", T0 - dt.timedelta(days=40), "WV02", 0.5),
+        ],
+    )
+    umbra = write_umbra_catalog(
+        root / "umbra",
+        [
+            SampleScene(
+                a.sar,
+                "00000000-0000-4000-8000-00000000000a",
+                T0 + dt.timedelta(days=3),
+                "Umbra-05",
+                0.65,
+            ),
+            SampleScene(
+                b.sar,
+                "00000000-0000-4000-8000-00000000000b",
+                T0 + dt.timedelta(days=1),
+                "Umbra-06",
+                0.65,
+            ),
+        ],
+    )
     return {"root": root, "maxar": maxar, "umbra": umbra, "a": a, "b": b}
 
 
@@ -61,7 +98,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         body = data[start : end + 1]
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Type", "application/json" if path.suffix == ".json" else "application/octet-stream")
+        self.send_header(
+            "Content-Type",
+            "application/json" if path.suffix == ".json" else "application/octet-stream",
+        )
         self.end_headers()
         cut = self.drop_after.pop(self.path, None)
         if cut is not None and start == 0:
@@ -94,11 +134,14 @@ def http_root_process(sample_catalogs):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    root = str(Path(__file__).resolve().parents[2])
+    directory = str(sample_catalogs["root"])
     code = (
-        "import functools, http.server, sys; sys.path.insert(0, %r);"
+        f"import functools, http.server, sys; sys.path.insert(0, {root!r});"
         "from tests.stac.conftest import RangeHandler;"
-        "http.server.ThreadingHTTPServer(('127.0.0.1', %d), functools.partial(RangeHandler, directory=%r)).serve_forever()"
-    ) % (str(Path(__file__).resolve().parents[2]), port, str(sample_catalogs["root"]))
+        f"http.server.ThreadingHTTPServer(('127.0.0.1', {port}), "
+        f"functools.partial(RangeHandler, directory={directory!r})).serve_forever()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     url = f"http://127.0.0.1:{port}"
     import requests

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +19,7 @@ from stac.pairing import PairingRules, pair_scenes
 from stac.publish import PublishedPair, build_item, publish_static, validate_stac
 from stac.readers import discover, load_json
 from stac.validation import scene_metadata, validate_scenes, validate_tiepoint_table
-
-from tests.stac.conftest import RangeHandler, T0
+from tests.stac.conftest import T0, RangeHandler
 
 
 def test_fetch_resumes_after_a_dropped_connection(http_root, sample_catalogs, tmp_path):
@@ -48,7 +45,10 @@ def test_fetch_paths_and_s3(tmp_path, monkeypatch):
     assert fetch(str(f), tmp_path) == f and fetch(f.as_uri(), tmp_path) == f
     with pytest.raises(FetchError, match="not found"):
         fetch(str(tmp_path / "missing.tif"), tmp_path)
-    assert http_url("s3://umbra-open-data-catalog/sar-data/x.tif") == "https://umbra-open-data-catalog.s3.amazonaws.com/sar-data/x.tif"
+    assert (
+        http_url("s3://umbra-open-data-catalog/sar-data/x.tif")
+        == "https://umbra-open-data-catalog.s3.amazonaws.com/sar-data/x.tif"
+    )
     monkeypatch.setenv("COALIGN_S3_ENDPOINT", "http://127.0.0.1:9000")
     assert http_url("s3://b/k.tif") == "http://127.0.0.1:9000/b/k.tif"
     assert gdal_path("https://h/x.tif") == "/vsicurl/https://h/x.tif"
@@ -58,7 +58,10 @@ def test_windowed_remote_read(http_root_process, sample_catalogs):
     from stac.fetch import REMOTE_READ_ENV
 
     src = sample_catalogs["root"] / "src" / "a_optical.tif"
-    with rasterio.Env(**REMOTE_READ_ENV), rasterio.open(gdal_path(http_root_process + "/src/a_optical.tif")) as ds:
+    with (
+        rasterio.Env(**REMOTE_READ_ENV),
+        rasterio.open(gdal_path(http_root_process + "/src/a_optical.tif")) as ds,
+    ):
         window = ds.read(1, window=((10, 20), (30, 45)))
     with rasterio.open(src) as ds:
         np.testing.assert_array_equal(window, ds.read(1, window=((10, 20), (30, 45))))
@@ -66,11 +69,24 @@ def test_windowed_remote_read(http_root_process, sample_catalogs):
 
 def test_scene_validation_reports_each_bad_case(sample_catalogs, tmp_path):
     a = sample_catalogs["a"]
-    good = [scene_metadata(str(a.optical), "optical", "opt"), scene_metadata(str(a.sar), "sar", "sar")]
+    good = [
+        scene_metadata(str(a.optical), "optical", "opt"),
+        scene_metadata(str(a.sar), "sar", "sar"),
+    ]
     assert validate_scenes(good, 0.9).ok
     bad_nodata = tmp_path / "nodata.tif"
-    with rasterio.open(bad_nodata, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs="EPSG:32637",
-                       transform=Affine(0.5, 0, 0, 0, -0.5, 0), nodata=0) as ds:
+    with rasterio.open(
+        bad_nodata,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=64,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32637",
+        transform=Affine(0.5, 0, 0, 0, -0.5, 0),
+        nodata=0,
+    ) as ds:
         data = np.zeros((1, 64, 64), np.uint8)
         data[0, :4, :4] = 9
         ds.write(data)
@@ -80,7 +96,12 @@ def test_scene_validation_reports_each_bad_case(sample_catalogs, tmp_path):
         "dtype": dataclasses.replace(good[0], dtype="float32"),
         "nodata": scene_metadata(str(bad_nodata), "sar", "mostly-empty"),
     }
-    expected_column = {"band count": "band_count", "gsd": "gsd_m", "dtype": "dtype", "nodata": "nodata_fraction"}
+    expected_column = {
+        "band count": "band_count",
+        "gsd": "gsd_m",
+        "dtype": "dtype",
+        "nodata": "nodata_fraction",
+    }
     for case, row in cases.items():
         rows = [good[0], row] if row.sensor == "sar" else [row, good[1]]
         report = validate_scenes(rows, 0.9)
@@ -100,11 +121,17 @@ def test_tiepoint_table_validation(sample_catalogs, tmp_path):
     dup = tmp_path / "dup.csv"
     dup.write_text("sar_row,sar_col,optical_row,optical_col\n1,2,3,4\n5,6,7,8\n1,2,3,4\n")
     r = validate_tiepoint_table(str(dup), (240, 240), (300, 300))
-    assert not r.ok and "unique" in r.failures[0].expectation and "dup.csv line" in r.failures[0].subject
+    assert (
+        not r.ok
+        and "unique" in r.failures[0].expectation
+        and "dup.csv line" in r.failures[0].subject
+    )
     few = tmp_path / "few.csv"
     few.write_text("sar_row,sar_col,optical_row,optical_col\n1,2,3,4\n5,6,7,8\n")
     r = validate_tiepoint_table(str(few), (240, 240), (300, 300))
-    assert not r.ok and r.failures[0].observed == 2 and "at least 3 tiepoints" in r.failures[0].check
+    assert (
+        not r.ok and r.failures[0].observed == 2 and "at least 3 tiepoints" in r.failures[0].check
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     assert not validate_tiepoint_table(str(bad), (240, 240), (300, 300)).ok
@@ -120,24 +147,44 @@ def published(sample_catalogs, tmp_path_factory):
     scenes = discover([str(sample_catalogs["maxar"]), str(sample_catalogs["umbra"])])
     p = pair_scenes(scenes, PairingRules(event_date=T0))[0]
     pair = RegistrationInput.open(p.optical.href, p.sar.href, "cpu")
-    products = write_displacement(register(pair, "zero").field, pair.optical.grid, out / "displacement.tif", out / "confidence.tif")
-    return PublishedPair(p.id, p.optical, p.sar, {"displacement": products.displacement, "confidence": products.confidence},
-                         "zero", "1.0.0", "sample-quake-act", {"mean_m": 1.5, "mean_px": 3.0})
+    products = write_displacement(
+        register(pair, "zero").field,
+        pair.optical.grid,
+        out / "displacement.tif",
+        out / "confidence.tif",
+    )
+    return PublishedPair(
+        p.id,
+        p.optical,
+        p.sar,
+        {"displacement": products.displacement, "confidence": products.confidence},
+        "zero",
+        "1.0.0",
+        "sample-quake-act",
+        {"mean_m": 1.5, "mean_px": 3.0},
+    )
 
 
 def test_items_validate_and_carry_provenance(published):
     item = build_item(published)
     validate_stac(item)
     props = item["properties"]
-    assert props["datetime"] == published.sar.datetime.isoformat().replace("+00:00", "Z")  # acquisition, not now
+    assert props["datetime"] == published.sar.datetime.isoformat().replace(
+        "+00:00", "Z"
+    )  # acquisition, not now
     assert props["start_datetime"].startswith(published.optical.datetime.strftime("%Y-%m-%d"))
     assert props["proj:code"] == "EPSG:32637" and len(props["proj:transform"]) == 6
     assert props["coalign:method"] == "zero" and props["coalign:score_mean_m"] == 1.5
     assert props["sar:product_type"] == "GEC" and props["view:off_nadir"] == 10.0
     d = item["assets"]["displacement"]
     assert d["file:checksum"].startswith("1220") and d["file:size"] > 0
-    assert [b["name"] for b in d["raster:bands"]] == ["dx", "dy"] and d["raster:bands"][0]["unit"] == "pixel"
-    assert {l["href"] for l in item["links"] if l["rel"] == "derived_from"} == {published.optical.item_href, published.sar.item_href}
+    assert [b["name"] for b in d["raster:bands"]] == ["dx", "dy"] and d["raster:bands"][0][
+        "unit"
+    ] == "pixel"
+    assert {link["href"] for link in item["links"] if link["rel"] == "derived_from"} == {
+        published.optical.item_href,
+        published.sar.item_href,
+    }
     broken = json.loads(json.dumps(item))
     broken["properties"]["proj:shape"] = [1]
     with pytest.raises(CatalogError, match="projection"):
@@ -149,13 +196,19 @@ def test_static_catalog_sink_is_self_contained_and_idempotent(published, tmp_pat
     path = publish_static(build_item(published), root)
     publish_static(build_item(published), root)
     collection = load_json(str(root / "sample-quake-act" / "collection.json"))
-    assert sum(l["rel"] == "item" for l in collection["links"]) == 1
+    assert sum(link["rel"] == "item" for link in collection["links"]) == 1
     for doc in (load_json(str(root / "catalog.json")), collection, load_json(str(path))):
         validate_stac(doc)
-        assert all(not l["href"].startswith("/") for l in doc["links"] if l["rel"] != "derived_from")
+        assert all(
+            not link["href"].startswith("/")
+            for link in doc["links"]
+            if link["rel"] != "derived_from"
+        )
     item = load_json(str(path))
     assert (path.parent / item["assets"]["displacement"]["href"]).exists()
     moved = tmp_path / "moved"
     shutil.copytree(root, moved)  # relative hrefs: the catalog still resolves after a move
     item2 = load_json(str(moved / path.relative_to(root)))
-    assert ((moved / path.relative_to(root)).parent / item2["assets"]["confidence"]["href"]).exists()
+    assert (
+        (moved / path.relative_to(root)).parent / item2["assets"]["confidence"]["href"]
+    ).exists()

@@ -27,7 +27,13 @@ def test_item_validates_and_declares_the_extensions_it_uses(pair: PublishedPair)
     assert set(checked) == {schemas.CORE_SCHEMAS["Feature"], *schemas.EXTENSIONS.values()}
     assert doc["stac_version"] == "1.1.0"
     assert doc["collection"] == "turkey-2023"
-    assert set(doc["assets"]) == {"aligned_optical", "displacement", "confidence", "qa_flow", "residuals"}
+    assert set(doc["assets"]) == {
+        "aligned_optical",
+        "displacement",
+        "confidence",
+        "qa_flow",
+        "residuals",
+    }
 
 
 def test_times_are_the_acquisitions_never_now(pair: PublishedPair) -> None:
@@ -38,16 +44,25 @@ def test_times_are_the_acquisitions_never_now(pair: PublishedPair) -> None:
     assert props["coalign:optical_datetime"] == OPTICAL_TIME.isoformat().replace("+00:00", "Z")
     assert "processing:datetime" not in props
     # a SAR scene older than the optical one: the interval still runs forwards
-    swapped = dataclasses.replace(pair, sar=dataclasses.replace(pair.sar, datetime=OPTICAL_TIME - dt.timedelta(days=3)))
+    swapped = dataclasses.replace(
+        pair, sar=dataclasses.replace(pair.sar, datetime=OPTICAL_TIME - dt.timedelta(days=3))
+    )
     props = build_item(swapped)["properties"]
-    assert props["start_datetime"] == "2023-01-21T08:21:05Z" and props["end_datetime"] == "2023-01-24T08:21:05Z"
+    assert (
+        props["start_datetime"] == "2023-01-21T08:21:05Z"
+        and props["end_datetime"] == "2023-01-24T08:21:05Z"
+    )
     # times in other zones are written in UTC
     east = dt.timezone(dt.timedelta(hours=3))
-    local = dataclasses.replace(pair, sar=dataclasses.replace(pair.sar, datetime=SAR_TIME.astimezone(east)))
+    local = dataclasses.replace(
+        pair, sar=dataclasses.replace(pair.sar, datetime=SAR_TIME.astimezone(east))
+    )
     assert build_item(local)["properties"]["datetime"] == "2023-02-09T19:02:41Z"
 
 
-def test_geometry_is_the_optical_grid_footprint_in_wgs84(pair: PublishedPair, products: dict[str, Path]) -> None:
+def test_geometry_is_the_optical_grid_footprint_in_wgs84(
+    pair: PublishedPair, products: dict[str, Path]
+) -> None:
     item = build_item(pair)
     with rasterio.open(products["aligned_optical"]) as ds:
         west, south, east, north = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
@@ -70,21 +85,36 @@ def test_displacement_and_confidence_describe_their_bands(pair: PublishedPair) -
     bands = assets["displacement"]["raster:bands"]
     assert [b["name"] for b in bands] == ["dx", "dy"]
     for band in bands:
-        assert band["data_type"] == "float32" and band["nodata"] == "nan" and band["unit"] == "pixel"
+        assert (
+            band["data_type"] == "float32" and band["nodata"] == "nan" and band["unit"] == "pixel"
+        )
         assert "optical pixels" in band["description"]
     assert assets["displacement"]["proj:shape"] == [48, 48]
     conf = assets["confidence"]["raster:bands"]
-    assert len(conf) == 1 and conf[0]["data_type"] == "float32" and "0 (none) to 1" in conf[0]["description"]
+    assert (
+        len(conf) == 1
+        and conf[0]["data_type"] == "float32"
+        and "0 (none) to 1" in conf[0]["description"]
+    )
     optical = assets["aligned_optical"]["raster:bands"]
     assert [b["data_type"] for b in optical] == ["uint8"] * 3 and optical[0]["nodata"] == 0
-    assert assets["displacement"]["type"] == "image/tiff; application=geotiff; profile=cloud-optimized"
-    assert assets["qa_flow"]["type"] == "image/png" and assets["qa_flow"]["roles"] == ["overview", "visual"]
+    assert (
+        assets["displacement"]["type"] == "image/tiff; application=geotiff; profile=cloud-optimized"
+    )
+    assert assets["qa_flow"]["type"] == "image/png" and assets["qa_flow"]["roles"] == [
+        "overview",
+        "visual",
+    ]
     assert assets["qa_flow"]["proj:code"] is None  # an unlocated picture
     assert assets["qa_flow"]["proj:shape"] == [24, 32]
-    assert assets["residuals"]["type"] == "text/csv" and assets["residuals"]["roles"] == ["metadata"]
+    assert assets["residuals"]["type"] == "text/csv" and assets["residuals"]["roles"] == [
+        "metadata"
+    ]
 
 
-def test_file_checksums_and_sizes_match_the_bytes(pair: PublishedPair, products: dict[str, Path]) -> None:
+def test_file_checksums_and_sizes_match_the_bytes(
+    pair: PublishedPair, products: dict[str, Path]
+) -> None:
     assets = build_item(pair)["assets"]
     for key, path in products.items():
         data = path.read_bytes()
@@ -97,7 +127,10 @@ def test_provenance_method_score_and_source_properties(pair: PublishedPair) -> N
     item = build_item(pair, software_version="9.9.9")
     props = item["properties"]
     assert props["processing:software"] == {"coalign": "9.9.9"}
-    assert pair.optical.id in props["processing:lineage"] and pair.sar.id in props["processing:lineage"]
+    assert (
+        pair.optical.id in props["processing:lineage"]
+        and pair.sar.id in props["processing:lineage"]
+    )
     assert props["coalign:method"] == "local" and props["coalign:method_version"] == "1.0"
     assert props["coalign:score_tiepoints"] == 151
     assert props["coalign:score_mean_px"] == 2.5 and props["coalign:score_p90_m"] == 2.25
@@ -106,9 +139,12 @@ def test_provenance_method_score_and_source_properties(pair: PublishedPair) -> N
     # SAR properties carried over (v1.0 fields only: sar:beam_ids is from a later version)
     assert props["sar:product_type"] == "GEC" and props["sar:polarizations"] == ["VV"]
     assert "sar:beam_ids" not in props
-    # item-level view: the SAR's incidence/azimuth, the optical's off-nadir; all the optical's on its asset
+    # item-level view: the SAR's incidence/azimuth, the optical's off-nadir; all the optical's on
+    # its asset
     assert props["view:incidence_angle"] == 39.9 and props["view:azimuth"] == 119.6  # SAR
-    assert props["view:off_nadir"] == 21.3 and "view:sun_azimuth" not in props  # optical off-nadir only
+    assert (
+        props["view:off_nadir"] == 21.3 and "view:sun_azimuth" not in props
+    )  # optical off-nadir only
     optical = item["assets"]["aligned_optical"]
     assert optical["view:off_nadir"] == 21.3 and optical["view:sun_elevation"] == 31.0
     assert optical["platform"] == "WV02" and optical["datetime"] == "2023-01-24T08:21:05Z"
@@ -132,12 +168,18 @@ def test_without_tiepoints_sources_or_sar_metadata(products: dict[str, Path]) ->
     # sar v1.0 needs four fields: with one, the extension is not declared and nothing is carried
     assert schemas.EXTENSIONS["sar"] not in doc["stac_extensions"]
     assert not any(k.startswith("sar:") for k in doc["properties"])
-    assert [link["href"] for link in doc["links"] if link["rel"] == "derived_from"] == [pair.sar.item_href]
+    assert [link["href"] for link in doc["links"] if link["rel"] == "derived_from"] == [
+        pair.sar.item_href
+    ]
 
 
-def test_local_source_items_are_linked_by_absolute_path(pair: PublishedPair, tmp_path: Path, monkeypatch) -> None:
+def test_local_source_items_are_linked_by_absolute_path(
+    pair: PublishedPair, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    local = dataclasses.replace(pair, sar=dataclasses.replace(pair.sar, item_href="umbra/stac/5b2a/5b2a.json"))
+    local = dataclasses.replace(
+        pair, sar=dataclasses.replace(pair.sar, item_href="umbra/stac/5b2a/5b2a.json")
+    )
     hrefs = [link["href"] for link in build_item(local)["links"] if link["rel"] == "derived_from"]
     assert hrefs == [pair.optical.item_href, str(tmp_path / "umbra/stac/5b2a/5b2a.json")]
 
@@ -167,25 +209,63 @@ def test_api_document_has_absolute_hrefs_and_the_api_collection_link(pair: Publi
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
-        (lambda p, d: dataclasses.replace(p, outputs={k: v for k, v in p.outputs.items() if k != "displacement"}),
-         InputError, "no 'displacement' output"),
-        (lambda p, d: dataclasses.replace(p, outputs={**p.outputs, "confidence": d / "missing.tif"}),
-         InputError, "does not exist"),
-        (lambda p, d: dataclasses.replace(p, sar=dataclasses.replace(p.sar, datetime=SAR_TIME.replace(tzinfo=None))),
-         InputError, "no time zone"),
-        (lambda p, d: dataclasses.replace(p, outputs={**p.outputs, "displacement": p.outputs["confidence"]}),
-         InputError, "2 float bands"),
-        (lambda p, d: dataclasses.replace(p, outputs={**p.outputs, "displacement": p.outputs["residuals"]}),
-         InputError, "must be a GeoTIFF"),
-        (lambda p, d: (d / "broken.tif").write_bytes(b"II*\x00 truncated") and dataclasses.replace(
-            p, outputs={**p.outputs, "confidence": d / "broken.tif"}), InputError, "cannot read .*broken.tif"),
+        (
+            lambda p, d: dataclasses.replace(
+                p, outputs={k: v for k, v in p.outputs.items() if k != "displacement"}
+            ),
+            InputError,
+            "no 'displacement' output",
+        ),
+        (
+            lambda p, d: dataclasses.replace(
+                p, outputs={**p.outputs, "confidence": d / "missing.tif"}
+            ),
+            InputError,
+            "does not exist",
+        ),
+        (
+            lambda p, d: dataclasses.replace(
+                p, sar=dataclasses.replace(p.sar, datetime=SAR_TIME.replace(tzinfo=None))
+            ),
+            InputError,
+            "no time zone",
+        ),
+        (
+            lambda p, d: dataclasses.replace(
+                p, outputs={**p.outputs, "displacement": p.outputs["confidence"]}
+            ),
+            InputError,
+            "2 float bands",
+        ),
+        (
+            lambda p, d: dataclasses.replace(
+                p, outputs={**p.outputs, "displacement": p.outputs["residuals"]}
+            ),
+            InputError,
+            "must be a GeoTIFF",
+        ),
+        (
+            lambda p, d: (
+                (d / "broken.tif").write_bytes(b"II*\x00 truncated")
+                and dataclasses.replace(p, outputs={**p.outputs, "confidence": d / "broken.tif"})
+            ),
+            InputError,
+            "cannot read .*broken.tif",
+        ),
         (lambda p, d: dataclasses.replace(p, activation="  "), InputError, "no letters or digits"),
         (lambda p, d: dataclasses.replace(p, score={"mean_px": "2.5"}), InputError, "not a number"),
-        (lambda p, d: dataclasses.replace(p, optical=dataclasses.replace(p.optical, view_off_nadir=120.0)),
-         CatalogError, "view:off_nadir"),
+        (
+            lambda p, d: dataclasses.replace(
+                p, optical=dataclasses.replace(p.optical, view_off_nadir=120.0)
+            ),
+            CatalogError,
+            "view:off_nadir",
+        ),
     ],
 )
-def test_bad_input_gets_a_clear_error(pair: PublishedPair, tmp_path: Path, change, error, message: str) -> None:
+def test_bad_input_gets_a_clear_error(
+    pair: PublishedPair, tmp_path: Path, change, error, message: str
+) -> None:
     with pytest.raises(error, match=message):
         build_item(change(pair, tmp_path))
 
@@ -193,7 +273,9 @@ def test_bad_input_gets_a_clear_error(pair: PublishedPair, tmp_path: Path, chang
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_products_without_crs_are_refused(tmp_path: Path, pair: PublishedPair) -> None:
     plain = tmp_path / "plain.tif"
-    with rasterio.open(plain, "w", driver="GTiff", width=8, height=8, count=2, dtype="float32") as ds:
+    with rasterio.open(
+        plain, "w", driver="GTiff", width=8, height=8, count=2, dtype="float32"
+    ) as ds:
         ds.write(np.zeros((2, 8, 8), np.float32))
     bad = dataclasses.replace(pair, outputs={"displacement": plain})
     with pytest.raises(InputError, match="has no CRS"):
@@ -201,20 +283,32 @@ def test_products_without_crs_are_refused(tmp_path: Path, pair: PublishedPair) -
 
 
 def test_rotated_sar_like_grid_footprint(tmp_path: Path) -> None:
-    # a displacement on a rotated grid (as in Umbra GEC products): the footprint follows the rotation
+    # a displacement on a rotated grid (as in Umbra GEC products): the footprint follows the
+    # rotation
     from rasterio.transform import Affine
 
     path = tmp_path / "displacement.tif"
     t = Affine.translation(377000, 4106000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
-    with rasterio.open(path, "w", driver="GTiff", width=40, height=40, count=2, dtype="float32",
-                       crs="EPSG:32637", transform=t, nodata=float("nan")) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=40,
+        height=40,
+        count=2,
+        dtype="float32",
+        crs="EPSG:32637",
+        transform=t,
+        nodata=float("nan"),
+    ) as ds:
         ds.write(np.ones((2, 40, 40), np.float32))
     products = write_products(tmp_path / "p")
     pair = published_pair({"displacement": path, "confidence": products["confidence"]})
     item = build_item(pair)
     assert len(item["geometry"]["coordinates"][0]) == 5  # a rotated rectangle, not its bounding box
     footprint = shape(item["geometry"])
-    assert footprint.area < 0.999 * (item["bbox"][2] - item["bbox"][0]) * (item["bbox"][3] - item["bbox"][1])
+    assert footprint.area < 0.999 * (item["bbox"][2] - item["bbox"][0]) * (
+        item["bbox"][3] - item["bbox"][1]
+    )
     assert item["properties"]["gsd"] == pytest.approx(0.5)
     schemas.validate(item)
-

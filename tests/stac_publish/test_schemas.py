@@ -1,4 +1,5 @@
-"""The offline STAC schemas: real documents pass, each kind of mistake fails with a clear message, no network."""
+"""The offline STAC schemas: real documents pass, each kind of mistake fails with a clear message,
+no network."""
 
 from __future__ import annotations
 
@@ -32,9 +33,17 @@ def umbra_item(shared_data: Path) -> dict:
 
 
 def minimal_item(**extra) -> dict:
-    doc = {"type": "Feature", "stac_version": "1.1.0", "stac_extensions": [], "id": "x",
-           "geometry": {"type": "Point", "coordinates": [37.6, 37.1]}, "bbox": [37.6, 37.1, 37.6, 37.1],
-           "properties": {"datetime": "2023-02-09T19:02:41Z"}, "links": [], "assets": {}}
+    doc = {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": [],
+        "id": "x",
+        "geometry": {"type": "Point", "coordinates": [37.6, 37.1]},
+        "bbox": [37.6, 37.1, 37.6, 37.1],
+        "properties": {"datetime": "2023-02-09T19:02:41Z"},
+        "links": [],
+        "assets": {},
+    }
     doc.update(extra)
     return doc
 
@@ -48,10 +57,26 @@ def test_every_vendored_schema_loads_and_its_refs_resolve_offline() -> None:
         except CatalogError as exc:
             # failing is fine (wrong kind of document), an unresolvable $ref is not
             assert "Unresolvable" not in str(exc) and "PointerToNowhere" not in str(exc), url
-    collection = {"type": "Collection", "stac_version": "1.1.0", "id": "c", "description": "d", "license": "other",
-                  "extent": {"spatial": {"bbox": [[0, 0, 1, 1]]}, "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]}},
-                  "links": [], "summaries": {"gsd": {"type": "number", "minimum": 0.3}}}
-    catalog = {"type": "Catalog", "stac_version": "1.1.0", "id": "k", "description": "d", "links": []}
+    collection = {
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "id": "c",
+        "description": "d",
+        "license": "other",
+        "extent": {
+            "spatial": {"bbox": [[0, 0, 1, 1]]},
+            "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]},
+        },
+        "links": [],
+        "summaries": {"gsd": {"type": "number", "minimum": 0.3}},
+    }
+    catalog = {
+        "type": "Catalog",
+        "stac_version": "1.1.0",
+        "id": "k",
+        "description": "d",
+        "links": [],
+    }
     assert validate(collection) == [CORE_SCHEMAS["Collection"]]
     assert validate(catalog) == [CORE_SCHEMAS["Catalog"]]
 
@@ -68,7 +93,9 @@ def test_real_umbra_item_validates_against_sar_view_processing(umbra_item: dict)
         validate_against(umbra_item, EXTENSIONS[ext])
 
 
-def test_validation_never_uses_the_network(monkeypatch: pytest.MonkeyPatch, maxar_item: dict) -> None:
+def test_validation_never_uses_the_network(
+    monkeypatch: pytest.MonkeyPatch, maxar_item: dict
+) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("schema validation tried to open a network connection")
 
@@ -84,15 +111,32 @@ def test_validation_never_uses_the_network(monkeypatch: pytest.MonkeyPatch, maxa
         (lambda d: d["properties"].update({"proj:shape": [10, 10, 3]}), "proj:shape"),
         (lambda d: d["properties"].update({"view:off_nadir": 95}), "view:off_nadir"),
         (lambda d: d["properties"].update({"datetime": "last tuesday"}), "is not a 'date-time'"),
-        (lambda d: d["assets"]["visual"].update({"raster:bands": [{"data_type": "byte"}]}), "raster:bands/0/data_type"),
-        (lambda d: d["assets"]["visual"].update({"raster:bands": [{"nodata": "NaN"}]}), "raster:bands/0/nodata"),
-        (lambda d: d["stac_extensions"].remove(EXTENSIONS["view"]) or d["stac_extensions"].append(EXTENSIONS["file"])
-         or d["assets"]["visual"].update({"file:checksum": "1220ABCDEF"}), "file:checksum"),
-        (lambda d: d.update({"collection": "no-link-to-it"}) or d.update({"links": []}), "'collection' is not allowed here"),
+        (
+            lambda d: d["assets"]["visual"].update({"raster:bands": [{"data_type": "byte"}]}),
+            "raster:bands/0/data_type",
+        ),
+        (
+            lambda d: d["assets"]["visual"].update({"raster:bands": [{"nodata": "NaN"}]}),
+            "raster:bands/0/nodata",
+        ),
+        (
+            lambda d: (
+                d["stac_extensions"].remove(EXTENSIONS["view"])
+                or d["stac_extensions"].append(EXTENSIONS["file"])
+                or d["assets"]["visual"].update({"file:checksum": "1220ABCDEF"})
+            ),
+            "file:checksum",
+        ),
+        (
+            lambda d: d.update({"collection": "no-link-to-it"}) or d.update({"links": []}),
+            "'collection' is not allowed here",
+        ),
         (lambda d: d.pop("geometry"), "geometry"),
     ],
 )
-def test_mistakes_are_reported_with_field_and_schema(maxar_item: dict, mutate, message: str) -> None:
+def test_mistakes_are_reported_with_field_and_schema(
+    maxar_item: dict, mutate, message: str
+) -> None:
     doc = copy.deepcopy(maxar_item)
     mutate(doc)
     with pytest.raises(CatalogError) as err:
@@ -135,6 +179,11 @@ def test_schema_files_are_package_data() -> None:
     import importlib.resources
 
     names = {p.name for p in importlib.resources.files(schemas.__name__).iterdir()}
-    assert {"stac-1.1.0-item.json", "projection-v2.0.0.json", "sar-v1.0.0.json", "README.md"} <= names
+    assert {
+        "stac-1.1.0-item.json",
+        "projection-v2.0.0.json",
+        "sar-v1.0.0.json",
+        "README.md",
+    } <= names
     for url in known_schemas():
         assert url.startswith("https://")

@@ -1,4 +1,5 @@
-"""The static catalog sink: self-contained, valid, idempotent, atomic, safe under concurrent publishers."""
+"""The static catalog sink: self-contained, valid, idempotent, atomic, safe under concurrent
+publishers."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def stac_files(root: Path) -> list[Path]:
 
 
 def assert_valid_self_contained(root: Path) -> None:
-    """Every document validates; every href is relative and resolves inside ``root``; no self links."""
+    """Every document validates; every href is relative and resolves inside ``root``; no self
+    links."""
     for path in stac_files(root):
         doc = json.loads(path.read_text())
         schemas.validate(doc, what=str(path))
@@ -38,8 +40,11 @@ def assert_valid_self_contained(root: Path) -> None:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def test_catalog_layout_and_self_containment(tmp_path: Path) -> None:
@@ -61,15 +66,26 @@ def test_catalog_layout_and_self_containment(tmp_path: Path) -> None:
     # the extent covers its items (bbox and start..end times)
     bbox = turkey.extent.spatial.bboxes[0]
     for item in items:
-        assert bbox[0] <= item.bbox[0] and bbox[1] <= item.bbox[1] and bbox[2] >= item.bbox[2] and bbox[3] >= item.bbox[3]
+        assert (
+            bbox[0] <= item.bbox[0]
+            and bbox[1] <= item.bbox[1]
+            and bbox[2] >= item.bbox[2]
+            and bbox[3] >= item.bbox[3]
+        )
     start, end = turkey.extent.temporal.intervals[0]
-    assert start == items[0].common_metadata.start_datetime and end == items[0].common_metadata.end_datetime
+    assert (
+        start == items[0].common_metadata.start_datetime
+        and end == items[0].common_metadata.end_datetime
+    )
     # assets were copied next to their item, bytes intact
     item = next(turkey.get_items(a.item_id))
     for asset in item.assets.values():
         copied = Path(asset.get_absolute_href())
         assert copied.parent == paths[0].parent
-        assert "1220" + hashlib.sha256(copied.read_bytes()).hexdigest() == asset.extra_fields["file:checksum"]
+        assert (
+            "1220" + hashlib.sha256(copied.read_bytes()).hexdigest()
+            == asset.extra_fields["file:checksum"]
+        )
 
 
 def test_moved_catalog_still_resolves(tmp_path: Path, pair: PublishedPair) -> None:
@@ -104,8 +120,14 @@ def test_republishing_replaces_the_item(tmp_path: Path) -> None:
     collection = json.loads((root / "turkey-2023" / "collection.json").read_text())
     assert [link["rel"] for link in collection["links"]].count("item") == 1
     after = json.loads(item_path.read_text())
-    assert before["properties"]["coalign:score_mean_px"] == 2.5 and after["properties"]["coalign:score_mean_px"] == 1.5
-    assert after["assets"]["displacement"]["file:checksum"] != before["assets"]["displacement"]["file:checksum"]
+    assert (
+        before["properties"]["coalign:score_mean_px"] == 2.5
+        and after["properties"]["coalign:score_mean_px"] == 1.5
+    )
+    assert (
+        after["assets"]["displacement"]["file:checksum"]
+        != before["assets"]["displacement"]["file:checksum"]
+    )
     assert "residuals" not in after["assets"] and not (item_path.parent / "residuals.csv").exists()
     assert len(stac_files(root)) == 3  # catalog, collection, one item
     assert_valid_self_contained(root)

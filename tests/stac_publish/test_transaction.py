@@ -1,4 +1,5 @@
-"""The STAC API Transaction sink against a real stac-fastapi-pgstac server on 127.0.0.1; retries on a loopback stub."""
+"""The STAC API Transaction sink against a real stac-fastapi-pgstac server on 127.0.0.1; retries on
+a loopback stub."""
 
 from __future__ import annotations
 
@@ -33,7 +34,20 @@ def _without_nulls(value):
 def comparable(doc: dict) -> dict:
     """What the server must hand back unchanged: all but the links (it makes its own). pgstac drops
     null-valued fields (here the QA picture's ``proj:code: null``), so nulls are not compared."""
-    return _without_nulls({k: doc[k] for k in ("id", "collection", "geometry", "bbox", "properties", "assets", "stac_extensions")})
+    return _without_nulls(
+        {
+            k: doc[k]
+            for k in (
+                "id",
+                "collection",
+                "geometry",
+                "bbox",
+                "properties",
+                "assets",
+                "stac_extensions",
+            )
+        }
+    )
 
 
 def test_create_republish_and_read_back(stac_api: StacApiServer, tmp_path: Path) -> None:
@@ -47,17 +61,23 @@ def test_create_republish_and_read_back(stac_api: StacApiServer, tmp_path: Path)
     assert comparable(stored) == comparable(sent)
     assert stored["assets"]["displacement"]["raster:bands"][0]["nodata"] == "nan"
     assert {link["href"] for link in stored["links"] if link["rel"] == "derived_from"} == {
-        first.optical.item_href, first.sar.item_href}
+        first.optical.item_href,
+        first.sar.item_href,
+    }
     schemas.validate(stored, unknown_extensions="skip")  # what the API serves is valid STAC too
     collection = client.get_collection("tx-create")
-    assert collection is not None and collection["extent"]["spatial"]["bbox"][0] == pytest.approx(item["bbox"])
+    assert collection is not None and collection["extent"]["spatial"]["bbox"][0] == pytest.approx(
+        item["bbox"]
+    )
 
     # re-publishing the same pair (a rerun with a new score) updates, never duplicates
     rerun = dataclasses.replace(first, score={**SCORE, "mean_px": 1.25})
     assert publish_api(build_item(rerun), stac_api.url) == "updated"
     assert publish_api(build_item(rerun), stac_api.url) == "updated"
     assert client.item_ids("tx-create") == [first.item_id]
-    assert client.get_item("tx-create", first.item_id)["properties"]["coalign:score_mean_px"] == 1.25
+    assert (
+        client.get_item("tx-create", first.item_id)["properties"]["coalign:score_mean_px"] == 1.25
+    )
 
 
 def test_collection_extent_grows_with_its_items(stac_api: StacApiServer, tmp_path: Path) -> None:
@@ -74,8 +94,15 @@ def test_collection_extent_grows_with_its_items(stac_api: StacApiServer, tmp_pat
     assert extent_b["temporal"]["interval"][0][1].startswith("2024-02-09")
     assert sorted(client.item_ids("tx-extent")) == sorted([a.item_id, b.item_id])
     # the same items again leave the collection as it is
-    col = {"type": "Collection", "stac_version": "1.1.0", "id": "tx-extent", "description": "d", "license": "other",
-           "extent": extent_a, "links": []}
+    col = {
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "id": "tx-extent",
+        "description": "d",
+        "license": "other",
+        "extent": extent_a,
+        "links": [],
+    }
     assert client.ensure_collection(col) == "unchanged"
 
 
@@ -88,7 +115,11 @@ def test_server_rejection_is_a_clear_catalog_error(stac_api: StacApiServer, pair
     with pytest.raises(CatalogError) as err:
         client.upsert_item(bad)
     message = str(err.value)
-    assert "HTTP 400" in message and "no-geometry" in message and "/collections/turkey-2023/items" in message
+    assert (
+        "HTTP 400" in message
+        and "no-geometry" in message
+        and "/collections/turkey-2023/items" in message
+    )
     assert "geometry" in message.split("HTTP 400", 1)[1]  # an excerpt of the server's explanation
     with pytest.raises(CatalogError, match="HTTP 404"):
         client.get_item("turkey-2023", "never-published")
@@ -174,22 +205,44 @@ def test_unreachable_server() -> None:
 
 def test_collection_created_when_missing_then_merged(scripted) -> None:
     url, handler = scripted
-    col = {"type": "Collection", "id": "c1", "extent": {"spatial": {"bbox": [[1, 1, 2, 2]]},
-                                                        "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-02-02T00:00:00Z"]]}}}
+    col = {
+        "type": "Collection",
+        "id": "c1",
+        "extent": {
+            "spatial": {"bbox": [[1, 1, 2, 2]]},
+            "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-02-02T00:00:00Z"]]},
+        },
+    }
     handler.script += [(404, {}), (201, col)]
     assert TransactionClient(url, retry=FAST).ensure_collection(col) == "created"
-    wider = {**col, "extent": {"spatial": {"bbox": [[0, 1, 2, 3]]},
-                               "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-03-01T00:00:00Z"]]}}}
+    wider = {
+        **col,
+        "extent": {
+            "spatial": {"bbox": [[0, 1, 2, 3]]},
+            "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-03-01T00:00:00Z"]]},
+        },
+    }
     handler.script += [(200, col), (200, wider)]
     assert TransactionClient(url, retry=FAST).ensure_collection(wider) == "updated"
     assert handler.seen[-2:] == [("GET", "/collections/c1"), ("PUT", "/collections/c1")]
 
 
 def test_merge_extent() -> None:
-    old = {"spatial": {"bbox": [[1, 1, 2, 2]]}, "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-02-02T00:00:00Z"]]}}
-    inside = {"spatial": {"bbox": [[1.5, 1.5, 2, 2]]}, "temporal": {"interval": [["2023-02-01T12:00:00+00:00", "2023-02-01T13:00:00Z"]]}}
+    old = {
+        "spatial": {"bbox": [[1, 1, 2, 2]]},
+        "temporal": {"interval": [["2023-02-01T00:00:00Z", "2023-02-02T00:00:00Z"]]},
+    }
+    inside = {
+        "spatial": {"bbox": [[1.5, 1.5, 2, 2]]},
+        "temporal": {"interval": [["2023-02-01T12:00:00+00:00", "2023-02-01T13:00:00Z"]]},
+    }
     assert merge_extent(old, inside) is old
-    new = {"spatial": {"bbox": [[0, 1.5, 3, 2]]}, "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]}}
-    assert merge_extent(old, new) == {"spatial": {"bbox": [[0, 1, 3, 2]]},
-                                      "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]}}
+    new = {
+        "spatial": {"bbox": [[0, 1.5, 3, 2]]},
+        "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]},
+    }
+    assert merge_extent(old, new) == {
+        "spatial": {"bbox": [[0, 1, 3, 2]]},
+        "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]},
+    }
     assert merge_extent(None, new) is new

@@ -15,7 +15,8 @@ from flows.cli import main
 def coalign(*argv: str) -> tuple[int, str, str]:
     """Exit code, stdout and stderr of ``coalign ARGV``.
 
-    Not capsys: Prefect's log handlers keep the stream they first saw, and capsys closes its streams after each test.
+    Not capsys: Prefect's log handlers keep the stream they first saw, and capsys closes its streams
+        after each test.
     """
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -32,11 +33,19 @@ def test_demo_end_to_end(new_workdir):
     work = new_workdir("demo")
     code, out, _ = coalign("demo", "--workdir", str(work), "--size", "160")
     assert code == 0, out
-    scores = {m: float(v) for m, v in re.findall(r"^\s+(local|zero) \d+\.\d+\.\d+\s+([\d.]+) m", out, re.M)}
+    scores = {
+        m: float(v)
+        for m, v in re.findall(r"^\s+(local|zero) \d+\.\d+\.\d+\s+([\d.]+) m", out, re.M)
+    }
     assert set(scores) == {"local", "zero"}, out
-    assert scores["zero"] > 25 and scores["local"] < 0.15 * scores["zero"], out  # ~30 m offset, aligned to a few px
+    assert scores["zero"] > 25 and scores["local"] < 0.15 * scores["zero"], (
+        out
+    )  # ~30 m offset, aligned to a few px
     assert str(work / "catalog" / "catalog.json") in out
-    assert "prefect server start" in out and f"mlflow ui --backend-store-uri sqlite:///{work / 'mlflow.db'}" in out
+    assert (
+        "prefect server start" in out
+        and f"mlflow ui --backend-store-uri sqlite:///{work / 'mlflow.db'}" in out
+    )
 
     catalog = load_json(str(work / "catalog" / "catalog.json"))
     validate_stac(catalog)
@@ -51,7 +60,11 @@ def test_demo_end_to_end(new_workdir):
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("sample-earthquake").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = {r.data.params["method"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    children = {
+        r.data.params["method"]: r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
     assert set(children) == {"local", "zero"}
     local = children["local"]
     assert local.data.metrics["mean_m"] == pytest.approx(scores["local"], abs=0.01)
@@ -59,15 +72,27 @@ def test_demo_end_to_end(new_workdir):
     assert parent.data.metrics["mean_m_local"] == pytest.approx(scores["local"], abs=0.01)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["activate", "--bbox", "1,2,3,4"], "give at least one --catalog or --stac-api"),
-    (["activate", "--catalog", "c.json", "--bbox", "1,2,3"], "AOI"),
-    (["activate", "--catalog", "c.json", "--bbox", "3,2,1,4"], "minx < maxx"),
-    (["activate", "--catalog", "c.json", "--start", "yesterday"], "--start 'yesterday': not an ISO 8601"),
-    (["activate", "--catalog", "c.json", "--tiepoints", "x.csv"], "expected SCENE_OR_PAIR_ID=CSV"),
-    (["activate", "--catalog", "c.json", "--tiepoints", "id=/nonexistent.csv"], "tiepoint file /nonexistent.csv not found"),
-    (["activate", "--catalog", "c.json", "--set", "levels=4"], "expected METHOD.KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["activate", "--bbox", "1,2,3,4"], "give at least one --catalog or --stac-api"),
+        (["activate", "--catalog", "c.json", "--bbox", "1,2,3"], "AOI"),
+        (["activate", "--catalog", "c.json", "--bbox", "3,2,1,4"], "minx < maxx"),
+        (
+            ["activate", "--catalog", "c.json", "--start", "yesterday"],
+            "--start 'yesterday': not an ISO 8601",
+        ),
+        (
+            ["activate", "--catalog", "c.json", "--tiepoints", "x.csv"],
+            "expected SCENE_OR_PAIR_ID=CSV",
+        ),
+        (
+            ["activate", "--catalog", "c.json", "--tiepoints", "id=/nonexistent.csv"],
+            "tiepoint file /nonexistent.csv not found",
+        ),
+        (["activate", "--catalog", "c.json", "--set", "levels=4"], "expected METHOD.KEY=VALUE"),
+    ],
+)
 def test_activate_rejects_bad_options(argv, message):
     code, _, err = coalign(*argv)
     assert code == 2
@@ -84,17 +109,44 @@ def test_emit_needs_a_prefect_server():
 
 def test_unknown_gpu_pool_is_a_clear_error(sample, new_workdir):
     ev = sample["event"]
-    argv = ["activate", "--event", "pool-test", "--catalog", sample["catalogs"][0], "--catalog", sample["catalogs"][1],
-            "--event-date", ev.event_date.isoformat(), "--method", "zero", "--workdir", str(new_workdir("pool")),
-            "--gpu-work-pool", "no-such-pool"]
+    argv = [
+        "activate",
+        "--event",
+        "pool-test",
+        "--catalog",
+        sample["catalogs"][0],
+        "--catalog",
+        sample["catalogs"][1],
+        "--event-date",
+        ev.event_date.isoformat(),
+        "--method",
+        "zero",
+        "--workdir",
+        str(new_workdir("pool")),
+        "--gpu-work-pool",
+        "no-such-pool",
+    ]
     code, _, err = coalign(*argv)
     assert code == 2 and "no register-pair deployment on work pool 'no-such-pool'" in err
 
 
 def test_activate_with_nothing_in_the_window(sample, new_workdir):
     work = new_workdir("empty")
-    code, out, _ = coalign("activate", "--event", "empty", "--catalog", sample["catalogs"][0], "--catalog", sample["catalogs"][1],
-                           "--start", "2020-01-01", "--end", "2020-02-01", "--workdir", str(work))
+    code, out, _ = coalign(
+        "activate",
+        "--event",
+        "empty",
+        "--catalog",
+        sample["catalogs"][0],
+        "--catalog",
+        sample["catalogs"][1],
+        "--start",
+        "2020-01-01",
+        "--end",
+        "2020-02-01",
+        "--workdir",
+        str(work),
+    )
     assert code == 0
     summary = json.loads(out)
     assert (summary["scenes"], summary["pairs"], summary["runs"], summary["failed"]) == (0, 0, 0, 0)

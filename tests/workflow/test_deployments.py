@@ -1,5 +1,7 @@
-"""The service topology for real: `prefect deploy --all` from prefect.yaml, a CPU and a GPU process worker, an
-activation declared with `coalign activate --emit`, started by the deployment's event trigger, fanning its pair out
+"""The service topology for real: `prefect deploy --all` from prefect.yaml, a CPU and a GPU process
+worker, an
+activation declared with `coalign activate --emit`, started by the deployment's event trigger,
+fanning its pair out
 to the register-pair deployment on the gpu pool through run_deployment."""
 
 from __future__ import annotations
@@ -39,21 +41,42 @@ def deployed(tmp_path_factory):
     from prefect.settings import PREFECT_API_URL
 
     tmp = tmp_path_factory.mktemp("deploy")
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_WORKER_QUERY_SECONDS": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
     with get_client(sync_client=True) as client:
         for pool in ("gpu", "cpu"):
             try:
                 client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
             except ObjectAlreadyExists:
                 pass
-    shutil.copyfile(REPO / "prefect.yaml", tmp / "prefect.yaml")  # `prefect deploy` may write back to its file
-    done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp / "prefect.yaml")], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
+    shutil.copyfile(
+        REPO / "prefect.yaml", tmp / "prefect.yaml"
+    )  # `prefect deploy` may write back to its file
+    done = subprocess.run(
+        [PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp / "prefect.yaml")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     logs = {pool: open(tmp / f"worker-{pool}.log", "w") for pool in ("cpu", "gpu")}
-    workers = [subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, "--type", "process"], cwd=tmp, env=env,
-                                stdout=logs[pool], stderr=subprocess.STDOUT) for pool in ("cpu", "gpu")]
+    workers = [
+        subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", pool, "--type", "process"],
+            cwd=tmp,
+            env=env,
+            stdout=logs[pool],
+            stderr=subprocess.STDOUT,
+        )
+        for pool in ("cpu", "gpu")
+    ]
     try:
         yield tmp
     finally:
@@ -72,15 +95,26 @@ def test_deployments_and_trigger_exist(deployed):
         cpu = client.read_deployment_by_name("register-pair/register-pair-cpu")
         automations = client.read_automations_by_name("activation__automation_1")
     assert (act.work_pool_name, gpu.work_pool_name, cpu.work_pool_name) == ("cpu", "gpu", "cpu")
-    assert act.parameter_openapi_schema["properties"]["aoi"]["description"].startswith("Area of interest")
-    assert [s.schedule.cron for s in act.schedules] == ["0 */6 * * *"] and not act.schedules[0].active
-    assert len(automations) == 1 and automations[0].trigger.expect == {"coalign.activation.declared"}
+    assert act.parameter_openapi_schema["properties"]["aoi"]["description"].startswith(
+        "Area of interest"
+    )
+    assert [s.schedule.cron for s in act.schedules] == ["0 */6 * * *"] and not act.schedules[
+        0
+    ].active
+    assert len(automations) == 1 and automations[0].trigger.expect == {
+        "coalign.activation.declared"
+    }
 
 
 def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_workdir):
     from mlflow.tracking import MlflowClient
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
     from prefect.client.schemas.sorting import FlowRunSort
 
     from stac.publish import validate_stac
@@ -88,32 +122,76 @@ def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_wor
 
     work = new_workdir("deployed")
     ev = sample["event"]
-    assert main(["activate", "--emit", "--event", "deployed-quake", "--catalog", sample["catalogs"][0], "--catalog", sample["catalogs"][1],
-                 "--start", (ev.event_date - dt.timedelta(days=30)).isoformat(), "--end", (ev.event_date + dt.timedelta(days=30)).isoformat(),
-                 "--event-date", ev.event_date.isoformat(), "--method", "zero", "--tiepoints", f"{SAR_ID}={ev.pair.tiepoints}",
-                 "--workdir", str(work)]) == 0
+    assert (
+        main(
+            [
+                "activate",
+                "--emit",
+                "--event",
+                "deployed-quake",
+                "--catalog",
+                sample["catalogs"][0],
+                "--catalog",
+                sample["catalogs"][1],
+                "--start",
+                (ev.event_date - dt.timedelta(days=30)).isoformat(),
+                "--end",
+                (ev.event_date + dt.timedelta(days=30)).isoformat(),
+                "--event-date",
+                ev.event_date.isoformat(),
+                "--method",
+                "zero",
+                "--tiepoints",
+                f"{SAR_ID}={ev.pair.tiepoints}",
+                "--workdir",
+                str(work),
+            ]
+        )
+        == 0
+    )
 
     def runs_of(client, deployment: str):
-        return client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
-                                     sort=FlowRunSort.START_TIME_ASC, limit=20)
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+            sort=FlowRunSort.START_TIME_ASC,
+            limit=20,
+        )
 
     deadline = time.monotonic() + 300
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            runs = [r for r in runs_of(client, "activation") if r.parameters.get("event") == "deployed-quake"]
+            runs = [
+                r
+                for r in runs_of(client, "activation")
+                if r.parameters.get("event") == "deployed-quake"
+            ]
             if runs and runs[0].state and runs[0].state.is_final():
                 break
             time.sleep(2)
         assert runs, "the event trigger did not create an activation run"
         act = runs[0]
-        assert act.state.is_completed(), f"activation ended {act.state}: {(deployed / 'worker-cpu.log').read_text()[-3000:]}"
-        registrations = [r for r in runs_of(client, "register-pair") if r.parameters.get("workdir") == str(work)]
-        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[act.id])),
-                                         sort=FlowRunSort.START_TIME_ASC, limit=20)
+        assert act.state.is_completed(), (
+            f"activation ended {act.state}: {(deployed / 'worker-cpu.log').read_text()[-3000:]}"
+        )
+        registrations = [
+            r for r in runs_of(client, "register-pair") if r.parameters.get("workdir") == str(work)
+        ]
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[act.id])
+            ),
+            sort=FlowRunSort.START_TIME_ASC,
+            limit=20,
+        )
     assert act.parameters["workdir"] == str(work) and act.parameters["methods"] == ["zero"]
-    assert act.parameters["tiepoints"] == {SAR_ID: str(ev.pair.tiepoints)} and act.parameters["gpu_work_pool"] == "gpu"
+    assert (
+        act.parameters["tiepoints"] == {SAR_ID: str(ev.pair.tiepoints)}
+        and act.parameters["gpu_work_pool"] == "gpu"
+    )
     assert len(registrations) == 1 and registrations[0].state.is_completed()
-    assert registrations[0].work_pool_name == "gpu" and registrations[0].parameters["method"] == "zero"
+    assert (
+        registrations[0].work_pool_name == "gpu" and registrations[0].parameters["method"] == "zero"
+    )
     fan_out = [c for c in children if c.name != registrations[0].name]
     assert fan_out, "the register-pairs subflow of the activation"
 
@@ -125,7 +203,12 @@ def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_wor
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 1 and children[0].data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-    # the child run was logged by the gpu worker's flow run, under the parent the cpu worker's activation created
+    assert (
+        len(parents) == 1
+        and len(children) == 1
+        and children[0].data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    )
+    # the child run was logged by the gpu worker's flow run, under the parent the cpu worker's
+    # activation created
     assert children[0].data.tags["prefect.flow_run_id"] == str(registrations[0].id)
     assert parents[0].data.tags["prefect.flow_run_id"] == str(act.id)

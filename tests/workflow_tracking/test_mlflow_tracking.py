@@ -18,7 +18,11 @@ def products(tmp_path) -> dict[str, Path]:
     """Small real files standing for a pair's products."""
     out = tmp_path / "products"
     (out / "qa").mkdir(parents=True)
-    paths = {"displacement": out / "displacement.tif", "residuals": out / "residuals.csv", "qa_flow": out / "qa" / "qa_flow.png"}
+    paths = {
+        "displacement": out / "displacement.tif",
+        "residuals": out / "residuals.csv",
+        "qa_flow": out / "qa" / "qa_flow.png",
+    }
     paths["displacement"].write_bytes(b"II*\x00tiff")
     paths["residuals"].write_text("sar_row,sar_col,optical_row,optical_col,error_m\n1,2,3,4,0.5\n")
     paths["qa_flow"].write_bytes(b"\x89PNG\r\n\x1a\n")
@@ -41,16 +45,37 @@ def test_run_tree(uri, workdir, products, monkeypatch):
     monkeypatch.setenv("COALIGN_GIT_SHA", "abc1234")
     tracking.git_sha.cache_clear()
     try:
-        parent = start_activation_run(uri=uri, experiment="quake-2023", activation="quake-2023 2023-02-08T00:00Z",
-                                      params={"methods": ["local", "zero"], "aoi": {"bbox": [37.0, 36.9, 37.5, 37.3]}},
-                                      tags={"coalign.event": "quake-2023"})
+        parent = start_activation_run(
+            uri=uri,
+            experiment="quake-2023",
+            activation="quake-2023 2023-02-08T00:00Z",
+            params={"methods": ["local", "zero"], "aoi": {"bbox": [37.0, 36.9, 37.5, 37.3]}},
+            tags={"coalign.event": "quake-2023"},
+        )
         child = log_pair_run(
-            uri=uri, parent_run_id=parent, experiment="quake-2023", run_name="o1__s1 local", method="local",
-            method_version="2.1.0", config={"levels": [4, 2, 1], "interpolation": "gaussian", "nested": {"a": 1}},
-            metrics={"mean_m": 1.5, "mean_px": 3.0, "median_m": 1.2, "p90_m": 2.9, "zero_mean_m": 30.0, "matches": 420,
-                     "inliers": 300, "runtime_register_total_s": 12.5, "not_scored": None},
+            uri=uri,
+            parent_run_id=parent,
+            experiment="quake-2023",
+            run_name="o1__s1 local",
+            method="local",
+            method_version="2.1.0",
+            config={"levels": [4, 2, 1], "interpolation": "gaussian", "nested": {"a": 1}},
+            metrics={
+                "mean_m": 1.5,
+                "mean_px": 3.0,
+                "median_m": 1.2,
+                "p90_m": 2.9,
+                "zero_mean_m": 30.0,
+                "matches": 420,
+                "inliers": 300,
+                "runtime_register_total_s": 12.5,
+                "not_scored": None,
+            },
             tags={"coalign.pair": "o1__s1"},
-            artifacts={**products, "aligned_optical": "https://example.org/items/o1__s1/aligned_optical.tif"},
+            artifacts={
+                **products,
+                "aligned_optical": "https://example.org/items/o1__s1/aligned_optical.tif",
+            },
         )
         finish_activation_run(uri, parent, {"pairs": 1, "failed": 0})
     finally:
@@ -62,32 +87,68 @@ def test_run_tree(uri, workdir, products, monkeypatch):
     p, c = client.get_run(parent), client.get_run(child)
     assert p.info.status == "FINISHED" and p.data.metrics == {"pairs": 1.0, "failed": 0.0}
     assert p.data.params == {"methods": '["local", "zero"]', "aoi.bbox": "[37.0, 36.9, 37.5, 37.3]"}
-    assert p.data.tags["coalign.git_sha"] == "abc1234" and p.data.tags["coalign.event"] == "quake-2023"
+    assert (
+        p.data.tags["coalign.git_sha"] == "abc1234" and p.data.tags["coalign.event"] == "quake-2023"
+    )
 
-    assert c.info.status == "FINISHED" and c.info.experiment_id == exp.experiment_id and c.info.run_name == "o1__s1 local"
+    assert (
+        c.info.status == "FINISHED"
+        and c.info.experiment_id == exp.experiment_id
+        and c.info.run_name == "o1__s1 local"
+    )
     assert c.data.tags["mlflow.parentRunId"] == parent
-    assert c.data.params == {"method": "local", "method_version": "2.1.0", "config.levels": "[4, 2, 1]",
-                             "config.interpolation": "gaussian", "config.nested.a": "1"}
-    assert c.data.metrics["mean_m"] == 1.5 and c.data.metrics["inliers"] == 300 and "not_scored" not in c.data.metrics
+    assert c.data.params == {
+        "method": "local",
+        "method_version": "2.1.0",
+        "config.levels": "[4, 2, 1]",
+        "config.interpolation": "gaussian",
+        "config.nested.a": "1",
+    }
+    assert (
+        c.data.metrics["mean_m"] == 1.5
+        and c.data.metrics["inliers"] == 300
+        and "not_scored" not in c.data.metrics
+    )
     tags = c.data.tags
     assert tags["coalign.method"] == "local" and tags["coalign.method_version"] == "2.1.0"
     assert tags["coalign.git_sha"] == tags["mlflow.source.git.commit"] == "abc1234"
     assert tags["coalign.pair"] == "o1__s1"
-    assert tags["coalign.href.aligned_optical"] == "https://example.org/items/o1__s1/aligned_optical.tif"
+    assert (
+        tags["coalign.href.aligned_optical"]
+        == "https://example.org/items/o1__s1/aligned_optical.tif"
+    )
     assert "prefect.flow_run_id" not in tags  # not inside a flow run
     files = {a.path for a in client.list_artifacts(child)}
     assert files == {"displacement", "residuals", "qa"}
     assert [a.path for a in client.list_artifacts(child, "qa")] == ["qa/qa_flow.png"]
     local = Path(client.download_artifacts(child, "residuals/residuals.csv", str(workdir)))
     assert local.read_text() == products["residuals"].read_text()
-    assert (workdir / "mlartifacts" / "quake-2023" / child / "artifacts" / "displacement" / "displacement.tif").is_file()
+    assert (
+        workdir
+        / "mlartifacts"
+        / "quake-2023"
+        / child
+        / "artifacts"
+        / "displacement"
+        / "displacement.tif"
+    ).is_file()
 
 
 def test_bad_tracking_input_leaves_no_run(uri, products, tmp_path):
     parent = start_activation_run(uri=uri, experiment="ev", activation="a", params={}, tags={})
-    common = dict(uri=uri, run_name="p zero", method="zero", method_version="1.0.0", config={}, metrics={}, tags={})
+    common = dict(
+        uri=uri,
+        run_name="p zero",
+        method="zero",
+        method_version="1.0.0",
+        config={},
+        metrics={},
+        tags={},
+    )
     with pytest.raises(InputError, match="does not exist"):
-        log_pair_run(parent_run_id=parent, artifacts={"residuals": tmp_path / "missing.csv"}, **common)
+        log_pair_run(
+            parent_run_id=parent, artifacts={"residuals": tmp_path / "missing.csv"}, **common
+        )
     with pytest.raises(InputError, match="not found"):
         log_pair_run(parent_run_id="0" * 32, artifacts={}, **common)
     with pytest.raises(InputError, match="not 'other'"):
@@ -100,13 +161,23 @@ def test_bad_tracking_input_leaves_no_run(uri, products, tmp_path):
 
 
 def _log_child(uri: str, parent: str, residuals: str) -> str:
-    return log_pair_run(uri=uri, parent_run_id=parent, run_name="o2__s2 zero", method="zero", method_version="1.0.0",
-                        config={"resolution_m": 50.0}, metrics={"mean_m": 1.25}, tags={"coalign.pair": "o2__s2"},
-                        artifacts={"residuals": residuals})
+    return log_pair_run(
+        uri=uri,
+        parent_run_id=parent,
+        run_name="o2__s2 zero",
+        method="zero",
+        method_version="1.0.0",
+        config={"resolution_m": 50.0},
+        metrics={"mean_m": 1.25},
+        tags={"coalign.pair": "o2__s2"},
+        artifacts={"residuals": residuals},
+    )
 
 
 def test_child_run_from_another_process(uri, products):
-    parent = start_activation_run(uri=uri, experiment="ev", activation="act-1", params={"methods": ["zero"]}, tags={})
+    parent = start_activation_run(
+        uri=uri, experiment="ev", activation="act-1", params={"methods": ["zero"]}, tags={}
+    )
     with mp.get_context("spawn").Pool(1) as pool:
         child = pool.apply(_log_child, (uri, parent, str(products["residuals"])))
     run = MlflowClient(uri).get_run(child)
@@ -123,9 +194,20 @@ def test_tasks_inside_a_flow_tag_the_flow_run(uri, products, prefect_harness):
 
     @flow
     def tracked() -> tuple[str, str, str]:
-        parent = track_activation_start(uri=uri, experiment="ev", activation="act", params={"n": 1}, tags={})
-        child = track_pair(uri=uri, parent_run_id=parent, run_name="p zero", method="zero", method_version="1.0.0",
-                           config={}, metrics={"mean_m": 2.0}, tags={}, artifacts={"qa_flow": products["qa_flow"]})
+        parent = track_activation_start(
+            uri=uri, experiment="ev", activation="act", params={"n": 1}, tags={}
+        )
+        child = track_pair(
+            uri=uri,
+            parent_run_id=parent,
+            run_name="p zero",
+            method="zero",
+            method_version="1.0.0",
+            config={},
+            metrics={"mean_m": 2.0},
+            tags={},
+            artifacts={"qa_flow": products["qa_flow"]},
+        )
         track_activation_end(uri, parent, {"runs": 1})
         return parent, child, str(flow_run.id)
 
@@ -133,4 +215,7 @@ def test_tasks_inside_a_flow_tag_the_flow_run(uri, products, prefect_harness):
     client = MlflowClient(uri)
     assert client.get_run(child).data.tags["prefect.flow_run_id"] == flow_run_id
     assert client.get_run(parent).data.tags["prefect.flow_run_id"] == flow_run_id
-    assert client.get_run(parent).data.metrics["runs"] == 1.0 and client.get_run(parent).info.status == "FINISHED"
+    assert (
+        client.get_run(parent).data.metrics["runs"] == 1.0
+        and client.get_run(parent).info.status == "FINISHED"
+    )
