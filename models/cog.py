@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from models.errors import InputError
 from models.grid import Grid
 
 BlockFn = Callable[[Window], np.ndarray]
+PathArg = str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,79 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: equal after ``realpath``, or one inode (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_outputs(outputs: Mapping[str, PathArg], inputs: Mapping[str, PathArg]) -> dict[str, Path]:
+    """Check the output paths of one command before any work starts; InputError otherwise.
+
+    Every output must pass :func:`check_output_path`, must not be the same file as any input
+    (writing it would destroy that input) and must not be the same file as another output.
+
+    Args:
+        outputs: Output paths by the name a user knows them by (e.g. ``"-o"``,
+            ``"--confidence"``); None entries (options not given) are skipped.
+        inputs: Input paths by name (e.g. ``"optical"``, ``"--tiepoints"``); None entries skipped.
+
+    Returns:
+        The checked output paths by name (given entries only).
+    """
+    given = {k: Path(v) for k, v in outputs.items() if v is not None}
+    sources = {k: Path(v) for k, v in inputs.items() if v is not None}
+    seen: list[tuple[str, Path]] = []
+    for name, path in given.items():
+        check_output_path(path)
+        for in_name, in_path in sources.items():
+            if same_file(path, in_path):
+                raise InputError(
+                    f"output {name} {path} is the same file as input {in_name} {in_path}; "
+                    f"writing it would overwrite the input: choose another {name} path"
+                )
+        for other_name, other in seen:
+            if same_file(path, other):
+                raise InputError(
+                    f"outputs {other_name} {other} and {name} {path} are the same file; "
+                    "give each output its own path"
+                )
+        seen.append((name, path))
+    return given
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (threads may be writing)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """A temporary path in the destination folder, renamed onto ``path`` on success."""
+    """A temporary path in the destination folder, renamed onto ``path`` on success.
+
+    The file gets the mode a plain ``open()`` would give it (``0o666`` less the umask) before
+    the rename; ``mkstemp`` alone would leave it ``0o600``.
+    """
     dst = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix, dir=dst.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, dst)
     finally:
         if tmp_path.exists():

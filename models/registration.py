@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from models.cog import CogSpec, check_output_path, write_cog
+from models.cog import CogSpec, check_outputs, write_cog
 from models.displacement import DisplacementField, sn9_shift_on_optical
 from models.grid import Grid
 from models.methods import get_method
@@ -77,10 +77,16 @@ def write_displacement(
     confidence_path: str | os.PathLike[str] | None = None,
     progress: Progress = no_progress,
 ) -> Products:
-    """Write the SN9 displacement COG (and optionally the confidence COG) on the optical grid."""
-    check_output_path(path)
-    if confidence_path:
-        check_output_path(confidence_path)
+    """Write the SN9 displacement COG (and optionally the confidence COG) on the optical grid.
+
+    Args:
+        field: The displacement field a method found.
+        optical: The optical grid the SN9 map is written on.
+        path: The displacement COG to write.
+        confidence_path: The confidence COG to write (a different file); none = not written.
+        progress: Called as ``(stage, done, total)`` while the displacement is written.
+    """
+    check_outputs({"displacement": path, "confidence": confidence_path or None}, {})
     total = optical.width * optical.height
     done = [0]
 

@@ -20,9 +20,10 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from models.cog import CogSpec, write_cog
+from models.cog import CogSpec, check_outputs, write_cog
 from models.errors import InputError
-from models.raster import open_raster
+from models.grid import Grid
+from models.raster import RasterSource, open_raster
 
 
 def _max_shift(path: str) -> float:
@@ -37,6 +38,53 @@ def _max_shift(path: str) -> float:
     return float(m)
 
 
+def _same_placement(a: Grid, b: Grid, tolerance_px: float = 0.01) -> bool:
+    """Whether two grids' geotransforms put every corner within ``tolerance_px`` of each other."""
+    cols = np.array([0.0, b.width, 0.0, b.width])
+    rows = np.array([0.0, 0.0, b.height, b.height])
+    ax, ay = a.pixel_to_map(cols, rows)
+    bx, by = b.pixel_to_map(cols, rows)
+    return bool(np.hypot(ax - bx, ay - by).max() <= tolerance_px * b.resolution)
+
+
+def check_displacement_map(path: str | os.PathLike[str], optical: RasterSource) -> None:
+    """Check that ``path`` is an SN9 displacement map made for ``optical``; InputError otherwise.
+
+    An SN9 map has 2 float bands (described ``dx``, ``dy`` when described at all) on exactly the
+    optical grid: same size, CRS and geotransform.
+
+    Args:
+        path: The displacement GeoTIFF.
+        optical: The opened optical image the map must belong to.
+    """
+    disp = open_raster(path, "displacement")
+    with rasterio.open(path) as ds:
+        descriptions = tuple(ds.descriptions)
+    what = f"displacement map {path}"
+    if disp.count != 2 or not np.issubdtype(np.dtype(disp.dtype), np.floating):
+        raise InputError(
+            f"{what} has {disp.count} {disp.dtype} band(s); an SN9 displacement map has 2 float "
+            "bands (dx, dy): give the map `coalign register` wrote, not an image"
+        )
+    if any(descriptions) and tuple(d.lower() if d else d for d in descriptions) != ("dx", "dy"):
+        raise InputError(
+            f"{what} has bands {descriptions}; an SN9 displacement map has bands dx, dy"
+        )
+    d, o = disp.grid, optical.grid
+    problems = []
+    if (d.width, d.height) != (o.width, o.height):
+        problems.append(f"size {d.width}×{d.height} vs {o.width}×{o.height}")
+    if not d.crs.equals(o.crs):
+        problems.append(f"CRS {d.crs.to_string()} vs {o.crs.to_string()}")
+    if not _same_placement(d, o):
+        problems.append(f"geotransform {tuple(d.transform)[:6]} vs {tuple(o.transform)[:6]}")
+    if problems:
+        raise InputError(
+            f"{what} is not on the grid of optical {optical.path} ({'; '.join(problems)}); "
+            "give the map made for this image"
+        )
+
+
 def warp_optical(
     optical_path: str | os.PathLike[str],
     displacement_path: str | os.PathLike[str],
@@ -44,17 +92,21 @@ def warp_optical(
     iterations: int = 3,
     progress=None,
 ) -> Path:
-    """Write the aligned optical COG (same grid, bands and type as the optical image)."""
+    """Write the aligned optical COG (same grid, bands and type as the optical image).
+
+    Args:
+        optical_path: The optical GeoTIFF.
+        displacement_path: The SN9 displacement map made for it (2 float bands dx, dy on the
+            optical grid); anything else is an InputError.
+        out_path: The COG to write; it must not be one of the inputs.
+        iterations: Fixed-point iterations inverting the field.
+        progress: Called with the number of pixels of each block written.
+    """
+    check_outputs(
+        {"output": out_path}, {"optical": optical_path, "displacement": displacement_path}
+    )
     optical = open_raster(optical_path, "optical")
-    disp = open_raster(displacement_path, "displacement")
-    if (disp.grid.width, disp.grid.height) != (
-        optical.grid.width,
-        optical.grid.height,
-    ) or disp.count < 2:
-        raise InputError(
-            f"displacement map {displacement_path} ({disp.grid.width}×{disp.grid.height}, {disp.count} bands) does not "
-            f"match optical {optical_path} ({optical.grid.width}×{optical.grid.height}); give the map made for this image"
-        )
+    check_displacement_map(displacement_path, optical)
     margin = int(math.ceil(_max_shift(str(displacement_path)))) + 3
     nodata = optical.nodata if optical.nodata is not None else 0
 

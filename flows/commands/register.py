@@ -10,7 +10,7 @@ import sys
 import time
 
 from flows.progress import CliProgress
-from models.cog import check_output_path
+from models.cog import check_outputs
 from models.errors import InputError
 from models.methods import DEFAULT_METHOD
 from models.methods.base import RegistrationInput
@@ -63,10 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    out = check_output_path(args.output)
-    for extra in (args.confidence, args.residuals):
-        if extra:
-            check_output_path(extra)
+    out = check_outputs(
+        {"-o": args.output, "--confidence": args.confidence, "--residuals": args.residuals},
+        {"OPTICAL": args.optical, "SAR": args.sar, "--tiepoints": args.tiepoints},
+    )["-o"]
     settings = parse_settings(args.settings)
     tiepoints = read_tiepoints(args.tiepoints) if args.tiepoints else None
     pair = RegistrationInput.open(args.optical, args.sar, args.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from models.cog import check_output_path
+from models.cog import check_outputs
 from models.raster import open_raster
 from models.scoring import read_tiepoints, score_displacement
 
@@ -31,8 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.residuals:
-        check_output_path(args.residuals)
+    check_outputs(
+        {"--residuals": args.residuals},
+        {
+            "DISPLACEMENT": args.displacement,
+            "OPTICAL": args.optical,
+            "SAR": args.sar,
+            "TIEPOINTS": args.tiepoints,
+        },
+    )
     tiepoints = read_tiepoints(args.tiepoints)
     optical = open_raster(args.optical, "optical")
     sar = open_raster(args.sar, "sar")

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from flows.progress import CliProgress
+from models.cog import check_outputs
 from models.warp import warp_optical
 
 
@@ -23,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs({"-o": args.output}, {"OPTICAL": args.optical, "DISPLACEMENT": args.displacement})
     progress = CliProgress()
     out = warp_optical(args.optical, args.displacement, args.output, progress=lambda n: None)
     progress.close()
