@@ -21,7 +21,7 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.register_pair import read_record, register_pair
-from flows.workdir import Workdir
+from flows.workdir import Workdir, product_key
 from models.errors import InputError, RegistrationError
 from models.methods import DEFAULT_METHOD
 from stac.pairing import Pair, PairingRules
@@ -190,7 +190,8 @@ def register_job(job: dict[str, Any], deployment: str | None) -> dict[str, Any]:
             f"{deployment} run {run.name} ended {run.state.name if run.state else 'without a state'}: "
             f"{run.state.message if run.state else ''}"
         )
-    return read_record(job["workdir"], _pair_id(job), job["method"])
+    key = product_key(job["activation"], job["method"], job["settings"])
+    return read_record(job["workdir"], _pair_id(job), job["method"], key)
 
 
 @task(name="find-register-deployment", retries=2, retry_delay_seconds=5)

@@ -12,8 +12,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.workdir import Workdir
+from flows.workdir import Workdir, product_key
 from models.cog import atomic_path
+from models.errors import RegistrationError
 from stac.publish import PublishedPair
 from stac.scene import Scene
 from tasks import for_workdir
@@ -51,7 +52,9 @@ def register_pair(
             none = not scored.
         workdir: Working directory for products, cache, catalog and MLflow store (default
             $COALIGN_WORKDIR or ./coalign-work).
-        activation: Event name: the STAC collection the products are published in.
+        activation: Event name: the STAC collection the products are published in. The products
+            go to ``<workdir>/pairs/<pair>/<method>/<key>``, ``key`` being
+            ``flows.workdir.product_key(activation, method, settings)``.
         overlap_fraction: Footprint overlap found by pairing (checked by the data-quality gate).
         mlflow_uri: MLflow tracking URI (default: sqlite:///<workdir>/mlflow.db, or
             $COALIGN_MLFLOW_URI).
@@ -63,7 +66,8 @@ def register_pair(
     o, s = Scene.from_record(optical), Scene.from_record(sar)
     pair_id = f"{o.id}__{s.id}".replace("/", "-")  # as stac.pairing.Pair.id
     work = Workdir.of(workdir)
-    out, t = work.pair(pair_id, method), for_workdir(work.root)
+    key = product_key(activation, method, settings)
+    out, t = work.pair(pair_id, method, key), for_workdir(work.root)
 
     optical_path = t.fetch(o.href, str(work.cache), o.checksum)
     sar_path = t.fetch(s.href, str(work.cache), s.checksum)
@@ -114,6 +118,8 @@ def register_pair(
 
     record = {
         "pair": pair_id,
+        "activation": activation,
+        "key": key,
         "optical_id": o.id,
         "sar_id": s.id,
         "method": reg["method"],
@@ -225,7 +231,19 @@ def _report(
 
 
 def read_record(
-    workdir: str | os.PathLike[str] | None, pair_id: str, method: str
+    workdir: str | os.PathLike[str] | None, pair_id: str, method: str, key: str
 ) -> dict[str, Any]:
-    """The ``record.json`` a finished register-pair run left next to its products."""
-    return json.loads((Workdir.of(workdir).pair(pair_id, method) / "record.json").read_text())
+    """The ``record.json`` a finished register-pair run left next to its products.
+
+    Args:
+        workdir: The working directory of the run.
+        pair_id: The pair (``<optical id>__<sar id>``).
+        method: The registration method.
+        key: :func:`flows.workdir.product_key` of the run's activation, method and settings: only
+            that run's record is returned.
+    """
+    path = Workdir.of(workdir).pair(pair_id, method, key) / "record.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RegistrationError(f"no readable register-pair record at {path} ({exc})") from exc

@@ -63,7 +63,8 @@ def register(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pair = RegistrationInput.open(optical, sar, device)
-    progress = ProgressArtifact(f"{method} registration of {Path(out_dir).parent.name}")
+    # out_dir is <workdir>/pairs/<pair>/<method>/<key>
+    progress = ProgressArtifact(f"{method} registration of {out.parent.parent.name}")
     result = run_method(pair, method, settings, progress)
     for warning in result.warnings:
         get_run_logger().warning(warning)

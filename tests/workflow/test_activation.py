@@ -51,7 +51,7 @@ def run(sample, activation_params, new_workdir):
     work = new_workdir("work")
     params = activation_params(work, catalogs=sample["catalogs"] + sample["bad_catalogs"])
     first = activation(**params, return_state=True)
-    displacement = next((work / "pairs").glob(f"*{OK_SAR}/zero/displacement.tif"))
+    displacement = next((work / "pairs").glob(f"*{OK_SAR}/zero/*/displacement.tif"))
     stamp = displacement.stat().st_mtime_ns
     second = activation(**params, return_state=True)
     return {

@@ -195,7 +195,7 @@ def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_wor
     fan_out = [c for c in children if c.name != registrations[0].name]
     assert fan_out, "the register-pairs subflow of the activation"
 
-    (record,) = list((work / "pairs").glob("*/zero/record.json"))
+    (record,) = list((work / "pairs").glob("*/zero/*/record.json"))
     item = load_json(str(next((work / "catalog" / "deployed-quake").glob("*/*.json"))))
     validate_stac(item)
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
