@@ -1,21 +1,67 @@
-"""The ``coalign`` command line.
+"""The ``coalign`` command line: sub-commands, one error handler, and signals.
 
 Each sub-command lives in ``flows/commands/<name>.py`` and exposes
 ``add_parser(subparsers)`` which registers itself with ``set_defaults(run=...)``;
-``run(args) -> int`` returns the exit code. Errors derived from
-:class:`models.errors.CoalignError` print one clear line and exit with 2.
+``run(args) -> int`` returns the exit code.
+
+Errors: :func:`main` has the one top-level handler. Every expected failure prints one line,
+``coalign <command>: error: <what is wrong and what to do>``, and exits with 2:
+:class:`models.errors.CoalignError` (bad input, failed gates, catalog and fetch errors), rasterio
+and GDAL errors (unreadable, truncated or corrupt rasters), operating-system errors (no space
+left, permission denied, read-only file system, missing files), input that is not UTF-8 text,
+a tile worker killed under the run, and running out of memory (with ``-v`` the traceback is
+logged too). Anything else is a bug in coalign: it propagates with its traceback (exit status
+1) so that it can be reported.
+
+Signals: SIGINT (Ctrl-C) and SIGTERM (``timeout``, ``docker stop``, Kubernetes and Prefect
+cancellation) both unwind the run so that temporary files are deleted and no partial output is
+left; the exit status is 130 for SIGINT and 143 for SIGTERM (128 + the signal number). A second
+SIGTERM while that cleanup runs is ignored.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
 
 from flows import commands
 from models.errors import CoalignError
+from models.raster import gdal_detail
+
+log = logging.getLogger("coalign")
+
+# what to do about an OSError, by errno
+_OS_ADVICE = {
+    errno.ENOSPC: "free some space or write to another folder",
+    errno.EDQUOT: "free some space or write to another folder",
+    errno.EACCES: "check the permissions of the file and its folder, or choose another path",
+    errno.EPERM: "check the permissions of the file and its folder, or choose another path",
+    errno.EROFS: "write to a folder on a writable file system",
+    errno.ENOENT: "check the path",
+}
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so that the run unwinds (``finally`` blocks run).
+
+    A BaseException, as KeyboardInterrupt is: ``except Exception`` clauses do not stop it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +77,75 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_failure(exc: BaseException) -> str | None:
+    """One line for an expected failure (what is wrong and what to do); None for a bug.
+
+    Args:
+        exc: The exception that ended a command.
+    """
+    if isinstance(exc, CoalignError):
+        return str(exc)
+    if isinstance(exc, (RasterioError, CPLE_BaseError)):
+        detail = gdal_detail(exc)
+        if "No such file or directory" in detail:
+            return f"raster not found ({detail}); check the path"
+        return (
+            f"a raster could not be read or written ({detail}); check that the file is a "
+            "complete GeoTIFF and that the output folder is writable"
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"an input file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "check that each text input (CSV, JSON) is the file you meant"
+        )
+    if isinstance(exc, BrokenProcessPool):
+        return (
+            "a tile worker process died (killed, or out of memory); run again with fewer "
+            "workers (--set workers=1 runs the tiles in this process)"
+        )
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc or 'no details'}); free memory or give smaller inputs"
+    if isinstance(exc, OSError):
+        return _describe_os_error(exc)
+    return None
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """``<reason>: <file>; <advice>`` for an operating-system error."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    where = f": {' -> '.join(files)}" if files else ""
+    advice = _OS_ADVICE.get(exc.errno or 0)
+    return f"{reason}{where}" + (f"; {advice}" if advice else "")
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    fired = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal fired
+        if not fired:  # a second SIGTERM must not interrupt the cleanup of the first
+            fired = True
+            raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``coalign`` command; the exit status (0 ok, 2 expected failure, 130/143 signal).
+
+    Args:
+        argv: The arguments after ``coalign`` (``sys.argv[1:]`` when not given).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -39,13 +153,21 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.run(args) or 0)
-    except CoalignError as exc:
-        print(f"coalign {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        with _sigterm_unwinds():
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Terminated as exc:
+        print("terminated", file=sys.stderr)
+        return 128 + exc.signum
+    except Exception as exc:
+        message = describe_failure(exc)
+        if message is None:
+            raise
+        log.debug("the failure in full", exc_info=exc)
+        print(f"coalign {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -91,8 +91,11 @@ def _load_models(
     spec = dict(LightGlue.features[features])
     weights = spec.pop("weights")
     matcher = LightGlue(features=None, filter_threshold=filter_threshold, flash=False, **spec)
+    # weights_only: the file is unpickled as tensors only, never as arbitrary objects (code)
     state = torch.load(
-        PRETRAINED_MODEL_WEIGHTS_PATH.joinpath(f"{weights}.pth"), map_location=device
+        PRETRAINED_MODEL_WEIGHTS_PATH.joinpath(f"{weights}.pth"),
+        map_location=device,
+        weights_only=True,
     )
     for i in range(matcher.conf.n_layers):
         state = {

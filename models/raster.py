@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,8 +20,9 @@ import cv2
 import numpy as np
 import rasterio
 from pyproj import CRS
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.warp import reproject
 from rasterio.windows import Window
 from shapely.geometry import LineString
@@ -28,6 +31,32 @@ from models.errors import InputError
 from models.grid import Grid, metric_crs_for, reproject_geometry, transform_points
 
 Role = Literal["optical", "sar", "displacement", "raster"]
+
+
+def gdal_detail(exc: BaseException) -> str:
+    """GDAL's own message behind a rasterio error (rasterio's is often "Read failed. See
+    previous exception"); the error's text when there is none."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, CPLE_BaseError) and str(cause):
+        return str(cause)
+    return str(exc)
+
+
+@contextmanager
+def reading(path: str, role: str) -> Iterator[None]:
+    """Turn a failed read of the raster at ``path`` into an InputError that names the file.
+
+    Args:
+        path: The raster being read.
+        role: What the raster is to the user (optical, sar, displacement, raster).
+    """
+    try:
+        yield
+    except (RasterioError, CPLE_BaseError) as exc:
+        raise InputError(
+            f"{role} file {path} could not be read ({gdal_detail(exc)}); it is truncated or "
+            "corrupt: copy or download it again"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -87,7 +116,9 @@ def open_raster(path: str | os.PathLike[str], role: Role = "raster") -> RasterSo
         )
     grid = Grid(CRS.from_user_input(crs.to_wkt()), transform, width, height)
     source = RasterSource(p, role, grid, count, dtype, nodata)
-    if role in ("optical", "sar") and not has_valid_pixels(source):
+    with reading(p, role):
+        any_valid = role not in ("optical", "sar") or has_valid_pixels(source)
+    if not any_valid:
         raise InputError(f"{role} file {p} holds no valid pixels (all nodata); check the file")
     return source
 
@@ -161,7 +192,7 @@ def read_on_grid(
     factor = max(1, int(math.floor(scale / 1.5))) if scale > 1.5 else 1
     out_h = max(1, int(math.ceil(window.height / factor)))
     out_w = max(1, int(math.ceil(window.width / factor)))
-    with rasterio.open(source.path) as ds:
+    with reading(source.path, source.role), rasterio.open(source.path) as ds:
         data = ds.read(
             bands,
             window=window,
@@ -271,7 +302,7 @@ def sample_points(
     weights = band_weights if band_weights and len(bands) <= source.count else (1.0,)
     bands = bands[: len(weights)]
     img = np.zeros((int(window.height), int(window.width)), np.float32)
-    with rasterio.open(source.path) as ds:
+    with reading(source.path, source.role), rasterio.open(source.path) as ds:
         ok = ds.read_masks(1, window=window) > 0
         for wgt, band in zip(weights, bands, strict=False):
             data = ds.read(band, window=window, masked=False)

@@ -14,6 +14,7 @@ reference; metres = pixels × the optical pixel size.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 import os
@@ -90,11 +91,28 @@ def _check_duplicates(a: np.ndarray, p: Path, duplicates: str) -> np.ndarray:
     return a
 
 
+def _check_text(p: Path) -> None:
+    """InputError unless the tiepoint file ``p`` is UTF-8 text (a binary file is no CSV)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"tiepoint file {p} is not text (byte {offset + exc.start} is not UTF-8); "
+                    f"give the SN9 CSV with header {','.join(TIEPOINT_HEADER)}"
+                ) from None
+            offset += len(chunk)
+
+
 def read_tiepoints(path: str | os.PathLike[str], duplicates: str = "warn") -> Tiepoints:
     """Read and check an SN9 tiepoint CSV (header, numbers, conflicting or repeated rows)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"tiepoint file not found: {p}")
+    _check_text(p)
     with open(p, newline="") as fh:
         reader = csv.reader(fh)
         try:
