@@ -1,6 +1,8 @@
 """Asset fetching into a content-addressed cache: resumable, checksum-verified, retried.
 
-- ``file://`` and plain paths are used where they are (no copy), verified when a checksum is given.
+- ``file://`` and plain paths are used where they are (no copy), verified when a checksum is given,
+  unless the asset came from an item read over http(s)/s3 (``source``): that is refused.
+- An href that names no file (empty, or a path ending in ``/``, ``.`` or ``..``) is refused.
 - ``http(s)://`` is downloaded into ``<cache>/<key[:2]>/<key>/<file name>`` with
   ``key = sha256(href | checksum)``. Bytes go to ``<name>.part``; after a dropped connection
   the next attempt resumes it with an HTTP ``Range`` request (RFC 9110 §14, guarded by
@@ -36,6 +38,7 @@ from urllib.parse import unquote, urlparse
 import requests
 
 from models.errors import FetchError, InputError
+from stac.links import check_asset
 
 log = logging.getLogger(__name__)
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -154,15 +157,36 @@ def gdal_path(href: str) -> str:
     return unquote(p.path) if p.scheme == "file" else href
 
 
+def asset_name(href: str) -> str:
+    """The file name ``href`` ends in (its last path segment, percent-decoded).
+
+    Raises:
+        FetchError: ``href`` is empty or names no file: its path ends in ``/``, ``.`` or ``..``.
+    """
+    if not isinstance(href, str) or not href.strip():
+        raise FetchError(
+            f"cannot fetch asset href {href!r}: an empty href names no file; give the URL or "
+            "path of the asset file"
+        )
+    name = unquote(urlparse(http_url(href)).path).rsplit("/", 1)[-1]
+    if name in ("", ".", ".."):
+        raise FetchError(
+            f"cannot fetch {href[:200]!r}: it names no file (its path is empty or ends in "
+            "'/', '.' or '..'); give the URL or path of the asset file"
+        )
+    return name
+
+
 def cache_path(
     href: str, cache: str | os.PathLike[str], checksum: str | None = None, suffix: str = ""
 ) -> Path:
-    """Where :func:`fetch` keeps ``href``: a folder named by sha256 of the href and checksum."""
+    """Where :func:`fetch` keeps ``href``: a folder named by sha256 of the href and checksum.
+
+    Raises:
+        FetchError: ``href`` names no file (:func:`asset_name`).
+    """
     key = hashlib.sha256(f"{href}|{checksum or ''}{suffix}".encode()).hexdigest()
-    name = (
-        re.sub(r"[^A-Za-z0-9._-]", "_", unquote(Path(urlparse(http_url(href)).path).name))
-        or "asset"
-    )
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", asset_name(href))
     return Path(cache) / key[:2] / key / name
 
 
@@ -240,13 +264,31 @@ def fetch(
     retries: int = 4,
     backoff: float = 0.5,
     timeout: float = 60.0,
+    source: str | None = None,
 ) -> Path:
     """A local path holding the asset at ``href`` (downloaded once, verified, cached).
 
     Transient failures (connection errors, timeouts, HTTP 5xx/429, a short body) are retried
     ``retries`` times in all with exponential backoff, resuming the partial file. A checksum
     mismatch discards the bytes and downloads once more from scratch before failing.
+
+    Args:
+        href: The asset: a local path, ``file://``, ``http(s)://`` or ``s3://`` URL.
+        cache: The download cache folder.
+        checksum: The item's ``file:checksum`` (multihash hex), verified when given.
+        retries: Attempts in all for transient failures.
+        backoff: First retry delay in seconds (doubled each time).
+        timeout: Seconds to wait for the server.
+        source: The STAC item ``href`` came from: an item read over http(s)/s3 may only name
+            http(s)/s3 assets, so a local path or ``file://`` href from it is refused.
+
+    Raises:
+        FetchError: The asset is missing, names no file, cannot be downloaded, or fails its
+            checksum.
+        UntrustedLink: ``source`` is remote and ``href`` is local.
     """
+    asset_name(href)
+    check_asset(source, href)
     p = urlparse(href)
     if p.scheme in ("", "file"):
         path = Path(unquote(p.path) if p.scheme == "file" else href)

@@ -17,6 +17,10 @@ when the catalog says where it is:
 
 Umbra's per-product ``*.stac.v2.json`` sidecars name files of a private bucket;
 their hrefs are rewritten to the public ``sar-data/tasks/...`` copies.
+
+A document read over http(s)/s3 may only link (children, items, assets) to http(s)/s3
+resources (:mod:`stac.links`): a catalog that links to a local path or ``file://`` URL stops
+the crawl with :class:`stac.links.UntrustedLink`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlparse
+from urllib.parse import unquote, urlparse
 
 import requests
 import shapely
@@ -42,12 +46,12 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from models.errors import CatalogError
+from stac.aoi import BBox
 from stac.fetch import http_url
+from stac.links import UntrustedLink, resolve, trusted_link
 from stac.scene import Scene
 
 log = logging.getLogger(__name__)
-
-BBox = tuple[float, float, float, float]
 
 # Umbra's v2 sidecars point at this private bucket; the same files are public under sar-data/tasks/
 UMBRA_PRIVATE_BUCKETS = ("prod-prod-processed-sar-data",)
@@ -76,12 +80,28 @@ def _session() -> requests.Session:
     return s
 
 
+def http_status(r: requests.Response) -> str:
+    """``HTTP <code> <reason>`` of a response, one line (the body is left out)."""
+    return f"HTTP {r.status_code} {r.reason or ''}".strip()
+
+
 def load_json(href: str, retries: int = 3, backoff: float = 0.5) -> dict[str, Any]:
-    """A JSON document from a path, ``file://``, ``http(s)://`` or public ``s3://`` URL.
+    """A JSON object from a path, ``file://``, ``http(s)://`` or public ``s3://`` URL.
 
     Connection errors and HTTP 5xx/429 are retried with exponential backoff;
-    other HTTP errors fail at once.
+    other HTTP errors fail at once. A document that is not a JSON object (an array,
+    a number) is a :class:`CatalogError`.
     """
+    doc = _load_json(href, retries, backoff)
+    if not isinstance(doc, dict):
+        raise CatalogError(
+            f"STAC document {href} is malformed: a JSON {type(doc).__name__} instead of an "
+            "object (a Catalog, Collection or Item)"
+        )
+    return doc
+
+
+def _load_json(href: str, retries: int, backoff: float) -> Any:
     parsed = urlparse(href)
     if parsed.scheme in ("http", "https", "s3"):
         url = http_url(href)
@@ -89,9 +109,9 @@ def load_json(href: str, retries: int = 3, backoff: float = 0.5) -> dict[str, An
             try:
                 r = _session().get(url, timeout=30)
                 if r.status_code >= 500 or r.status_code == 429:
-                    raise requests.ConnectionError(f"HTTP {r.status_code}")
+                    raise requests.ConnectionError(http_status(r))
                 if r.status_code != 200:
-                    raise CatalogError(f"cannot read STAC document {href}: HTTP {r.status_code}")
+                    raise CatalogError(f"cannot read STAC document {href}: {http_status(r)}")
                 try:
                     return r.json()
                 except ValueError as exc:
@@ -113,21 +133,6 @@ def load_json(href: str, retries: int = 3, backoff: float = 0.5) -> dict[str, An
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CatalogError(f"STAC document {href} is not valid JSON ({exc})") from exc
-
-
-def resolve(base: str, href: str) -> str:
-    """An href made absolute against the document it appears in (STAC best practice: relative
-    links)."""
-    if urlparse(href).scheme or href.startswith("/"):
-        return href
-    b = urlparse(base)
-    if b.scheme in ("http", "https", "file"):
-        return urljoin(base, href)
-    if b.scheme == "s3":  # urljoin does not join unknown schemes
-        return (
-            f"s3://{b.netloc}{posixpath.normpath(posixpath.join(posixpath.dirname(b.path), href))}"
-        )
-    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), href))
 
 
 def parse_datetime(value: str | None) -> dt.datetime | None:
@@ -216,13 +221,80 @@ def _number(*values: Any) -> float | None:
     return None
 
 
-def scene_from_item(item: dict[str, Any], item_href: str = "") -> Scene | None:
+def _malformed(item: dict[str, Any], item_href: str, what: str) -> CatalogError:
+    return CatalogError(
+        f"STAC item {str(item.get('id'))[:100]} ({item_href or 'no href'}) is malformed: {what}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _item_parts(item: dict[str, Any], item_href: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``properties`` and ``assets`` of an Item, checked for the types this module reads."""
+    parts = []
+    for name in ("properties", "assets"):
+        value = item.get(name)
+        value = {} if value is None else value
+        if not isinstance(value, dict):
+            raise _malformed(item, item_href, f"{name} is {_json_type(value)}, not an object")
+        parts.append(value)
+    props, assets = parts
+    for key, asset in assets.items():
+        if not isinstance(asset, dict):
+            raise _malformed(
+                item, item_href, f"asset {key!r} is {_json_type(asset)}, not an object"
+            )
+        for field_name, kind in (("href", str), ("type", str), ("title", str), ("roles", list)):
+            if asset.get(field_name) is not None and not isinstance(asset[field_name], kind):
+                raise _malformed(
+                    item,
+                    item_href,
+                    f"asset {key!r} {field_name} is {_json_type(asset[field_name])}",
+                )
+    if not isinstance(item.get("id"), (str, int)):
+        raise _malformed(item, item_href, f"its id is {_json_type(item.get('id'))}")
+    return props, assets
+
+
+def _item_time(item: dict[str, Any], item_href: str, props: dict[str, Any]) -> dt.datetime:
+    try:
+        when = parse_datetime(props.get("datetime")) or parse_datetime(props.get("start_datetime"))
+    except (ValueError, TypeError, AttributeError):
+        raise _malformed(
+            item,
+            item_href,
+            f"datetime {str(props.get('datetime'))[:50]!r} / start_datetime "
+            f"{str(props.get('start_datetime'))[:50]!r} is not RFC 3339",
+        ) from None
+    if when is None:
+        raise CatalogError(
+            f"STAC item {item.get('id')} ({item_href or 'no href'}) has no datetime or "
+            "start_datetime"
+        )
+    return when
+
+
+def scene_from_item(item: dict[str, Any], item_href: str = "", source: str = "") -> Scene | None:
     """The optical or SAR scene a STAC Item describes; ``None`` when it has no image to read
-    (no footprint, no image asset, or an empty href as in Umbra's metadata-only v1 items)."""
-    props = item.get("properties") or {}
-    assets = item.get("assets") or {}
+    (no footprint, no image asset, or an empty href as in Umbra's metadata-only v1 items).
+
+    Args:
+        item: The Item (a JSON object).
+        item_href: Where the Item was read: relative asset hrefs resolve against it, and an Item
+            read over http(s)/s3 may only name http(s)/s3 assets (:func:`stac.links.trusted_link`).
+        source: Where an Item without ``item_href`` came from (a STAC API URL), for that check.
+
+    Raises:
+        CatalogError: The Item is malformed, or it has no time.
+        UntrustedLink: A remote Item names a local asset.
+    """
+    props, assets = _item_parts(item, item_href)
     is_sar = (
-        any(k.startswith("sar:") for k in props)
+        any(str(k).startswith("sar:") for k in props)
         or "asset-GEC" in assets
         or props.get("constellation") == "umbra"
     )
@@ -233,14 +305,11 @@ def scene_from_item(item: dict[str, Any], item_href: str = "") -> Scene | None:
         )
         return None
     key, asset = found
-    href = resolve(item_href, asset["href"]) if item_href else asset["href"]
+    base = item_href or source
+    href = trusted_link(base, asset["href"], f"asset {key!r}") if base else asset["href"]
     if is_sar:
         href = public_umbra_href(href, item_href, props)
-    when = parse_datetime(props.get("datetime")) or parse_datetime(props.get("start_datetime"))
-    if when is None:
-        raise CatalogError(
-            f"STAC item {item.get('id')} ({item_href or 'no href'}) has no datetime or start_datetime"
-        )
+    when = _item_time(item, item_href, props)
     try:
         footprint = shapely.force_2d(shape(item["geometry"]))  # Umbra footprints carry heights
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -300,8 +369,19 @@ def _extent_matches(
     end: dt.datetime | None,
 ) -> bool:
     """Whether a Collection's extent (first bbox/interval: the overall extent) meets the AOI and
-    window."""
-    extent = doc.get("extent") or {}
+    window; ``True`` when the extent is malformed (it cannot rule the Collection out)."""
+    try:
+        return _extent_meets(doc.get("extent") or {}, aoi, start, end)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError):
+        return True
+
+
+def _extent_meets(
+    extent: dict[str, Any],
+    aoi: BaseGeometry | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> bool:
     boxes = (extent.get("spatial") or {}).get("bbox") or []
     if (
         aoi is not None
@@ -373,6 +453,35 @@ def _aoi(bbox: BBox | BaseGeometry | None) -> BaseGeometry | None:
     return _bbox_geometry(list(bbox))
 
 
+def _child_links(doc: dict[str, Any], href: str) -> list[str]:
+    """The resolved ``child`` and ``item`` links of a Catalog or Collection read from ``href``.
+
+    Raises:
+        CatalogError: ``links`` is not an array of link objects.
+        UntrustedLink: A remote document links to a local file (:func:`stac.links.trusted_link`).
+    """
+    links = doc.get("links") or []
+    if not isinstance(links, list) or not all(isinstance(x, dict) for x in links):
+        raise CatalogError(
+            f"STAC document {href} is malformed: links must be an array of link objects, "
+            f"got {str(links)[:100]!r}"
+        )
+    return [
+        trusted_link(href, link["href"], f"{link['rel']} link")
+        for link in links
+        if link.get("rel") in ("child", "item") and link.get("href")
+    ]
+
+
+def _tolerate(exc: CatalogError, href: str, root: str, strict: bool, stats: CrawlStats) -> None:
+    """Record a child document that cannot be used and go on; raise for the root, in strict
+    mode, and for a refused link (a catalog that reaches for local files is not crawled on)."""
+    if strict or href == root or isinstance(exc, UntrustedLink):
+        raise exc
+    log.warning("skipping %s", exc)
+    stats.errors.append(str(exc))
+
+
 def crawl_static(
     root: str,
     bbox: BBox | BaseGeometry | None = None,
@@ -407,10 +516,7 @@ def crawl_static(
                 try:
                     doc = fut.result()
                 except CatalogError as exc:
-                    if strict or href == root:
-                        raise
-                    log.warning("skipping %s", exc)
-                    stats.errors.append(str(exc))
+                    _tolerate(exc, href, root, strict, stats)
                     continue
                 stats.opened.append(href)
                 kind = doc.get("type")
@@ -426,16 +532,16 @@ def crawl_static(
                 ):
                     stats.pruned.append(href)
                     continue
-                if kind not in ("Catalog", "Collection"):
-                    msg = f"{href} is not a STAC Catalog, Collection or Item (type {kind!r})"
-                    if href == root or strict:
-                        raise CatalogError(msg)
-                    stats.errors.append(msg)
+                try:
+                    if kind not in ("Catalog", "Collection"):
+                        raise CatalogError(
+                            f"{href} is not a STAC Catalog, Collection or Item (type {kind!r})"
+                        )
+                    targets = _child_links(doc, href)
+                except CatalogError as exc:
+                    _tolerate(exc, href, root, strict, stats)
                     continue
-                for link in doc.get("links", []):
-                    if link.get("rel") not in ("child", "item") or not link.get("href"):
-                        continue
-                    target = resolve(href, link["href"])
+                for target in targets:
                     if target in seen:
                         continue
                     seen.add(target)
@@ -455,6 +561,32 @@ def crawl_static(
 
 def _rfc3339(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _self_href(item: Any, api: str) -> str:
+    """An API Item's ``self`` link, checked against the API's origin; empty without one."""
+    links = item.get("links") if isinstance(item, dict) else None
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("rel") == "self" and link.get("href"):
+            return trusted_link(api, link["href"], "self link")
+    return ""
+
+
+def _api_error(exc: Exception) -> str:
+    """One line for a pystac-client ``APIError``: its HTTP status, or the first line of its text.
+
+    ``APIError`` carries the response body (often a whole HTML page) as its message.
+    """
+    from http import HTTPStatus
+
+    status = getattr(exc, "status_code", None)
+    if status:
+        try:
+            return f"HTTP {status} {HTTPStatus(status).phrase}"
+        except ValueError:
+            return f"HTTP {status}"
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    return (lines[0][:200] if lines else type(exc).__name__) + (" …" if len(lines) > 1 else "")
 
 
 def search_api(
@@ -487,18 +619,17 @@ def search_api(
             max_items=max_items,
         )
         for item in search.items_as_dicts():
-            self_href = next(
-                (link["href"] for link in item.get("links", []) if link.get("rel") == "self"), ""
-            )
-            scene = scene_from_item(item, self_href)
+            scene = scene_from_item(item, _self_href(item, url), source=url)
             if scene:
                 yield scene
     except DoesNotConformTo as exc:
         raise CatalogError(
             f"{url} is not a STAC API with item search ({exc}); give it with --catalog if it is a static catalog"
         ) from None
-    except (APIError, requests.RequestException) as exc:
-        raise CatalogError(f"STAC API {url} search failed: {str(exc)[:500]}") from exc
+    except APIError as exc:
+        raise CatalogError(f"STAC API {url} search failed: {_api_error(exc)}") from None
+    except requests.RequestException as exc:
+        raise CatalogError(f"STAC API {url} search failed: {str(exc)[:300]}") from None
 
 
 def discover(

@@ -11,6 +11,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from models.errors import InputError
+from stac.links import check_asset
 
 Sensor = Literal["optical", "sar"]
 SENSORS: tuple[Sensor, ...] = ("optical", "sar")
@@ -25,7 +26,9 @@ class Scene:
     ``footprint`` is the Item ``geometry`` (WGS84, 2-D); ``crs`` is the image CRS
     as ``EPSG:nnnn`` (from ``proj:code``/``proj:epsg``) or ``None`` when the item
     does not say; ``href`` is the image asset (``visual`` for Maxar, the GEC for
-    Umbra) made absolute; ``sar`` holds the item's ``sar:*`` properties.
+    Umbra) made absolute; ``sar`` holds the item's ``sar:*`` properties. A scene whose
+    ``item_href`` is remote (http(s)/s3) must have a remote ``href`` (the trust boundary of
+    :mod:`stac.links`).
     """
 
     id: str
@@ -55,6 +58,7 @@ class Scene:
             raise InputError(
                 f"scene {self.id}: datetime {self.datetime.isoformat()} has no time zone"
             )
+        check_asset(self.item_href, self.href, f"the asset of scene {self.id}")
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-serialisable record (flow parameters, deployments); inverse of

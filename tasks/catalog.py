@@ -13,6 +13,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from models.errors import InputError, ValidationFailed
+from stac.aoi import BBox
 from stac.fetch import fetch
 from stac.pairing import Pair, PairingRules, pair_scenes
 from stac.publish import PublishedPair, build_item, publish_api, publish_static
@@ -21,7 +22,6 @@ from stac.scene import Scene
 from stac.validation import scene_metadata, validate_scenes, validate_tiepoint_table
 from tasks.caching import cached
 
-BBox = tuple[float, float, float, float]
 NETWORK_RETRIES: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": [2, 10, 30],
@@ -29,7 +29,15 @@ NETWORK_RETRIES: dict[str, Any] = {
 }
 
 
-PERMANENT = ("checksum mismatch", "not found", "http 4", "not valid json")
+PERMANENT = (
+    "checksum mismatch",
+    "not found",
+    "http 4",
+    "not valid json",
+    "malformed",
+    "names no file",
+    "refused",
+)
 
 
 def _transient(task, task_run, state) -> bool:
@@ -70,10 +78,13 @@ def pair(scenes: list[Scene], rules: PairingRules, bbox: BBox | None) -> list[Pa
 
 
 @task(name="fetch-asset", **NETWORK_RETRIES, retry_condition_fn=_transient, **cached("href"))
-def fetch_asset(href: str, cache: str, checksum: str | None = None) -> str:
+def fetch_asset(
+    href: str, cache: str, checksum: str | None = None, source: str | None = None
+) -> str:
     """A local path of the asset (downloaded once into the content-addressed cache,
-    checksum-verified)."""
-    return str(fetch(href, cache, checksum))
+    checksum-verified); ``source`` is the STAC item it came from (a remote item may not name a
+    local file)."""
+    return str(fetch(href, cache, checksum, source=source))
 
 
 @task(name="validate-pair", **cached("optical", "sar", "tiepoints"))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows.activation import _time
-from flows.commands.scenes import add_discovery_options, find
+from flows.commands.scenes import TIME_FORMATS, add_discovery_options, find, option_time
 from stac.pairing import PairingRules, pair_scenes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pairs", help="rank optical/SAR pairs by overlap and time")
     add_discovery_options(p)
-    p.add_argument("--event-date", help="optical before, SAR after this time (ISO 8601)")
+    p.add_argument(
+        "--event-date", help=f"optical before, SAR after this time (ISO 8601: {TIME_FORMATS})"
+    )
     p.add_argument("--max-gap-days", type=float, default=365.0, help="largest optical/SAR time gap")
     p.add_argument(
         "--min-overlap",
@@ -25,12 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    scenes, bbox = find(args)
-    rules = PairingRules(
+    rules = PairingRules(  # bad options fail before any catalog is read
         min_overlap_fraction=args.min_overlap,
         max_gap_days=args.max_gap_days,
-        event_date=_time(args.event_date),
+        event_date=option_time(args.event_date, "--event-date"),
     )
+    scenes, bbox = find(args)
     pairs = pair_scenes(scenes, rules, bbox)
     if args.json:
         print(json.dumps([p.to_json() for p in pairs], indent=1))

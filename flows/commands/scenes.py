@@ -4,10 +4,45 @@ window."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import re
 
-from flows.activation import _time, parse_aoi
+from flows.activation import parse_time
+from models.errors import InputError
+from stac.aoi import parse_bbox
 from stac.readers import discover
+
+TIME_FORMATS = "YYYY-MM-DD, or a full date and time such as 2023-02-06T01:17:00Z"
+
+
+def allow_negative_values(p: argparse.ArgumentParser) -> None:
+    """Let option values start with ``-`` and a digit (``--bbox -118.7,34.0,-118.5,34.2``).
+
+    argparse takes such a token for an unknown option unless it is a plain number; this parser
+    reads any ``-<digit>`` or ``-.<digit>`` token as a value. The parser must not define options
+    that look like negative numbers (``-1``). ``--bbox=-118.7,...`` works with any parser.
+    """
+    p._negative_number_matcher = re.compile(r"^-\.?\d")
+
+
+def option_time(value: str | None, option: str) -> dt.datetime | None:
+    """An aware datetime from a command-line option (UTC when no zone is given); ``None`` when
+    the option is not given.
+
+    Args:
+        value: The option's text.
+        option: The option's name, for the error message.
+
+    Raises:
+        InputError: ``value`` is not an ISO 8601 date or date and time.
+    """
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise InputError(
+            f"{option} {value!r}: not an ISO 8601 date/time; give {TIME_FORMATS}"
+        ) from None
 
 
 def add_discovery_options(p: argparse.ArgumentParser) -> None:
@@ -21,22 +56,23 @@ def add_discovery_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--collection", action="append", default=[], help="STAC API collection id (repeatable)"
     )
-    p.add_argument("--bbox", required=True, help="AOI minx,miny,maxx,maxy in WGS84 degrees")
-    p.add_argument("--start", required=True, help="window start, ISO 8601")
-    p.add_argument("--end", required=True, help="window end, ISO 8601")
+    p.add_argument(
+        "--bbox",
+        required=True,
+        help="AOI minx,miny,maxx,maxy in WGS84 degrees, e.g. -118.7,34.0,-118.5,34.2",
+    )
+    p.add_argument("--start", required=True, help=f"window start (ISO 8601: {TIME_FORMATS})")
+    p.add_argument("--end", required=True, help=f"window end (ISO 8601: {TIME_FORMATS})")
     p.add_argument("--json", action="store_true", help="print a JSON array")
+    allow_negative_values(p)
 
 
 def find(args: argparse.Namespace):
-    from models.errors import InputError
-
+    """The scenes the discovery options select, and the AOI."""
     if not args.catalog and not args.stac_api:
         raise InputError("give at least one --catalog or --stac-api")
-    try:
-        bbox = parse_aoi(args.bbox)
-        start, end = _time(args.start), _time(args.end)
-    except ValueError as exc:
-        raise InputError(f"bad --bbox/--start/--end: {exc}") from None
+    bbox = parse_bbox(args.bbox)
+    start, end = option_time(args.start, "--start"), option_time(args.end, "--end")
     return discover(args.catalog, args.stac_api, bbox, start, end, args.collection or None), bbox
 
 
