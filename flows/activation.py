@@ -10,7 +10,6 @@ others finish.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import statistics
 from typing import Any
@@ -24,11 +23,11 @@ from flows.register_pair import read_record, register_pair
 from flows.workdir import Workdir, product_key
 from models.errors import InputError, RegistrationError
 from models.methods import DEFAULT_METHOD
+from stac.aoi import BBox, parse_bbox
 from stac.pairing import Pair, PairingRules
 from tasks import for_workdir
 from tasks.tracking import track_activation_end, track_activation_start, tracking_uri
 
-BBox = tuple[float, float, float, float]
 REGISTER_FLOW = "register-pair"
 
 
@@ -221,32 +220,9 @@ def find_register_deployment(work_pool: str) -> str:
 
 
 def parse_aoi(aoi: str | list[float] | dict[str, Any] | None) -> BBox | None:
-    """A WGS84 bbox from ``minx,miny,maxx,maxy``, a list, or a GeoJSON geometry/feature (its
-    bounds)."""
-    if aoi is None or aoi == "" or aoi == []:
-        return None
-    try:
-        if isinstance(aoi, str):
-            aoi = (
-                json.loads(aoi)
-                if aoi.strip().startswith(("{", "["))
-                else [float(v) for v in aoi.split(",")]
-            )
-        if isinstance(aoi, dict):
-            from shapely.geometry import shape
-
-            bbox = tuple(shape(aoi.get("geometry", aoi)).bounds)
-        else:
-            bbox = tuple(float(v) for v in aoi)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise InputError(
-            f"AOI {str(aoi)[:200]!r}: give minx,miny,maxx,maxy in degrees or a GeoJSON geometry ({exc})"
-        ) from None
-    if len(bbox) != 4 or not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
-        raise InputError(
-            f"AOI {bbox}: expected minx,miny,maxx,maxy with minx < maxx and miny < maxy"
-        )
-    return bbox  # type: ignore[return-value]
+    """A range-checked WGS84 bbox from ``minx,miny,maxx,maxy``, a list, or a GeoJSON
+    geometry/feature (its bounds): :func:`stac.aoi.parse_bbox`."""
+    return parse_bbox(aoi, "AOI")
 
 
 def parse_time(value: str | dt.datetime | None) -> dt.datetime | None:

@@ -4,13 +4,14 @@ Prefect server."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import re
 from typing import Any
 
+from flows.commands.scenes import allow_negative_values, option_time
 from models.errors import InputError
+from stac.aoi import parse_bbox
 
 EVENT_NAME = "coalign.activation.declared"
 
@@ -43,7 +44,9 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         help="STAC API collection to search (repeatable)",
     )
     p.add_argument(
-        "--bbox", help="AOI: minx,miny,maxx,maxy in WGS84 degrees, or a GeoJSON geometry"
+        "--bbox",
+        help="AOI: minx,miny,maxx,maxy in WGS84 degrees (e.g. -118.7,34.0,-118.5,34.2), "
+        "or a GeoJSON geometry",
     )
     p.add_argument("--start", help="acquisition window start (ISO 8601)")
     p.add_argument("--end", help="acquisition window end (ISO 8601)")
@@ -97,17 +100,13 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="also publish the STAC Items to this STAC API (Transaction extension)",
     )
+    allow_negative_values(p)
 
 
 def _iso(value: str | None, option: str) -> str | None:
     if not value:
         return None
-    try:
-        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"{option} {value!r}: not an ISO 8601 date/time (e.g. 2023-02-06 or 2023-02-06T01:17:00Z)"
-        ) from None
+    option_time(value, option)  # checked here, parsed by the flow
     return value
 
 
@@ -116,8 +115,6 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
     not
     given are left out, so the flow's — or, for an emitted event, the deployment's — defaults
     apply."""
-    from flows.activation import parse_aoi
-
     if not args.catalog and not args.stac_api:
         raise InputError("give at least one --catalog or --stac-api to search for scenes")
     tiepoints = {}
@@ -134,7 +131,7 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not m:
             raise InputError(f"--set {item!r}: expected METHOD.KEY=VALUE, e.g. local.levels=4,2,1")
         settings.setdefault(m[1], {})[m[2]] = m[3]
-    parse_aoi(args.bbox)  # fail here, not in the flow
+    parse_bbox(args.bbox)  # fail here, not in the flow
     params = {
         "event": args.event,
         "aoi": args.bbox,
