@@ -3,13 +3,20 @@
 Blocks go to a tiled scratch GeoTIFF next to the destination, GDAL's COG driver
 turns it into a COG (internal overviews, DEFLATE/ZSTD) under a temporary name, and only
 then is it renamed to the destination: a crash never leaves a partial product
-under the final name.
+under the final name. The temporaries a killed run leaves behind are deleted when a
+later write to that folder starts (:func:`sweep_stale_temporaries`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import socket
+import stat
 import tempfile
+import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +31,8 @@ from models.errors import InputError
 from models.grid import Grid
 
 BlockFn = Callable[[Window], np.ndarray]
+SCRATCH_SUFFIX = ".scratch.tif"
+log = logging.getLogger(__name__)
 PathArg = str | os.PathLike[str] | None
 
 
@@ -138,15 +147,107 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             tmp_path.unlink()
 
 
+def _host_id() -> str:
+    """Eight hex digits naming this host (its name's CRC-32): PIDs only mean something on it."""
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a process we may not signal counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
 @contextmanager
 def scratch_path(near: str | os.PathLike[str], suffix: str) -> Iterator[Path]:
-    """A temporary file beside ``near``, always deleted afterwards."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{Path(near).name}.", suffix=suffix, dir=Path(near).parent)
+    """A temporary file beside ``near``, always deleted afterwards.
+
+    Its name, ``.<near name>.<host>-<pid>.<random><suffix>``, says which process on which host
+    writes it, so :func:`sweep_stale_temporaries` can tell a leftover of a killed run from a
+    file in use.
+    """
+    prefix = f".{Path(near).name}.{_host_id()}-{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=Path(near).parent)
     os.close(fd)
     try:
         yield Path(tmp)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+# Names of coalign's temporaries (tempfile.mkstemp adds 8 characters of [a-z0-9_]).
+_RANDOM = r"[a-z0-9_]{8}"
+_SCRATCH_NAME = re.compile(
+    rf"^\..+\.(?P<host>[0-9a-f]{{8}})-(?P<pid>[0-9]+)\.{_RANDOM}{re.escape(SCRATCH_SUFFIX)}$"
+)
+_OWNERLESS_SCRATCH_NAME = re.compile(rf"^\..+\.{_RANDOM}{re.escape(SCRATCH_SUFFIX)}$")
+# a scratch file of a dead process on this host, unmodified this long, is a leftover
+DEAD_WRITER_AGE_S = 300.0
+# a temporary whose writer cannot be checked (other host, no PID in the name) must be this old
+UNKNOWN_WRITER_AGE_S = 86400.0
+
+
+def _stale_after(name: str, dst: Path) -> float | None:
+    """Seconds unmodified after which the file ``name`` beside ``dst`` is a leftover; None: keep.
+
+    Only coalign's own temporaries qualify: scratch files (:func:`scratch_path`) of any output in
+    the folder, and :func:`atomic_path` temporaries of ``dst`` itself.
+    """
+    m = _SCRATCH_NAME.match(name)
+    if m:
+        if m["host"] != _host_id():
+            return UNKNOWN_WRITER_AGE_S
+        return None if _pid_alive(int(m["pid"])) else DEAD_WRITER_AGE_S
+    atomic = re.compile(rf"^\.{re.escape(dst.name)}\.{_RANDOM}{re.escape(dst.suffix)}$")
+    if _OWNERLESS_SCRATCH_NAME.match(name) or atomic.match(name):
+        return UNKNOWN_WRITER_AGE_S
+    return None
+
+
+def sweep_stale_temporaries(dst: str | os.PathLike[str], now: float | None = None) -> list[Path]:
+    """Delete coalign's temporaries beside ``dst`` that a killed run left behind.
+
+    A scratch file written by a process on this host goes once that process is gone and the file
+    has not been modified for :data:`DEAD_WRITER_AGE_S`; a temporary whose writer cannot be
+    checked (written on another host, or named without a PID) goes after
+    :data:`UNKNOWN_WRITER_AGE_S`. Nothing else in the folder is touched, nor are links and
+    folders; files that cannot be deleted are left alone.
+
+    Args:
+        dst: The output about to be written; its folder is swept.
+        now: The current time (``time.time()`` when not given).
+
+    Returns:
+        The paths deleted.
+    """
+    dst = Path(dst)
+    now = time.time() if now is None else now
+    try:
+        entries = [e for e in os.scandir(dst.parent) if e.name.startswith(".")]
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for entry in entries:
+        age = _stale_after(entry.name, dst)
+        if age is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < age:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        log.info("removed %s, left behind by a killed coalign run", entry.path)
+        removed.append(Path(entry.path))
+    return removed
 
 
 def windows(grid: Grid, block: int) -> Iterator[Window]:
@@ -165,6 +266,7 @@ def write_cog(
     """Write ``block_fn(window) -> (count, h, w)`` for every block of ``grid`` as a COG at
     ``path``."""
     dst = check_output_path(path)
+    sweep_stale_temporaries(dst)
     profile = {
         "driver": "GTiff",
         "width": grid.width,
@@ -180,7 +282,7 @@ def write_cog(
         "compress": "NONE",
         "BIGTIFF": "IF_SAFER",
     }
-    with scratch_path(dst, ".scratch.tif") as scratch:
+    with scratch_path(dst, SCRATCH_SUFFIX) as scratch:
         with rasterio.open(scratch, "w", **profile) as out:
             for i, desc in enumerate(spec.descriptions, start=1):
                 out.set_band_description(i, desc)

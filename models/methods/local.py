@@ -25,10 +25,15 @@ Confidence is local support density × match quality at the finest level.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -301,13 +306,52 @@ def _crop_field(fld: DisplacementField, grid: Grid) -> DisplacementField:
     )
 
 
-def _worker_init() -> None:
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _watch_parent(parent: int, poll_s: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(1)
+
+
+def die_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """Make this process end as soon as process ``parent`` (its parent) is gone.
+
+    On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``; it
+    fires when the thread that started this process ends, and a pool's workers are started by
+    the thread that maps the tiles, which outlives the pool); everywhere a daemon thread also
+    checks every ``poll_s`` seconds whether this process was handed to another parent.
+    Without this, spawn workers of a killed run live on, and so does multiprocessing's
+    resource tracker, which waits for them.
+
+    Args:
+        parent: PID of the process that started this one.
+        poll_s: Seconds between the watch thread's checks.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this C library: the thread still watches
+            pass
+    if os.getppid() != parent:  # the parent died before the above took effect
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent, poll_s), name="coalign-parent-watch", daemon=True
+    ).start()
+
+
+def _worker_init(parent: int) -> None:
     # one tile per process: OpenCV's own threads would only contend with the other workers
     cv2.setNumThreads(1)
+    die_with_parent(parent)
 
 
 class TilePool:
-    """A process pool for tile jobs, started on first use and kept for every level of one run."""
+    """A process pool for tile jobs, started on first use and kept for every level of one run.
+
+    Its workers end with the process that started them (:func:`die_with_parent`).
+    """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -319,19 +363,26 @@ class TilePool:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
         return self._pool.map(fn, jobs)
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+    def close(self, abandon: bool = False) -> None:
+        """Stop the workers: after the tiles running finish, or at once when ``abandon`` (an
+        error or a signal ended the run: queued tiles are cancelled, running ones killed)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if abandon:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=abandon)
 
     def __enter__(self) -> TilePool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(abandon=exc_type is not None)
 
 
 def run_tiles(
@@ -359,9 +410,12 @@ def run_tiles(
             for i, r in enumerate(p.map(match_tile, jobs)):
                 results.append(r)
                 progress(stage, i + 1, len(jobs))
-        finally:
+        except BaseException:
             if pool is None:
-                p.close()
+                p.close(abandon=True)
+            raise
+        if pool is None:
+            p.close()
         return results
     results = []
     for i, job in enumerate(jobs):
