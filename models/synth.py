@@ -23,7 +23,7 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
-from models.grid import Grid, north_up_grid
+from models.grid import Grid, north_up_grid, transform_points
 from models.scoring import Tiepoints, write_tiepoints
 
 ShiftFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -64,7 +64,12 @@ class ShiftModel:
 
 @dataclass(frozen=True)
 class SceneSpec:
-    """What to synthesise. Sizes in metres; the optical grid is north-up, the SAR grid rotated."""
+    """What to synthesise. Sizes in metres; the optical grid is north-up, the SAR grid rotated.
+
+    The scene and the shift live in ``crs`` (metres). ``grid_crs`` writes both images on
+    grids of another CRS (e.g. ``"EPSG:4326"``): the optical grid north-up over the same
+    ground with as many pixels, the SAR grid the same rotated pixels expressed in it.
+    """
 
     size_m: float = 300.0
     optical_res: float = 0.5
@@ -83,6 +88,7 @@ class SceneSpec:
     # "luminance" renders the SAR from the optical luminance: a same-modality control
     # case that isolates geometry (grids, rotation, CRS) from the radar/optical gap
     sar_appearance: Literal["radar", "luminance"] = "radar"
+    grid_crs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +252,23 @@ def _write(path: Path, data: np.ndarray, grid: Grid, nodata: float | None) -> No
         ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
 
 
+def _grid_in(grid: Grid, crs: CRS, north_up: bool = False) -> Grid:
+    """``grid``'s pixels expressed in ``crs``: the affine through three of its corners, or with
+    ``north_up`` the axis-aligned one through its upper-left and lower-right corners."""
+    if crs == grid.crs:
+        return grid
+    w, h = grid.width, grid.height
+    x, y = grid.pixel_to_map(np.array([0.0, w, 0.0, w]), np.array([0.0, 0.0, h, h]))
+    X, Y = transform_points(grid.crs, crs, x, y)
+    if north_up:
+        t = Affine((X[3] - X[0]) / w, 0.0, X[0], 0.0, (Y[3] - Y[0]) / h, Y[0])
+    else:
+        t = Affine(
+            (X[1] - X[0]) / w, (X[2] - X[0]) / h, X[0], (Y[1] - Y[0]) / w, (Y[2] - Y[0]) / h, Y[0]
+        )
+    return Grid(crs, t, w, h)
+
+
 def synthesize_pair(
     out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: str = "pair"
 ) -> SyntheticPair:
@@ -258,7 +281,10 @@ def synthesize_pair(
     x0, y0 = spec.origin
     size = spec.size_m
     m = spec.sar_margin_m
-    optical_grid = north_up_grid(crs, (x0, y0 - size, x0 + size, y0), spec.optical_res)
+    out_crs = CRS.from_user_input(spec.grid_crs) if spec.grid_crs else crs
+    optical_grid = _grid_in(
+        north_up_grid(crs, (x0, y0 - size, x0 + size, y0), spec.optical_res), out_crs, True
+    )
     base = north_up_grid(crs, (x0 - m, y0 - size - m, x0 + size + m, y0 + m), spec.base_res)
     px = 1.0 / spec.base_res
     cls, height, texture = _ground(spec, base, rng)
@@ -281,7 +307,7 @@ def synthesize_pair(
     # optical: area-average the base rendering onto the optical grid
     k = max(1, int(round(spec.optical_res / spec.base_res))) | 1
     blurred = [cv2.blur(b, (k, k)) for b in rgb]
-    xo, yo = optical_grid.pixel_centres()
+    xo, yo = transform_points(out_crs, crs, *optical_grid.pixel_centres())
     optical = np.stack([sample(b, xo, yo, cv2.INTER_LINEAR) for b in blurred])
     optical_u8 = np.clip(optical * 255 + 0.5, 1, 255).astype(np.uint8)
 
@@ -298,8 +324,8 @@ def synthesize_pair(
     t = Affine(res * ca, -res * sa, 0.0, -res * sa, -res * ca, 0.0)
     ox = centre[0] - (t.a * n / 2 + t.b * n / 2)
     oy = centre[1] - (t.d * n / 2 + t.e * n / 2)
-    sar_grid = Grid(crs, Affine(t.a, t.b, ox, t.d, t.e, oy), n, n)
-    xs, ys = sar_grid.pixel_centres()
+    sar_grid = _grid_in(Grid(crs, Affine(t.a, t.b, ox, t.d, t.e, oy), n, n), out_crs)
+    xs, ys = transform_points(out_crs, crs, *sar_grid.pixel_centres())
     # ground seen at SAR point X is the optical point Y with Y + d(Y) = X (fixed-point inverse)
     gx, gy = xs.copy(), ys.copy()
     for _ in range(4):
@@ -336,9 +362,9 @@ def synthesize_pair(
     tp_rng = np.random.default_rng(spec.seed + 1)
     rows = tp_rng.integers(5, optical_grid.height - 5, spec.n_tiepoints * 3)
     cols = tp_rng.integers(5, optical_grid.width - 5, spec.n_tiepoints * 3)
-    xo_t, yo_t = optical_grid.pixel_to_map(cols, rows)
+    xo_t, yo_t = transform_points(out_crs, crs, *optical_grid.pixel_to_map(cols, rows))
     ddx, ddy = spec.shift(xo_t, yo_t)
-    sc, sr = sar_grid.map_to_pixel(xo_t + ddx, yo_t + ddy)
+    sc, sr = sar_grid.map_to_pixel(*transform_points(crs, out_crs, xo_t + ddx, yo_t + ddy))
     sc, sr = np.rint(sc), np.rint(sr)
     ok = (sc >= 0) & (sr >= 0) & (sc < n) & (sr < n)
     ok &= ~corner[np.clip(sr, 0, n - 1).astype(int), np.clip(sc, 0, n - 1).astype(int)]
