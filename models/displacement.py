@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from models.grid import Grid, transform_points
+from models.grid import Grid, ground_pixel_size, transform_points
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def sn9_shift_on_optical(
     well below a pixel while keeping a 10 000² map cheap.
     """
     if lattice_step is None:
-        lattice_step = max(1, int(field.grid.resolution / max(optical.resolution, 1e-9) / 2))
+        lattice_step = sn9_lattice_step(field.grid, optical, col0 + width / 2, row0 + height / 2)
     rows = np.arange(row0, row0 + height + lattice_step, lattice_step, dtype=float)
     cols = np.arange(col0, col0 + width + lattice_step, lattice_step, dtype=float)
     cc, rr = np.meshgrid(cols, rows)
@@ -124,6 +124,24 @@ def sn9_shift_on_optical(
         (wy @ (np.asarray(a, np.float64) @ wx.T)).astype(np.float32) for a in (lat_dx, lat_dy, conf)
     ]
     return out[0], out[1], out[2]
+
+
+def sn9_lattice_step(field_grid: Grid, optical: Grid, col: float, row: float) -> int:
+    """Optical pixels between the lattice nodes of :func:`sn9_shift_on_optical`.
+
+    Half a field cell: the field cell (units of ``field_grid.crs``, metres) divided by
+    the optical pixel measured in that same CRS at optical pixel ``(col, row)``, along
+    its longer side. The optical pixel's own units (degrees on a geographic grid,
+    feet on some projected ones) never meet the field's metres.
+
+    Args:
+        field_grid: The displacement field's grid (metric working CRS).
+        optical: The optical grid the SN9 map is written on.
+        col: Optical pixel column where the pixel size is measured.
+        row: Optical pixel row where the pixel size is measured.
+    """
+    pixel = max(ground_pixel_size(optical, field_grid.crs, col, row))
+    return max(1, int(field_grid.resolution / max(pixel, 1e-9) / 2))
 
 
 def linear_weights(pos: np.ndarray, n: int) -> np.ndarray:

@@ -147,6 +147,32 @@ def metric_crs_for(grid: Grid, path: str = "") -> CRS:
     return utm_crs_for(lon, lat)
 
 
+def ground_pixel_size(
+    grid: Grid, crs: CRS | None = None, col: float | None = None, row: float | None = None
+) -> tuple[float, float]:
+    """Length of one pixel along columns and along rows, in the units of another CRS.
+
+    Measured on the pixel at ``(col, row)`` (default: the grid centre) through the
+    exact CRS transformation, so it holds for geographic grids, whose pixel is
+    degrees wide and a latitude-dependent number of metres on the ground.
+
+    Args:
+        grid: The raster grid.
+        crs: The CRS to measure in; default the metric working CRS of ``grid``
+            (:func:`metric_crs_for`), so the result is in metres.
+        col: Pixel column to measure at; default the centre column.
+        row: Pixel row to measure at; default the centre row.
+    """
+    crs = metric_crs_for(grid) if crs is None else CRS.from_user_input(crs)
+    if crs == grid.crs:
+        return grid.pixel_size
+    c = grid.width / 2 if col is None else float(col)
+    r = grid.height / 2 if row is None else float(row)
+    x, y = grid.pixel_to_map(np.array([c, c + 1.0, c]), np.array([r, r, r + 1.0]))
+    X, Y = transform_points(grid.crs, crs, x, y)
+    return float(math.hypot(X[1] - X[0], Y[1] - Y[0])), float(math.hypot(X[2] - X[0], Y[2] - Y[0]))
+
+
 def transform_points(
     src: CRS, dst: CRS, x: np.ndarray, y: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ from scipy.ndimage import map_coordinates
 
 from models.cog import atomic_path, check_output_path
 from models.errors import InputError
-from models.grid import Grid, north_up_grid, transform_points
+from models.grid import Grid, ground_pixel_size, north_up_grid, transform_points
 from models.preprocess import prepare_optical, prepare_sar
 from models.raster import RasterSource, footprint_overlap, open_raster, read_on_grid
 
@@ -68,6 +68,12 @@ def _displacement(path: PathLike) -> RasterSource:
             f"displacement map {path} has {src.count} band(s); expected 2 (dx, dy), as `coalign register` writes"
         )
     return src
+
+
+def _metres_per_pixel(grid: Grid) -> float:
+    """Ground size of a displacement-map pixel in metres (geometric mean of its two sides), also
+    on geographic grids."""
+    return math.sqrt(math.prod(ground_pixel_size(grid)))
 
 
 # ----------------------------------------------------------------------------- flow colour
@@ -165,7 +171,7 @@ def flow_colour_png(displacement_path: PathLike, out_png: PathLike, max_side: in
     h, w = d.shape[1:]
     finite = np.isfinite(d[0]) & np.isfinite(d[1])
     max_px = float(np.hypot(d[0], d[1])[finite].max()) if finite.any() else 0.0
-    px_m = src.grid.pixel_size[0]
+    px_m = _metres_per_pixel(src.grid)
     fig = _figure(w + GAP_PX + legend_w, max(h, 260) + HEADER_PX)
     ax = _image_axes(fig, 0, HEADER_PX, w, h)
     ax.imshow(flow_to_colour(d[0], d[1], max_px or None), interpolation="nearest")
@@ -242,8 +248,9 @@ def quiver_png(
     ax.set_ylim(src.grid.height, 0)  # image rows grow downwards, as +dy does
     ax.set_xlabel("optical column")
     ax.set_ylabel("optical row")
+    max_m = max_px * _metres_per_pixel(src.grid)
     ax.set_title(
-        f"optical → SAR shift, max {max_px:.2f} px ({max_px * src.grid.pixel_size[0]:.2f} m)\n"
+        f"optical → SAR shift, max {max_px:.2f} px ({max_m:.2f} m)\n"
         f"arrows drawn at {1 / scale:.2g} × their length",
         fontsize=10,
     )

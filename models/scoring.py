@@ -9,7 +9,11 @@ the SAR point is reprojected to the optical CRS when the CRSs differ, then
 ``dx_ref = rint((x_sar - x_opt) / gt_opt[1])`` and
 ``dy_ref = rint((y_sar - y_opt) / gt_opt[5])``. The error is the Euclidean
 distance between the predicted (dx, dy) at (optical_row, optical_col) and the
-reference; metres = pixels × the optical pixel size.
+reference. The error in metres is the ground distance between the predicted and
+the reference SAR positions (``x_opt + dx * gt_opt[1]``, ``y_opt + dy * gt_opt[5]``)
+measured in the metric working CRS of the optical grid
+(:func:`models.grid.metric_crs_for`): pixels × the pixel size on metric grids, and
+exact on geographic (degree) or other non-metric grids too.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import rasterio
 from rasterio.windows import Window
 
 from models.errors import InputError
-from models.grid import Grid, transform_points
+from models.grid import Grid, metric_crs_for, transform_points
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +117,8 @@ def read_tiepoints(path: str | os.PathLike[str], duplicates: str = "warn") -> Ti
     if not p.is_file():
         raise InputError(f"tiepoint file not found: {p}")
     _check_text(p)
-    with open(p, newline="") as fh:
+    # utf-8-sig: Excel's "CSV UTF-8" starts the file with a byte-order mark
+    with open(p, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader)
@@ -199,30 +204,23 @@ def sample_displacement(
 
 @dataclass(frozen=True)
 class Score:
-    """Per-tiepoint errors and their summary (SN9 metric: the mean, in metres)."""
+    """Per-tiepoint errors (optical pixels and metres on the ground) and their summary (SN9
+    metric: the mean, in metres)."""
 
     error_px: np.ndarray
-    pixel_size: float
+    error_m: np.ndarray
     pred_dx: np.ndarray
     pred_dy: np.ndarray
     ref_dx: np.ndarray
     ref_dy: np.ndarray
 
-    @property
-    def error_m(self) -> np.ndarray:
-        return self.error_px * self.pixel_size
-
     def summary(self) -> dict[str, float]:
-        e = np.nan_to_num(self.error_px, nan=np.inf)
-        finite = np.isfinite(e)
-        out = {
-            "tiepoints": int(len(e)),
-            "mean_px": float(np.mean(e)) if finite.all() else float("inf"),
-            "median_px": float(np.median(e)),
-            "p90_px": float(np.percentile(e, 90)),
-        }
-        for k in ("mean", "median", "p90"):
-            out[f"{k}_m"] = out[f"{k}_px"] * self.pixel_size
+        out: dict[str, float] = {"tiepoints": int(len(self.error_px))}
+        for unit, errors in (("px", self.error_px), ("m", self.error_m)):
+            e = np.nan_to_num(errors, nan=np.inf)
+            out[f"mean_{unit}"] = float(np.mean(e)) if np.isfinite(e).all() else float("inf")
+            out[f"median_{unit}"] = float(np.median(e))
+            out[f"p90_{unit}"] = float(np.percentile(e, 90))
         return out
 
     def write_residuals(self, path: str | os.PathLike[str], tiepoints: Tiepoints) -> None:
@@ -261,7 +259,49 @@ def score_shifts(
     """Score predicted shifts (already sampled at the optical tiepoints)."""
     ref_dx, ref_dy = reference_shift(tiepoints, optical, sar, rounding)
     err = np.hypot(pred_dx - ref_dx, pred_dy - ref_dy)
-    return Score(err, abs(optical.transform.a), pred_dx, pred_dy, ref_dx, ref_dy)
+    err_m = shift_error_m(pred_dx, pred_dy, ref_dx, ref_dy, tiepoints, optical)
+    return Score(err, err_m, pred_dx, pred_dy, ref_dx, ref_dy)
+
+
+def shift_error_m(
+    pred_dx: np.ndarray,
+    pred_dy: np.ndarray,
+    ref_dx: np.ndarray,
+    ref_dy: np.ndarray,
+    tiepoints: Tiepoints,
+    optical: Grid,
+) -> np.ndarray:
+    """Ground distance (metres) between predicted and reference SAR positions at each tiepoint.
+
+    Both SN9 shifts go back to map positions of the optical CRS (``x_opt + dx * gt_opt[1]``,
+    ``y_opt + dy * gt_opt[5]``) and are compared in the optical grid's metric working CRS;
+    on a metric optical grid this is the pixel error vector scaled by ``gt_opt[1]`` and
+    ``gt_opt[5]``. A non-finite prediction gives a non-finite error.
+
+    Args:
+        pred_dx: Predicted SN9 dx (optical pixels) at the tiepoints.
+        pred_dy: Predicted SN9 dy (optical pixels) at the tiepoints.
+        ref_dx: Reference SN9 dx (optical pixels) at the tiepoints.
+        ref_dy: Reference SN9 dy (optical pixels) at the tiepoints.
+        tiepoints: The tiepoints (their optical pixels locate the shifts).
+        optical: The optical grid the shifts are expressed on.
+    """
+    a, e = optical.transform.a, optical.transform.e
+    ex = np.asarray(pred_dx, float) - ref_dx
+    ey = np.asarray(pred_dy, float) - ref_dy
+    crs = metric_crs_for(optical)
+    if crs == optical.crs:
+        return np.hypot(ex * a, ey * e)
+    xo, yo = optical.pixel_to_map(tiepoints.optical_col, tiepoints.optical_row)
+    finite = np.isfinite(ex) & np.isfinite(ey)
+    px, py = transform_points(
+        optical.crs,
+        crs,
+        xo + np.where(finite, pred_dx, 0.0) * a,
+        yo + np.where(finite, pred_dy, 0.0) * e,
+    )
+    rx, ry = transform_points(optical.crs, crs, xo + ref_dx * a, yo + ref_dy * e)
+    return np.where(finite, np.hypot(px - rx, py - ry), np.hypot(ex, ey))
 
 
 def score_displacement(
