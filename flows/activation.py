@@ -22,7 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.register_pair import read_record, register_pair
 from flows.workdir import Workdir, product_key
 from models.errors import InputError, RegistrationError
-from models.methods import DEFAULT_METHOD
+from models.methods import DEFAULT_METHOD, check_methods
 from stac.aoi import BBox, parse_bbox
 from stac.pairing import Pair, PairingRules
 from tasks import for_workdir
@@ -67,7 +67,8 @@ def activation(
         stac_apis: STAC API URLs to search.
         collections: STAC API collections to search (all when empty).
         methods: Registration methods to run on every pair (default: the default method, local).
-        settings: Method setting overrides per method, e.g. {"local": {"levels": "4,2,1"}}.
+        settings: Method setting overrides per method, e.g. {"local": {"levels": "4,2,1"}}; the
+            methods and their settings are checked before anything starts.
         tiepoints: SN9 tiepoint CSVs for scoring, keyed by SAR scene id or pair id (<optical
             id>__<sar id>).
         workdir: Working directory of all outputs (default $COALIGN_WORKDIR or ./coalign-work);
@@ -80,9 +81,10 @@ def activation(
         min_overlap: Smallest footprint overlap of a pair, as a fraction of the smaller footprint.
         publish_stac_api: Also publish the STAC Items to this STAC API (Transaction extension).
     """
+    methods = methods or [DEFAULT_METHOD]
+    check_methods(methods, settings)  # before discovery and tracking start
     work = Workdir.of(workdir)
     t, uri, bbox = for_workdir(work.root), tracking_uri(work.root), parse_aoi(aoi)
-    methods = methods or [DEFAULT_METHOD]
     parent = track_activation_start(
         uri=uri,
         experiment=event,

@@ -97,7 +97,7 @@ def method_settings(
             )
         out[method][key] = value
     for m, s in out.items():
-        make_config(get_method(m).Config, s)
+        make_config(get_method(m).Config, s, m)
     return out
 
 

@@ -30,6 +30,8 @@ DISPLACEMENT_SPEC = CogSpec(
     tags=(("convention", "SpaceNet9: shift = (sar - optical) / optical gt[1], gt[5]"),),
 )
 CONFIDENCE_SPEC = CogSpec(count=1, descriptions=("confidence",), units=("1",))
+# below this share of the optical footprint covered by the SAR, a result carries a warning
+MIN_COVERAGE = 0.1
 
 
 def register(
@@ -38,14 +40,35 @@ def register(
     overrides: Mapping[str, Any] | None = None,
     progress: Progress = no_progress,
 ) -> RegistrationResult:
-    """Run a named method with its defaults merged with ``overrides``."""
+    """Run a named method with its defaults merged with ``overrides``.
+
+    The settings are checked before the method starts. When the footprints' overlap covers less
+    than ``MIN_COVERAGE`` of the optical image, the result carries a warning: the displacement
+    outside the overlap is not measured.
+
+    Args:
+        pair: The pair to register.
+        method: The method's name (see ``coalign methods``).
+        overrides: Settings of the method by name (text as ``--set`` gives it, or values).
+        progress: Called as ``(stage, done, total)``.
+
+    Raises:
+        InputError: An unknown method or setting, a setting out of its range, or a pair the
+            method cannot register (too small).
+    """
     m = get_method(method)
-    conf = make_config(m.Config, overrides)
+    conf = make_config(m.Config, overrides, m.name)
     import time
 
     t0 = time.perf_counter()
     result = m.run(pair, conf, progress)
     result.runtime_s["register_total"] = time.perf_counter() - t0
+    coverage = pair.overlap.area / pair.optical_footprint().area
+    if coverage < MIN_COVERAGE:
+        result.warnings.append(
+            f"the SAR image covers only {coverage:.1%} of the optical image; the displacement "
+            "outside the overlap is extrapolated, not measured"
+        )
     return result
 
 

@@ -452,7 +452,8 @@ def register_method_model(
             f"method {method_name} is version {method.version} in this checkout, not {version}; "
             "register the version the code implements"
         )
-    full = config_dict(make_config(method.Config, {k: as_setting(v) for k, v in config.items()}))
+    overrides = {k: as_setting(v) for k, v in config.items()}
+    full = config_dict(make_config(method.Config, overrides, method_name))
     name = f"coalign-{method_name}"
     with _fluent_uri(uri), tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "config.json"

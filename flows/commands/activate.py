@@ -11,6 +11,7 @@ from typing import Any
 
 from flows.commands.scenes import allow_negative_values, option_time
 from models.errors import InputError
+from models.methods import DEFAULT_METHOD, check_methods
 from stac.aoi import parse_bbox
 
 EVENT_NAME = "coalign.activation.declared"
@@ -131,6 +132,8 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not m:
             raise InputError(f"--set {item!r}: expected METHOD.KEY=VALUE, e.g. local.levels=4,2,1")
         settings.setdefault(m[1], {})[m[2]] = m[3]
+    # checked here: the flow would first start a server, discovery and tracking
+    check_methods(args.method or [DEFAULT_METHOD], settings)
     parse_bbox(args.bbox)  # fail here, not in the flow
     params = {
         "event": args.event,

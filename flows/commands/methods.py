@@ -1,4 +1,5 @@
-"""``coalign methods``: the registration methods, their versions and default settings."""
+"""``coalign methods``: the registration methods, their versions, default settings and the
+valid values of each setting."""
 
 from __future__ import annotations
 
@@ -23,5 +24,5 @@ def run(args: argparse.Namespace) -> int:
         default = " (default)" if info.name == DEFAULT_METHOD else ""
         print(f"{info.name} {info.version}{default}\n  {info.description}")
         for k, v in info.defaults.items():
-            print(f"    {k} = {v}")
+            print(f"    {k} = {v}    ({info.valid[k]})")
     return 0

@@ -6,8 +6,11 @@ defaults are merged with user overrides (:func:`models.methods.base.make_config`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from models.errors import InputError
-from models.methods.base import Method, MethodInfo, config_dict
+from models.methods.base import Method, MethodInfo, config_dict, make_config, valid_settings
 from models.methods.global_affine import GlobalAffineMethod
 from models.methods.local import LocalMethod
 from models.methods.zero import ZeroMethod
@@ -27,8 +30,48 @@ def get_method(name: str) -> Method:
         ) from None
 
 
+def method_config(name: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The config of method ``name``: its defaults merged with ``overrides``, every one checked.
+
+    Args:
+        name: The method's name.
+        overrides: Settings by name (text as ``--set`` gives it, or values).
+
+    Raises:
+        InputError: An unknown method or setting, or a value out of the setting's range.
+    """
+    return make_config(get_method(name).Config, overrides, name)
+
+
+def check_methods(
+    methods: list[str], settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Check method names and their settings before any work starts.
+
+    Args:
+        methods: The methods to run.
+        settings: Setting overrides per method name; each must name a method that runs.
+
+    Raises:
+        InputError: An unknown method (the message lists the known ones), settings of a method
+            that does not run, or a setting that is unknown or out of range.
+    """
+    for name in methods:
+        get_method(name)
+    for name, overrides in (settings or {}).items():
+        get_method(name)
+        if name not in methods:
+            raise InputError(
+                f"settings given for method {name!r}, which is not run (methods: "
+                f"{', '.join(methods)}); add it to the methods or drop its settings"
+            )
+        method_config(name, overrides)
+
+
 def list_methods() -> list[MethodInfo]:
     return [
-        MethodInfo(m.name, m.version, m.description, config_dict(m.Config()))
+        MethodInfo(
+            m.name, m.version, m.description, config_dict(m.Config()), valid_settings(m.Config)
+        )
         for m in METHODS.values()
     ]

@@ -14,16 +14,21 @@ from models.methods.base import (
     Progress,
     RegistrationInput,
     RegistrationResult,
+    check_extent,
     config_dict,
     field_grid,
     inlier_confidence,
     no_progress,
+    setting,
 )
 from models.preprocess import SarPreprocessing, prepare_optical, prepare_sar
 from models.raster import read_on_grid
 from models.robust import RobustFit, fit_robust
 
 log = logging.getLogger(__name__)
+
+# the matcher's working grid must be at least this many pixels across the overlap
+MIN_MATCH_SIDE_PX = 64
 
 
 @dataclass(frozen=True)
@@ -35,15 +40,15 @@ class GlobalAffineConfig:
     inlier_threshold_m: MAGSAC threshold in metres on the ground.
     """
 
-    features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
-    max_side: int = 1024
-    max_keypoints: int = 2048
-    detection_threshold: float = 0.01
-    filter_threshold: float = 0.1
-    inlier_threshold_m: float = 6.0
-    min_inliers: int = 8
-    speckle_size: int = 5
-    field_resolution_m: float = 0.0  # 0: the working-grid pixel
+    features: Literal["aliked", "disk", "aliked+disk"] = setting("aliked")
+    max_side: int = setting(1024, ge=MIN_MATCH_SIDE_PX, le=16384)
+    max_keypoints: int = setting(2048, ge=8, le=100000)
+    detection_threshold: float = setting(0.01, ge=0, le=1)
+    filter_threshold: float = setting(0.1, ge=0, le=1)
+    inlier_threshold_m: float = setting(6.0, gt=0)
+    min_inliers: int = setting(8, ge=3)
+    speckle_size: int = setting(5, ge=0, le=31)
+    field_resolution_m: float = setting(0.0, ge=0)  # 0: the working-grid pixel
 
 
 def match_on_grid(
@@ -107,6 +112,25 @@ class GlobalAffineMethod:
     def run(
         self, pair: RegistrationInput, conf: GlobalAffineConfig, progress: Progress = no_progress
     ) -> RegistrationResult:
+        """Match on the coarse working grid and fit one affine; zero shift when it cannot.
+
+        An image or overlap narrower than ``MIN_MATCH_SIDE_PX`` pixels of the working grid is
+        refused with an InputError before matching (the matcher finds nothing on it). When the
+        matches are too few for an affine, the field is zero shift with confidence 0 and the
+        result carries a warning.
+
+        Args:
+            pair: The pair to register.
+            conf: The method's settings.
+            progress: Called as ``(stage, done, total)``.
+        """
+        res = coarse_resolution(pair, conf.max_side)
+        check_extent(
+            pair,
+            self.name,
+            MIN_MATCH_SIDE_PX * res,
+            f"the matcher's working grid, {MIN_MATCH_SIDE_PX} pixels of {res:.2f} m",
+        )
         result = RegistrationResult(
             self.name,
             self.version,

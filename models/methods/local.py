@@ -52,17 +52,25 @@ from models.areamatch import (
     second_peak,
 )
 from models.displacement import DisplacementField, linear_weights
+from models.errors import InputError
 from models.grid import Grid, north_up_grid
 from models.methods.base import (
     Progress,
     RegistrationInput,
     RegistrationResult,
+    check_extent,
     config_dict,
     field_grid,
     inlier_confidence,
     no_progress,
+    setting,
 )
-from models.methods.global_affine import GlobalAffineConfig, coarse_resolution, fit_global_affine
+from models.methods.global_affine import (
+    MIN_MATCH_SIDE_PX,
+    GlobalAffineConfig,
+    coarse_resolution,
+    fit_global_affine,
+)
 from models.preprocess import LUMA, prepare_optical, sar_to_db
 from models.raster import RasterSource, read_on_grid, sample_points
 from models.sar_adaptive import adaptive_sar
@@ -116,37 +124,47 @@ class LocalConfig:
     ``verify_min_ncc``; otherwise return zero displacement.
     """
 
-    global_prior: bool = True
-    prior_margin: float = 0.7
-    min_accept_fraction: float = 0.2
-    optical_level: bool = True
-    refine_passes: int = 1
-    repeat_saturated: float = 0.1
-    repeat_min_vectors: int = 16
-    max_level_repeats: int = 1
-    features: Literal["aliked", "disk", "aliked+disk"] = "aliked"
-    global_max_side: int = 1024
-    inlier_threshold_m: float = 6.0
-    levels: tuple[float, ...] = (4.0, 2.0, 1.0)
-    radius_px: tuple[int, ...] = (12, 6, 3)
-    template_px: int = 48
-    descriptor_sigma_px: float = 1.2
-    spacing_px: int = 16
-    tile_px: int = 1024
-    min_peak: float = 0.15
-    min_margin: float = 0.01
-    consistency_px: float = 1.5
-    interpolation: Literal["gaussian", "tps"] = "gaussian"
-    sigma_templates: tuple[float, ...] = (0.5, 1.0, 2.0)
-    smoothing: float = 1e-3
-    field_resolution_m: float = 0.0  # 0: half the template spacing of the last of ``levels``
-    verify: bool = True
-    verify_z: float = 2.0
-    verify_min_gain: float = 0.03
-    verify_min_templates: int = 16
-    verify_min_ncc: float = 0.05
-    workers: int = 0
-    dask_address: str = ""
+    global_prior: bool = setting(True)
+    prior_margin: float = setting(0.7, ge=0, le=1)
+    min_accept_fraction: float = setting(0.2, ge=0, le=1)
+    optical_level: bool = setting(True)
+    refine_passes: int = setting(1, ge=0, le=10)
+    repeat_saturated: float = setting(0.1, ge=0, le=1)
+    repeat_min_vectors: int = setting(16, ge=1)
+    max_level_repeats: int = setting(1, ge=0, le=10)
+    features: Literal["aliked", "disk", "aliked+disk"] = setting("aliked")
+    global_max_side: int = setting(1024, ge=MIN_MATCH_SIDE_PX, le=16384)
+    inlier_threshold_m: float = setting(6.0, gt=0)
+    levels: tuple[float, ...] = setting((4.0, 2.0, 1.0), gt=0, le=64)
+    radius_px: tuple[int, ...] = setting((12, 6, 3), ge=1, le=128)
+    template_px: int = setting(48, ge=8, le=512)
+    descriptor_sigma_px: float = setting(1.2, gt=0, le=10)
+    spacing_px: int = setting(16, ge=4, le=512)
+    tile_px: int = setting(1024, ge=64, le=8192)
+    min_peak: float = setting(0.15, ge=-1, le=1)
+    min_margin: float = setting(0.01, ge=0, le=2)
+    consistency_px: float = setting(1.5, gt=0)
+    interpolation: Literal["gaussian", "tps"] = setting("gaussian")
+    sigma_templates: tuple[float, ...] = setting((0.5, 1.0, 2.0), gt=0, le=100)
+    smoothing: float = setting(1e-3, ge=0)
+    # 0: half the template spacing of the last of ``levels``
+    field_resolution_m: float = setting(0.0, ge=0)
+    verify: bool = setting(True)
+    verify_z: float = setting(2.0, ge=0)
+    verify_min_gain: float = setting(0.03, ge=0, le=1)
+    verify_min_templates: int = setting(16, ge=2)
+    verify_min_ncc: float = setting(0.05, ge=-1, le=1)
+    workers: int = setting(0, ge=0, le=1024)
+    dask_address: str = setting("", text="a Dask scheduler address (host:port), or empty")
+
+    def inconsistency(self) -> str | None:
+        """What makes the settings contradict each other (None when they fit together)."""
+        if len(self.radius_px) != len(self.levels):
+            return (
+                f"radius_px needs one value per level ({len(self.levels)} levels: "
+                f"{','.join(map(str, self.levels))}), got {len(self.radius_px)}"
+            )
+        return None
 
 
 @dataclass(frozen=True)
@@ -646,6 +664,28 @@ def level_layout(
     return level_grid, template, spacing, min(level_grid.shape) >= template + 2 * radius
 
 
+def min_level_side(conf: LocalConfig, radius: int) -> int:
+    """Fewest working pixels across the overlap for a level with search ``radius`` to fit one
+    template (shrunk on small overlaps as :func:`level_templates` does) plus its search."""
+    side = 1
+    while side < level_templates(side, conf.template_px, conf.spacing_px)[0] + 2 * radius:
+        side += 1
+    return side
+
+
+def min_overlap(pair: RegistrationInput, conf: LocalConfig) -> tuple[float, str]:
+    """The narrowest overlap (metres) on which some pass of the schedule fits, and that pass in
+    words (its template and search in working pixels)."""
+    native = pair.native_resolution()
+    needs = []
+    for factor, radius in level_schedule(conf, pair.finest_resolution() / native):
+        side = min_level_side(conf, radius)
+        template = level_templates(side, conf.template_px, conf.spacing_px)[0]
+        needs.append((side * native * factor, template, radius, native * factor))
+    metres, template, radius, res = min(needs)
+    return metres, f"one {template}-pixel template plus its +-{radius}-pixel search at {res:.2f} m"
+
+
 def level_jobs(
     pair: RegistrationInput, conf: LocalConfig, fld: DisplacementField, res: float, radius: int
 ) -> tuple[dict[str, Any], list[TileJob] | None]:
@@ -824,6 +864,16 @@ def coarse_translation(
     return float(sx * res), float(-sy * res), distinct
 
 
+def _nothing_measured(result: RegistrationResult) -> str:
+    """The warning of a run that ends with zero shift without a field to verify."""
+    accepted = sum(info.get("accepted", 0) for info in result.details.get("levels", []))
+    return (
+        f"local measured no displacement ({accepted} consistent template vectors over "
+        f"{len(result.details.get('levels', []))} passes, {result.matches} feature matches): "
+        "returning zero shift with confidence 0"
+    )
+
+
 class LocalMethod:
     name: ClassVar[str] = "local"
     version: ClassVar[str] = "1.5.0"
@@ -837,12 +887,26 @@ class LocalMethod:
     def run(
         self, pair: RegistrationInput, conf: LocalConfig, progress: Progress = no_progress
     ) -> RegistrationResult:
-        if len(conf.radius_px) != len(conf.levels):
-            from models.errors import InputError
+        """Register the pair coarse to fine and verify the field against zero shift.
 
-            raise InputError(
-                f"local: radius_px needs one value per level ({len(conf.levels)}), got {len(conf.radius_px)}"
-            )
+        Degenerate inputs: an image or an overlap narrower than the least the schedule needs
+        (one template plus its search at the pass where that is smallest in metres,
+        :func:`min_overlap`) is refused with an InputError before any work. A pair that is
+        large enough but where no field is measured or verified (featureless ground, too few
+        consistent templates) gives zero shift with confidence 0 and a warning in the result.
+
+        Args:
+            pair: The pair to register.
+            conf: The method's settings.
+            progress: Called as ``(stage, done, total)``.
+
+        Raises:
+            InputError: Settings that contradict each other, or a pair too small to register.
+        """
+        problem = conf.inconsistency()
+        if problem:
+            raise InputError(f"{self.name} settings: {problem}")
+        check_extent(pair, self.name, *min_overlap(pair, conf))
         native = pair.native_resolution()
         last_level = native * conf.levels[-1]
         resolution = conf.field_resolution_m or max(last_level * conf.spacing_px / 2, native)
@@ -857,6 +921,9 @@ class LocalMethod:
             result.field = self._levels(pair, conf, priors, result, progress, pool)
             if conf.verify:
                 result.field = self._verify(pair, conf, result, progress, pool)
+        rejected = not result.details.get("verify", {}).get("passed", True)  # already warned
+        if not rejected and not (np.any(result.field.dx) or np.any(result.field.dy)):
+            result.warnings.append(_nothing_measured(result))
         return result
 
     def _verify(

@@ -13,6 +13,7 @@ from models.methods.base import (
     config_dict,
     field_grid,
     no_progress,
+    setting,
 )
 
 
@@ -20,10 +21,12 @@ from models.methods.base import (
 class ZeroConfig:
     """Grid spacing of the (constant) field, metres."""
 
-    resolution_m: float = 50.0
+    resolution_m: float = setting(50.0, gt=0)
 
 
 class ZeroMethod:
+    """No shift anywhere. It measures nothing, so it takes any pair that overlaps, however small."""
+
     name: ClassVar[str] = "zero"
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = (
