@@ -145,7 +145,7 @@ def format_summary(summary: dict[str, Any], wall_s: float) -> str:
     lines += [
         "",
         f"  STAC catalog   {summary['catalog']}",
-        f"  products       {work}/pairs/<pair>/<method>/",
+        f"  products       {work}/pairs/<pair>/<method>/<key>/",
         f"  MLflow store   {summary['mlflow_uri']} (experiment {summary['event']!r})",
         "",
         "  Prefect UI     .venv/bin/prefect server start        then http://127.0.0.1:4200 (flow runs, artifacts)",
