@@ -19,14 +19,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from core.errors import InputError, RegistrationError
 from flows.register_pair import read_record, register_pair
 from flows.workdir import Workdir, product_key
-from models.errors import InputError, RegistrationError
 from models.methods import DEFAULT_METHOD, check_methods
 from stac.aoi import BBox, parse_bbox
 from stac.pairing import Pair, PairingRules
 from tasks import for_workdir
-from tasks.tracking import track_activation_end, track_activation_start, tracking_uri
+from tracking.runs import track_activation_end, track_activation_start, tracking_uri
 
 REGISTER_FLOW = "register-pair"
 

@@ -6,7 +6,7 @@ Each sub-command lives in ``flows/commands/<name>.py`` and exposes
 
 Errors: :func:`main` has the one top-level handler. Every expected failure prints one line,
 ``coalign <command>: error: <what is wrong and what to do>``, and exits with 2:
-:class:`models.errors.CoalignError` (bad input, failed gates, catalog and fetch errors), rasterio
+:class:`core.errors.CoalignError` (bad input, failed gates, catalog and fetch errors), rasterio
 and GDAL errors (unreadable, truncated or corrupt rasters), operating-system errors (no space
 left, permission denied, read-only file system, missing files), input that is not UTF-8 text,
 a tile worker killed under the run, and running out of memory (with ``-v`` the traceback is
@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 
+from core.errors import CoalignError
 from flows import commands
-from models.errors import CoalignError
 from models.raster import gdal_detail
 
 log = logging.getLogger("coalign")

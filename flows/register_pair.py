@@ -12,13 +12,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from core.errors import RegistrationError
 from flows.workdir import Workdir, product_key
 from models.cog import atomic_path
-from models.errors import RegistrationError
 from stac.publish import PublishedPair
 from stac.scene import Scene
 from tasks import for_workdir
-from tasks.tracking import track_activation_end, track_activation_start, track_pair, tracking_uri
+from tracking.runs import track_activation_end, track_activation_start, track_pair, tracking_uri
 
 MLFLOW_MAX_COG_BYTES = (
     64 * 2**20

@@ -27,8 +27,8 @@ import rasterio
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
-from models.errors import InputError
-from models.grid import Grid
+from core.errors import InputError
+from core.grid import Grid
 
 BlockFn = Callable[[Window], np.ndarray]
 SCRATCH_SUFFIX = ".scratch.tif"

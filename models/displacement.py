@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from models.grid import Grid, ground_pixel_size, transform_points
+from core.grid import Grid, ground_pixel_size, transform_points
 
 
 @dataclass(frozen=True)

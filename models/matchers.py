@@ -27,7 +27,7 @@ def resolve_device(device: str = "auto") -> str:
     error."""
     import torch
 
-    from models.errors import InputError
+    from core.errors import InputError
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

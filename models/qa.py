@@ -31,9 +31,9 @@ from matplotlib.figure import Figure
 from rasterio.enums import Resampling
 from scipy.ndimage import map_coordinates
 
+from core.errors import InputError
+from core.grid import Grid, ground_pixel_size, north_up_grid, transform_points
 from models.cog import atomic_path, check_output_path
-from models.errors import InputError
-from models.grid import Grid, ground_pixel_size, north_up_grid, transform_points
 from models.preprocess import prepare_optical, prepare_sar
 from models.raster import RasterSource, footprint_overlap, open_raster, read_on_grid
 

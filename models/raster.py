@@ -27,8 +27,8 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 from shapely.geometry import LineString
 
-from models.errors import InputError
-from models.grid import Grid, metric_crs_for, reproject_geometry, transform_points
+from core.errors import InputError
+from core.grid import Grid, metric_crs_for, reproject_geometry, transform_points
 
 Role = Literal["optical", "sar", "displacement", "raster"]
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+from core.grid import Grid
 from models.cog import CogSpec, check_outputs, write_cog
 from models.displacement import DisplacementField, sn9_shift_on_optical
-from models.grid import Grid
 from models.methods import get_method
 from models.methods.base import (
     Progress,

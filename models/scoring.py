@@ -12,7 +12,7 @@ distance between the predicted (dx, dy) at (optical_row, optical_col) and the
 reference. The error in metres is the ground distance between the predicted and
 the reference SAR positions (``x_opt + dx * gt_opt[1]``, ``y_opt + dy * gt_opt[5]``)
 measured in the metric working CRS of the optical grid
-(:func:`models.grid.metric_crs_for`): pixels × the pixel size on metric grids, and
+(:func:`core.grid.metric_crs_for`): pixels × the pixel size on metric grids, and
 exact on geographic (degree) or other non-metric grids too.
 """
 
@@ -29,8 +29,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from models.errors import InputError
-from models.grid import Grid, metric_crs_for, transform_points
+from core.errors import InputError
+from core.grid import Grid, metric_crs_for, transform_points
 
 log = logging.getLogger(__name__)
 

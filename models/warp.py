@@ -20,9 +20,9 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from core.errors import InputError
+from core.grid import Grid
 from models.cog import CogSpec, check_outputs, write_cog
-from models.errors import InputError
-from models.grid import Grid
 from models.raster import RasterSource, open_raster
 
 

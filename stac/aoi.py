@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from models.errors import InputError
+from core.errors import InputError
 
 BBox = tuple[float, float, float, float]
 

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlparse
 
 import requests
 
-from models.errors import FetchError, InputError
+from core.errors import FetchError, InputError
 from stac.links import check_asset
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import os
 import posixpath
 from urllib.parse import urljoin, urlparse
 
-from models.errors import CatalogError
+from core.errors import CatalogError
 
 REMOTE_SCHEMES = ("http", "https", "s3")
 

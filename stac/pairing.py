@@ -20,7 +20,7 @@ import shapely
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
-from models.errors import InputError
+from core.errors import InputError
 from stac.scene import Scene
 
 BBox = tuple[float, float, float, float]

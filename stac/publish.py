@@ -40,7 +40,7 @@ from rasterio.warp import transform as warp_transform
 from shapely.geometry import Polygon, mapping
 from shapely.geometry.polygon import orient
 
-from models.errors import CatalogError, InputError
+from core.errors import CatalogError, InputError
 from stac import schemas
 from stac.fetch import file_checksum
 from stac.scene import Scene

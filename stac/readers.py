@@ -45,7 +45,7 @@ import shapely
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
-from models.errors import CatalogError
+from core.errors import CatalogError
 from stac.aoi import BBox
 from stac.fetch import http_url
 from stac.links import UntrustedLink, resolve, trusted_link
@@ -646,7 +646,7 @@ def discover(
     ``collections`` narrows STAC API searches (static catalogs: point at the collection instead).
     """
     if start and end and start > end:
-        from models.errors import InputError
+        from core.errors import InputError
 
         raise InputError(
             f"the time window starts ({start.isoformat()}) after it ends ({end.isoformat()})"

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from models.errors import InputError
+from core.errors import InputError
 from stac.links import check_asset
 
 Sensor = Literal["optical", "sar"]

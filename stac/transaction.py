@@ -6,7 +6,7 @@ Implements the create/update operations of the STAC API Transaction extension
 ``POST /collections/{id}/items`` and ``PUT /collections/{id}/items/{item_id}``. Creating something
 that exists (HTTP 409) becomes an update, so publishing the same item twice leaves one item.
 Transient failures (connection errors, timeouts, 429 and 5xx) are retried with exponential
-backoff; any other failure raises :class:`~models.errors.CatalogError` with the status and an
+backoff; any other failure raises :class:`~core.errors.CatalogError` with the status and an
 excerpt of the server's answer.
 """
 
@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import requests
 
-from models.errors import CatalogError
+from core.errors import CatalogError
 
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 Outcome = Literal["created", "updated", "unchanged"]

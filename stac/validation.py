@@ -12,7 +12,7 @@ Two expectation suites, each run on a pandas DataFrame batch:
 
 A failed expectation becomes a :class:`Failure` naming the check, the scene (or CSV line) and
 the observed value; :meth:`ValidationReport.raise_if_failed` raises
-:class:`models.errors.ValidationFailed` with that text, which stops that pair only.
+:class:`core.errors.ValidationFailed` with that text, which stops that pair only.
 Great Expectations is imported lazily with analytics off.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 TIEPOINT_COLUMNS = ["sar_row", "sar_col", "optical_row", "optical_col"]
 NUMERIC_TYPES = [
@@ -301,7 +301,7 @@ def scene_metadata(
     from pyproj import CRS, Transformer
     from rasterio.enums import Resampling
 
-    from models.grid import Grid, utm_crs_for
+    from core.grid import Grid, utm_crs_for
 
     with rasterio.open(path) as ds:
         f = max(1.0, max(ds.width, ds.height) / max_side)
@@ -474,7 +474,7 @@ def _grid(path: str | os.PathLike[str]) -> Any:
     import rasterio
     from pyproj import CRS
 
-    from models.grid import Grid
+    from core.grid import Grid
 
     with rasterio.open(path) as ds:
         return Grid(
@@ -511,7 +511,7 @@ def validate_tiepoint_table(
 ) -> ValidationReport:
     """The tiepoint suite over an SN9 CSV; ``*_shape`` are (rows, cols).
 
-    Offsets are checked in metres when both grids (``models.grid.Grid``) are given — each point
+    Offsets are checked in metres when both grids (``core.grid.Grid``) are given — each point
     through its own image's geotransform, the SAR point reprojected to the optical CRS — and
     in pixels otherwise (``max_offset_px`` overrides ``rules.max_offset_px``).
     """
@@ -582,7 +582,7 @@ def validate_tiepoint_table(
                 )
             )
     if optical_grid is not None and sar_grid is not None:
-        from models.grid import transform_points
+        from core.grid import transform_points
 
         ox, oy = optical_grid.pixel_to_map(
             df["optical_col"].to_numpy(float), df["optical_row"].to_numpy(float)

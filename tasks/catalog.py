@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from models.errors import InputError, ValidationFailed
+from core.errors import InputError, ValidationFailed
 from stac.aoi import BBox
 from stac.fetch import fetch
 from stac.pairing import Pair, PairingRules, pair_scenes

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.synth import SceneSpec, ShiftModel, synthesize_pair
+from samples.synth import SceneSpec, ShiftModel, synthesize_pair
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("COALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))

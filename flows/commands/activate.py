@@ -9,8 +9,8 @@ import os
 import re
 from typing import Any
 
+from core.errors import InputError
 from flows.commands.scenes import allow_negative_values, option_time
-from models.errors import InputError
 from models.methods import DEFAULT_METHOD, check_methods
 from stac.aoi import parse_bbox
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.errors import InputError
+from core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "pairs"
@@ -115,7 +115,7 @@ def _log(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.bench import BenchConfig, format_report, run_benchmark, write_json
+    from bench.run import BenchConfig, format_report, run_benchmark, write_json
 
     conf = BenchConfig(
         data=args.data,
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
     )
     if args.scale:
-        from models.bench import format_scale_report, run_scale
+        from bench.run import format_scale_report, run_scale
 
         report = run_scale(conf, _sizes(args.sizes), _log)
         text = format_scale_report(report)

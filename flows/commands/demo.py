@@ -1,8 +1,8 @@
 """``coalign demo`` (what ``make demo`` runs): a whole activation on a synthetic sample event, no
 network.
 
-The sample event (``models.sample_event``) is written as Maxar-like and Umbra-like static catalogs
-(``stac.sample_catalog``); the ``activation`` flow then runs against them on Prefect's temporary
+The sample event (``samples.event``) is written as Maxar-like and Umbra-like static catalogs
+(``samples.catalog``); the ``activation`` flow then runs against them on Prefect's temporary
 local server, logs to MLflow and publishes the output catalog, all under the working directory.
 """
 
@@ -50,8 +50,8 @@ def build_demo_catalogs(workdir: str | Path, size_m: float = 400.0):
     Returns ``(event, maxar_catalog, umbra_catalog)``; an existing event of the same size is reused
     (same files, so a rerun hits the task cache).
     """
-    from models.sample_event import sample_event
-    from stac.sample_catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
+    from samples.catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
+    from samples.event import sample_event
 
     root = Path(workdir) / "sample-event"
     maxar, umbra, stamp = (

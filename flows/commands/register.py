@@ -9,9 +9,9 @@ import logging
 import sys
 import time
 
+from core.errors import InputError
 from flows.progress import CliProgress
 from models.cog import check_outputs
-from models.errors import InputError
 from models.methods import DEFAULT_METHOD
 from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement

@@ -8,8 +8,8 @@ import datetime as dt
 import json
 import re
 
+from core.errors import InputError
 from flows.activation import parse_time
-from models.errors import InputError
 from stac.aoi import parse_bbox
 from stac.readers import discover
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from models.errors import InputError
+from core.errors import InputError
 from models.methods.base import Method, MethodInfo, config_dict, make_config, valid_settings
 from models.methods.global_affine import GlobalAffineMethod
 from models.methods.local import LocalMethod

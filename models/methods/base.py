@@ -17,9 +17,9 @@ import numpy as np
 from pyproj import CRS
 from shapely.geometry import Polygon
 
+from core.errors import InputError
+from core.grid import Grid, north_up_grid
 from models.displacement import DisplacementField
-from models.errors import InputError
-from models.grid import Grid, north_up_grid
 from models.raster import RasterSource, footprint_overlap, open_raster
 
 Progress = Callable[[str, int, int], None]

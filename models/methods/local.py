@@ -43,6 +43,8 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
+from core.errors import InputError
+from core.grid import Grid, north_up_grid
 from models.areamatch import (
     cfog,
     consistent,
@@ -52,8 +54,6 @@ from models.areamatch import (
     second_peak,
 )
 from models.displacement import DisplacementField, linear_weights
-from models.errors import InputError
-from models.grid import Grid, north_up_grid
 from models.methods.base import (
     Progress,
     RegistrationInput,

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any, Literal
 
-from models.errors import CatalogError
+from core.errors import CatalogError
 
 STAC_VERSION = "1.1.0"
 _CORE = f"https://schemas.stacspec.org/v{STAC_VERSION}"

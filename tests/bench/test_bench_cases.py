@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from bench_fixtures import texture, tiny_pair
 
-from models._bench_cases import (
+from bench.cases import (
     AlignedPair,
     CaseSpec,
     build_case,
@@ -25,8 +25,8 @@ from models._bench_cases import (
     plan_cases,
     srif_resample,
 )
-from models._bench_scale import Mosaic, build_scale_files, draw_scale_recipe
-from models._bench_srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
+from bench.scale import Mosaic, build_scale_files, draw_scale_recipe
+from bench.srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
 from models.scoring import read_tiepoints, reference_shift
 
 
@@ -142,7 +142,7 @@ def test_oracle_affine_shift_is_least_squares():
     from affine import Affine
     from pyproj import CRS
 
-    from models.grid import Grid
+    from core.grid import Grid
     from models.scoring import Tiepoints
 
     g = Grid(CRS.from_epsg(32637), Affine(0.5, 0, 1000, 0, -0.5, 2000), 100, 100)
@@ -165,8 +165,8 @@ def test_exact_reference_scores_the_rounding_floor_and_nothing_without_rounding(
     from affine import Affine
     from pyproj import CRS
 
-    from models._bench_cases import reference_scores
-    from models.grid import Grid
+    from bench.cases import reference_scores
+    from core.grid import Grid
     from models.scoring import Tiepoints
 
     g = Grid(CRS.from_epsg(32637), Affine(0.5, 0, 1000, 0, -0.5, 2000), 400, 400)
@@ -276,7 +276,7 @@ def test_scale_mosaic_windows_compose_and_sar_follows_the_field(tmp_path):
         assert (
             ds.width == 400 and ds.profile["compress"].lower() == "deflate" and ds.profile["tiled"]
         )
-    from models._bench_cases import Case
+    from bench.cases import Case
 
     case = Case("scale-400", "scale", tmp_path, True, meta)
     optical, sar_grid = case_grids(case)
@@ -312,7 +312,7 @@ def test_local_on_the_real_cfog_tiepoints(tmp_path, shared_data):
     # the pre-aligned pair is off by about a pixel (its real tiepoints): local corrects it, and its
     # verification,
     # which judges a field that barely moves the pair at the finest pass, keeps the correction
-    from models._bench_worker import run_job
+    from bench.worker import run_job
 
     folder = shared_data / "pairs" / "cfog"
     if not folder.is_dir():

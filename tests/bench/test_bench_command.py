@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from bench.run import check_targets, growth_exponent, summarise
 from flows.cli import main
-from models.bench import check_targets, growth_exponent, summarise
 
 
 def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
@@ -74,7 +74,7 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
         unwarped["zero"]["ncc"]
     )  # its reference is no shift
     # scale runs leave it out: their wall time and peak RSS are the measurement
-    from models._bench_worker import run_job
+    from bench.worker import run_job
 
     folder = tmp_path / "work" / "cases" / "cfog-w0"
     quiet = run_job(

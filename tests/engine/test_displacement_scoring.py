@@ -11,9 +11,9 @@ import rasterio
 from affine import Affine
 from pyproj import CRS, Transformer
 
+from core.errors import InputError
+from core.grid import Grid, north_up_grid
 from models.displacement import DisplacementField
-from models.errors import InputError
-from models.grid import Grid, north_up_grid
 from models.registration import write_displacement
 from models.scoring import (
     Tiepoints,

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from models.errors import InputError
+from core.errors import InputError
 from models.methods.base import RegistrationInput, make_config
 from models.methods.global_affine import GlobalAffineConfig
 from models.registration import register, write_displacement

@@ -8,8 +8,8 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
-from models.errors import InputError
-from models.grid import Grid, metric_crs_for, north_up_grid
+from core.errors import InputError
+from core.grid import Grid, metric_crs_for, north_up_grid
 from models.raster import _source_window, footprint_overlap, open_raster, read_on_grid
 
 

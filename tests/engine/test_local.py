@@ -7,9 +7,9 @@ import pytest
 import rasterio
 from affine import Affine
 
+from core.grid import north_up_grid
 from models.areamatch import cfog, consistent, match_templates, second_peak
 from models.displacement import DisplacementField
-from models.grid import north_up_grid
 from models.methods.base import RegistrationInput, RegistrationResult, field_grid, make_config
 from models.methods.local import (
     LocalConfig,
@@ -29,7 +29,7 @@ from models.methods.local import (
 from models.registration import register
 from models.sar_adaptive import adaptive_sar, choose_mode, tile_stats
 from models.scoring import read_tiepoints
-from models.synth import SceneSpec, ShiftModel, synthesize_pair
+from samples.synth import SceneSpec, ShiftModel, synthesize_pair
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flows.cli import main
-from models.synth import SceneSpec, ShiftModel, SyntheticPair, synthesize_pair
+from samples.synth import SceneSpec, ShiftModel, SyntheticPair, synthesize_pair
 
 PAIR_SIZE_M = 120.0
 PAIR_ORIGIN = (377000.0, 4106000.0)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import stac.readers as readers
+from core.errors import CatalogError, FetchError, InputError
 from flows.cli import build_parser, main
-from models.errors import CatalogError, FetchError, InputError
 from stac.aoi import parse_bbox
 from stac.fetch import fetch
 from stac.links import UntrustedLink, trusted_link

@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from models.synth import SyntheticPair
+from samples.synth import SyntheticPair
 from tests.robustness.conftest import error_line, files_under
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import pytest
 import rasterio
 from affine import Affine
 
+from core.errors import InputError
 from flows.cli import main
-from models.errors import InputError
 from models.methods.base import RegistrationInput
 from models.methods.local import (
     LocalConfig,

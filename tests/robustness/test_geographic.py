@@ -7,8 +7,8 @@ import pytest
 from affine import Affine
 from pyproj import CRS, Geod
 
+from core.grid import Grid, ground_pixel_size, north_up_grid, transform_points
 from models.displacement import DisplacementField, sn9_lattice_step, sn9_shift_on_optical
-from models.grid import Grid, ground_pixel_size, north_up_grid, transform_points
 from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement
 from models.scoring import (
@@ -18,7 +18,7 @@ from models.scoring import (
     score_displacement,
     score_shifts,
 )
-from models.synth import SceneSpec, ShiftModel, synthesize_pair
+from samples.synth import SceneSpec, ShiftModel, synthesize_pair
 
 UTM = CRS.from_epsg(32637)
 WGS84 = CRS.from_epsg(4326)

@@ -14,7 +14,7 @@ from affine import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from flows.cli import main
-from models.synth import SyntheticPair, synthesize_pair
+from samples.synth import SyntheticPair, synthesize_pair
 from tests.robustness.conftest import (
     CliRun,
     error_line,

@@ -16,10 +16,10 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
+from core.errors import InputError
+from core.grid import Grid
 from flows.cli import main
 from models.cog import CogSpec, atomic_path, check_outputs, write_cog
-from models.errors import InputError
-from models.grid import Grid
 
 SIZE = 64
 TRANSFORM = Affine(0.5, 0, 377000.0, 0, -0.5, 4106000.0)

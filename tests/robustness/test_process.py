@@ -17,10 +17,10 @@ import pytest
 from affine import Affine
 from pyproj import CRS
 
+from core.grid import Grid
 from models import cog
 from models.cog import CogSpec, scratch_path, sweep_stale_temporaries, write_cog
-from models.grid import Grid
-from models.synth import SyntheticPair
+from samples.synth import SyntheticPair
 from tests.robustness.conftest import files_under
 
 REPO = Path(__file__).resolve().parents[2]

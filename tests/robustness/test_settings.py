@@ -14,8 +14,8 @@ import pytest
 import rasterio
 from affine import Affine
 
+from core.errors import InputError
 from flows.cli import main
-from models.errors import InputError
 from models.methods import METHODS, check_methods, method_config
 from models.methods.base import SETTING, Valid, describe
 from models.methods.local import LocalMethod

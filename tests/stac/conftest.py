@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from models.synth import SceneSpec, ShiftModel, synthesize_pair
-from stac.sample_catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
+from samples.catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
+from samples.synth import SceneSpec, ShiftModel, synthesize_pair
 
 T0 = dt.datetime(2023, 2, 1, 8, tzinfo=dt.UTC)
 BBOX = (37.0, 36.5, 38.5, 38.0)

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from core.errors import CatalogError
 from flows.cli import main
-from models.errors import CatalogError
 from stac.pairing import PairingRules, pair_scenes
 from stac.readers import crawl_static, discover, load_json, scene_from_item
 from stac.scene import Scene

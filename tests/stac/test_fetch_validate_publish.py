@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from models.errors import CatalogError, FetchError, ValidationFailed
+from core.errors import CatalogError, FetchError, ValidationFailed
 from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement
 from stac.fetch import fetch, file_checksum, gdal_path, http_url

@@ -14,7 +14,7 @@ import rasterio
 from rasterio.warp import transform_bounds
 from shapely.geometry import Point, shape
 
-from models.errors import CatalogError, InputError
+from core.errors import CatalogError, InputError
 from stac import schemas
 from stac.publish import PublishedPair, api_document, build_item
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import CatalogError
+from core.errors import CatalogError
 from stac import schemas
 from stac.schemas import CORE_SCHEMAS, EXTENSIONS, known_schemas, validate, validate_against
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pystac
 import pytest
 
-from models.errors import CatalogError, InputError
+from core.errors import CatalogError, InputError
 from stac import schemas
 from stac.publish import PublishedPair, build_item, publish_static
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import CatalogError
+from core.errors import CatalogError
 from stac import schemas
 from stac.publish import api_document, build_item, publish_api
 from stac.transaction import RetryPolicy, TransactionClient, merge_extent

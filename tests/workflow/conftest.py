@@ -1,6 +1,6 @@
 """Workflow tests run against a temporary Prefect server (``prefect_test_harness``) whose home is a
 temp dir,
-with MLflow stores in temp working directories and sample events made by ``models.sample_event``."""
+with MLflow stores in temp working directories and sample events made by ``samples.event``."""
 
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def sample(tmp_path_factory):
     SAR asset
     is truncated after cataloguing (a broken download: checksum and TIFF both bad)."""
     from flows.commands.demo import SAR_ID, build_demo_catalogs
-    from models.sample_event import sample_event
-    from stac.sample_catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
+    from samples.catalog import SampleScene, write_maxar_catalog, write_umbra_catalog
+    from samples.event import sample_event
 
     root = tmp_path_factory.mktemp("sample")
     ev, maxar, umbra = build_demo_catalogs(root, size_m=120.0)

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from flows.cli import main
-from tasks.tracking import finish_activation_run, log_benchmark, log_pair_run, start_activation_run
+from tracking.runs import finish_activation_run, log_benchmark, log_pair_run, start_activation_run
 
 
 def _pair(

@@ -12,10 +12,10 @@ import pytest
 import rasterio
 from mlflow.tracking import MlflowClient
 
-from models.errors import InputError
+from core.errors import InputError
 from models.methods.base import RegistrationInput
 from models.scoring import read_tiepoints, score_shifts
-from tasks.tracking import register_method_model
+from tracking.runs import register_method_model
 
 
 def test_method_model_round_trip(uri, workdir, radar_pair, tmp_path, monkeypatch):

@@ -10,10 +10,10 @@ import pytest
 import rasterio
 from matplotlib.image import imread
 
+from core.errors import InputError
+from core.grid import north_up_grid
 from models import qa
 from models.displacement import DisplacementField
-from models.errors import InputError
-from models.grid import north_up_grid
 from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement
 from models.scoring import read_tiepoints, score_displacement

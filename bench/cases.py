@@ -5,8 +5,8 @@ is read as "the ground": the optical image gets a north-up UTM grid; the SAR
 gets its own grid (coarser pixels, another origin, optionally rotated like an
 Umbra GEC product) and shows, at map point ``X``, the ground at ``Y`` with
 ``Y + d(Y) = X`` for a smooth SN9-like displacement ``d`` (offset + affine part
-+ non-rigid part, :class:`models.synth.ShiftModel`), exactly as
-:func:`models.synth.synthesize_pair` does for synthetic scenes. Tiepoints (SN9
++ non-rigid part, :class:`samples.synth.ShiftModel`), exactly as
+:func:`samples.synth.synthesize_pair` does for synthetic scenes. Tiepoints (SN9
 CSV, :func:`models.scoring.write_tiepoints`) are optical pixels mapped through
 ``d``; the CFOG pair's 145 real tiepoints are mapped through ``d`` too, so its
 real residual misalignment stays in the ground truth.
@@ -38,16 +38,16 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
-from models._bench_srif import SrifCheck, check_srif_gt, sar_chip_valid
+from bench.srif import SrifCheck, check_srif_gt, sar_chip_valid
+from core.errors import InputError
+from core.grid import Grid, transform_points
 from models.cog import CogSpec, atomic_path, write_cog
 from models.displacement import DisplacementField
-from models.errors import InputError
-from models.grid import Grid, transform_points
 from models.scoring import Tiepoints, read_tiepoints, reference_shift, score_shifts, write_tiepoints
-from models.synth import ShiftModel
+from samples.synth import ShiftModel
 
 BUILDER_VERSION = "2"  # 2: SRIF pairs resampled with their verified rotation
-SRIF_CHECK_VERSION = "1"  # bump when models._bench_srif changes what it finds
+SRIF_CHECK_VERSION = "1"  # bump when bench.srif changes what it finds
 
 # Optical pixel size given to each dataset. CFOG/SRIF/VSFF get Maxar-like sizes so that
 # the methods' metre-valued settings are exercised in the product's regime (their native
@@ -215,7 +215,7 @@ def srif_resample(optical: np.ndarray, sar: np.ndarray, gt: np.ndarray) -> np.nd
     """The SRIF SAR resampled onto the optical chip: ``p_sar = G @ [p_opt * 256 / W_opt, 1]``.
 
     Pixel-index coordinates (OpenCV convention). The SAR's black corners
-    (:func:`models._bench_srif.sar_chip_valid`) and points outside the SAR become NaN.
+    (:func:`bench.srif.sar_chip_valid`) and points outside the SAR become NaN.
     """
     h, w = optical.shape[-2:]
     s = _gray(sar)
@@ -284,7 +284,7 @@ def load_srif(
 ) -> tuple[list[AlignedPair], list[dict[str, str]]]:
     """SRIF: every ``pairN`` whose rotation is verified, resampled onto its optical chip.
 
-    The shipped matrices are checked first (:mod:`models._bench_srif`): most do not
+    The shipped matrices are checked first (:mod:`bench.srif`): most do not
     line their pair up, so each pair is resampled with the rotation its images agree
     on, and skipped when the two similarity measures disagree. Also skipped: a chip of
     which less than ``min_coverage`` lands on valid SAR pixels. ``checks`` caches the

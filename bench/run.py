@@ -1,10 +1,10 @@
 """``coalign bench``: accuracy, speed and memory of the registration methods on warped real pairs.
 
-Cases come from the pre-aligned real optical/SAR pairs (:mod:`models._bench_cases`):
+Cases come from the pre-aligned real optical/SAR pairs (:mod:`bench.cases`):
 the optical image on a north-up UTM grid, the SAR on its own coarser, shifted and
 sometimes rotated grid, moved by a known smooth SN9-like field; tiepoints in the
 SN9 CSV format. Every case × method runs in its own process
-(:mod:`models._bench_worker`) through the public API, so runtime and peak RSS
+(:mod:`bench.worker`) through the public API, so runtime and peak RSS
 are those of one registration. Scores follow the SN9 rules
 (:mod:`models.scoring`); each case also gets the zero-shift error and the
 oracle-affine error (the best affine fitted to the reference tiepoints: the
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from models._bench_cases import (
+from bench.cases import (
     KINDS,
     Case,
     CaseSpec,
@@ -42,8 +42,8 @@ from models._bench_cases import (
     load_pairs,
     plan_cases,
 )
-from models._bench_scale import FULL_SIDE
-from models.errors import InputError
+from bench.scale import FULL_SIDE
+from core.errors import InputError
 
 Log = Callable[[str], None]
 
@@ -155,7 +155,7 @@ def _kill_tree(pid: int) -> None:
 
 
 def run_in_subprocess(job: dict[str, Any], run_dir: Path, timeout_s: float) -> dict[str, Any]:
-    """Run :mod:`models._bench_worker` on ``job``; adds wall time and the sampled peak RSS of its
+    """Run :mod:`bench.worker` on ``job``; adds wall time and the sampled peak RSS of its
     process tree."""
     run_dir.mkdir(parents=True, exist_ok=True)
     job_path, result_path, log_path = (
@@ -165,18 +165,13 @@ def run_in_subprocess(job: dict[str, Any], run_dir: Path, timeout_s: float) -> d
     )
     job_path.write_text(json.dumps(job, indent=1))
     result_path.unlink(missing_ok=True)
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     t0 = time.perf_counter()
     peak = 0
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "models._bench_worker", str(job_path), str(result_path)],
+            [sys.executable, "-m", "bench.worker", str(job_path), str(result_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
-            cwd=root,
         )
         timed_out = False
         while proc.poll() is None:
@@ -488,8 +483,8 @@ def growth_exponent(sides: list[int], times: list[float]) -> float:
 def run_scale(conf: BenchConfig, sides: tuple[int, ...], log: Log = print) -> dict[str, Any]:
     """End to end (open, read/reproject, register, write COG) per scene size, each run in its own
     process."""
-    from models._bench_cases import load_cfog, load_vsff
-    from models._bench_scale import build_scale_case, draw_scale_recipe
+    from bench.cases import load_cfog, load_vsff
+    from bench.scale import build_scale_case, draw_scale_recipe
 
     methods = list(conf.methods) or scale_methods()
     settings = method_settings(methods, conf.settings)

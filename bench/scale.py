@@ -33,7 +33,7 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from models._bench_cases import (
+from bench.cases import (
     BUILDER_VERSION,
     AlignedPair,
     Case,
@@ -43,10 +43,10 @@ from models._bench_cases import (
     jittered_pixels,
     prefilter,
 )
+from core.grid import Grid
 from models.cog import CogSpec, write_cog
-from models.grid import Grid
 from models.scoring import Tiepoints, write_tiepoints
-from models.synth import ShiftModel
+from samples.synth import ShiftModel
 
 FULL_SIDE = 10_000
 TILE_PX = 500

@@ -23,7 +23,7 @@ import rasterio
 from affine import Affine
 from pyproj import CRS
 
-from models.grid import Grid, north_up_grid, transform_points
+from core.grid import Grid, north_up_grid, transform_points
 from models.scoring import Tiepoints, write_tiepoints
 
 ShiftFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

@@ -34,8 +34,8 @@ import rasterio
 from pyproj import CRS
 from shapely.geometry import mapping, shape
 
-from models.errors import InputError
-from models.grid import Grid, reproject_geometry, utm_crs_for
+from core.errors import InputError
+from core.grid import Grid, reproject_geometry, utm_crs_for
 from stac.fetch import file_checksum
 from stac.publish import copy_atomic, write_atomic
 

@@ -1,6 +1,6 @@
 """A coalign registration method as an MLflow pyfunc model ("models from code", MLflow 3).
 
-:func:`tasks.tracking.register_method_model` logs this file as the model's code, with the
+:func:`tracking.runs.register_method_model` logs this file as the model's code, with the
 ``models`` package bundled beside it (``code_paths``) and the method's name, version and full
 config as the ``config`` JSON artifact. MLflow executes the file when the model is loaded;
 ``set_model`` at the bottom names the model object. Nothing is pickled.
@@ -46,7 +46,7 @@ class CoalignMethodModel(PythonModel):
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:  # noqa: ANN001
-        from models.errors import InputError
+        from core.errors import InputError
         from models.methods.base import RegistrationInput
         from models.raster import open_raster
         from models.registration import register, write_displacement

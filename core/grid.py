@@ -17,7 +17,7 @@ from pyproj import CRS, Transformer
 from shapely.geometry import Polygon, box
 from shapely.ops import transform as shapely_transform
 
-from models.errors import InputError
+from core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.synth import SceneSpec, ShiftModel, SyntheticPair, synthesize_pair
+from samples.synth import SceneSpec, ShiftModel, SyntheticPair, synthesize_pair
 
 EVENT_DATE = dt.datetime(2023, 2, 6, 1, 17, tzinfo=dt.UTC)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from prefect import task
 
-from models.errors import InputError
+from core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS_EXPERIMENT = "coalign-methods"
@@ -444,7 +444,7 @@ def register_method_model(
 
     from models.methods import get_method
     from models.methods.base import config_dict, make_config
-    from tasks.method_model import as_setting
+    from tracking.method_model import as_setting
 
     method = get_method(method_name)
     if version != method.version:

@@ -1,7 +1,7 @@
 """One benchmark run in its own process: open, register, write the SN9 map, score; report times and
 memory.
 
-``python -m models._bench_worker JOB.json RESULT.json``. Running each case ×
+``python -m bench.worker JOB.json RESULT.json``. Running each case ×
 method in a fresh process makes its peak RSS measurable on its own (the
 worker reports ``ru_maxrss`` of itself and of its children, e.g. tile pools).
 Only the public API is used: :meth:`RegistrationInput.open`,
@@ -22,7 +22,7 @@ from typing import Any
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one registration job (see :func:`models.bench.run_case_method` for the keys)."""
+    """Run one registration job (see :func:`bench.run.run_case_method` for the keys)."""
     t_start = time.perf_counter()
     from models.methods.base import RegistrationInput
     from models.registration import register, write_displacement

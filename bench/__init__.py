@@ -1,0 +1,1 @@
+"""The benchmark: real-pair cases, SRIF checks, scale cases, per-run workers and reports."""

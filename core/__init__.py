@@ -1,0 +1,1 @@
+"""Shared primitives below models/ and stac/: errors, grids and footprints, ids."""

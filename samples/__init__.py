@@ -1,0 +1,1 @@
+"""Sample and fixture synthesis: synthetic scenes, the sample event, sample STAC catalogs."""

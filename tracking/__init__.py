@@ -1,0 +1,1 @@
+"""The MLflow library: runs, metrics, pictures, method models and their comparison."""
