@@ -136,7 +136,8 @@ def metric_crs_for(grid: Grid, path: str = "") -> CRS:
     crs = grid.crs
     if crs is None:
         raise InputError(
-            f"{path or 'raster'} has no CRS: georeference it (e.g. gdal_edit.py -a_srs EPSG:xxxx) and retry"
+            f"{path or 'raster'} has no CRS: georeference it (e.g. gdal_edit.py -a_srs EPSG:xxxx) "
+            "and retry"
         )
     if crs.is_projected:
         unit = crs.axis_info[0].unit_name if crs.axis_info else "metre"

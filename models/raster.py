@@ -101,7 +101,8 @@ def open_raster(path: str | os.PathLike[str], role: Role = "raster") -> RasterSo
             else ""
         )
         raise InputError(
-            f"{role} file {p} has no CRS{hint}; georeference it (e.g. gdal_edit.py -a_srs EPSG:xxxx) and retry"
+            f"{role} file {p} has no CRS{hint}; georeference it (e.g. gdal_edit.py -a_srs "
+            "EPSG:xxxx) and retry"
         )
     if transform.is_identity:
         raise InputError(f"{role} file {p} has no geotransform; georeference it and retry")

@@ -62,9 +62,11 @@ class Tiepoints:
             if bad.size:
                 i = int(bad[0])
                 raise InputError(
-                    f"tiepoint file {self.source}: row {i + 2} has {name} pixel (row {rows[i]}, col {cols[i]}) "
+                    f"tiepoint file {self.source}: row {i + 2} has {name} pixel (row {rows[i]}, "
+                    f"col {cols[i]}) "
                     f"outside the {name} image ({grid.height} rows × {grid.width} cols); "
-                    f"{bad.size} tiepoint(s) out of bounds — check that the CSV belongs to these images"
+                    f"{bad.size} tiepoint(s) out of bounds — check that the CSV belongs to "
+                    "these images"
                 )
 
 
@@ -80,13 +82,15 @@ def _check_duplicates(a: np.ndarray, p: Path, duplicates: str) -> np.ndarray:
         j = int(first[inverse.ravel()[i]])
         if j != i and not np.array_equal(a[i], a[j]):
             raise InputError(
-                f"tiepoint file {p}: lines {j + 2} and {i + 2} give optical pixel (row {a[i, 2]:g}, col {a[i, 3]:g}) "
+                f"tiepoint file {p}: lines {j + 2} and {i + 2} give optical pixel (row "
+                f"{a[i, 2]:g}, col {a[i, 3]:g}) "
                 f"two different SAR pixels; fix or remove one"
             )
     _, keep, counts = np.unique(a, axis=0, return_index=True, return_counts=True)
     if (counts > 1).any():
         line = int(np.sort(keep[counts > 1])[0]) + 2
-        msg = f"tiepoint file {p}: {int((counts - 1).sum())} exact duplicate row(s), first at line {line}"
+        repeats = int((counts - 1).sum())
+        msg = f"tiepoint file {p}: {repeats} exact duplicate row(s), first at line {line}"
         if duplicates == "error":
             raise InputError(msg + "; remove duplicates")
         if duplicates == "drop":
@@ -129,7 +133,8 @@ def read_tiepoints(path: str | os.PathLike[str], duplicates: str = "warn") -> Ti
         header = [h.strip().lower() for h in header]
         if tuple(header[:4]) != TIEPOINT_HEADER or len(header) != 4:
             raise InputError(
-                f"tiepoint file {p} has header {','.join(header)!r}; expected exactly {','.join(TIEPOINT_HEADER)}"
+                f"tiepoint file {p} has header {','.join(header)!r}; expected exactly "
+                f"{','.join(TIEPOINT_HEADER)}"
             )
         rows: list[list[float]] = []
         for lineno, record in enumerate(reader, start=2):
@@ -315,8 +320,8 @@ def score_displacement(
     with rasterio.open(displacement) as ds:
         if (ds.width, ds.height) != (optical.width, optical.height):
             raise InputError(
-                f"displacement map {displacement} is {ds.width}×{ds.height} but the optical image is "
-                f"{optical.width}×{optical.height}; SN9 maps have the optical image's size"
+                f"displacement map {displacement} is {ds.width}×{ds.height} but the optical "
+                f"image is {optical.width}×{optical.height}; SN9 maps have the optical image's size"
             )
     tiepoints.check_bounds(optical, sar)
     pdx, pdy = sample_displacement(displacement, tiepoints.optical_row, tiepoints.optical_col)

@@ -144,7 +144,8 @@ class TransactionClient:
         cid, iid = item.get("collection"), item.get("id")
         if not cid or not iid:
             raise CatalogError(
-                f"STAC Item needs 'id' and 'collection' to be published to {self.url} (got id={iid!r}, collection={cid!r})"
+                f"STAC Item needs 'id' and 'collection' to be published to {self.url} (got "
+                f"id={iid!r}, collection={cid!r})"
             )
         items = f"/collections/{quote(cid, safe='')}/items"
         r = self._request("POST", items, item)

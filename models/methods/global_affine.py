@@ -142,7 +142,8 @@ class GlobalAffineMethod:
         grid = field_grid(pair, resolution)
         if fit is None:
             result.warnings.append(
-                f"too few matches for an affine ({result.matches} matches, need {conf.min_inliers} inliers): "
+                f"too few matches for an affine ({result.matches} matches, need {conf.min_inliers} "
+                "inliers): "
                 "falling back to zero shift with confidence 0"
             )
             result.field = DisplacementField.constant(grid)

@@ -66,7 +66,8 @@ def missing_prerequisites() -> str:
         missing.append("PostgreSQL server (Debian package postgresql)")
     elif not _postgis_installed(bindir):
         missing.append(
-            f"PostGIS for PostgreSQL {bindir.parent.name} (Debian package postgresql-{bindir.parent.name}-postgis-3)"
+            f"PostGIS for PostgreSQL {bindir.parent.name} (Debian package "
+            f"postgresql-{bindir.parent.name}-postgis-3)"
         )
     venv = stacapi_venv()
     absent = [tool for tool in ("uvicorn", "pypgstac") if not (venv / "bin" / tool).exists()]
@@ -102,7 +103,8 @@ def _run(cmd: list[str], what: str, timeout: float = 60.0, **kwargs) -> None:
         raise RuntimeError(f"{what}: timed out after {timeout:.0f} s: {' '.join(cmd)}") from exc
     if r.returncode != 0:
         raise RuntimeError(
-            f"{what} failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+            f"{what} failed ({r.returncode}): "
+            f"{' '.join(cmd)}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
         )
 
 
