@@ -4,9 +4,8 @@ memory.
 ``python -m bench.worker JOB.json RESULT.json``. Running each case ×
 method in a fresh process makes its peak RSS measurable on its own (the
 worker reports ``ru_maxrss`` of itself and of its children, e.g. tile pools).
-Only the public API is used: :meth:`RegistrationInput.open`,
-:func:`models.registration.register`, :func:`write_displacement`,
-:func:`models.scoring.score_displacement`.
+The pair goes through :func:`models.registration.run_pipeline`, as in ``coalign register``;
+each tiepoint set is then scored with :func:`models.scoring.score_displacement`.
 """
 
 from __future__ import annotations
@@ -24,20 +23,23 @@ from typing import Any
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one registration job (see :func:`bench.run.run_case_method` for the keys)."""
     t_start = time.perf_counter()
-    from models.methods.base import RegistrationInput
-    from models.registration import register, write_displacement
+    from models.registration import run_pipeline
     from models.scoring import read_tiepoints, score_displacement, score_shifts
 
     stages: dict[str, float] = {"import": time.perf_counter() - t_start}
-    t0 = time.perf_counter()
-    pair = RegistrationInput.open(job["optical"], job["sar"], job.get("device", "cpu"))
-    stages["open"] = time.perf_counter() - t0
-    result = register(pair, job["method"], job.get("settings") or {})
-    stages.update(result.runtime_s)
     out = Path(job["output"])
-    t0 = time.perf_counter()
-    write_displacement(result.field, pair.optical.grid, out)
-    stages["write_cog"] = time.perf_counter() - t0
+    done = run_pipeline(
+        job["optical"],
+        job["sar"],
+        out,
+        job["method"],
+        job.get("settings") or {},
+        job.get("device", "cpu"),
+    )
+    pair, result = done.pair, done.result
+    stages["open"] = done.open_s
+    stages.update((k, v) for k, v in result.runtime_s.items() if k != "write")
+    stages["write_cog"] = result.runtime_s["write"]
     stages["pipeline"] = stages["open"] + stages["register_total"] + stages["write_cog"]
     scores: dict[str, Any] = {}
     t0 = time.perf_counter()

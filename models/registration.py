@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from models.methods.base import (
     make_config,
     no_progress,
 )
+from models.scoring import Score, Tiepoints, score_displacement
 
 DISPLACEMENT_SPEC = CogSpec(
     count=2,
@@ -58,8 +60,6 @@ def register(
     """
     m = get_method(method)
     conf = make_config(m.Config, overrides, m.name)
-    import time
-
     t0 = time.perf_counter()
     result = m.run(pair, conf, progress)
     result.runtime_s["register_total"] = time.perf_counter() - t0
@@ -74,6 +74,8 @@ def register(
 
 @dataclass(frozen=True)
 class Products:
+    """The files :func:`write_displacement` wrote."""
+
     displacement: Path
     confidence: Path | None = None
 
@@ -124,3 +126,69 @@ def write_displacement(
             confidence_path, optical, CONFIDENCE_SPEC, _sn9_block(field, optical, "confidence")
         )
     return Products(out, conf)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """What :func:`run_pipeline` did: the pair it opened, the method's result (its ``runtime_s``
+    holds the method's stages, ``register_total`` and ``write``), the files written, the score."""
+
+    pair: RegistrationInput
+    result: RegistrationResult
+    products: Products
+    open_s: float
+    score: Score | None = None
+
+
+def _ignore(warning: str) -> None:
+    """Default warning sink: the warnings stay in the result."""
+
+
+def run_pipeline(
+    optical: str | os.PathLike[str],
+    sar: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    method: str,
+    settings: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    *,
+    confidence: str | os.PathLike[str] | None = None,
+    tiepoints: Tiepoints | None = None,
+    progress: Progress = no_progress,
+    on_warning: Callable[[str], None] = _ignore,
+) -> PipelineRun:
+    """Open a pair, register it, write the SN9 displacement map (and confidence), score it.
+
+    Args:
+        optical: The optical GeoTIFF.
+        sar: The SAR GeoTIFF.
+        output: The displacement COG to write.
+        method: The method's name (see ``coalign methods``).
+        settings: Settings of the method by name (text as ``--set`` gives it, or values).
+        device: ``auto``, ``cpu`` or ``cuda``: where the matchers run.
+        confidence: The confidence COG to write; none = not written.
+        tiepoints: SN9 tiepoints: checked against both images before the registration, then
+            the written map is scored at them; none = not scored.
+        progress: Called as ``(stage, done, total)`` while registering and writing.
+        on_warning: Called with each warning of the result, before the map is written.
+
+    Raises:
+        InputError: An unknown method or setting, a setting out of range, tiepoints outside
+            the images, or a pair the method cannot register.
+    """
+    t0 = time.perf_counter()
+    pair = RegistrationInput.open(os.fspath(optical), os.fspath(sar), device)
+    open_s = time.perf_counter() - t0
+    if tiepoints is not None:
+        tiepoints.check_bounds(pair.optical.grid, pair.sar.grid)
+    result = register(pair, method, settings, progress)
+    for warning in result.warnings:
+        on_warning(warning)
+    with result.timed("write"):
+        products = write_displacement(result.field, pair.optical.grid, output, confidence, progress)
+    score = None
+    if tiepoints is not None:
+        score = score_displacement(
+            products.displacement, tiepoints, pair.optical.grid, pair.sar.grid
+        )
+    return PipelineRun(pair, result, products, open_s, score)

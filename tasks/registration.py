@@ -54,39 +54,36 @@ def register(
     out_dir: str,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Register optical to SAR and write the SN9 displacement and confidence COGs; a summary
-    record."""
-    from models.methods.base import RegistrationInput
-    from models.registration import register as run_method
-    from models.registration import write_displacement
+    """Register optical to SAR and write the SN9 displacement and confidence COGs
+    (:func:`models.registration.run_pipeline`); a summary record."""
+    from models.registration import run_pipeline
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pair = RegistrationInput.open(optical, sar, device)
     # out_dir is <workdir>/pairs/<pair>/<method>/<key>
-    progress = ProgressArtifact(f"{method} registration of {out.parent.parent.name}")
-    result = run_method(pair, method, settings, progress)
-    for warning in result.warnings:
-        get_run_logger().warning(warning)
-    with result.timed("write"):
-        products = write_displacement(
-            result.field,
-            pair.optical.grid,
-            out / "displacement.tif",
-            out / "confidence.tif",
-            progress,
-        )
+    done = run_pipeline(
+        optical,
+        sar,
+        out / "displacement.tif",
+        method,
+        settings,
+        device,
+        confidence=out / "confidence.tif",
+        progress=ProgressArtifact(f"{method} registration of {out.parent.parent.name}"),
+        on_warning=get_run_logger().warning,
+    )
+    result = done.result
     return {
         "method": result.method,
         "version": result.version,
         "config": result.config,
-        "device": pair.device,
+        "device": done.pair.device,
         "matches": result.matches,
         "inliers": result.inliers,
         "runtime_s": result.runtime_s,
         "warnings": result.warnings,
-        "displacement": str(products.displacement),
-        "confidence": str(products.confidence),
+        "displacement": str(done.products.displacement),
+        "confidence": str(done.products.confidence),
     }
 
 

@@ -7,7 +7,7 @@ config as the ``config`` JSON artifact. MLflow executes the file when the model 
 
 ``predict`` takes a DataFrame with columns ``optical``, ``sar``, ``output`` (paths; optional
 ``confidence``, ``tiepoints``, ``device``) and returns one summary row per pair, after running
-:func:`models.registration.register` and :func:`models.registration.write_displacement`.
+:func:`models.registration.run_pipeline`.
 """
 
 from __future__ import annotations
@@ -47,10 +47,6 @@ class CoalignMethodModel(PythonModel):
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:  # noqa: ANN001
         from core.errors import InputError
-        from models.methods.base import RegistrationInput
-        from models.raster import open_raster
-        from models.registration import register, write_displacement
-        from models.scoring import read_tiepoints, score_displacement
 
         missing = {"optical", "sar", "output"} - set(model_input.columns)
         if missing:
@@ -58,34 +54,41 @@ class CoalignMethodModel(PythonModel):
                 f"model input lacks column(s) {sorted(missing)}; give optical, sar, output paths"
             )
         overrides = {k: as_setting(v) for k, v in self.config.items()}
-        rows = []
-        for r in model_input.to_dict("records"):
-            pair = RegistrationInput.open(r["optical"], r["sar"], _text(r.get("device")) or "auto")
-            result = register(pair, self.method, overrides)
-            products = write_displacement(
-                result.field, pair.optical.grid, r["output"], _text(r.get("confidence"))
-            )
-            row = {
-                "output": str(products.displacement),
-                "method": result.method,
-                "version": result.version,
-                "device": pair.device,
-                "matches": int(result.matches),
-                "inliers": int(result.inliers),
-                "runtime_s": float(result.runtime_s.get("register_total", float("nan"))),
-                "warnings": "; ".join(result.warnings),
-            }
-            if _text(r.get("tiepoints")):
-                sar_grid = open_raster(r["sar"], "sar").grid
-                score = score_displacement(
-                    products.displacement,
-                    read_tiepoints(r["tiepoints"]),
-                    pair.optical.grid,
-                    sar_grid,
-                )
-                row.update({k: v for k, v in score.summary().items() if k in ("mean_m", "mean_px")})
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame(
+            [self._predict_row(r, overrides) for r in model_input.to_dict("records")]
+        )
+
+    def _predict_row(self, r: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+        """One pair through :func:`models.registration.run_pipeline`: its summary row."""
+        from models.registration import run_pipeline
+        from models.scoring import read_tiepoints
+
+        tiepoints = _text(r.get("tiepoints"))
+        done = run_pipeline(
+            r["optical"],
+            r["sar"],
+            r["output"],
+            self.method,
+            overrides,
+            _text(r.get("device")) or "auto",
+            confidence=_text(r.get("confidence")),
+            tiepoints=read_tiepoints(tiepoints) if tiepoints else None,
+        )
+        result = done.result
+        row = {
+            "output": str(done.products.displacement),
+            "method": result.method,
+            "version": result.version,
+            "device": done.pair.device,
+            "matches": int(result.matches),
+            "inliers": int(result.inliers),
+            "runtime_s": float(result.runtime_s.get("register_total", float("nan"))),
+            "warnings": "; ".join(result.warnings),
+        }
+        if done.score is not None:
+            summary = done.score.summary()
+            row.update({k: v for k, v in summary.items() if k in ("mean_m", "mean_px")})
+        return row
 
 
 def _text(value: Any) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.errors import InputError
 from flows.commands.scenes import allow_negative_values, option_time
-from models.methods import DEFAULT_METHOD, check_methods
+from models.methods import DEFAULT_METHOD, SET_GRAMMAR, check_methods, parse_set_options
 from stac.aoi import parse_bbox
 
 EVENT_NAME = "coalign.activation.declared"
@@ -73,8 +73,9 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         "--set",
         action="append",
         default=[],
-        metavar="METHOD.KEY=VALUE",
-        help="method setting, e.g. local.levels=4,2,1",
+        metavar=SET_GRAMMAR,
+        help="method setting, e.g. local:levels=4,2,1; a bare KEY=VALUE sets the one method "
+        "run (repeatable)",
     )
     p.add_argument(
         "--tiepoints",
@@ -126,14 +127,10 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not os.path.isfile(path):
             raise InputError(f"--tiepoints {item!r}: tiepoint file {path} not found")
         tiepoints[key] = os.path.abspath(path)
-    settings: dict[str, dict[str, str]] = {}
-    for item in args.set:
-        m = re.fullmatch(r"([\w-]+)\.(\w+)=(.*)", item)
-        if not m:
-            raise InputError(f"--set {item!r}: expected METHOD.KEY=VALUE, e.g. local.levels=4,2,1")
-        settings.setdefault(m[1], {})[m[2]] = m[3]
+    methods = args.method or [DEFAULT_METHOD]
+    settings = parse_set_options(args.set, methods)
     # checked here: the flow would first start a server, discovery and tracking
-    check_methods(args.method or [DEFAULT_METHOD], settings)
+    check_methods(methods, settings)
     parse_bbox(args.bbox)  # fail here, not in the flow
     params = {
         "event": args.event,

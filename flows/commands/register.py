@@ -9,25 +9,13 @@ import logging
 import sys
 import time
 
-from core.errors import InputError
 from flows.progress import CliProgress
 from models.cog import check_outputs
-from models.methods import DEFAULT_METHOD
-from models.methods.base import RegistrationInput
-from models.registration import register, write_displacement
-from models.scoring import read_tiepoints, score_displacement
+from models.methods import DEFAULT_METHOD, SET_GRAMMAR, check_methods, parse_set_options
+from models.registration import run_pipeline
+from models.scoring import read_tiepoints
 
 log = logging.getLogger("coalign.register")
-
-
-def parse_settings(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise InputError(f"--set {item!r}: expected key=value")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--set",
         dest="settings",
         action="append",
-        metavar="KEY=VALUE",
-        help="override a method setting (repeatable)",
+        metavar=SET_GRAMMAR,
+        help="override a method setting, e.g. levels=4,2,1 (repeatable; see `coalign methods`)",
     )
     p.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the matchers run"
@@ -61,43 +49,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _warn(warning: str) -> None:
+    log.warning(warning)
+    print(f"warning: {warning}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out = check_outputs(
         {"-o": args.output, "--confidence": args.confidence, "--residuals": args.residuals},
         {"OPTICAL": args.optical, "SAR": args.sar, "--tiepoints": args.tiepoints},
     )["-o"]
-    settings = parse_settings(args.settings)
+    settings = parse_set_options(args.settings, [args.method])
+    check_methods([args.method], settings)
     tiepoints = read_tiepoints(args.tiepoints) if args.tiepoints else None
-    pair = RegistrationInput.open(args.optical, args.sar, args.device)
-    if tiepoints is not None:
-        tiepoints.check_bounds(pair.optical.grid, pair.sar.grid)
     progress = CliProgress(False if args.no_progress else None)
     try:
-        result = register(pair, args.method, settings, progress)
-        for w in result.warnings:
-            log.warning(w)
-            print(f"warning: {w}", file=sys.stderr)
-        with result.timed("write"):
-            write_displacement(result.field, pair.optical.grid, out, args.confidence, progress)
+        done = run_pipeline(
+            args.optical,
+            args.sar,
+            out,
+            args.method,
+            settings.get(args.method),
+            args.device,
+            confidence=args.confidence,
+            tiepoints=tiepoints,
+            progress=progress,
+            on_warning=_warn,
+        )
     finally:
         progress.close()
+    result = done.result
     summary = {
         "method": result.method,
         "version": result.version,
-        "device": pair.device,
+        "device": done.pair.device,
         "runtime_s": round(time.perf_counter() - t0, 3),
         "matches": result.matches,
         "inliers": result.inliers,
         "output": str(out),
     }
-    if tiepoints is not None:
-        score = score_displacement(out, tiepoints, pair.optical.grid, pair.sar.grid)
+    if done.score is not None:
         summary["score"] = {
-            k: round(v, 4) if isinstance(v, float) else v for k, v in score.summary().items()
+            k: round(v, 4) if isinstance(v, float) else v for k, v in done.score.summary().items()
         }
         if args.residuals:
-            score.write_residuals(args.residuals, tiepoints)
+            done.score.write_residuals(args.residuals, tiepoints)
     if result.warnings:
         summary["warnings"] = result.warnings
     print(json.dumps(summary))

@@ -6,7 +6,7 @@ defaults are merged with user overrides (:func:`models.methods.base.make_config`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import InputError
@@ -66,6 +66,50 @@ def check_methods(
                 f"{', '.join(methods)}); add it to the methods or drop its settings"
             )
         method_config(name, overrides)
+
+
+SET_GRAMMAR = "[METHOD:]KEY=VALUE"
+
+
+def parse_set_options(
+    items: Sequence[str] | None, methods: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """The ``--set [METHOD:]KEY=VALUE`` options of a command as settings per method.
+
+    ``METHOD:KEY=VALUE`` sets KEY of METHOD; a bare ``KEY=VALUE`` sets KEY of the one method that
+    runs. Names and values are stripped; the names are not checked here (see
+    :func:`check_methods`).
+
+    Args:
+        items: The option values, in order (a later one wins).
+        methods: The methods the command runs.
+
+    Raises:
+        InputError: An item without ``=`` or without a key, or a bare key while several methods
+            run.
+    """
+    example = f"{methods[0] if methods else DEFAULT_METHOD}:levels=4,2,1"
+    out: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        head, sep, value = item.partition("=")
+        method, colon, key = head.rpartition(":")
+        method, key = method.strip(), key.strip()
+        if not sep or not key or (colon and not method):
+            raise InputError(f"--set {item!r}: expected {SET_GRAMMAR}, e.g. {example}")
+        if not colon and "." in key:
+            raise InputError(
+                f"--set {item!r}: expected {SET_GRAMMAR}; a method is named with a colon, "
+                f"e.g. {key.replace('.', ':', 1)}={value.strip()}"
+            )
+        if not colon:
+            if len(methods) != 1:
+                raise InputError(
+                    f"--set {item!r}: several methods run ({', '.join(methods)}); name the "
+                    f"one it is for, as METHOD:{key}={value.strip()}"
+                )
+            method = methods[0]
+        out.setdefault(method, {})[key] = value.strip()
+    return out
 
 
 def list_methods() -> list[MethodInfo]:

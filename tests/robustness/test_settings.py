@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 import typing
 from pathlib import Path
@@ -16,7 +17,7 @@ from affine import Affine
 
 from core.errors import InputError
 from flows.cli import main
-from models.methods import METHODS, check_methods, method_config
+from models.methods import METHODS, check_methods, method_config, parse_set_options
 from models.methods.base import SETTING, Valid, describe
 from models.methods.local import LocalMethod
 
@@ -119,6 +120,9 @@ def _tif(path: Path, count: int) -> str:
         ("levels=0", "local setting levels='0': expected 1 or more"),
         ("min_peak=nan", "local setting min_peak='nan': expected float in [-1, 1]"),
         ("workers=-2", "local setting workers='-2': expected int in [0, 1024]"),
+        ("local:levels=0", "local setting levels='0': expected 1 or more"),
+        ("zero:resolution_m=5", "settings given for method 'zero', which is not run"),
+        ("local.levels=2", "a method is named with a colon, e.g. local:levels=2"),
     ],
 )
 def test_register_refuses_a_bad_setting_before_the_method_runs(
@@ -145,10 +149,15 @@ def test_register_refuses_a_bad_setting_before_the_method_runs(
             ["--method", "zero", "--method", "bogus"],
             "unknown method 'bogus'; available: zero, global-affine, local",
         ),
-        (["--set", "bogus.levels=4"], "unknown method 'bogus'; available:"),
-        (["--set", "local.template_px=-48"], "local setting template_px='-48': expected int"),
-        (["--set", "local.nope=1"], "unknown setting 'nope' for method local"),
-        (["--set", "zero.resolution_m=5"], "settings given for method 'zero', which is not run"),
+        (["--set", "bogus:levels=4"], "unknown method 'bogus'; available:"),
+        (["--set", "local:template_px=-48"], "local setting template_px='-48': expected int"),
+        (["--set", "local:nope=1"], "unknown setting 'nope' for method local"),
+        (["--set", "zero:resolution_m=5"], "settings given for method 'zero', which is not run"),
+        (["--set", "levels=0"], "local setting levels='0': expected 1 or more"),
+        (
+            ["--method", "zero", "--method", "local", "--set", "levels=2"],
+            "several methods run (zero, local); name the one it is for, as METHOD:levels=2",
+        ),
     ],
 )
 def test_activate_checks_methods_before_anything_starts(
@@ -186,6 +195,31 @@ def test_activation_flow_checks_methods_before_discovery_and_tracking(tmp_path, 
             catalogs=["c.json"], settings={"local": {"levels": "0"}}, workdir=str(work)
         )
     assert not work.exists()
+
+
+def test_set_options_read_one_grammar():
+    assert parse_set_options(["levels=2,1", "local:radius_px = 6,3 "], ["local"]) == {
+        "local": {"levels": "2,1", "radius_px": "6,3"}
+    }
+    both = parse_set_options(["zero:resolution_m=5", "local:levels=2,1", "zero:x=1"], ["zero"])
+    assert both == {"zero": {"resolution_m": "5", "x": "1"}, "local": {"levels": "2,1"}}
+    assert parse_set_options(["levels=2", "levels=3"], ["local"]) == {"local": {"levels": "3"}}
+    assert parse_set_options(None, ["local"]) == {}
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("levels", "expected [METHOD:]KEY=VALUE"),
+        ("local:=2", "expected [METHOD:]KEY=VALUE"),
+        (":levels=2", "expected [METHOD:]KEY=VALUE"),
+        ("local.levels=2", "e.g. local:levels=2"),
+        ("levels=2", "several methods run (zero, local)"),
+    ],
+)
+def test_set_options_refuse_what_they_cannot_place(item, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_set_options([item], ["zero", "local"])
 
 
 def test_check_methods_takes_good_methods_and_settings():

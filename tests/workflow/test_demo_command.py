@@ -90,7 +90,7 @@ def test_demo_end_to_end(new_workdir):
             ["activate", "--catalog", "c.json", "--tiepoints", "id=/nonexistent.csv"],
             "tiepoint file /nonexistent.csv not found",
         ),
-        (["activate", "--catalog", "c.json", "--set", "levels=4"], "expected METHOD.KEY=VALUE"),
+        (["activate", "--catalog", "c.json", "--set", "levels"], "expected [METHOD:]KEY=VALUE"),
     ],
 )
 def test_activate_rejects_bad_options(argv, message):

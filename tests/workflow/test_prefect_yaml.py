@@ -135,7 +135,7 @@ def test_emitted_payload_renders_into_activation_parameters(project, tmp_path):
             "--method",
             "local",
             "--set",
-            "local.levels=4,2,1",
+            "local:levels=4,2,1",
             "--tiepoints",
             f"sar-1={csv}",
             "--workdir",
