@@ -40,8 +40,9 @@ from pyproj import CRS
 
 from bench.srif import SrifCheck, check_srif_gt, sar_chip_valid
 from core.errors import InputError
+from core.files import atomic_path
 from core.grid import Grid, transform_points
-from models.cog import CogSpec, atomic_path, write_cog
+from models.cog import CogSpec, write_cog
 from models.displacement import DisplacementField
 from models.scoring import Tiepoints, read_tiepoints, reference_shift, score_shifts, write_tiepoints
 from samples.synth import ShiftModel

@@ -872,7 +872,7 @@ def format_scale_report(report: dict[str, Any]) -> str:
 
 def write_json(report: dict[str, Any], path: Path) -> Path:
     """The report as JSON, written atomically."""
-    from models.cog import atomic_path
+    from core.files import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -20,6 +20,7 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.errors import InputError, RegistrationError
+from core.ids import pair_id
 from flows.register_pair import read_record, register_pair
 from flows.workdir import Workdir, product_key
 from models.methods import DEFAULT_METHOD, check_methods
@@ -243,7 +244,7 @@ _time = parse_time  # the name `coalign scenes` / `coalign pairs` import
 
 
 def _pair_id(job: dict[str, Any]) -> str:
-    return f"{job['optical']['id']}__{job['sar']['id']}".replace("/", "-")
+    return pair_id(job["optical"]["id"], job["sar"]["id"])
 
 
 def _job(

@@ -22,8 +22,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core.errors import InputError
+from core.files import atomic_path
 from flows.workdir import Workdir
-from models.cog import atomic_path
 from tracking.runs import log_benchmark, tracking_uri
 
 COLUMNS = (

@@ -12,9 +12,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from core import ids
 from core.errors import RegistrationError
+from core.files import atomic_path
 from flows.workdir import Workdir, product_key
-from models.cog import atomic_path
 from stac.publish import PublishedPair
 from stac.scene import Scene
 from tasks import for_workdir
@@ -64,7 +65,7 @@ def register_pair(
     """
     started = time.perf_counter()
     o, s = Scene.from_record(optical), Scene.from_record(sar)
-    pair_id = f"{o.id}__{s.id}".replace("/", "-")  # as stac.pairing.Pair.id
+    pair_id = ids.pair_id(o.id, s.id)
     work = Workdir.of(workdir)
     key = product_key(activation, method, settings)
     out, t = work.pair(pair_id, method, key), for_workdir(work.root)

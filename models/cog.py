@@ -28,6 +28,7 @@ from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
 from core.errors import InputError
+from core.files import TEMP_RANDOM, atomic_path, is_atomic_temporary
 from core.grid import Grid
 
 BlockFn = Callable[[Window], np.ndarray]
@@ -113,40 +114,6 @@ def check_outputs(outputs: Mapping[str, PathArg], inputs: Mapping[str, PathArg])
     return given
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows (threads may be writing)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """A temporary path in the destination folder, renamed onto ``path`` on success.
-
-    The file gets the mode a plain ``open()`` would give it (``0o666`` less the umask) before
-    the rename; ``mkstemp`` alone would leave it ``0o600``.
-    """
-    dst = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix, dir=dst.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, dst)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
 def _host_id() -> str:
     """Eight hex digits naming this host (its name's CRC-32): PIDs only mean something on it."""
     return f"{zlib.crc32(socket.gethostname().encode()):08x}"
@@ -182,12 +149,11 @@ def scratch_path(near: str | os.PathLike[str], suffix: str) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
-# Names of coalign's temporaries (tempfile.mkstemp adds 8 characters of [a-z0-9_]).
-_RANDOM = r"[a-z0-9_]{8}"
+# Names of coalign's scratch files (tempfile.mkstemp adds TEMP_RANDOM to them).
 _SCRATCH_NAME = re.compile(
-    rf"^\..+\.(?P<host>[0-9a-f]{{8}})-(?P<pid>[0-9]+)\.{_RANDOM}{re.escape(SCRATCH_SUFFIX)}$"
+    rf"^\..+\.(?P<host>[0-9a-f]{{8}})-(?P<pid>[0-9]+)\.{TEMP_RANDOM}{re.escape(SCRATCH_SUFFIX)}$"
 )
-_OWNERLESS_SCRATCH_NAME = re.compile(rf"^\..+\.{_RANDOM}{re.escape(SCRATCH_SUFFIX)}$")
+_OWNERLESS_SCRATCH_NAME = re.compile(rf"^\..+\.{TEMP_RANDOM}{re.escape(SCRATCH_SUFFIX)}$")
 # a scratch file of a dead process on this host, unmodified this long, is a leftover
 DEAD_WRITER_AGE_S = 300.0
 # a temporary whose writer cannot be checked (other host, no PID in the name) must be this old
@@ -198,15 +164,14 @@ def _stale_after(name: str, dst: Path) -> float | None:
     """Seconds unmodified after which the file ``name`` beside ``dst`` is a leftover; None: keep.
 
     Only coalign's own temporaries qualify: scratch files (:func:`scratch_path`) of any output in
-    the folder, and :func:`atomic_path` temporaries of ``dst`` itself.
+    the folder, and :func:`core.files.atomic_path` temporaries of ``dst`` itself.
     """
     m = _SCRATCH_NAME.match(name)
     if m:
         if m["host"] != _host_id():
             return UNKNOWN_WRITER_AGE_S
         return None if _pid_alive(int(m["pid"])) else DEAD_WRITER_AGE_S
-    atomic = re.compile(rf"^\.{re.escape(dst.name)}\.{_RANDOM}{re.escape(dst.suffix)}$")
-    if _OWNERLESS_SCRATCH_NAME.match(name) or atomic.match(name):
+    if _OWNERLESS_SCRATCH_NAME.match(name) or is_atomic_temporary(name, dst):
         return UNKNOWN_WRITER_AGE_S
     return None
 

@@ -32,8 +32,9 @@ from rasterio.enums import Resampling
 from scipy.ndimage import map_coordinates
 
 from core.errors import InputError
+from core.files import atomic_path
 from core.grid import Grid, ground_pixel_size, north_up_grid, transform_points
-from models.cog import atomic_path, check_output_path
+from models.cog import check_output_path
 from models.preprocess import prepare_optical, prepare_sar
 from models.raster import RasterSource, footprint_overlap, open_raster, read_on_grid
 

@@ -229,7 +229,7 @@ class Score:
         return out
 
     def write_residuals(self, path: str | os.PathLike[str], tiepoints: Tiepoints) -> None:
-        from models.cog import atomic_path
+        from core.files import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)

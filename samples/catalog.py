@@ -35,9 +35,9 @@ from pyproj import CRS
 from shapely.geometry import mapping, shape
 
 from core.errors import InputError
+from core.files import atomic_path, copy_atomic, write_atomic
 from core.grid import Grid, reproject_geometry, utm_crs_for
 from stac.fetch import file_checksum
-from stac.publish import copy_atomic, write_atomic
 
 STAC_VERSION = "1.1.0"
 EXT = {
@@ -215,10 +215,9 @@ def _data_mask(facts: RasterFacts, path: Path) -> None:
 
     crs = facts.proj["proj:code"] or facts.proj.get("proj:wkt2")
     frame = gpd.GeoDataFrame({"value": [1]}, geometry=[shape(facts.native_geometry)], crs=crs)
-    tmp = path.with_name("tmp-" + path.name)
-    tmp.unlink(missing_ok=True)
-    frame.to_file(tmp, driver="GPKG", layer="data-mask")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # the GeoPackage driver creates the file itself
+        frame.to_file(tmp, driver="GPKG", layer="data-mask")
 
 
 def write_maxar_catalog(

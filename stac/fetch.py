@@ -7,8 +7,8 @@
   ``key = sha256(href | checksum)``. Bytes go to ``<name>.part``; after a dropped connection
   the next attempt resumes it with an HTTP ``Range`` request (RFC 9110 §14, guarded by
   ``If-Range`` so a file changed on the server restarts the download). Only a complete,
-  verified file is renamed to its final name (``os.replace``), so the final name never holds
-  a partial or corrupt file. Concurrent fetches of the same asset wait on a lock.
+  verified file is renamed to its final name (with the mode the umask gives), so the final
+  name never holds a partial or corrupt file. Concurrent fetches of the same asset wait on a lock.
 - ``s3://bucket/key`` of public buckets is read anonymously over HTTPS
   (``https://bucket.s3.amazonaws.com/key``; ``COALIGN_S3_ENDPOINT`` points it elsewhere, e.g. a
   local server in tests).
@@ -21,15 +21,12 @@ range reads and :func:`fetch_window` saves just the AOI window of a remote raste
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +35,7 @@ from urllib.parse import unquote, urlparse
 import requests
 
 from core.errors import FetchError, InputError
+from core.files import atomic_path, locked, rename_into_place
 from stac.links import check_asset
 
 log = logging.getLogger(__name__)
@@ -190,17 +188,6 @@ def cache_path(
     return Path(cache) / key[:2] / key / name
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # another process fetching the same asset finishes first
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _total_size(r: requests.Response) -> int | None:
     cr = r.headers.get("Content-Range", "")
     m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", cr)
@@ -306,8 +293,11 @@ def fetch(
     final = cache_path(href, cache, checksum)
     if final.exists():
         return final
+    # not core.files.atomic_path: the partial download keeps a fixed name so that a later run
+    # (after a crash or a dropped connection) resumes it; only a verified file is renamed
     part, meta = final.with_name(final.name + ".part"), final.with_name(final.name + ".part.json")
-    with _locked(final.parent):
+    # another process fetching the same asset finishes first
+    with locked(final.parent / ".lock"):
         if final.exists():  # fetched by whoever held the lock
             return final
         clean_restarts = 1
@@ -327,7 +317,7 @@ def fetch(
                         "fetch %s: checksum mismatch; downloading once more from scratch", href
                     )
                     continue
-                os.replace(part, final)
+                rename_into_place(part, final)
                 meta.unlink(missing_ok=True)
                 return final
             except (*TRANSIENT, _Transient) as exc:
@@ -380,44 +370,44 @@ def fetch_window(
     Reads through GDAL range requests (COG overviews and tiles), so only the bytes of the
     window travel; cached like :func:`fetch` (the key includes the bbox).
     """
-    import rasterio
-
     final = cache_path(href, cache, None, suffix="|window=" + ",".join(f"{v:.7f}" for v in bbox))
     final = final.with_name(final.stem + "_aoi.tif")
     if final.exists():
         return final
-    with _locked(final.parent):
+    with locked(final.parent / ".lock"):
         if final.exists():
             return final
-        tmp = final.with_name(final.name + ".part")
-        try:
-            with rasterio.Env(**REMOTE_READ_ENV), rasterio.open(gdal_path(href)) as ds:
-                window = _aoi_window(ds, bbox)
-                data = ds.read(window=window)
-                profile = {
-                    **ds.profile,
-                    "driver": "GTiff",
-                    "width": int(window.width),
-                    "height": int(window.height),
-                    "transform": ds.window_transform(window),
-                    "tiled": True,
-                    "blockxsize": 256,
-                    "blockysize": 256,
-                    "compress": "deflate",
-                }
-                if window.width < 256 or window.height < 256:
-                    profile.pop("blockxsize"), profile.pop("blockysize")
-                    profile["tiled"] = False
-                with rasterio.open(tmp, "w", **profile) as out:
-                    out.write(data)
-                    for i in range(ds.count):
-                        if ds.descriptions[i]:
-                            out.set_band_description(i + 1, ds.descriptions[i])
-        except rasterio.errors.RasterioIOError as exc:
-            tmp.unlink(missing_ok=True)
-            raise FetchError(f"cannot read the AOI window of {href}: {exc}") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, final)
+        with atomic_path(final) as tmp:
+            _write_window(href, bbox, tmp)
     return final
+
+
+def _write_window(href: str, bbox: tuple[float, float, float, float], out_path: Path) -> None:
+    """Write the AOI window of ``href`` to the GeoTIFF ``out_path``; FetchError when unreadable."""
+    import rasterio
+
+    try:
+        with rasterio.Env(**REMOTE_READ_ENV), rasterio.open(gdal_path(href)) as ds:
+            window = _aoi_window(ds, bbox)
+            data = ds.read(window=window)
+            profile = {
+                **ds.profile,
+                "driver": "GTiff",
+                "width": int(window.width),
+                "height": int(window.height),
+                "transform": ds.window_transform(window),
+                "tiled": True,
+                "blockxsize": 256,
+                "blockysize": 256,
+                "compress": "deflate",
+            }
+            if window.width < 256 or window.height < 256:
+                profile.pop("blockxsize"), profile.pop("blockysize")
+                profile["tiled"] = False
+            with rasterio.open(out_path, "w", **profile) as out:
+                out.write(data)
+                for i in range(ds.count):
+                    if ds.descriptions[i]:
+                        out.set_band_description(i + 1, ds.descriptions[i])
+    except rasterio.errors.RasterioIOError as exc:
+        raise FetchError(f"cannot read the AOI window of {href}: {exc}") from exc

@@ -21,9 +21,10 @@ from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError
+from core.ids import pair_id
+from stac.aoi import BBox
 from stac.scene import Scene
 
-BBox = tuple[float, float, float, float]
 EQUAL_AREA = "EPSG:6933"  # WGS 84 / NSIDC EASE-Grid 2.0 Global, beyond the UTM latitudes
 
 
@@ -67,7 +68,7 @@ class Pair:
 
     @property
     def id(self) -> str:
-        return f"{self.optical.id}__{self.sar.id}".replace("/", "-")
+        return pair_id(self.optical.id, self.sar.id)
 
     def to_json(self) -> dict[str, Any]:
         """The ``coalign pairs --json`` row."""

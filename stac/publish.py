@@ -18,16 +18,13 @@ schemas (:mod:`stac.schemas`, offline).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import math
 import os
 import re
-import shutil
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,8 @@ from shapely.geometry import Polygon, mapping
 from shapely.geometry.polygon import orient
 
 from core.errors import CatalogError, InputError
+from core.files import copy_atomic, locked, write_atomic
+from core.ids import slug
 from stac import schemas
 from stac.fetch import file_checksum
 from stac.scene import Scene
@@ -159,14 +158,6 @@ class PublishedPair:
     @property
     def item_id(self) -> str:
         return slug(f"{self.pair_id}__{self.method}-{self.method_version}")
-
-
-def slug(text: str) -> str:
-    """An id safe as a file name and in STAC API paths (letters, digits, ``.``, ``_``, ``-``)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
-    if not s:
-        raise InputError(f"cannot make a STAC id from {text!r}: it has no letters or digits")
-    return s
 
 
 def _iso(t: dt.datetime) -> str:
@@ -591,48 +582,6 @@ class _CollectingIO(DefaultStacIO):
         self.documents[href] = txt
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file in the same folder, then rename (never a partial
-    file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` through a temporary file and a rename (skipped when ``dst`` already
-    holds the same bytes)."""
-    if (
-        dst.exists()
-        and dst.stat().st_size == src.stat().st_size
-        and file_checksum(dst) == file_checksum(src)
-    ):
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    # pairs of one activation publish concurrently (Dask fan-out): one writer per catalog at a time
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".coalign-publish.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def publish_static(
     item: pystac.Item | Mapping[str, Any],
     root: str | os.PathLike[str],
@@ -660,7 +609,8 @@ def publish_static(
             f"STAC Item {new.id!r} has no collection (activation); cannot place it in a catalog"
         )
     schemas.validate(item_document(new), what=f"STAC Item {new.id!r}")
-    with _locked(root):
+    # pairs of one activation publish concurrently: one writer per catalog at a time
+    with locked(root / ".coalign-publish.lock"):
         cat_path = root / "catalog.json"
         if cat_path.exists():
             try:

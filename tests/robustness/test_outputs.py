@@ -7,6 +7,8 @@ import datetime as dt
 import os
 import shutil
 import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,16 @@ from affine import Affine
 from pyproj import CRS
 
 from core.errors import InputError
+from core.files import atomic_path, copy_atomic, is_atomic_temporary, write_atomic
 from core.grid import Grid
 from flows.cli import main
-from models.cog import CogSpec, atomic_path, check_outputs, write_cog
+from models.cog import (
+    UNKNOWN_WRITER_AGE_S,
+    CogSpec,
+    check_outputs,
+    sweep_stale_temporaries,
+    write_cog,
+)
 
 SIZE = 64
 TRANSFORM = Affine(0.5, 0, 377000.0, 0, -0.5, 4106000.0)
@@ -220,6 +229,57 @@ def test_written_files_follow_the_umask(tmp_path, umask, mask, mode):
     for name in ("r.csv", "c.tif"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "r.csv"]
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writers_follow_the_umask(tmp_path, umask, mask, mode):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"payload")
+    umask(mask)
+    write_atomic(tmp_path / "new" / "doc.json", b"{}")
+    copy_atomic(src, tmp_path / "new" / "copy.bin")
+    for path in (tmp_path / "new" / "doc.json", tmp_path / "new" / "copy.bin"):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path.name
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["copy.bin", "doc.json"]
+
+
+def test_threads_writing_one_file_never_collide(tmp_path):
+    dst = tmp_path / "catalog.json"
+    payloads = [f"writer {i}".encode() * 1000 for i in range(6)]
+
+    def write(data: bytes) -> None:
+        for _ in range(40):
+            write_atomic(dst, data)
+
+    with ThreadPoolExecutor(len(payloads)) as pool:
+        list(pool.map(write, payloads))  # re-raises a writer's error
+    assert dst.read_bytes() in payloads
+    assert [p.name for p in tmp_path.iterdir()] == ["catalog.json"]
+
+
+def test_copy_atomic_keeps_a_file_with_the_same_bytes(tmp_path):
+    src, dst = tmp_path / "a.tif", tmp_path / "b.tif"
+    src.write_bytes(b"same bytes")
+    dst.write_bytes(b"same bytes")
+    inode = dst.stat().st_ino
+    copy_atomic(src, dst)
+    assert dst.stat().st_ino == inode  # not rewritten
+    src.write_bytes(b"other byte")  # same size, other content
+    copy_atomic(src, dst)
+    assert dst.read_bytes() == b"other byte" and dst.stat().st_ino != inode
+
+
+def test_the_sweep_knows_the_temporaries_atomic_path_makes(tmp_path):
+    dst = tmp_path / "d.tif"
+    with pytest.raises(RuntimeError), atomic_path(dst) as tmp:
+        name = tmp.name
+        raise RuntimeError("killed")
+    assert not (tmp_path / name).exists()  # a failed write leaves nothing
+    (tmp_path / name).write_bytes(b"left by a killed run")
+    assert is_atomic_temporary(name, dst)
+    assert sweep_stale_temporaries(dst, now=time.time() + 2 * UNKNOWN_WRITER_AGE_S) == [
+        tmp_path / name
+    ]
 
 
 class _StubTasks:

@@ -17,6 +17,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from shapely.geometry import box
 
+from core.ids import pair_id
 from stac.publish import PublishedPair
 from stac.scene import Scene
 
@@ -183,7 +184,7 @@ def published_pair(
 ) -> PublishedPair:
     o, s = optical_scene(), sar_scene(**scene_kwargs)
     return PublishedPair(
-        f"{o.id}__{s.id}{pair_suffix}".replace("/", "-"),
+        pair_id(o.id, s.id) + pair_suffix,
         o,
         s,
         outputs,
