@@ -16,8 +16,9 @@ from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement
 from stac.fetch import fetch, file_checksum, gdal_path, http_url
 from stac.pairing import PairingRules, pair_scenes
-from stac.publish import PublishedPair, build_item, publish_static, validate_stac
+from stac.publish import PublishedPair, build_item, publish_static
 from stac.readers import discover, load_json
+from stac.schemas import validate as validate_stac
 from stac.validation import scene_metadata, validate_scenes, validate_tiepoint_table
 from tests.stac.conftest import T0, RangeHandler
 

@@ -27,8 +27,8 @@ def coalign(*argv: str) -> tuple[int, str, str]:
 def test_demo_end_to_end(new_workdir):
     from mlflow.tracking import MlflowClient
 
-    from stac.publish import validate_stac
     from stac.readers import load_json
+    from stac.schemas import validate as validate_stac
 
     work = new_workdir("demo")
     code, out, _ = coalign("demo", "--workdir", str(work), "--size", "160")

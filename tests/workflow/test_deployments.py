@@ -117,8 +117,8 @@ def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_wor
     )
     from prefect.client.schemas.sorting import FlowRunSort
 
-    from stac.publish import validate_stac
     from stac.readers import load_json
+    from stac.schemas import validate as validate_stac
 
     work = new_workdir("deployed")
     ev = sample["event"]
