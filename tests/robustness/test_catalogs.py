@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import stac.readers as readers
+import stac.readers.crawl as crawl
 from core.errors import CatalogError, FetchError, InputError
 from flows.cli import build_parser, main
 from stac.aoi import parse_bbox
@@ -92,13 +92,13 @@ def local_item(tmp_path) -> Path:
 def opened(monkeypatch) -> list[str]:
     """Every document href the crawler reads."""
     seen: list[str] = []
-    real = readers.load_json
+    real = crawl.load_json
 
     def spy(href: str, *args, **kwargs):
         seen.append(href)
         return real(href, *args, **kwargs)
 
-    monkeypatch.setattr(readers, "load_json", spy)
+    monkeypatch.setattr(crawl, "load_json", spy)
     return seen
 
 

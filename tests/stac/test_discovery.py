@@ -51,10 +51,10 @@ def test_static_catalogs_on_disk(sample_catalogs):
 
 def test_collections_outside_the_window_are_not_opened(sample_catalogs, monkeypatch):
     opened = []
-    import stac.readers as readers
+    import stac.readers.crawl as crawl
 
-    real = readers.load_json
-    monkeypatch.setattr(readers, "load_json", lambda href: opened.append(href) or real(href))
+    real = crawl.load_json
+    monkeypatch.setattr(crawl, "load_json", lambda href: opened.append(href) or real(href))
     list(
         crawl_static(
             str(sample_catalogs["maxar"]),
