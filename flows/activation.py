@@ -25,9 +25,10 @@ from flows.register_pair import read_record, register_pair
 from flows.workdir import Workdir, product_key
 from models.methods import DEFAULT_METHOD, check_methods
 from stac.aoi import BBox, parse_bbox
-from stac.pairing import Pair, PairingRules
+from stac.pairing import MAX_GAP_DAYS, MIN_OVERLAP, Pair, PairingRules
 from tasks import for_workdir
-from tracking.runs import track_activation_end, track_activation_start, tracking_uri
+from tasks.tracking import track_activation_end, track_activation_start
+from tracking.store import tracking_uri
 
 REGISTER_FLOW = "register-pair"
 
@@ -48,8 +49,8 @@ def activation(
     workdir: str | None = None,
     gpu_work_pool: str | None = None,
     dask_address: str | None = None,
-    max_gap_days: float = 60.0,
-    min_overlap: float = 0.1,
+    max_gap_days: float = MAX_GAP_DAYS,
+    min_overlap: float = MIN_OVERLAP,
     publish_stac_api: str | None = None,
 ) -> dict[str, Any]:
     """Align every optical/SAR pair of a declared disaster, score, track in MLflow and publish to
@@ -104,7 +105,7 @@ def activation(
         tags={},
     )
 
-    scenes = t.discover(
+    scenes = t.discover_scenes(
         catalogs or [], stac_apis or [], bbox, parse_time(start), parse_time(end), collections
     )
     pairs = t.pair(
@@ -238,9 +239,6 @@ def parse_time(value: str | dt.datetime | None) -> dt.datetime | None:
         else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     )
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
-_time = parse_time  # the name `coalign scenes` / `coalign pairs` import
 
 
 def _pair_id(job: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
-"""The ``compare`` flow (issue 5, item 2): registration method versions compared over MLflow runs.
+"""The ``compare`` flow: registration method versions compared over MLflow runs.
 
 It reads the finished, scored pair runs of one experiment (an event, or a benchmark logged with
-:func:`tracking.runs.log_benchmark`), keeps the latest run per pair × method version, and
+:func:`tracking.benchmark.log_benchmark`), keeps the latest run per pair × method version, and
 reports per method version the mean SN9 error in metres and pixels beside the zero-shift and
 best-affine (oracle) references when they were logged (``zero_mean_m``, ``oracle_affine_mean_m``).
 Outputs: ``<workdir>/compare/<experiment>.csv`` and ``.png``, a Prefect table artifact and a
@@ -24,7 +24,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from core.errors import InputError
 from core.files import atomic_path
 from flows.workdir import Workdir
-from tracking.runs import log_benchmark, tracking_uri
+from tracking.benchmark import log_benchmark
+from tracking.store import tracking_uri
 
 COLUMNS = (
     "method",

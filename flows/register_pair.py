@@ -19,7 +19,8 @@ from flows.workdir import Workdir, product_key
 from stac.publish import PublishedPair
 from stac.scene import Scene
 from tasks import for_workdir
-from tracking.runs import track_activation_end, track_activation_start, track_pair, tracking_uri
+from tasks.tracking import track_activation_end, track_activation_start, track_pair
+from tracking.store import tracking_uri
 
 MLFLOW_MAX_COG_BYTES = (
     64 * 2**20
@@ -70,9 +71,9 @@ def register_pair(
     key = product_key(activation, method, settings)
     out, t = work.pair(pair_id, method, key), for_workdir(work.root)
 
-    optical_path = t.fetch(o.href, str(work.cache), o.checksum)
-    sar_path = t.fetch(s.href, str(work.cache), s.checksum)
-    checks = t.validate(optical_path, sar_path, o.id, s.id, overlap_fraction, tiepoints)
+    optical_path = t.fetch_asset(o.href, str(work.cache), o.checksum)
+    sar_path = t.fetch_asset(s.href, str(work.cache), s.checksum)
+    checks = t.validate_pair(optical_path, sar_path, o.id, s.id, overlap_fraction, tiepoints)
     reg = t.register(optical_path, sar_path, method, settings or {}, str(out), device)
     aligned = t.warp(optical_path, reg["displacement"], str(out / "aligned_optical.tif"))
     residuals = str(out / "residuals.csv") if tiepoints else None

@@ -26,6 +26,10 @@ from stac.aoi import BBox
 from stac.scene import Scene
 
 EQUAL_AREA = "EPSG:6933"  # WGS 84 / NSIDC EASE-Grid 2.0 Global, beyond the UTM latitudes
+# the pairing defaults everywhere (the activation flow, `coalign activate`, `coalign pairs`): a
+# responder pairs scenes taken within two months of each other that overlap by a tenth or more
+MAX_GAP_DAYS = 60.0
+MIN_OVERLAP = 0.1
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,9 @@ class PairingRules:
     bounds the time between the two acquisitions in any case.
     """
 
-    min_overlap_fraction: float = 0.1
+    min_overlap_fraction: float = MIN_OVERLAP
     min_overlap_m2: float = 1000.0
-    max_gap_days: float = 365.0
+    max_gap_days: float = MAX_GAP_DAYS
     event_date: dt.datetime | None = None
 
     def __post_init__(self) -> None:

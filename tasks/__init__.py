@@ -18,12 +18,13 @@ from tasks.caching import result_storage
 
 @dataclass(frozen=True)
 class Tasks:
-    """The pipeline tasks, bound to one working directory's result storage."""
+    """The pipeline tasks, bound to one working directory's result storage; each field is named
+    as the task function it holds."""
 
-    discover: Task
+    discover_scenes: Task
     pair: Task
-    fetch: Task
-    validate: Task
+    fetch_asset: Task
+    validate_pair: Task
     register: Task
     warp: Task
     score: Task
@@ -32,15 +33,15 @@ class Tasks:
 
 
 _TASKS = Tasks(
-    catalog.discover_scenes,
-    catalog.pair,
-    catalog.fetch_asset,
-    catalog.validate_pair,
-    registration.register,
-    registration.warp,
-    registration.score,
-    registration.qa,
-    catalog.publish,
+    discover_scenes=catalog.discover_scenes,
+    pair=catalog.pair,
+    fetch_asset=catalog.fetch_asset,
+    validate_pair=catalog.validate_pair,
+    register=registration.register,
+    warp=registration.warp,
+    score=registration.score,
+    qa=registration.qa,
+    publish=catalog.publish,
 )
 
 

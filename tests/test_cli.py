@@ -162,3 +162,49 @@ def test_register_bad_input(tmp_path, capsys, case, message):
     assert message in err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_option_of_several_commands_has_one_default_and_one_help():
+    import inspect
+
+    from flows.activation import activation
+    from flows.cli import build_parser
+
+    window = [
+        "--catalog",
+        "c.json",
+        "--bbox",
+        "1,2,3,4",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-02-01",
+    ]
+    parser = build_parser()
+    pairs = parser.parse_args(["pairs", *window])
+    flow = inspect.signature(activation.fn).parameters
+    assert pairs.max_gap_days == flow["max_gap_days"].default
+    assert pairs.min_overlap == flow["min_overlap"].default
+    # activate leaves them out, so the flow's (or a deployment's) defaults apply
+    activate = parser.parse_args(["activate", *window])
+    assert activate.max_gap_days is None and activate.min_overlap is None
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    for option in (
+        "--catalog",
+        "--stac-api",
+        "--collection",
+        "--bbox",
+        "--start",
+        "--end",
+        "--event-date",
+        "--max-gap-days",
+        "--min-overlap",
+        "--workdir",
+    ):
+        helps = {
+            a.help.replace("; with --emit, the deployment's", "")
+            for p in sub.values()
+            for a in p._actions
+            if option in a.option_strings and not p.prog.endswith("bench")
+        }
+        assert len(helps) == 1, (option, helps)

@@ -1,9 +1,9 @@
 """A coalign registration method as an MLflow pyfunc model ("models from code", MLflow 3).
 
-:func:`tracking.runs.register_method_model` logs this file as the model's code, with the
-``models`` package bundled beside it (``code_paths``) and the method's name, version and full
-config as the ``config`` JSON artifact. MLflow executes the file when the model is loaded;
-``set_model`` at the bottom names the model object. Nothing is pickled.
+:func:`tracking.registry.register_method_model` logs this file as the model's code, with the
+``models`` and ``core`` packages bundled beside it (``code_paths``) and the method's name,
+version and full config as the ``config`` JSON artifact. MLflow executes the file when the model
+is loaded; ``set_model`` at the bottom names the model object. Nothing is pickled.
 
 ``predict`` takes a DataFrame with columns ``optical``, ``sar``, ``output`` (paths; optional
 ``confidence``, ``tiepoints``, ``device``) and returns one summary row per pair, after running

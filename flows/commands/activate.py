@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from core.errors import InputError
-from flows.commands.scenes import allow_negative_values, option_time
+from flows.options import WORKDIR_HELP, add_pairing_options, add_search_options, option_time
 from models.methods import DEFAULT_METHOD, SET_GRAMMAR, check_methods, parse_set_options
 from stac.aoi import parse_bbox
 
@@ -18,56 +18,19 @@ EVENT_NAME = "coalign.activation.declared"
 
 
 def add_activation_options(p: argparse.ArgumentParser) -> None:
-    """The activation flow's parameters as options (shared with ``coalign demo``)."""
+    """The activation flow's parameters as options."""
     p.add_argument(
         "--event",
         default="activation",
         help="event name: the MLflow experiment and the STAC collection of the products",
     )
-    p.add_argument(
-        "--catalog",
-        action="append",
-        default=[],
-        metavar="URL_OR_PATH",
-        help="static STAC catalog root (repeatable)",
-    )
-    p.add_argument(
-        "--stac-api",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="STAC API to search (repeatable)",
-    )
-    p.add_argument(
-        "--collection",
-        action="append",
-        default=[],
-        help="STAC API collection to search (repeatable)",
-    )
-    p.add_argument(
-        "--bbox",
-        help="AOI: minx,miny,maxx,maxy in WGS84 degrees (e.g. -118.7,34.0,-118.5,34.2), "
-        "or a GeoJSON geometry",
-    )
-    p.add_argument("--start", help="acquisition window start (ISO 8601)")
-    p.add_argument("--end", help="acquisition window end (ISO 8601)")
-    p.add_argument(
-        "--event-date",
-        help="when the disaster struck (ISO 8601): pre-event optical, post-event SAR",
-    )
-    p.add_argument(
-        "--max-gap-days", type=float, help="longest optical-to-SAR gap of a pair (days; default 60)"
-    )
-    p.add_argument(
-        "--min-overlap",
-        type=float,
-        help="smallest footprint overlap of a pair (fraction; default 0.1)",
-    )
+    add_search_options(p, required=False)
+    add_pairing_options(p, defaults=False)
     p.add_argument(
         "--method",
         action="append",
         default=[],
-        help="registration method (repeatable; default: local)",
+        help=f"registration method (repeatable; default: {DEFAULT_METHOD})",
     )
     p.add_argument(
         "--set",
@@ -84,11 +47,7 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         metavar="ID=CSV",
         help="SN9 tiepoints of a SAR scene id or pair id",
     )
-    p.add_argument(
-        "--workdir",
-        help="working directory of all outputs (default $COALIGN_WORKDIR or ./coalign-work; "
-        "with --emit, the deployment's)",
-    )
+    p.add_argument("--workdir", help=f"{WORKDIR_HELP[:-1]}; with --emit, the deployment's)")
     p.add_argument(
         "--gpu-work-pool",
         help="run each pair × method as a run of the register-pair deployment on this work pool",
@@ -102,7 +61,6 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="also publish the STAC Items to this STAC API (Transaction extension)",
     )
-    allow_negative_values(p)
 
 
 def _iso(value: str | None, option: str) -> str | None:

@@ -7,6 +7,8 @@ import argparse
 import json
 import os
 
+from flows.options import WORKDIR_HELP
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,9 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="MLflow experiment: the event name, or a benchmark experiment",
     )
-    p.add_argument(
-        "--workdir", help="working directory (default $COALIGN_WORKDIR or ./coalign-work)"
-    )
+    p.add_argument("--workdir", help=WORKDIR_HELP)
     p.add_argument(
         "--mlflow-uri",
         help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db or $COALIGN_MLFLOW_URI)",

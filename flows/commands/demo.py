@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.workdir import Workdir, default_workdir
+from flows.options import WORKDIR_HELP
+from flows.workdir import Workdir
 
 OPTICAL_ID = "10300100SAMPLE01"  # Maxar catalog-id style
 SAR_ID = "5a3e1f02-9b7c-4d2a-8e11-0c6f2b9d4a11"  # Umbra task-uuid style
@@ -26,11 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="run an activation end to end on an embedded synthetic event (no network)"
     )
-    p.add_argument(
-        "--workdir",
-        default=default_workdir(),
-        help="where all outputs go (default $COALIGN_WORKDIR or ./coalign-work)",
-    )
+    p.add_argument("--workdir", help=WORKDIR_HELP)
     p.add_argument(
         "--size", type=float, default=400.0, help="side of the sample scene in metres (default 400)"
     )

@@ -5,23 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows.commands.scenes import TIME_FORMATS, add_discovery_options, find, option_time
+from flows.commands.scenes import add_discovery_options, find
+from flows.options import add_pairing_options, option_time
 from stac.pairing import PairingRules, pair_scenes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pairs", help="rank optical/SAR pairs by overlap and time")
     add_discovery_options(p)
-    p.add_argument(
-        "--event-date", help=f"optical before, SAR after this time (ISO 8601: {TIME_FORMATS})"
-    )
-    p.add_argument("--max-gap-days", type=float, default=365.0, help="largest optical/SAR time gap")
-    p.add_argument(
-        "--min-overlap",
-        type=float,
-        default=0.1,
-        help="smallest overlap fraction of the smaller footprint",
-    )
+    add_pairing_options(p, defaults=True)
     p.set_defaults(run=run)
 
 

@@ -4,67 +4,19 @@ window."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import re
 
 from core.errors import InputError
-from flows.activation import parse_time
+from flows.options import add_search_options, option_time
 from stac.aoi import parse_bbox
 from stac.readers import discover
 
-TIME_FORMATS = "YYYY-MM-DD, or a full date and time such as 2023-02-06T01:17:00Z"
-
-
-def allow_negative_values(p: argparse.ArgumentParser) -> None:
-    """Let option values start with ``-`` and a digit (``--bbox -118.7,34.0,-118.5,34.2``).
-
-    argparse takes such a token for an unknown option unless it is a plain number; this parser
-    reads any ``-<digit>`` or ``-.<digit>`` token as a value. The parser must not define options
-    that look like negative numbers (``-1``). ``--bbox=-118.7,...`` works with any parser.
-    """
-    p._negative_number_matcher = re.compile(r"^-\.?\d")
-
-
-def option_time(value: str | None, option: str) -> dt.datetime | None:
-    """An aware datetime from a command-line option (UTC when no zone is given); ``None`` when
-    the option is not given.
-
-    Args:
-        value: The option's text.
-        option: The option's name, for the error message.
-
-    Raises:
-        InputError: ``value`` is not an ISO 8601 date or date and time.
-    """
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise InputError(
-            f"{option} {value!r}: not an ISO 8601 date/time; give {TIME_FORMATS}"
-        ) from None
-
 
 def add_discovery_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--catalog",
-        action="append",
-        default=[],
-        help="static STAC catalog root, path or URL (repeatable)",
-    )
-    p.add_argument("--stac-api", action="append", default=[], help="STAC API URL (repeatable)")
-    p.add_argument(
-        "--collection", action="append", default=[], help="STAC API collection id (repeatable)"
-    )
-    p.add_argument(
-        "--bbox",
-        required=True,
-        help="AOI minx,miny,maxx,maxy in WGS84 degrees, e.g. -118.7,34.0,-118.5,34.2",
-    )
-    p.add_argument("--start", required=True, help=f"window start (ISO 8601: {TIME_FORMATS})")
-    p.add_argument("--end", required=True, help=f"window end (ISO 8601: {TIME_FORMATS})")
+    """The scene options of ``coalign scenes`` and ``coalign pairs`` (AOI and window required)
+    and ``--json``."""
+    add_search_options(p, required=True)
     p.add_argument("--json", action="store_true", help="print a JSON array")
-    allow_negative_values(p)
 
 
 def find(args: argparse.Namespace):

@@ -285,10 +285,10 @@ def test_the_sweep_knows_the_temporaries_atomic_path_makes(tmp_path):
 class _StubTasks:
     """The pipeline tasks of register-pair as plain functions writing small files (no Prefect)."""
 
-    def fetch(self, href: str, cache: str, checksum: str | None) -> str:
+    def fetch_asset(self, href: str, cache: str, checksum: str | None) -> str:
         return href
 
-    def validate(self, *args: Any) -> str:
+    def validate_pair(self, *args: Any) -> str:
         return "passed"
 
     def register(self, optical, sar, method, settings, out_dir, device) -> dict[str, Any]:

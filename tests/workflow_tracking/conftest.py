@@ -49,6 +49,6 @@ def workdir(tmp_path, _migrated_store, monkeypatch) -> Path:
 
 @pytest.fixture
 def uri(workdir) -> str:
-    from tracking.runs import tracking_uri
+    from tracking.store import tracking_uri
 
     return tracking_uri(workdir)

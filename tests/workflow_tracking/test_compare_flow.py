@@ -10,7 +10,8 @@ import pytest
 from matplotlib.image import imread
 
 from flows.cli import main
-from tracking.runs import finish_activation_run, log_benchmark, log_pair_run, start_activation_run
+from tracking.benchmark import log_benchmark
+from tracking.runs import finish_activation_run, log_pair_run, start_activation_run
 
 
 def _pair(

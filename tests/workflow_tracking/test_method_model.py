@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from core.errors import InputError
 from models.methods.base import RegistrationInput
 from models.scoring import read_tiepoints, score_shifts
-from tracking.runs import register_method_model
+from tracking.registry import register_method_model
 
 
 def test_method_model_round_trip(uri, workdir, radar_pair, tmp_path, monkeypatch):

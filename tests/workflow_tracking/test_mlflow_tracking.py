@@ -9,8 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.errors import InputError
-from tracking import runs as tracking
-from tracking.runs import finish_activation_run, log_pair_run, start_activation_run, tracking_uri
+from tracking import store as tracking
+from tracking.runs import finish_activation_run, log_pair_run, start_activation_run
+from tracking.store import tracking_uri
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ def test_tasks_inside_a_flow_tag_the_flow_run(uri, products, prefect_harness):
     from prefect import flow
     from prefect.runtime import flow_run
 
-    from tracking.runs import track_activation_end, track_activation_start, track_pair
+    from tasks.tracking import track_activation_end, track_activation_start, track_pair
 
     @flow
     def tracked() -> tuple[str, str, str]:

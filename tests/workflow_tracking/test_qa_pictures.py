@@ -15,6 +15,7 @@ from core.grid import north_up_grid
 from models import qa
 from models.displacement import DisplacementField
 from models.methods.base import RegistrationInput
+from models.qa.figure import HEADER_PX
 from models.registration import register, write_displacement
 from models.scoring import read_tiepoints, score_displacement
 from models.warp import warp_optical
@@ -82,7 +83,7 @@ def test_flow_colour_png_shows_a_known_field(radar_pair, tmp_path):
     img = imread(png)
     h, w = img.shape[:2]
     assert 400 <= w <= 1024 and 300 <= h <= 1024
-    pixel = img[qa.HEADER_PX + 40, 40]
+    pixel = img[HEADER_PX + 40, 40]
     assert _hue_distance(_hue_deg(pixel), 291.8) < 8
     small = imread(qa.flow_colour_png(disp, tmp_path / "small.png", max_side=300))
     assert small.shape[1] <= 300  # bounded
@@ -120,7 +121,7 @@ def test_qa_pictures_of_a_registered_pair(radar_pair, tmp_path):
     assert not list((tmp_path / "qa").glob(".*"))  # no temporary files left
     board = imread(pictures["qa_checkerboard"])
     assert board.shape[1] == 1024  # before | after, side by side
-    assert np.std(board[qa.HEADER_PX :, :500, :3]) > 0.1  # an image, not a blank
+    assert np.std(board[HEADER_PX:, :500, :3]) > 0.1  # an image, not a blank
 
 
 def test_after_view_is_aligned(luminance_pair, tmp_path):
