@@ -1,27 +1,10 @@
-"""Scene-scale benchmark cases: up to 10 000² optical (0.5 m) / rotated SAR (0.65 m), tiled from
-real pairs.
-
-The ground is an endless mosaic of 500-px tiles cut from the pre-aligned real
-pairs (VSFF and CFOG), each tile with its own random crop, rotation by a
-multiple of 90° and flip (seeded by the tile index, so the mosaic is not
-periodic and any window can be rendered on its own). The optical image is the
-mosaic on a north-up grid; the SAR image shows the mosaic's SAR through an
-SN9-like field (offset 25–35 m, small affine part, non-rigid ~10 m over 1–2 km:
-the magnitudes of the real SN9 tiepoints) on a rotated 0.65 m grid with slanted
-no-data corners, like an Umbra GEC product. Both are written window by window
-(:func:`models.cog.write_cog`: tiled, compressed, overviews), so no whole scene
-is ever held in memory. Sizes 2 500², 5 000², 10 000² share the ground and the
-field (nested, centred windows), so their runtimes compare area for area.
-"""
+"""Scene-scale benchmark cases: up to 10 000² optical / rotated SAR scenes tiled from real pairs."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +16,16 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
 
-from bench.cases import (
+from bench.build import (
     BUILDER_VERSION,
-    AlignedPair,
-    Case,
-    _grid_dict,
-    case_rng,
+    cached_meta,
     inverse_field,
     jittered_pixels,
     prefilter,
+    write_case_folder,
 )
+from bench.cases import Case, case_rng, grid_dict
+from bench.pairs import AlignedPair
 from core.grid import Grid
 from models.cog import CogSpec, write_cog
 from models.scoring import Tiepoints, write_tiepoints
@@ -76,6 +59,12 @@ class ScaleRecipe:
 
 
 def draw_scale_recipe(seed: int) -> ScaleRecipe:
+    """The scale cases' recipe, drawn from ``seed``.
+
+    An SN9-like field (offset 25–35 m, small affine part, non-rigid ~10 m over 1–2 km: the
+    magnitudes of the real SN9 tiepoints) and a 0.65 m SAR grid rotated 8–20°, like an Umbra
+    GEC product, over a 0.5 m optical grid.
+    """
     rng = case_rng(seed, "scale")
     optical_m = 0.5
     origin = (
@@ -99,7 +88,12 @@ def draw_scale_recipe(seed: int) -> ScaleRecipe:
 
 class Mosaic:
     """The endless tiled ground: any pixel window of the lattice, optical (3×uint8) and SAR
-    (float32)."""
+    (float32).
+
+    Tiles are cut from the pre-aligned real pairs, each with its own random crop, rotation
+    by a multiple of 90° and flip, seeded by the tile index: the mosaic is not periodic and
+    any window can be rendered on its own.
+    """
 
     def __init__(
         self, sources: list[AlignedPair], seed: int, tile_px: int = TILE_PX, cache: int = 64
@@ -111,7 +105,8 @@ class Mosaic:
             )
             if optical.dtype != np.uint8 or min(p.shape) < tile_px:
                 raise ValueError(
-                    f"mosaic source {p.name}: needs uint8 optical at least {tile_px}² (got {optical.dtype}, {p.shape})"
+                    f"mosaic source {p.name}: needs uint8 optical at least {tile_px}² "
+                    f"(got {optical.dtype}, {p.shape})"
                 )
             self.sources.append((optical, np.nan_to_num(p.sar, nan=0.0).astype(np.float32)))
         self.seed = seed
@@ -186,55 +181,35 @@ def _corner_nodata(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
     return (np.abs(rows - n / 2) + np.abs(cols - n / 2)) > 0.92 * n
 
 
-def build_scale_files(
-    recipe: ScaleRecipe, mosaic: Mosaic, side: int, folder: Path
-) -> dict[str, Any]:
-    optical, sar_grid, off = scale_grids(recipe, side)
+def _sar_block(recipe: ScaleRecipe, mosaic: Mosaic, sar_grid: Grid, w: Window) -> np.ndarray:
+    """One window of the SAR: the mosaic's SAR seen through the field, with no-data corners."""
     full = recipe.full_grid()
-
-    def optical_block(w: Window) -> np.ndarray:
-        o, _ = mosaic.window(
-            off + int(w.col_off), off + int(w.row_off), int(w.width), int(w.height), "optical"
-        )
-        return o  # type: ignore[return-value]
-
-    factor = recipe.sar_m / recipe.optical_m
-
-    def sar_block(w: Window) -> np.ndarray:
-        sub = sar_grid.window_grid(int(w.col_off), int(w.row_off), int(w.width), int(w.height))
-        x, y = sub.pixel_centres()
-        gx, gy = inverse_field(recipe.shift, x, y)
-        col, row = full.map_to_pixel(gx, gy)
-        c0, r0 = int(math.floor(col.min())) - 4, int(math.floor(row.min())) - 4
-        c1, r1 = int(math.ceil(col.max())) + 4, int(math.ceil(row.max())) + 4
-        _, ground = mosaic.window(c0, r0, c1 - c0, r1 - r0, "sar")
-        values = cv2.remap(
-            prefilter(ground, factor),
-            (col - 0.5 - c0).astype(np.float32),
-            (row - 0.5 - r0).astype(np.float32),
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REFLECT,
-        )
-        out = np.clip(np.rint(values), 1, 255).astype(np.uint8)
-        rr, cc = np.mgrid[
-            int(w.row_off) : int(w.row_off + w.height), int(w.col_off) : int(w.col_off + w.width)
-        ]
-        out[_corner_nodata(rr + 0.5, cc + 0.5, sar_grid.width)] = 0
-        return out[None]
-
-    write_cog(
-        folder / "optical.tif",
-        optical,
-        CogSpec(count=3, dtype="uint8", nodata=None, block=512),
-        optical_block,
+    sub = sar_grid.window_grid(int(w.col_off), int(w.row_off), int(w.width), int(w.height))
+    x, y = sub.pixel_centres()
+    gx, gy = inverse_field(recipe.shift, x, y)
+    col, row = full.map_to_pixel(gx, gy)
+    c0, r0 = int(math.floor(col.min())) - 4, int(math.floor(row.min())) - 4
+    c1, r1 = int(math.ceil(col.max())) + 4, int(math.ceil(row.max())) + 4
+    _, ground = mosaic.window(c0, r0, c1 - c0, r1 - r0, "sar")
+    values = cv2.remap(
+        prefilter(ground, recipe.sar_m / recipe.optical_m),
+        (col - 0.5 - c0).astype(np.float32),
+        (row - 0.5 - r0).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
     )
-    write_cog(
-        folder / "sar.tif",
-        sar_grid,
-        CogSpec(count=1, dtype="uint8", nodata=0, block=512),
-        sar_block,
-    )
+    out = np.clip(np.rint(values), 1, 255).astype(np.uint8)
+    rr, cc = np.mgrid[
+        int(w.row_off) : int(w.row_off + w.height), int(w.col_off) : int(w.col_off + w.width)
+    ]
+    out[_corner_nodata(rr + 0.5, cc + 0.5, sar_grid.width)] = 0
+    return out[None]
 
+
+def _write_scale_tiepoints(
+    path: Path, recipe: ScaleRecipe, side: int, optical: Grid, sar_grid: Grid
+) -> int:
+    """Jittered optical pixels mapped through the field, kept off the no-data corners; how many."""
     rows, cols = jittered_pixels(side, side, 20, np.random.default_rng([recipe.seed, side]))
     xo, yo = optical.pixel_to_map(cols, rows)
     dx, dy = recipe.shift(xo, yo)
@@ -247,9 +222,45 @@ def build_scale_files(
         & (sr < n)
         & ~_corner_nodata(np.floor(sr) + 0.5, np.floor(sc) + 0.5, n)
     )
-    write_tiepoints(
-        folder / "tiepoints.csv", Tiepoints(sr[ok], sc[ok], rows[ok], cols[ok]), decimals=3
+    write_tiepoints(path, Tiepoints(sr[ok], sc[ok], rows[ok], cols[ok]), decimals=3)
+    return int(ok.sum())
+
+
+def build_scale_files(
+    recipe: ScaleRecipe, mosaic: Mosaic, side: int, folder: Path
+) -> dict[str, Any]:
+    """Write one scale case (optical.tif, sar.tif, tiepoints.csv) into ``folder``; its metadata.
+
+    Both images are written window by window (:func:`models.cog.write_cog`: tiled,
+    compressed, overviews), so no whole scene is ever held in memory.
+
+    Args:
+        recipe: The shared ground lattice and field.
+        mosaic: The tiled ground.
+        side: The optical scene side (pixels), a centred window of the full lattice.
+        folder: Where the files go.
+    """
+    optical, sar_grid, off = scale_grids(recipe, side)
+
+    def optical_block(w: Window) -> np.ndarray:
+        o, _ = mosaic.window(
+            off + int(w.col_off), off + int(w.row_off), int(w.width), int(w.height), "optical"
+        )
+        return o  # type: ignore[return-value]
+
+    write_cog(
+        folder / "optical.tif",
+        optical,
+        CogSpec(count=3, dtype="uint8", nodata=None, block=512),
+        optical_block,
     )
+    write_cog(
+        folder / "sar.tif",
+        sar_grid,
+        CogSpec(count=1, dtype="uint8", nodata=0, block=512),
+        lambda w: _sar_block(recipe, mosaic, sar_grid, w),
+    )
+    n = _write_scale_tiepoints(folder / "tiepoints.csv", recipe, side, optical, sar_grid)
     return {
         "name": f"scale-{side}",
         "kind": "scale",
@@ -259,18 +270,28 @@ def build_scale_files(
         "source": "mosaic of VSFF and CFOG tiles",
         "note": f"{side}² centred window of the {recipe.full_side}² ground",
         "recipe": dataclasses.asdict(recipe),
-        "optical_grid": _grid_dict(optical),
-        "sar_grid": _grid_dict(sar_grid),
+        "optical_grid": grid_dict(optical),
+        "sar_grid": grid_dict(sar_grid),
         "tiepoints": {"field": "tiepoints.csv"},
-        "n_tiepoints": {"field": int(ok.sum())},
+        "n_tiepoints": {"field": n},
     }
 
 
 def build_scale_case(
     sources: list[AlignedPair], seed: int, side: int, cases_root: Path, rebuild: bool = False
 ) -> Case:
-    """``cases_root/scale-<side>``, built window by window when missing (atomic: temp folder, then
-    rename)."""
+    """``cases_root/scale-<side>``, built window by window when missing or stale.
+
+    Sizes share the ground and the field (nested, centred windows), so their runtimes
+    compare area for area.
+
+    Args:
+        sources: The pairs the mosaic tiles are cut from.
+        seed: The recipe and mosaic seed.
+        side: The optical scene side (pixels).
+        cases_root: The folder holding every case folder.
+        rebuild: Build even when an up-to-date case is cached.
+    """
     recipe = draw_scale_recipe(seed)
     name = f"scale-{side}"
     folder = cases_root / name
@@ -278,23 +299,20 @@ def build_scale_case(
         f"{BUILDER_VERSION}|scale|{json.dumps(dataclasses.asdict(recipe), sort_keys=True)}|{side}|"
         + ",".join(s.source for s in sources)
     )
-    meta_path = folder / "case.json"
-    if meta_path.is_file() and not rebuild:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("cache_key") == key:
-            return Case(name, "scale", folder, True, meta)
-    cases_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=cases_root))
-    try:
-        meta = build_scale_files(recipe, Mosaic(sources, seed), side, tmp)
-        meta["cache_key"] = key
-        text = json.dumps(meta, indent=1, default=float)
-        meta = json.loads(text)
-        (tmp / "case.json").write_text(text)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    meta = cached_meta(folder, key, rebuild)
+    if meta is None:
+        meta = write_case_folder(
+            folder, key, lambda tmp: build_scale_files(recipe, Mosaic(sources, seed), side, tmp)
+        )
     return Case(name, "scale", folder, True, meta)
+
+
+__all__ = [
+    "FULL_SIDE",
+    "Mosaic",
+    "ScaleRecipe",
+    "build_scale_case",
+    "build_scale_files",
+    "draw_scale_recipe",
+    "scale_grids",
+]

@@ -1,21 +1,4 @@
-"""SRIF ground-truth check: does a pair's shipped matrix line it up, and if not, which rotation
-does.
-
-SRIF (LJY-RS/SRIF) gives each pair's truth as a 2×3 matrix ``G``: a rotation about the
-centre of the 256-px chip, ``p_sar = G @ [p_chip, 1]`` (``p_chip = p_opt * 256 / W_opt``).
-Measured on the 40 development pairs, the matrices do not line their pairs up: the
-pair's structure correlates best 1–63° away from the matrix's angle, and mutual
-information of the intensities peaks within about 3° of the same place (see the
-closing notes of issue 3). A benchmark scored against such a matrix measures the matrix, not the
-method.
-
-So the benchmark re-estimates each pair's rotation (keeping SRIF's model: a rotation
-about the chip centre, plus a residual shift of a few pixels) and keeps the pair only
-where two independent similarity measures agree on the angle: the correlation of CFOG
-structure (:func:`models.areamatch.cfog`) and the mutual information of the intensities.
-Both are compared on one disc about the centre, which every rotation maps onto itself,
-so no angle is favoured by how much of the chip the SAR covers.
-"""
+"""SRIF ground-truth check: the rotation a pair's images agree on, against its shipped matrix."""
 
 from __future__ import annotations
 
@@ -210,50 +193,11 @@ def _circular(a: np.ndarray | float) -> np.ndarray | float:
     return (np.asarray(a) + 180.0) % 360.0 - 180.0
 
 
-def check_srif_gt(
-    optical_gray: np.ndarray,
-    sar: np.ndarray,
-    gt: np.ndarray,
-    conf: SrifCheckConfig = SrifCheckConfig(),
-) -> SrifCheck:
-    """Re-estimate a SRIF pair's rotation and say whether it is verified (see the module docstring).
-
-    ``optical_gray``: the optical image (H, W), any size; ``sar``: the 256² SAR chip (uint8-like
-    amplitude, black corners = no data); ``gt``: the shipped 2×3 matrix.
-    """
-    gt_deg = gt_angle_deg(gt)
-    sweep = _Sweep(optical_gray, sar, conf)
-
-    def outcome(
-        found: float,
-        mi_deg: float,
-        shift: tuple[float, float],
-        peak: float,
-        runner: float,
-        reason: str,
-    ) -> SrifCheck:
-        m = rotation_about_centre(found, shift)
-        return SrifCheck(
-            round(gt_deg, 3),
-            round(found, 3),
-            round(mi_deg, 3),
-            (round(shift[0], 3), round(shift[1], 3)),
-            round(peak, 4),
-            round(runner, 4),
-            not reason,
-            reason,
-            tuple(tuple(float(v) for v in row) for row in m),
-        )  # type: ignore[arg-type]
-
-    if sweep.radius < conf.min_radius_px:
-        return outcome(
-            gt_deg,
-            gt_deg,
-            (0.0, 0.0),
-            float("nan"),
-            float("nan"),
-            f"SAR valid area too small to compare (disc radius {sweep.radius} px < {conf.min_radius_px})",
-        )
+def _find_rotation(
+    sweep: _Sweep, gt_deg: float, conf: SrifCheckConfig
+) -> tuple[float, float, float]:
+    """The refined CFOG peak angle, the coarse mutual-information peak, and the best CFOG
+    correlation more than ``far_deg`` from the peak."""
     angles = gt_deg + np.arange(0.0, 360.0, conf.step_deg)
     coarse = [sweep.at(a) for a in angles]
     ncc = np.array([c[0] for c in coarse])
@@ -268,8 +212,18 @@ def check_srif_gt(
     f = np.array([c[0] for c in found])
     b = int(np.argmax(f))
     angle = float(fine[b]) + subpixel_peak(f[None, :], 0, b)[0] * conf.fine_step_deg
-    peak, shift, _ = sweep.at(angle)
-    angle = float(_circular(angle))
+    return angle, mi_deg, runner
+
+
+def _doubts(
+    angle: float,
+    mi_deg: float,
+    peak: float,
+    runner: float,
+    shift: tuple[float, float],
+    conf: SrifCheckConfig,
+) -> str:
+    """Why the found rotation is not verified ("" when it is)."""
     reasons = []
     if abs(float(_circular(mi_deg - angle))) > conf.agree_deg:
         reasons.append(
@@ -279,4 +233,70 @@ def check_srif_gt(
         reasons.append(f"structure peak {peak:.3f} not distinct from {runner:.3f} elsewhere")
     if max(abs(shift[0]), abs(shift[1])) >= conf.max_shift_px - 0.5:
         reasons.append(f"residual shift {shift[0]:.1f}, {shift[1]:.1f} px at the search limit")
-    return outcome(angle, float(_circular(mi_deg)), shift, peak, runner, "; ".join(reasons))
+    return "; ".join(reasons)
+
+
+def _outcome(
+    gt_deg: float,
+    found: float,
+    mi_deg: float,
+    shift: tuple[float, float],
+    peak: float,
+    runner: float,
+    reason: str,
+) -> SrifCheck:
+    m = rotation_about_centre(found, shift)
+    return SrifCheck(
+        round(gt_deg, 3),
+        round(found, 3),
+        round(mi_deg, 3),
+        (round(shift[0], 3), round(shift[1], 3)),
+        round(peak, 4),
+        round(runner, 4),
+        not reason,
+        reason,
+        tuple(tuple(float(v) for v in row) for row in m),  # type: ignore[arg-type]
+    )
+
+
+def check_srif_gt(
+    optical_gray: np.ndarray,
+    sar: np.ndarray,
+    gt: np.ndarray,
+    conf: SrifCheckConfig = SrifCheckConfig(),
+) -> SrifCheck:
+    """Re-estimate a SRIF pair's rotation and say whether it is verified.
+
+    SRIF (LJY-RS/SRIF) gives each pair's truth as a 2×3 matrix ``G``: a rotation about the
+    centre of the 256-px chip, ``p_sar = G @ [p_chip, 1]`` (``p_chip = p_opt * 256 / W_opt``);
+    such a matrix need not line its pair up. The rotation is re-estimated with SRIF's model
+    (a rotation about the chip centre, plus a residual shift of a few pixels) and verified
+    only where two independent similarity measures agree on the angle: the correlation of
+    CFOG structure (:func:`models.areamatch.cfog`) and the mutual information of the
+    intensities. Both are compared on one disc about the centre, which every rotation maps
+    onto itself, so no angle is favoured by how much of the chip the SAR covers.
+
+    Args:
+        optical_gray: The optical image (H, W), any size.
+        sar: The 256² SAR chip (uint8-like amplitude, black corners = no data).
+        gt: The shipped 2×3 matrix.
+        conf: How the rotation is searched and when it counts as verified.
+    """
+    gt_deg = gt_angle_deg(gt)
+    sweep = _Sweep(optical_gray, sar, conf)
+    if sweep.radius < conf.min_radius_px:
+        return _outcome(
+            gt_deg,
+            gt_deg,
+            gt_deg,
+            (0.0, 0.0),
+            float("nan"),
+            float("nan"),
+            f"SAR valid area too small to compare (disc radius {sweep.radius} px "
+            f"< {conf.min_radius_px})",
+        )
+    angle, mi_deg, runner = _find_rotation(sweep, gt_deg, conf)
+    peak, shift, _ = sweep.at(angle)
+    angle = float(_circular(angle))
+    reason = _doubts(angle, mi_deg, peak, runner, shift, conf)
+    return _outcome(gt_deg, angle, float(_circular(mi_deg)), shift, peak, runner, reason)

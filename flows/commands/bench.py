@@ -1,5 +1,4 @@
-"""``coalign bench``: accuracy, runtime and peak memory of the methods on warped real pairs (issue
-3)."""
+"""``coalign bench``: accuracy, runtime and peak memory of the methods on warped real pairs."""
 
 from __future__ import annotations
 
@@ -39,15 +38,17 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``bench`` subcommand."""
     p = sub.add_parser(
         "bench",
         help="benchmark the methods on warped real optical/SAR pairs (accuracy, time, memory)",
         description=(
-            "Build misaligned cases from the pre-aligned real pairs (optical on a UTM grid, SAR on its own coarser, "
-            "shifted, sometimes rotated grid, moved by a known smooth SN9-like field), run each method on each case in "
-            "its own process, print per-case and per-kind errors (SN9 rules) against zero shift and the oracle affine, "
-            "runtime, peak memory and the issue-3 targets; write JSON. --scale: end-to-end time and memory on "
-            "2500²–10000² scenes tiled from the real pairs."
+            "Build misaligned cases from the pre-aligned real pairs (optical on a UTM grid, SAR "
+            "on its own coarser, shifted, sometimes rotated grid, moved by a known smooth "
+            "SN9-like field), run each method on each case in its own process, print per-case "
+            "and per-kind errors (SN9 rules) against zero shift and the oracle affine, runtime, "
+            "peak memory and the accuracy targets; write JSON. --scale: end-to-end time and "
+            "memory on 2500²–10000² scenes tiled from the real pairs."
         ),
     )
     p.add_argument(
@@ -67,6 +68,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="JSON report (default bench-out/results.json, or bench-out/scale.json with --scale)",
     )
+    _add_selection_options(p)
+    _add_run_options(p)
+    p.set_defaults(run=run)
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
+    """Which methods, settings and cases run."""
     p.add_argument(
         "--method",
         action="append",
@@ -86,6 +94,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quick", action="store_true", help="a few cases per kind (smoke run)")
     p.add_argument("--seed", type=int, default=0, help="seed of the case recipes (default 0)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """How the runs go: device, time limit, cache, scale mode, exit status."""
     p.add_argument(
         "--device",
         default="cpu",
@@ -107,7 +119,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="--scale scene sides in optical pixels (default 2500,5000,10000)",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
-    p.set_defaults(run=run)
 
 
 def _log(msg: str) -> None:
@@ -115,7 +126,10 @@ def _log(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.run import BenchConfig, format_report, run_benchmark, write_json
+    """Run the benchmark (or ``--scale``), print its report, write its JSON; 1 when ``--strict``
+    and a target fails."""
+    from bench.report import format_report, write_json
+    from bench.run import BenchConfig, run_benchmark
 
     conf = BenchConfig(
         data=args.data,
@@ -130,19 +144,19 @@ def run(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
     )
     if args.scale:
-        from bench.run import format_scale_report, run_scale
+        from bench.scale_run import format_scale_report, run_scale
 
-        report = run_scale(conf, _sizes(args.sizes), _log)
-        text = format_scale_report(report)
+        scale = run_scale(conf, _sizes(args.sizes), _log)
+        text, data, targets = format_scale_report(scale), scale.to_json(), scale.targets
         out = args.out or args.work / "scale.json"
     else:
         report = run_benchmark(conf, _log)
-        text = format_report(report)
+        text, data, targets = format_report(report), report.to_json(), report.targets
         out = args.out or args.work / "results.json"
     print()
     print(text)
-    write_json(report, out)
+    write_json(data, out)
     print(f"\nJSON: {out}")
     sys.stdout.flush()
-    failed = [t for t in report.get("targets", []) if not t["passed"]]
+    failed = [t for t in targets if not t.passed]
     return 1 if args.strict and failed else 0

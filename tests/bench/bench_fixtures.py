@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import rasterio
 
-from bench.cases import AlignedPair
+from bench.pairs import AlignedPair
 
 
 def texture(size: int, seed: int, sigma: float = 2.5) -> np.ndarray:

@@ -4,6 +4,8 @@ scale mosaic."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from pathlib import Path
 
 import cv2
@@ -12,20 +14,16 @@ import pytest
 import rasterio
 from bench_fixtures import texture, tiny_pair
 
-from bench.cases import (
-    AlignedPair,
-    CaseSpec,
-    build_case,
-    case_grids,
+from bench.build import build_case
+from bench.cases import Case, CaseSpec, case_grids, draw_recipe, plan_cases
+from bench.pairs import AlignedPair, load_cfog, srif_resample
+from bench.references import (
     case_references,
-    draw_recipe,
     field_shift_px,
-    load_cfog,
     oracle_affine_shift,
-    plan_cases,
-    srif_resample,
+    reference_scores,
 )
-from bench.scale import Mosaic, build_scale_files, draw_scale_recipe
+from bench.scale import Mosaic, build_scale_case, build_scale_files, draw_scale_recipe
 from bench.srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
 from models.scoring import read_tiepoints, reference_shift
 
@@ -165,7 +163,6 @@ def test_exact_reference_scores_the_rounding_floor_and_nothing_without_rounding(
     from affine import Affine
     from pyproj import CRS
 
-    from bench.cases import reference_scores
     from core.grid import Grid
     from models.scoring import Tiepoints
 
@@ -196,6 +193,28 @@ def test_cases_are_cached_and_reproducible(tmp_path):
     other = build_case(plan_cases({"cfog": [pair]}, seed=5)[0], tmp_path)
     assert other.meta["recipe"] != first.meta["recipe"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+@pytest.fixture
+def umask():
+    """``umask(mask)`` sets the process umask for the test; the old one comes back afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o755), (0o027, 0o750)])
+def test_case_folders_follow_the_umask(tmp_path, umask, mask, mode):
+    umask(mask)
+    pair = tiny_pair(with_tiepoints=False)
+    case = build_case(plan_cases({"cfog": [pair]}, seed=0)[0], tmp_path / "cases")
+    assert stat.S_IMODE(case.folder.stat().st_mode) == mode
+    sources = [tiny_pair(600, seed=1, with_tiepoints=False)]
+    scale = build_scale_case(sources, seed=0, side=256, cases_root=tmp_path / "cases")
+    assert stat.S_IMODE(scale.folder.stat().st_mode) == mode
+    assert (scale.folder / "sar.tif").is_file()
+    assert not [p for p in (tmp_path / "cases").iterdir() if p.name.startswith(".")]
 
 
 def test_srif_resample_uses_the_documented_convention():
@@ -276,8 +295,6 @@ def test_scale_mosaic_windows_compose_and_sar_follows_the_field(tmp_path):
         assert (
             ds.width == 400 and ds.profile["compress"].lower() == "deflate" and ds.profile["tiled"]
         )
-    from bench.cases import Case
-
     case = Case("scale-400", "scale", tmp_path, True, meta)
     optical, sar_grid = case_grids(case)
     assert sar_grid.is_rotated and sar_grid.resolution == pytest.approx(0.65)

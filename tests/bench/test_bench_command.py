@@ -3,11 +3,14 @@ and targets."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from bench.run import check_targets, growth_exponent, summarise
+from bench.records import CaseRecord
+from bench.scale_run import growth_exponent
+from bench.summary import check_targets, summarise
 from flows.cli import main
 
 
@@ -133,7 +136,7 @@ def test_bench_missing_data(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def _case(name, kind, warped, zero, oracle, real=None):
+def _case(name, kind, warped, zero, oracle, real=None, agreement=None):
     refs = (
         {
             "field": {
@@ -147,7 +150,21 @@ def _case(name, kind, warped, zero, oracle, real=None):
     )
     if real is not None:
         refs["real"] = {"zero": {"mean_px": real[0]}, "oracle_affine": {"mean_px": real[1]}}
-    return {"name": name, "kind": kind, "warped": warped, "references": refs}
+    return CaseRecord(
+        name=name,
+        kind=kind,
+        warped=warped,
+        folder="",
+        source=None,
+        note="",
+        n_tiepoints={},
+        optical_size=[0, 0],
+        optical_pixel_m=1.0,
+        sar_size=[0, 0],
+        sar_valid_fraction=None,
+        references=refs,
+        agreement=agreement or {},
+    )
 
 
 def _run(case, method, field=None, real=None, ok=True):
@@ -167,7 +184,7 @@ def _run(case, method, field=None, real=None, ok=True):
     }
 
 
-def test_targets_follow_the_issue():
+def test_targets_per_kind_overall_and_real_tiepoints():
     cases = [
         _case("cfog-unwarped", "cfog", False, 0, 0, real=(0.9, 0.7)),
         _case("cfog-w0", "cfog", True, 50.0, 6.0, real=(50.0, 6.0)),
@@ -181,15 +198,12 @@ def test_targets_follow_the_issue():
         _run("vsff-w1", "m", field=25.0),  # one case worse than zero
     ]
     summary = summarise(cases, runs, ["m"])
-    k = summary["m"]["kinds"]
-    assert (
-        k["cfog"]["mean_px"] == 2.0
-        and k["vsff"]["mean_px"] == 13.0
-        and k["vsff"]["oracle_affine_px"] == 3.0
-    )
-    assert k["vsff"]["worse_than_zero"] == ["vsff-w1"] and k["overall"]["cases"] == 3
-    verdict = {t["target"]: t["passed"] for t in check_targets(summary, ["m"])}
-    floors = {t["target"]: t.get("floor") for t in check_targets(summary, ["m"])}
+    k = summary["m"].kinds
+    assert k["cfog"].mean_px == 2.0 and k["vsff"].mean_px == 13.0
+    assert k["vsff"].oracle_affine_px == 3.0
+    assert k["vsff"].worse_than_zero == ["vsff-w1"] and k["overall"].cases == 3
+    verdict = {t.target: t.passed for t in check_targets(summary, ["m"])}
+    floors = {t.target: t.floor for t in check_targets(summary, ["m"])}
     assert floors["vsff: mean ≤ 0.5 × oracle-affine"] == pytest.approx(
         0.38
     )  # the exact field's score rides along
@@ -199,35 +213,31 @@ def test_targets_follow_the_issue():
         and not verdict["vsff: mean ≤ 10% of zero shift"]
     )
     assert not verdict["no warped case worse than zero shift"]
-    assert (
-        k["overall"]["worse_than_zero_weaker_reference"] == []
-    )  # no agreement measured: nothing is excused
-    # the same worse case, but the run's field lines the pair up far better than the reference field
-    # does
-    cases[3]["agreement"] = {"reference": {"ncc": 0.01}, "zero": {"ncc": 0.0}}
+    # no agreement measured: nothing is excused
+    assert k["overall"].worse_than_zero_weaker_reference == []
+    # the same worse case, but the run's field lines the pair up far better than the reference
+    # field does
+    cases[3] = dataclasses.replace(
+        cases[3], agreement={"reference": {"ncc": 0.01}, "zero": {"ncc": 0.0}}
+    )
     runs[3]["agreement"] = {"ncc": 0.2}
     summary = summarise(cases, runs, ["m"])
-    assert summary["m"]["kinds"]["overall"]["worse_than_zero_weaker_reference"] == ["vsff-w1"]
+    assert summary["m"].kinds["overall"].worse_than_zero_weaker_reference == ["vsff-w1"]
     worse = next(
         t
         for t in check_targets(summary, ["m"])
-        if t["target"] == "no warped case worse than zero shift"
+        if t.target == "no warped case worse than zero shift"
     )
-    assert not worse["passed"] and worse["weaker_reference"] == [
-        "vsff-w1"
-    ]  # still a failure, with the evidence beside it
+    # still a failure, with the evidence beside it
+    assert not worse.passed and worse.weaker_reference == ["vsff-w1"]
     runs[3]["agreement"] = {"ncc": 0.03}
-    assert (
-        summarise(cases, runs, ["m"])["m"]["kinds"]["overall"]["worse_than_zero_weaker_reference"]
-        == []
-    )
+    overall = summarise(cases, runs, ["m"])["m"].kinds["overall"]
+    assert overall.worse_than_zero_weaker_reference == []
     assert verdict["CFOG real tiepoints (cfog-unwarped): mean ≤ 1.0 px"]
     assert not verdict["CFOG real tiepoints (cfog-w0): mean ≤ 1.0 px"]
     # a failed run counts as infinitely wrong, never as a pass
     failed = summarise(cases, [_run("cfog-w0", "m", ok=False)], ["m"])
-    assert not any(
-        t["passed"] for t in check_targets(failed, ["m"]) if t["target"].startswith("cfog")
-    )
+    assert not any(t.passed for t in check_targets(failed, ["m"]) if t.target.startswith("cfog"))
 
 
 def test_growth_exponent():
