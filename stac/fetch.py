@@ -108,7 +108,8 @@ def parse_multihash(checksum: str) -> Multihash | None:
             digest = value[len(code) + 2 :]
             if len(digest) != 2 * size:
                 raise FetchError(
-                    f"file:checksum {checksum!r}: {algorithm} digest has {len(digest) // 2} bytes, expected {size}"
+                    f"file:checksum {checksum!r}: {algorithm} digest has {len(digest) // 2} "
+                    f"bytes, expected {size}"
                 )
             return Multihash(algorithm, digest)
     log.warning(
@@ -184,6 +185,8 @@ def cache_path(
         FetchError: ``href`` names no file (:func:`asset_name`).
     """
     key = hashlib.sha256(f"{href}|{checksum or ''}{suffix}".encode()).hexdigest()
+    # not core.ids.slug: every other character becomes one "_" and nothing is stripped, so the
+    # cached file keeps the asset's name length and extension, and no name is refused
     name = re.sub(r"[^A-Za-z0-9._-]", "_", asset_name(href))
     return Path(cache) / key[:2] / key / name
 
@@ -228,7 +231,8 @@ def _download(url: str, part: Path, meta: Path, timeout: float) -> None:
             if not m or int(m.group(1)) != have:
                 part.unlink(missing_ok=True)
                 raise _Transient(
-                    f"server answered range {r.headers.get('Content-Range')!r} to bytes={have}-; restarting"
+                    f"server answered range {r.headers.get('Content-Range')!r} to "
+                    f"bytes={have}-; restarting"
                 )
             mode = "ab"
         else:  # 200: no range support, or the file changed (If-Range): start over

@@ -53,7 +53,8 @@ class PairingRules:
             )
         if self.min_overlap_m2 < 0 or self.max_gap_days < 0:
             raise InputError(
-                f"minimum overlap area and maximum gap must be >= 0 (got {self.min_overlap_m2} m², {self.max_gap_days} days)"
+                "minimum overlap area and maximum gap must be >= 0 "
+                f"(got {self.min_overlap_m2} m², {self.max_gap_days} days)"
             )
         if self.event_date is not None and self.event_date.tzinfo is None:
             raise InputError(f"event date {self.event_date.isoformat()} needs a time zone (e.g. Z)")

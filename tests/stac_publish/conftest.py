@@ -103,7 +103,10 @@ def write_products(folder: Path, dx: float = 3.0, with_residuals: bool = True) -
     return out
 
 
-MAXAR_ITEM = "https://maxar-opendata.s3.amazonaws.com/events/x/ard/37/120022303302/2023-01-24/10300100E1E9D100.json"
+MAXAR_ITEM = (
+    "https://maxar-opendata.s3.amazonaws.com/events/x/ard/37/120022303302/2023-01-24/"
+    "10300100E1E9D100.json"
+)
 
 
 def optical_scene(item_href: str | None = MAXAR_ITEM) -> Scene:
@@ -127,8 +130,10 @@ def optical_scene(item_href: str | None = MAXAR_ITEM) -> Scene:
 
 
 def sar_scene(
-    item_href: str
-    | None = "https://umbra-open-data-catalog.s3.amazonaws.com/stac/2023/2023-02/2023-02-09/5b2a/5b2a.json",
+    item_href: str | None = (
+        "https://umbra-open-data-catalog.s3.amazonaws.com/stac/2023/2023-02/2023-02-09/5b2a/"
+        "5b2a.json"
+    ),
     sar: dict | None = None,
 ) -> Scene:
     footprint = box(37.558, 37.078, 37.572, 37.092)
