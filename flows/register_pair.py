@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from core.files import atomic_path
 from flows.workdir import Workdir, product_key
 from stac.publish import PublishedPair
 from stac.scene import Scene
-from tasks import for_workdir
+from tasks import Tasks, for_workdir
 from tasks.tracking import track_activation_end, track_activation_start, track_pair
 from tracking.store import tracking_uri
 
@@ -74,24 +75,8 @@ def register_pair(
     optical_path = t.fetch_asset(o.href, str(work.cache), o.checksum)
     sar_path = t.fetch_asset(s.href, str(work.cache), s.checksum)
     checks = t.validate_pair(optical_path, sar_path, o.id, s.id, overlap_fraction, tiepoints)
-    reg = t.register(optical_path, sar_path, method, settings or {}, str(out), device)
-    aligned = t.warp(optical_path, reg["displacement"], str(out / "aligned_optical.tif"))
-    residuals = str(out / "residuals.csv") if tiepoints else None
-    scores = (
-        t.score(reg["displacement"], optical_path, sar_path, tiepoints, residuals)
-        if tiepoints
-        else None
-    )
-    pictures = t.qa(
-        optical_path, sar_path, reg["displacement"], str(out / "qa"), aligned, residuals
-    )
-    outputs = {
-        "displacement": reg["displacement"],
-        "confidence": reg["confidence"],
-        "aligned_optical": aligned,
-        **pictures,
-        **({"residuals": residuals} if residuals else {}),
-    }
+    made = _products(t, optical_path, sar_path, method, settings, device, tiepoints, out)
+    reg, scores, outputs = made.registration, made.scores, made.outputs
     published = t.publish(
         PublishedPair(
             pair_id,
@@ -138,6 +123,47 @@ def register_pair(
     }
     _report(record, reg["runtime_s"], checks, out)
     return record
+
+
+@dataclass(frozen=True)
+class _Products:
+    """What one registration made: its record (the register task's), scores, files by name."""
+
+    registration: dict[str, Any]
+    scores: dict[str, float] | None
+    outputs: dict[str, str]
+
+
+def _products(
+    t: Tasks,
+    optical_path: str,
+    sar_path: str,
+    method: str,
+    settings: dict[str, str] | None,
+    device: str,
+    tiepoints: str | None,
+    out: Path,
+) -> _Products:
+    """Register, warp, score (with tiepoints) and draw the QA pictures into ``out``."""
+    reg = t.register(optical_path, sar_path, method, settings or {}, str(out), device)
+    aligned = t.warp(optical_path, reg["displacement"], str(out / "aligned_optical.tif"))
+    residuals = str(out / "residuals.csv") if tiepoints else None
+    scores = (
+        t.score(reg["displacement"], optical_path, sar_path, tiepoints, residuals)
+        if tiepoints
+        else None
+    )
+    pictures = t.qa(
+        optical_path, sar_path, reg["displacement"], str(out / "qa"), aligned, residuals
+    )
+    outputs = {
+        "displacement": reg["displacement"],
+        "confidence": reg["confidence"],
+        "aligned_optical": aligned,
+        **pictures,
+        **({"residuals": residuals} if residuals else {}),
+    }
+    return _Products(reg, scores, outputs)
 
 
 def _track(
