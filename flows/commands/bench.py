@@ -7,22 +7,18 @@ import sys
 from pathlib import Path
 
 from core.errors import InputError
+from models.methods import SET_GRAMMAR
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "pairs"
 
 
-def _settings(items: list[str] | None) -> tuple[tuple[str, str, str], ...]:
-    out = []
-    for item in items or []:
-        head, sep, value = item.partition("=")
-        method, colon, key = head.partition(":")
-        if not sep or not colon or not method or not key:
-            raise InputError(
-                f"--set {item!r}: expected METHOD:KEY=VALUE, e.g. local:interpolation=tps"
-            )
-        out.append((method.strip(), key.strip(), value.strip()))
-    return tuple(out)
+def _settings(items: list[str] | None, methods: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """``--set [METHOD:]KEY=VALUE`` options as (method, key, value) triples."""
+    from models.methods import parse_set_options
+
+    per_method = parse_set_options(items, methods)
+    return tuple((m, k, v) for m, kv in per_method.items() for k, v in kv.items())
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -85,8 +81,8 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
         "--set",
         dest="settings",
         action="append",
-        metavar="METHOD:KEY=VALUE",
-        help="override a method setting (repeatable)",
+        metavar=SET_GRAMMAR,
+        help="override a method setting, e.g. local:interpolation=tps (repeatable)",
     )
     p.add_argument(
         "--cases",
@@ -129,13 +125,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark (or ``--scale``), print its report, write its JSON; 1 when ``--strict``
     and a target fails."""
     from bench.report import format_report, write_json
-    from bench.run import BenchConfig, run_benchmark
+    from bench.run import BenchConfig, default_methods, run_benchmark
 
+    methods = list(args.methods or ()) or default_methods()
     conf = BenchConfig(
         data=args.data,
         work=args.work,
         methods=tuple(args.methods or ()),
-        settings=_settings(args.settings),
+        settings=_settings(args.settings, methods),
         cases=tuple(c.strip() for c in (args.cases or "").split(",") if c.strip()),
         quick=args.quick,
         seed=args.seed,

@@ -116,9 +116,11 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--set", "zero"], "METHOD:KEY=VALUE"),
+        (["--set", "zero"], "[METHOD:]KEY=VALUE"),
         (["--set", "local:nope=1", "--method", "zero"], "not benchmarked"),
         (["--set", "zero:nope=1", "--method", "zero"], "unknown setting"),
+        (["--set", "nope=1", "--method", "zero"], "unknown setting"),
+        (["--set", "nope=1"], "several methods run"),
         (["--cases", "nomatch", "--method", "zero"], "matches no case"),
         (["--method", "nonsense"], "unknown method"),
         (["--scale", "--sizes", "2500,x"], "--sizes"),
