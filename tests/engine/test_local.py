@@ -11,21 +11,25 @@ from core.grid import north_up_grid
 from models.areamatch import cfog, consistent, match_templates, second_peak
 from models.displacement import DisplacementField
 from models.methods.base import RegistrationInput, RegistrationResult, field_grid, make_config
-from models.methods.local import (
-    LocalConfig,
-    LocalMethod,
-    TileJob,
-    _normalised_convolution,
-    _template_count,
+from models.methods.local import LocalConfig, LocalMethod, levels
+from models.methods.local.context import LocalRun
+from models.methods.local.dense import (
     choose_sigma,
     dense_residual,
+    normalised_convolution,
+    residual_trend,
+)
+from models.methods.local.levels import LevelInfo
+from models.methods.local.priors import Trial, prior_by_correlation
+from models.methods.local.schedule import (
+    Pass,
     level_schedule,
     level_templates,
-    match_tile,
-    residual_trend,
     resolution_with_templates,
-    template_correlations,
+    template_count,
 )
+from models.methods.local.tiles import TileJob, match_tile
+from models.methods.local.verify import template_correlations
 from models.registration import register
 from models.sar_adaptive import adaptive_sar, choose_mode, tile_stats
 from models.scoring import read_tiepoints
@@ -162,7 +166,7 @@ def test_tile_at_nodata_border_and_tile_without_texture(tmp_path):
     # a tile wholly in the SAR no-data half
     job = _tile_job(pair, north_up_grid(pair.crs, (160, 0, 300, 140), 1.0), fld)
     res = match_tile(job)
-    assert len(res.x) == 0 and res.info["sar_mode"] == "empty"
+    assert len(res.x) == 0 and res.sar_mode == "empty"
     # the whole method: no matches anywhere → warnings, zero field, no crash
     result = LocalMethod().run(pair, make_config(LocalConfig, {"global_prior": "false"}))
     assert result.warnings
@@ -219,7 +223,7 @@ def test_held_out_prediction_leaves_out_the_near_points_exactly():
     r, c = rng.integers(0, 40, 60), rng.integers(0, 40, 60)
     q, dx, dy = rng.uniform(0.2, 1.0, 60), rng.normal(0, 1, 60), rng.normal(0, 1, 60)
     near = np.array([[0, 1], [0, 2], [5, 7]])
-    err = _normalised_convolution((40, 40), r, c, q, dx, dy, 3.0, near)[2]
+    err = normalised_convolution((40, 40), r, c, q, dx, dy, 3.0, near)[2]
     for i, out in ((0, [0, 1, 2]), (5, [5, 7]), (9, [9])):
         keep = np.setdiff1d(np.arange(60), out)
         w = np.zeros((40, 40))
@@ -281,16 +285,20 @@ def test_level_schedule_adds_the_optical_pixel_level():
     conf = LocalConfig()
     # SAR 1.34 m, optical 1.0 m: one more level at the optical pixel, standing in for the refine
     # pass
-    assert level_schedule(conf, 1.0 / 1.34) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0 / 1.34, 2)]
+    native = [Pass(4.0, 12), Pass(2.0, 6), Pass(1.0, 3)]
+    assert level_schedule(conf, 1.0 / 1.34) == [*native, Pass(1.0 / 1.34, 2)]
     assert level_schedule(make_config(LocalConfig, {"refine_passes": "2"}), 0.5)[-2:] == [
-        (0.5, 2),
-        (0.5, 2),
+        Pass(0.5, 2),
+        Pass(0.5, 2),
     ]
     # same pixel size: the native levels only
-    assert level_schedule(conf, 1.0) == [(4.0, 12), (2.0, 6), (1.0, 3), (1.0, 2)]
-    assert level_schedule(
-        make_config(LocalConfig, {"optical_level": "false", "refine_passes": "0"}), 0.5
-    ) == [(4.0, 12), (2.0, 6), (1.0, 3)]
+    assert level_schedule(conf, 1.0) == [*native, Pass(1.0, 2)]
+    assert (
+        level_schedule(
+            make_config(LocalConfig, {"optical_level": "false", "refine_passes": "0"}), 0.5
+        )
+        == native
+    )
 
 
 def test_adaptive_sar_modes():
@@ -332,7 +340,7 @@ def test_block_lattice_correlation_equals_per_pixel_correlation():
 
 
 def test_field_on_grid_equals_point_sampling():
-    from models.methods.local import field_on_grid
+    from models.methods.local.tiles import field_on_grid
 
     grid = north_up_grid("EPSG:32637", (1000.0, 2000.0, 1600.0, 2500.0), 5.2)
     rng = np.random.default_rng(2)
@@ -441,7 +449,7 @@ def test_level_templates_shrink_on_small_overlaps():
 
 
 def test_saturated_share_counts_border_vectors_whose_neighbours_lean_the_same_way():
-    from models.methods.local import saturated_share
+    from models.methods.local.levels import saturated_share
 
     xs, ys = np.meshgrid(np.arange(0, 200, 10.0), np.arange(0, 200, 10.0))
     x, y = xs.ravel(), ys.ravel()
@@ -486,24 +494,19 @@ def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
 
     grid = north_up_grid("EPSG:32637", (0, 0, 100, 100), 10.0)
     start, moved = DisplacementField.constant(grid), DisplacementField.constant(grid, 3.0, 0.0)
-    method = LocalMethod()
     shares = iter(
         [0.4, 0.15]
     )  # the repeat leaves more than half the border share: ambiguous, not converging
 
-    def level(pair, conf, fld, res, radius, *args):
-        return moved, {
-            "resolution_m": res,
-            "radius_px": radius,
-            "saturated": next(shares),
-            "accepted": 200,
-        }
+    def level(run, fld, res, radius, *args):
+        return moved, LevelInfo(res, radius, 48, 16, saturated=next(shares), accepted=200)
 
-    monkeypatch.setattr(method, "_level", level)
+    monkeypatch.setattr(levels, "run_level", level)
     result = RegistrationResult("local", "test", {}, start, details={"levels": []})
-    info = {"resolution_m": 1.0, "radius_px": 2, "saturated": 0.3, "accepted": 100}
+    info = LevelInfo(1.0, 2, 48, 16, saturated=0.3, accepted=100)
     conf = make_config(LocalConfig, {"max_level_repeats": "2"})
-    kept = method._repeat_saturated(None, conf, start, info, 1, 3, result, None, None)
+    run = LocalRun(None, conf, result)
+    kept = levels.repeat_saturated(run, start, info, 1, 3)
     # first repeat: 0.3 → 0.4, not converging: dropped, and no second try
     assert kept is start
     assert [lvl["repeat"] for lvl in result.details["levels"]] == ["dropped: did not converge"]
@@ -511,12 +514,12 @@ def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
     shares = iter([0.12, 0.05])
     # 0.3 → 0.12 halves it: kept; still above the threshold, so a second repeat (0.12 → 0.05) is
     # kept too
-    assert method._repeat_saturated(None, conf, start, info, 1, 3, result, None, None) is moved
+    assert levels.repeat_saturated(run, start, info, 1, 3) is moved
     assert [lvl["repeat"] for lvl in result.details["levels"]] == ["kept", "kept"]
     # a share of a handful of vectors is noise: no repeat
     result.details["levels"].clear()
-    few = {**info, "accepted": 20}  # 6 border vectors
-    assert method._repeat_saturated(None, conf, start, few, 1, 3, result, None, None) is start
+    few = LevelInfo(1.0, 2, 48, 16, saturated=0.3, accepted=20)  # 6 border vectors
+    assert levels.repeat_saturated(run, start, few, 1, 3) is start
     assert result.details["levels"] == []
 
 
@@ -538,12 +541,16 @@ def test_first_level_decided_by_correlation_keeps_the_field_that_lines_the_pair_
     truth = DisplacementField.from_function(g, nonrigid_pair.spec.shift)
     wrong = DisplacementField.constant(g, -25.0, 30.0)
     zero = DisplacementField.constant(g)
-    trials = [(0.0, "wrong", wrong, {}), (0.0, "truth", truth, {}), (0.0, "zero", zero, {})]
+    info = LevelInfo(4.0, 12, 48, 16)
+    trials = [
+        Trial(0.0, "wrong", wrong, info),
+        Trial(0.0, "truth", truth, info),
+        Trial(0.0, "zero", zero, info),
+    ]
     result = RegistrationResult("local", "test", {}, zero)
-    chosen = LocalMethod()._prior_by_correlation(
-        pair, conf, trials, "wrong", [1.3], result, lambda *a: None, None
-    )
-    assert chosen[1] == "truth", result.details["prior_correlation"]
+    run = LocalRun(pair, conf, result, lambda *a: None)
+    chosen = prior_by_correlation(run, trials, "wrong", [1.3])
+    assert chosen.name == "truth", result.details["prior_correlation"]
     corr = result.details["prior_correlation"]
     assert (
         corr["truth"] > corr["zero"] + 0.05
@@ -567,17 +574,17 @@ def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_
     native = pair.native_resolution()
     res = resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)
     counts = {
-        f: _template_count(pair, conf, native * f)
-        for f, _ in level_schedule(conf, pair.finest_resolution() / native)
+        p.factor: template_count(pair, conf, native * p.factor)
+        for p in level_schedule(conf, pair.finest_resolution() / native)
     }
     assert (
         max(counts.values()) < 16 * conf.verify_min_templates
     )  # no pass has plenty: the one with the most is used
-    assert _template_count(pair, conf, res) == max(counts.values()) >= conf.verify_min_templates
+    assert template_count(pair, conf, res) == max(counts.values()) >= conf.verify_min_templates
     assert res == pytest.approx(
         pair.finest_resolution()
     )  # the optical level: more templates than the native pixel's
-    assert _template_count(pair, conf, res) > _template_count(pair, conf, native)
+    assert template_count(pair, conf, res) > template_count(pair, conf, native)
     result = register(pair, "local")
     assert result.details["verify"]["templates"] >= conf.verify_min_templates
     assert dense_error_px(pair, result.field, small).mean() < 1.5

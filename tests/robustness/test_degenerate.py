@@ -15,12 +15,8 @@ from affine import Affine
 from core.errors import InputError
 from flows.cli import main
 from models.methods.base import RegistrationInput
-from models.methods.local import (
-    LocalConfig,
-    level_layout,
-    min_level_side,
-    min_overlap,
-)
+from models.methods.local import LocalConfig
+from models.methods.local.schedule import level_layout, min_level_side, min_overlap
 from models.registration import register
 from models.scoring import read_tiepoints
 
@@ -98,7 +94,7 @@ def test_the_least_side_is_the_narrowest_overlap_on_which_a_level_fits(
     side = min_level_side(conf, radius)
     for n, fits in ((side, True), (side - 1, False)):
         pair = _pair(tmp_path, (n, n), (n, n))
-        assert level_layout(pair, conf, RES, radius)[3] is fits, (n, fits)
+        assert level_layout(pair, conf, RES, radius).fits is fits, (n, fits)
 
 
 def test_local_least_overlap_is_that_of_its_finest_pass(tmp_path):

@@ -1,0 +1,28 @@
+"""The state one run of ``local`` hands from step to step."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from models.methods.base import Progress, RegistrationInput, RegistrationResult, no_progress
+from models.methods.local.config import LocalConfig
+from models.methods.local.pool import TilePool
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """One run: the pair, its settings, the result being filled in, progress and the tile pool."""
+
+    pair: RegistrationInput
+    conf: LocalConfig
+    result: RegistrationResult
+    progress: Progress = no_progress
+    pool: TilePool | None = None  # None: each batch of tiles starts its own pool
+
+
+def filled(record: Any) -> dict[str, Any]:
+    """A dataclass record's fields that are not None, by name, in declaration order."""
+    values = ((f.name, getattr(record, f.name)) for f in dataclasses.fields(record))
+    return {name: value for name, value in values if value is not None}

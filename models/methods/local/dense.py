@@ -1,0 +1,211 @@
+"""Sparse residual vectors → dense residual: normalised convolution or TPS, blended into a trend."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
+from scipy.spatial import cKDTree
+
+from core.grid import Grid
+
+
+def grid_cells(grid: Grid, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of the cell of ``grid`` under each point (clamped to the grid)."""
+    col, row = grid.map_to_pixel(x, y)
+    c = np.clip(np.floor(col).astype(int), 0, grid.width - 1)
+    r = np.clip(np.floor(row).astype(int), 0, grid.height - 1)
+    return r, c
+
+
+def normalised_convolution(
+    shape: tuple[int, int],
+    r: np.ndarray,
+    c: np.ndarray,
+    quality: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    sigma: float,
+    near: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quality-weighted Gaussian averages of (dx, dy) on a grid, and held-out prediction errors.
+
+    The held-out prediction of a point leaves out the point itself and its
+    ``near`` pairs (index pairs), so vectors whose templates overlap it, and so
+    share its matching error, do not predict it.
+
+    Args:
+        shape: The grid's (rows, columns).
+        r: Row of each point's cell.
+        c: Column of each point's cell.
+        quality: Weight of each point.
+        dx: The vectors' x components.
+        dy: The vectors' y components.
+        sigma: Gaussian scale, cells.
+        near: Index pairs of points held out together, or None.
+
+    Returns:
+        The averaged dx and dy on the grid, and each point's held-out prediction error.
+    """
+    w = np.zeros(shape, np.float64)
+    np.add.at(w, (r, c), quality)
+    den = gaussian_filter(w, sigma, mode="constant")
+    # the discrete kernel gaussian_filter applies along each axis (so held-out sums are exact)
+    reach = int(4.0 * sigma + 0.5)
+    delta = np.zeros(2 * reach + 1)
+    delta[reach] = 1.0
+    k1 = gaussian_filter1d(delta, sigma, mode="constant")
+    pairs = np.zeros((0, 2), int) if near is None else near
+    i, j = (
+        np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(len(r))]),
+        np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(len(r))]),
+    )
+    dr, dc = r[i] - r[j], c[i] - c[j]
+    inside = (np.abs(dr) <= reach) & (np.abs(dc) <= reach)
+    i, j = i[inside], j[inside]
+    kw = quality[j] * k1[reach + dr[inside]] * k1[reach + dc[inside]]
+    near_w = np.bincount(i, kw, len(r))
+    out, held = [], []
+    for v in (dx, dy):
+        a = np.zeros(shape, np.float64)
+        np.add.at(a, (r, c), quality * v)
+        num = gaussian_filter(a, sigma, mode="constant")
+        out.append(num / np.maximum(den, 1e-12))
+        held.append(
+            (num[r, c] - np.bincount(i, kw * v[j], len(r))) / np.maximum(den[r, c] - near_w, 1e-12)
+        )
+    return out[0], out[1], np.hypot(held[0] - dx, held[1] - dy)
+
+
+def choose_sigma(
+    grid: Grid,
+    x: np.ndarray,
+    y: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    quality: np.ndarray,
+    candidates_m: list[float],
+    template_m: float = 0.0,
+) -> float:
+    """The smoothing scale whose held-out prediction of the vectors is best (median error).
+
+    ``template_m``: template side; vectors closer than that (overlapping
+    templates, correlated errors) are held out together, else the smallest
+    scale would always win by fitting the shared error.
+    """
+    r, c = grid_cells(grid, x, y)
+    # templates overlap when their centres are closer than a side along both axes
+    near = (
+        cKDTree(np.column_stack([x, y])).query_pairs(
+            template_m * (1 - 1e-9), p=np.inf, output_type="ndarray"
+        )
+        if template_m > 0
+        else None
+    )
+    scores = []
+    for s_m in candidates_m:
+        err = normalised_convolution(
+            grid.shape, r, c, quality, dx, dy, max(s_m / grid.resolution, 0.5), near
+        )[2]
+        scores.append(float(np.median(err)))
+    return candidates_m[int(np.argmin(scores))]
+
+
+def _tps(
+    x: np.ndarray,
+    y: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    quality: np.ndarray,
+    smoothing: float,
+    gx: np.ndarray,
+    gy: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thin-plate-spline RBF of the vectors (smoothing ``smoothing / quality``) at ``(gx, gy)``."""
+    pts = np.column_stack([x, y])
+    centre, scale = pts.mean(axis=0), max(float(np.ptp(pts, axis=0).max()), 1.0)
+    rbf = RBFInterpolator(
+        (pts - centre) / scale,
+        np.column_stack([dx, dy]),
+        kernel="thin_plate_spline",
+        smoothing=smoothing / np.maximum(quality, 0.05),
+        neighbors=min(len(pts), 64),
+        degree=1,
+    )
+    q = (np.column_stack([gx.ravel(), gy.ravel()]) - centre) / scale
+    out = np.concatenate([rbf(q[s : s + 200_000]) for s in range(0, len(q), 200_000)])
+    return out[:, 0].reshape(gx.shape), out[:, 1].reshape(gx.shape)
+
+
+def dense_residual(
+    grid: Grid,
+    x: np.ndarray,
+    y: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    quality: np.ndarray,
+    sigma_m: float,
+    interpolation: str = "gaussian",
+    smoothing: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse residual vectors → dense residual on ``grid``, fading into their trend off support.
+
+    ``gaussian``: normalised convolution (quality-weighted Gaussian average with
+    scale ``sigma_m``), linear in the number of points and grid cells, so it
+    scales to whole scenes. ``tps``: thin-plate-spline RBF with per-point
+    smoothing ``smoothing / quality``. Where the points thin out (borders,
+    featureless ground) the residual blends into :func:`residual_trend`, so a
+    shift carried by a level does not decay towards the edges of the overlap.
+    """
+    gx, gy = grid.pixel_centres()
+    sigma = max(sigma_m / grid.resolution, 0.5)
+    r, c = grid_cells(grid, x, y)
+    w = np.zeros(grid.shape, np.float64)
+    np.add.at(w, (r, c), quality)
+    den = gaussian_filter(w, sigma, mode="constant")
+    # support: 1 where points are as dense as one per few cells of the kernel, fading beyond
+    typical = float(np.percentile(den[den > 0], 75)) if (den > 0).any() else 1.0
+    fade = den / (den + 0.1 * typical)
+    if interpolation == "tps":
+        rdx, rdy = _tps(x, y, dx, dy, quality, smoothing, gx, gy)
+    else:
+        rdx, rdy = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)[:2]
+    tdx, tdy = residual_trend(x, y, dx, dy, quality, gx, gy)
+    return (
+        (rdx * fade + tdx * (1 - fade)).astype(np.float32),
+        (rdy * fade + tdy * (1 - fade)).astype(np.float32),
+    )
+
+
+def residual_trend(
+    x: np.ndarray,
+    y: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    quality: np.ndarray,
+    qx: np.ndarray,
+    qy: np.ndarray,
+    ridge: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quality-weighted affine trend of the vectors, evaluated at ``(qx, qy)``.
+
+    The linear part is ridge-shrunk towards a translation (few or clustered
+    points give a translation), and query points are clamped to a margin of a
+    quarter of the points' extent around them, so the trend never extrapolates
+    far.
+    """
+    w = np.maximum(np.asarray(quality, np.float64), 1e-6)
+    centre = np.array([np.average(x, weights=w), np.average(y, weights=w)])
+    lo, hi = np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
+    scale = max(float((hi - lo).max()), 1e-6)
+    u, v = (x - centre[0]) / scale, (y - centre[1]) / scale
+    a = np.column_stack([np.ones_like(u), u, v])
+    lhs = a.T @ (a * w[:, None]) + ridge * w.sum() * np.diag([0.0, 1.0, 1.0])
+    coef = np.linalg.solve(lhs, a.T @ (np.column_stack([dx, dy]) * w[:, None]))
+    margin = 0.25 * (hi - lo)
+    qu = (np.clip(qx, lo[0] - margin[0], hi[0] + margin[0]) - centre[0]) / scale
+    qv = (np.clip(qy, lo[1] - margin[1], hi[1] + margin[1]) - centre[1]) / scale
+    return (
+        coef[0, 0] + coef[1, 0] * qu + coef[2, 0] * qv,
+        coef[0, 1] + coef[1, 1] * qu + coef[2, 1] * qv,
+    )

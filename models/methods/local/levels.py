@@ -1,0 +1,295 @@
+"""One level of ``local``: tiles matched through the field, vectors screened, residual composed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from models.areamatch import consistent, neighbour_median
+from models.displacement import DisplacementField
+from models.methods.base import RegistrationInput, inlier_confidence
+from models.methods.local.config import LocalConfig
+from models.methods.local.context import LocalRun, filled
+from models.methods.local.dense import choose_sigma, dense_residual
+from models.methods.local.pool import run_tiles
+from models.methods.local.schedule import level_layout
+from models.methods.local.tiles import TileJob, TileResult, crop_field, level_tiles
+
+
+@dataclass
+class LevelInfo:
+    """What one pass did; filled in as it runs, recorded in the result's ``details["levels"]``."""
+
+    resolution_m: float  # working pixel
+    radius_px: int  # search radius
+    template_px: int  # template side
+    spacing_px: int  # template grid step
+    tiles: int | None = None
+    templates: int | None = None  # templates laid on the tile cores
+    candidates: int | None = None  # template vectors found
+    sar_modes: dict[str, int] | None = None  # tiles per adaptive SAR preprocessing
+    accepted: int | None = None  # vectors that passed the screening
+    saturated: float | None = None  # share of accepted vectors on the search-window border
+    skipped: str | None = None  # why the pass left the field as it was
+    evidence: float | None = None  # summed quality of the accepted vectors
+    sigma_m: float | None = None  # chosen smoothing scale of the dense residual
+    repeat: str | None = None  # a repeat's outcome: kept, or dropped and why
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields that were filled in, in declaration order."""
+        return filled(self)
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """Template vectors: centres and shifts (map metres), correlation peak and peak margin."""
+
+    x: np.ndarray
+    y: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    peak: np.ndarray
+    margin: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def select(self, keep: np.ndarray) -> Vectors:
+        """The vectors where ``keep`` is true."""
+        return Vectors(*(getattr(self, f.name)[keep] for f in fields(self)))
+
+
+def level_jobs(
+    pair: RegistrationInput, conf: LocalConfig, fld: DisplacementField, res: float, radius: int
+) -> tuple[LevelInfo, list[TileJob] | None]:
+    """The tile jobs of one level (None when the overlap is too small for it).
+
+    Args:
+        pair: The pair.
+        conf: The settings.
+        fld: The current field; each tile reads the SAR through it.
+        res: Working pixel, metres.
+        radius: Search radius, working pixels.
+    """
+    layout = level_layout(pair, conf, res, radius)
+    margin = layout.template // 2 + radius + 2
+    info = LevelInfo(res, radius, layout.template, layout.spacing)
+    if not layout.fits:
+        info.skipped = "overlap smaller than one template plus search"
+        return info, None
+    jobs = [
+        TileJob(
+            pair.optical,
+            pair.sar,
+            tile.grid,
+            tile.core,
+            crop_field(fld, tile.grid),
+            layout.template,
+            layout.spacing,
+            radius,
+            conf.descriptor_sigma_px,
+        )
+        for tile in level_tiles(layout.grid, conf.tile_px, margin)
+    ]
+    return info, jobs
+
+
+def run_level(
+    run: LocalRun, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int
+) -> tuple[DisplacementField, LevelInfo]:
+    """Match one level through ``fld`` and compose its residual with it.
+
+    Args:
+        run: The run.
+        fld: The current field.
+        res: Working pixel, metres.
+        radius: Search radius, working pixels.
+        level: The pass's index (0: the first).
+        n_levels: Passes in the schedule (for progress).
+    """
+    info, jobs = level_jobs(run.pair, run.conf, fld, res, radius)
+    if jobs is None:
+        return fld, info
+    with run.result.timed(f"level{level}_match"):
+        stage = f"level {level + 1}/{n_levels} tiles"
+        tiles = run_tiles(jobs, run.conf, run.progress, stage, run.pool)
+    return finish_level(run, fld, res, level, info, tiles)
+
+
+def _gather(tiles: list[TileResult], info: LevelInfo) -> Vectors:
+    """All tiles' vectors in one set; the tile counts go into ``info``."""
+    vectors = Vectors(
+        *(np.concatenate([getattr(t, f.name) for t in tiles]) for f in fields(Vectors))
+    )
+    modes = [t.sar_mode for t in tiles]
+    info.tiles = len(tiles)
+    info.templates = int(sum(t.templates for t in tiles))
+    info.candidates = int(len(vectors))
+    info.sar_modes = {m: modes.count(m) for m in set(modes)}
+    return vectors
+
+
+def _screen(conf: LocalConfig, v: Vectors, res: float) -> np.ndarray:
+    """Which vectors have a clear peak and agree with their neighbours."""
+    keep = (v.peak >= conf.min_peak) & (v.margin >= conf.min_margin)
+    pts = np.column_stack([v.x, v.y])
+    ok = np.zeros(len(v), bool)
+    if keep.sum() >= 4:
+        ok[np.flatnonzero(keep)] = consistent(
+            pts[keep], np.column_stack([v.dx, v.dy])[keep], tolerance=conf.consistency_px * res
+        )
+    return ok
+
+
+def _compose(
+    conf: LocalConfig,
+    fld: DisplacementField,
+    v: Vectors,
+    quality: np.ndarray,
+    info: LevelInfo,
+    res: float,
+) -> DisplacementField:
+    """The field updated by the dense residual of the accepted vectors ``v``."""
+    sigma_m = choose_sigma(
+        fld.grid,
+        v.x,
+        v.y,
+        v.dx,
+        v.dy,
+        quality,
+        [f * info.template_px * res for f in conf.sigma_templates],
+        info.template_px * res,
+    )
+    info.sigma_m = round(sigma_m, 2)
+    rdx, rdy = dense_residual(
+        fld.grid, v.x, v.y, v.dx, v.dy, quality, sigma_m, conf.interpolation, conf.smoothing
+    )
+    # the residual was measured after warping by the field: d'(X) = r(X) + d(X + r(X))
+    gx, gy = fld.grid.pixel_centres()
+    pdx, pdy, _ = fld.sample(gx + rdx, gy + rdy)
+    spacing_m = info.spacing_px * res
+    support = inlier_confidence(fld.grid, v.x, v.y, radius_m=2 * spacing_m)
+    confidence = np.clip(support * (0.5 + float(np.median(quality))), 0, 1)
+    return DisplacementField(
+        fld.grid,
+        (rdx + pdx).astype(np.float32),
+        (rdy + pdy).astype(np.float32),
+        confidence.astype(np.float32),
+    )
+
+
+def finish_level(
+    run: LocalRun,
+    fld: DisplacementField,
+    res: float,
+    level: int,
+    info: LevelInfo,
+    tiles: list[TileResult],
+) -> tuple[DisplacementField, LevelInfo]:
+    """Screen a level's vectors and compose their dense residual with the field.
+
+    Args:
+        run: The run.
+        fld: The field the tiles were matched through.
+        res: Working pixel, metres.
+        level: The pass's index (0: the first).
+        info: The level's record so far.
+        tiles: The level's tile results.
+    """
+    conf, result = run.conf, run.result
+    with result.timed(f"level{level}_dense"):
+        v = _gather(tiles, info)
+        ok = _screen(conf, v, res)
+        good = v.select(ok)
+        info.accepted = int(ok.sum())
+        info.saturated = saturated_share(good.x, good.y, good.dx, good.dy, info.radius_px * res)
+        result.matches += int(len(v))
+        if level > 0 and ok.sum() < conf.min_accept_fraction * max(len(v), 1):
+            # most templates disagree: this level is finer than the images' real detail
+            result.warnings.append(
+                f"level {level + 1}: only {int(ok.sum())}/{len(v)} templates consistent; "
+                "level skipped"
+            )
+            info.skipped = "too few consistent templates"
+            return fld, info
+        if ok.sum() < 4:
+            info.evidence = 0.0
+            if level > 0:
+                result.warnings.append(
+                    f"level {level + 1}: only {int(ok.sum())} reliable templates; field kept"
+                )
+            return fld, info
+        quality = np.clip((good.peak - conf.min_peak) / (1 - conf.min_peak), 0, 1) * np.clip(
+            good.margin / 0.1, 0.2, 1
+        )
+        info.evidence = float(quality.sum())
+        updated = _compose(conf, fld, good, quality, info, res)
+        result.inliers = max(result.inliers, int(ok.sum()))
+        return updated, info
+
+
+def saturated_share(
+    x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray, limit: float
+) -> float:
+    """Share of vectors on the border of their search window (``±limit``) whose neighbours lean
+    the same way.
+
+    Such a vector is a lower bound: the residual there is at least the radius.
+    A peak that lands on the border by chance (most of a small window is
+    border) has neighbours near zero and does not count; it must be beyond
+    half the radius, on the same side, in the neighbours' median.
+    """
+    if len(x) < 4:
+        return 0.0
+    med, _ = neighbour_median(np.column_stack([x, y]), np.column_stack([dx, dy]))
+    edge = limit * (1 - 1e-6)
+    lean = [
+        (np.abs(v) >= edge) & (np.sign(m) == np.sign(v)) & (np.abs(m) >= 0.5 * limit)
+        for v, m in ((dx, med[:, 0]), (dy, med[:, 1]))
+    ]
+    return round(float((lean[0] | lean[1]).mean()), 3)
+
+
+def repeat_saturated(
+    run: LocalRun, fld: DisplacementField, info: LevelInfo, level: int, n_levels: int
+) -> DisplacementField:
+    """Run a level again while too many of its consistent vectors sit on the border of the
+    search window.
+
+    Such a vector is a lower bound: the residual there exceeds the search
+    radius (a strongly non-rigid field the coarser level smoothed over). Its
+    direction is right, so the field moved that way, and matching again
+    through it measures the rest (given enough such vectors to tell: a share of a
+    handful is noise). A repeat that does not at least halve that
+    share did not converge (the border peaks were not a residual beyond the
+    radius but a pull of ambiguous texture), so its field is dropped. Costs
+    nothing where levels converge.
+
+    Args:
+        run: The run.
+        fld: The field after the level.
+        info: The level's record.
+        level: The pass's index.
+        n_levels: Passes in the schedule (for progress).
+    """
+    conf = run.conf
+    for _ in range(conf.max_level_repeats):
+        share = info.saturated or 0.0
+        if (
+            info.skipped is not None
+            or share <= conf.repeat_saturated
+            or share * (info.accepted or 0) < conf.repeat_min_vectors
+        ):
+            break
+        inliers = run.result.inliers
+        again, info = run_level(run, fld, info.resolution_m, info.radius_px, level, n_levels)
+        converged = info.skipped is None and (info.saturated or 0.0) <= 0.5 * share
+        info.repeat = "kept" if converged else "dropped: did not converge"
+        run.result.details["levels"].append(info.as_dict())
+        if not converged:
+            run.result.inliers = inliers  # the dropped field's support does not count
+            break
+        fld = again
+    return fld

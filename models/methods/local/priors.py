@@ -1,0 +1,211 @@
+"""The starting fields of ``local`` and the first level, which decides between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from core.grid import Grid
+from models.areamatch import cfog, ncc_surface, second_peak
+from models.displacement import DisplacementField
+from models.methods.base import Progress, RegistrationInput, RegistrationResult
+from models.methods.global_affine import GlobalAffineConfig, coarse_resolution, fit_global_affine
+from models.methods.local.config import LocalConfig
+from models.methods.local.context import LocalRun
+from models.methods.local.levels import LevelInfo, finish_level, level_jobs
+from models.methods.local.pool import run_tiles
+from models.methods.local.schedule import Pass, resolution_with_templates
+from models.methods.local.verify import paired_gain, template_correlations
+from models.preprocess import prepare_optical, sar_to_db
+from models.raster import read_on_grid
+from models.sar_adaptive import adaptive_sar
+
+# a coarse translation whose correlation peak stands this far above the best other local maximum
+# is distinct
+DISTINCT_PEAK = 0.02
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A candidate starting field."""
+
+    name: str
+    field: DisplacementField
+
+
+@dataclass(frozen=True)
+class CoarseTranslation:
+    """The whole overlap's CFOG correlation peak as a translation."""
+
+    dx: float  # map metres
+    dy: float
+    distinctness: float  # how far the peak stands above the best other local maximum
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A prior after the first level: its evidence, the field it led to and the level's record."""
+
+    evidence: float  # summed quality of the first level's consistent templates
+    name: str
+    field: DisplacementField
+    info: LevelInfo
+
+
+def coarse_translation(
+    pair: RegistrationInput, result: RegistrationResult
+) -> CoarseTranslation | None:
+    """Whole-overlap CFOG correlation at a coarse scale: a translation for when learned matching
+    fails, with its peak's distinctness; None when the overlap is too small for the search."""
+    res = coarse_resolution(pair, 256)
+    grid = pair.grid_over(pair.overlap, res)
+    optical = cfog(prepare_optical(read_on_grid(pair.optical, grid)))
+    sar, _ = adaptive_sar(sar_to_db(read_on_grid(pair.sar, grid)[0], "auto", pair.sar.dtype))
+    sar_d = cfog(sar)
+    h, w = grid.shape
+    radius = max(4, int(0.2 * min(h, w)))
+    tpl = min(h, w) - 2 * radius - 2
+    if tpl < 16:
+        return None
+    y0, x0 = (h - tpl) // 2, (w - tpl) // 2
+    surface = ncc_surface(
+        sar_d[:, y0 - radius : y0 + tpl + radius, x0 - radius : x0 + tpl + radius],
+        optical[:, y0 : y0 + tpl, x0 : x0 + tpl],
+    )
+    _, peak, _, (pc, pr) = cv2.minMaxLoc(surface)
+    distinct = float(peak - second_peak(surface, pr, pc))
+    result.details["coarse_translation_peak"] = round(float(peak), 4)
+    result.details["coarse_translation_distinctness"] = round(distinct, 4)
+    sx, sy = pc - radius, pr - radius
+    return CoarseTranslation(float(sx * res), float(-sy * res), distinct)
+
+
+def candidate_priors(
+    pair: RegistrationInput,
+    conf: LocalConfig,
+    grid: Grid,
+    result: RegistrationResult,
+    progress: Progress,
+) -> list[Prior]:
+    """Starting fields on ``grid`` in priority order: global affine, coarse translation, zero.
+
+    A coarse translation whose peak is not distinct comes after zero.
+    """
+    priors: list[Prior] = []
+    if conf.global_prior:
+        ga = GlobalAffineConfig(
+            features=conf.features,
+            max_side=conf.global_max_side,
+            inlier_threshold_m=conf.inlier_threshold_m,
+        )
+        fit, _, _ = fit_global_affine(pair, ga, result, progress)
+        if fit is not None:
+            result.inliers = fit.n_inliers
+            affine = DisplacementField.from_function(grid, fit.displacement, 0.0)
+            priors.append(Prior("global-affine", affine))
+    with result.timed("coarse_translation"):
+        t = coarse_translation(pair, result)
+    zero = Prior("zero", DisplacementField.constant(grid))
+    if t is None:
+        return priors + [zero]
+    translation = DisplacementField.constant(grid, t.dx, t.dy, 0.0)
+    if t.distinctness >= DISTINCT_PEAK:
+        return priors + [Prior("coarse-translation", translation), zero]
+    # an ambiguous peak (another almost as high elsewhere) is tried after zero: it is kept only
+    # when the first level's evidence or the images' correlation through it clearly favours it
+    return priors + [zero, Prior("coarse-translation-ambiguous", translation)]
+
+
+def _trials(run: LocalRun, priors: list[Prior], first: Pass, n_levels: int) -> list[Trial]:
+    """The first level matched from every prior, all their tiles in one batch."""
+    res = run.pair.native_resolution() * first.factor
+    staged = [level_jobs(run.pair, run.conf, p.field, res, first.radius) for p in priors]
+    all_jobs = [job for _, jobs in staged for job in (jobs or [])]
+    stage = f"level 1/{n_levels} tiles ({len(priors)} priors)"
+    with run.result.timed("level0_match"):
+        tiles = run_tiles(all_jobs, run.conf, run.progress, stage, run.pool) if all_jobs else []
+    trials, at = [], 0
+    for prior, (info, jobs) in zip(priors, staged, strict=True):
+        fld = prior.field
+        if jobs is not None:
+            fld, info = finish_level(run, prior.field, res, 0, info, tiles[at : at + len(jobs)])
+            at += len(jobs)
+        trials.append(Trial(info.evidence or 0.0, prior.name, fld, info))
+    return trials
+
+
+def first_level(run: LocalRun, priors: list[Prior], schedule: list[Pass]) -> Trial:
+    """The first pass from every prior, and the trial kept.
+
+    The first prior in order whose evidence reaches ``prior_margin`` of the best is kept,
+    unless too few templates fit the first level to decide (small overlaps) or several priors
+    come close: then the images' correlation through each first-level field decides (see
+    :func:`prior_by_correlation`), judged at the next pass (the first level's own templates
+    fitted these fields) or, where too few templates fit there, at the pass with the most.
+
+    Args:
+        run: The run.
+        priors: The candidate starting fields, in priority order.
+        schedule: The passes from the first that fits the overlap on.
+    """
+    conf = run.conf
+    trials = _trials(run, priors, schedule[0], len(schedule))
+    best = max(t.evidence for t in trials)
+    close = [t for t in trials if t.evidence >= conf.prior_margin * best]
+    chosen = close[0]
+    few = max(t.info.accepted or 0 for t in trials) < conf.verify_min_templates
+    if few or len(close) > 1:
+        judge = [
+            run.pair.native_resolution() * schedule[min(1, len(schedule) - 1)].factor,
+            resolution_with_templates(run.pair, conf, 16 * conf.verify_min_templates),
+        ]
+        chosen = prior_by_correlation(run, trials, chosen.name, judge)
+    run.result.details["prior"] = chosen.name
+    run.result.details["prior_evidence"] = {t.name: round(t.evidence, 2) for t in trials}
+    return chosen
+
+
+def prior_by_correlation(
+    run: LocalRun, trials: list[Trial], default: str, resolutions: list[float]
+) -> Trial:
+    """The ``default`` trial, unless the images correlate significantly better through another's
+    field.
+
+    Mean template CFOG correlation with no search at the first working pixel of
+    ``resolutions`` where at least ``verify_min_templates`` templates are kept by
+    every field (else at the last one, given four); the best trial
+    replaces the default when it is better template by template by
+    ``verify_z`` standard errors and by ``verify_min_gain`` on average, as in
+    the final verification (so noise between fields that agree does not
+    overturn the priority order; a wrong prior loses by far more).
+
+    Args:
+        run: The run.
+        trials: The first-level trials.
+        default: Name of the trial the evidence chose.
+        resolutions: Working pixels to judge at, in order of preference.
+    """
+    conf = run.conf
+    chosen = next(i for i, t in enumerate(trials) if t.name == default)
+    for res in dict.fromkeys(resolutions):  # each distinct pass once
+        with run.result.timed("prior_correlation"):
+            scores = template_correlations(
+                run.pair, conf, [t.field for t in trials], res, run.progress, run.pool, max_tiles=4
+            )
+        common = sorted(set.intersection(*(set(s) for s in scores))) if scores else []
+        if len(common) >= conf.verify_min_templates:
+            break
+    if len(common) < 4:
+        return trials[chosen]
+    means = [float(np.mean([s[k] for k in common])) for s in scores]
+    best = int(np.argmax(means))
+    gain, z = paired_gain(scores[best], scores[chosen], common)
+    run.result.details["prior_correlation"] = {
+        "resolution_m": round(res, 3),
+        "templates": len(common),
+        "z": round(z, 2),
+        **{t.name: round(m, 4) for t, m in zip(trials, means, strict=False)},
+    }
+    return trials[best] if z >= conf.verify_z and gain >= conf.verify_min_gain else trials[chosen]

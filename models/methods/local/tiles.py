@@ -1,0 +1,187 @@
+"""Tile jobs of ``local``: one tile's optical and its SAR seen through the field, CFOG-matched."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from core.grid import Grid, north_up_grid
+from models.areamatch import cfog, match_templates
+from models.displacement import DisplacementField, linear_weights
+from models.preprocess import LUMA, prepare_optical, sar_to_db
+from models.raster import RasterSource, read_on_grid, sample_points
+from models.sar_adaptive import adaptive_sar
+
+# col0, row0, col1, row1 of a window in a grid's pixels
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """Everything one tile needs, small and picklable."""
+
+    optical: RasterSource
+    sar: RasterSource
+    grid: Grid  # tile grid including the margin
+    core: Box  # the core in ``grid`` pixels
+    field: DisplacementField  # current field cropped to the tile
+    template: int
+    spacing: int
+    radius: int
+    sigma: float  # CFOG spatial smoothing (working pixels)
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """One tile's template vectors: centres and shifts in map metres, peak and peak margin."""
+
+    x: np.ndarray
+    y: np.ndarray
+    dx: np.ndarray  # metres, map axes
+    dy: np.ndarray
+    peak: np.ndarray
+    margin: np.ndarray
+    sar_mode: str  # the adaptive SAR preprocessing chosen for the tile
+    templates: int  # templates laid on the core
+    matches: int  # templates that gave a vector
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of a level: its grid (core plus margin) and the core in that grid's pixels."""
+
+    grid: Grid
+    core: Box
+
+
+def sar_through_field(sar: RasterSource, grid: Grid, fld: DisplacementField) -> np.ndarray:
+    """SAR amplitude sampled at ``X + d(X)`` for every pixel centre ``X`` of ``grid`` (NaN outside).
+
+    GDAL's warper first resamples the SAR window around the displaced tile onto a
+    north-up grid at the working pixel (its bilinear kernel widens with the
+    scale change of rotated grids, which tames speckle; sampling straight from
+    the rotated grid matched worse), then the field is applied by ``remap``.
+    """
+    x, y = grid.pixel_centres()
+    dx, dy = field_on_grid(fld, grid)
+    tx, ty = x + dx, y + dy
+    res = grid.resolution
+    pad = 3 * res
+    src_grid = north_up_grid(
+        grid.crs, (tx.min() - pad, ty.min() - pad, tx.max() + pad, ty.max() + pad), res
+    )
+    sar_img = read_on_grid(sar, src_grid)[0]
+    col, row = src_grid.map_to_pixel(tx, ty)
+    return cv2.remap(
+        sar_img,
+        (col - 0.5).astype(np.float32),
+        (row - 0.5).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float("nan"),
+    )
+
+
+def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The field's (dx, dy) at every pixel centre of ``grid``: ``fld.sample`` there, done separably.
+
+    When both grids are north-up in one CRS, bilinear interpolation at a
+    lattice is two small matrix products (exactly ``sample``'s result);
+    otherwise it falls back to sampling point by point.
+    """
+    a, b = fld.grid.transform, grid.transform
+    if fld.grid.is_rotated or grid.is_rotated or fld.grid.crs != grid.crs:
+        x, y = grid.pixel_centres()
+        dx, dy, _ = fld.sample(x, y)
+        return dx, dy
+    cols = (b.c + (np.arange(grid.width) + 0.5) * b.a - a.c) / a.a - 0.5
+    rows = (b.f + (np.arange(grid.height) + 0.5) * b.e - a.f) / a.e - 0.5
+    # only the field cells under the grid take part
+    c0 = int(np.clip(np.floor(cols.min()), 0, fld.grid.width - 1))
+    c1 = int(np.clip(np.floor(cols.max()) + 2, c0 + 1, fld.grid.width))
+    r0 = int(np.clip(np.floor(rows.min()), 0, fld.grid.height - 1))
+    r1 = int(np.clip(np.floor(rows.max()) + 2, r0 + 1, fld.grid.height))
+    wx = linear_weights(cols - c0, c1 - c0)
+    wy = linear_weights(rows - r0, r1 - r0)
+    dx, dy = (
+        (wy @ (np.asarray(v[r0:r1, c0:c1], np.float64) @ wx.T)).astype(np.float32)
+        for v in (fld.dx, fld.dy)
+    )
+    return dx, dy
+
+
+def read_optical(optical: RasterSource, grid: Grid) -> np.ndarray:
+    """Optical luminance (or the single band) at the pixel centres of ``grid`` (NaN outside)."""
+    x, y = grid.pixel_centres()
+    return sample_points(optical, x, y, grid.crs, LUMA if optical.count >= 3 else None)
+
+
+def match_tile(job: TileJob) -> TileResult:
+    """Area-based matching of one tile (the unit of work for pools and Dask)."""
+    optical = prepare_optical(read_optical(job.optical, job.grid))
+    sar_amp = sar_through_field(job.sar, job.grid, job.field)
+    sar, mode = adaptive_sar(sar_to_db(sar_amp, "auto", job.sar.dtype))
+    c0, r0, c1, r1 = job.core
+    half = job.spacing / 2
+    cols = np.arange(c0 + half, c1, job.spacing)
+    rows = np.arange(r0 + half, r1, job.spacing)
+    cc, rr = np.meshgrid(cols, rows)
+    centres = np.column_stack([cc.ravel(), rr.ravel()])
+    m = match_templates(
+        cfog(optical, sigma=job.sigma),
+        cfog(sar, sigma=job.sigma),
+        centres,
+        job.template,
+        job.radius,
+    )
+    res = job.grid.resolution
+    x, y = (
+        job.grid.pixel_to_map(m.centres[:, 0], m.centres[:, 1])
+        if len(m)
+        else (np.zeros(0), np.zeros(0))
+    )
+    # pixel shifts (x right, y down) → map metres on a north-up grid
+    return TileResult(
+        x=np.asarray(x),
+        y=np.asarray(y),
+        dx=m.shifts[:, 0] * res,
+        dy=-m.shifts[:, 1] * res,
+        peak=m.peak,
+        margin=m.margin,
+        sar_mode=mode,
+        templates=len(centres),
+        matches=len(m),
+    )
+
+
+def level_tiles(level_grid: Grid, tile: int, margin: int) -> list[Tile]:
+    """``level_grid`` cut into cores of ``tile`` pixels, each grown by ``margin`` on every side."""
+    out = []
+    for r in range(0, level_grid.height, tile):
+        for c in range(0, level_grid.width, tile):
+            c1, r1 = min(c + tile, level_grid.width), min(r + tile, level_grid.height)
+            g = level_grid.window_grid(
+                c - margin, r - margin, c1 - c + 2 * margin, r1 - r + 2 * margin
+            )
+            out.append(Tile(g, (margin, margin, margin + c1 - c, margin + r1 - r)))
+    return out
+
+
+def crop_field(fld: DisplacementField, grid: Grid) -> DisplacementField:
+    """The part of the field under ``grid`` (plus a border) so tile jobs stay small."""
+    fp = grid.footprint_in(fld.grid.crs)
+    c, r = fld.grid.map_to_pixel(*np.asarray(fp.exterior.coords).T)
+    c0, r0 = max(0, int(c.min()) - 2), max(0, int(r.min()) - 2)
+    c1, r1 = (
+        min(fld.grid.width, int(math.ceil(c.max())) + 2),
+        min(fld.grid.height, int(math.ceil(r.max())) + 2),
+    )
+    if c1 <= c0 or r1 <= r0:
+        return fld
+    sub = fld.grid.window_grid(c0, r0, c1 - c0, r1 - r0)
+    return DisplacementField(
+        sub, fld.dx[r0:r1, c0:c1], fld.dy[r0:r1, c0:c1], fld.confidence[r0:r1, c0:c1]
+    )
