@@ -190,7 +190,8 @@ def register_job(job: dict[str, Any], deployment: str | None) -> dict[str, Any]:
     )
     if not run.state or not run.state.is_completed():
         raise RegistrationError(
-            f"{deployment} run {run.name} ended {run.state.name if run.state else 'without a state'}: "
+            f"{deployment} run {run.name} ended "
+            f"{run.state.name if run.state else 'without a state'}: "
             f"{run.state.message if run.state else ''}"
         )
     key = product_key(job["activation"], job["method"], job["settings"])
@@ -218,7 +219,8 @@ def find_register_deployment(work_pool: str) -> str:
     if not names:
         raise InputError(
             f"no {REGISTER_FLOW} deployment on work pool {work_pool!r}: create the pool and run "
-            f"`prefect deploy --all` (prefect.yaml), or leave gpu_work_pool empty to register in-process"
+            "`prefect deploy --all` (prefect.yaml), or leave gpu_work_pool empty to register "
+            "in-process"
         )
     return f"{REGISTER_FLOW}/{names[0]}"
 
@@ -356,11 +358,13 @@ def _report(summary: dict[str, Any]) -> None:
         key=f"activation-{key}",
         description=f"activation {summary['event']}",
         markdown=(
-            f"## Activation {summary['event']}\n\n{summary['scenes']} scenes, {summary['pairs']} pairs, "
+            f"## Activation {summary['event']}\n\n{summary['scenes']} scenes, {summary['pairs']} "
+            "pairs, "
             f"{summary['runs']} registrations, **{summary['failed']} failed**.\n\n"
             f"| method | mean tiepoint error (m) |\n|---|---|\n{scores}\n\n"
             + "".join(f"- failed: {r['pair']} {r['method']}: {r['error']}\n" for r in failures)
-            + f"\n- STAC catalog: `{summary['catalog']}`\n- MLflow: `{summary['mlflow_uri']}`, parent run "
+            + f"\n- STAC catalog: `{summary['catalog']}`\n"
+            f"- MLflow: `{summary['mlflow_uri']}`, parent run "
             f"`{summary['mlflow_parent_run']}` (experiment {summary['event']})\n"
         ),
     )

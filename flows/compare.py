@@ -62,7 +62,8 @@ def scored_runs(uri: str, experiment: str) -> list[dict[str, Any]]:
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
         raise InputError(
-            f"no MLflow experiment {experiment!r} in {uri}; experiments there: {', '.join(names) or 'none'}"
+            f"no MLflow experiment {experiment!r} in {uri}; experiments there: "
+            f"{', '.join(names) or 'none'}"
         )
     latest: dict[tuple[str, str, str], dict[str, Any]] = {}
     token = None
@@ -197,10 +198,15 @@ def _markdown(
         return "–" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
     best = rows[0]
-    head = "| method | version | runs | pairs | mean (m) | mean (px) | p90 (m) | zero (m) | oracle (m) | / zero |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    head = (
+        "| method | version | runs | pairs | mean (m) | mean (px) | p90 (m) | zero (m) "
+        "| oracle (m) | / zero |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     body = "".join(
-        f"| {r['method']} | {r['version']} | {r['runs']} | {r['pairs']} | {f(r['mean_m'])} | {f(r['mean_px'])} | "
-        f"{f(r['p90_m'])} | {f(r['zero_mean_m'])} | {f(r['oracle_affine_mean_m'])} | {f(r['ratio_to_zero'])} |\n"
+        f"| {r['method']} | {r['version']} | {r['runs']} | {r['pairs']} | {f(r['mean_m'])} | "
+        f"{f(r['mean_px'])} | "
+        f"{f(r['p90_m'])} | {f(r['zero_mean_m'])} | {f(r['oracle_affine_mean_m'])} | "
+        f"{f(r['ratio_to_zero'])} |\n"
         for r in rows
     )
     pair_sets = {r["pairs"] for r in rows}
@@ -211,9 +217,11 @@ def _markdown(
     )
     return (
         f"## Method comparison: {experiment}\n\nBest: **{best['method']} {best['version']}**, mean "
-        f"{f(best['mean_m'])} m over {best['pairs']} pair(s). Zero shift {f(lines['zero_mean_m'])} m, "
+        f"{f(best['mean_m'])} m over {best['pairs']} pair(s). Zero shift {f(lines['zero_mean_m'])} "
+        "m, "
         f"oracle affine {f(lines['oracle_affine_mean_m'])} m.\n\n{head}{body}{caveat}\n"
-        f"- CSV: [{csv_path.name}]({csv_path.as_uri()})\n- plot: [{png.name}]({png.as_uri()})\n- MLflow: `{uri}`\n"
+        f"- CSV: [{csv_path.name}]({csv_path.as_uri()})\n- plot: [{png.name}]({png.as_uri()})\n- "
+        f"MLflow: `{uri}`\n"
     )
 
 
@@ -243,7 +251,8 @@ def compare(
     runs = scored_runs(uri, experiment)
     if not runs:
         raise InputError(
-            f"experiment {experiment!r} in {uri} has no finished, scored pair runs (metric mean_m); "
+            f"experiment {experiment!r} in {uri} has no finished, scored pair runs (metric "
+            "mean_m); "
             "run an activation with tiepoints first"
         )
     rows, lines = method_table(runs), reference_lines(runs)

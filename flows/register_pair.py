@@ -229,7 +229,8 @@ def _report(
     s = record["score"]
     score = (
         (
-            f"mean **{s['mean_m']:.2f} m** ({s['mean_px']:.2f} px), median {s['median_m']:.2f} m, p90 {s['p90_m']:.2f} m "
+            f"mean **{s['mean_m']:.2f} m** ({s['mean_px']:.2f} px), median {s['median_m']:.2f} m, "
+            f"p90 {s['p90_m']:.2f} m "
             f"over {s['tiepoints']} tiepoints; zero shift {s['zero_mean_m']:.2f} m"
         )
         if s
@@ -243,9 +244,12 @@ def _report(
         description=f"{record['pair']} {record['method']}",
         markdown=(
             f"### {record['pair']} — {record['method']} {record['version']}\n\n- score: {score}\n"
-            f"- matches {record['matches']}, inliers {record['inliers']}; runtime {record['runtime_s']:.1f} s on "
-            f"{record['device']}\n- STAC item: [{Path(record['item']).name}]({Path(record['item']).as_uri()})\n"
-            f"- MLflow run: `{record['mlflow_run_id']}`\n{links}\n\n#### Data-quality gate\n\n{checks}\n"
+            f"- matches {record['matches']}, inliers {record['inliers']}; runtime "
+            f"{record['runtime_s']:.1f} s on "
+            f"{record['device']}\n- STAC item: "
+            f"[{Path(record['item']).name}]({Path(record['item']).as_uri()})\n"
+            f"- MLflow run: `{record['mlflow_run_id']}`\n{links}\n\n#### Data-quality "
+            f"gate\n\n{checks}\n"
         ),
     )
     rows = [{"metric": k, "value": round(v, 4)} for k, v in (s or {}).items()]

@@ -130,7 +130,8 @@ def emit_activation(params: dict[str, Any]) -> str:
 
     if not PREFECT_API_URL.value():
         raise InputError(
-            "--emit sends the event to a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api) "
+            "--emit sends the event to a Prefect server: set PREFECT_API_URL (e.g. "
+            "http://127.0.0.1:4200/api) "
             "to the server where the activation deployment is (`prefect deploy --all`)"
         )
     name = re.sub(r"[^a-z0-9-]+", "-", params["event"].lower()).strip("-") or "event"
@@ -145,7 +146,8 @@ def emit_activation(params: dict[str, Any]) -> str:
     EventsWorker.drain_all(timeout=30)
     if event is None:
         raise InputError(
-            f"the Prefect client did not emit the event (server {PREFECT_API_URL.value()}); check PREFECT_API_URL"
+            f"the Prefect client did not emit the event (server {PREFECT_API_URL.value()}); check "
+            "PREFECT_API_URL"
         )
     return str(event.id)
 

@@ -14,9 +14,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="compare registration method versions in MLflow (table, CSV, plot, Prefect artifacts)",
-        description="Mean SN9 error per method version over the scored pair runs of an MLflow experiment (an event, "
-        "or a benchmark), beside the zero-shift and oracle-affine references. Writes <workdir>/compare/<experiment>.csv "
-        "and .png and runs as the Prefect flow `compare`.",
+        description="Mean SN9 error per method version over the scored pair runs of an MLflow "
+        "experiment (an event, or a benchmark), beside the zero-shift and oracle-affine "
+        "references. Writes <workdir>/compare/<experiment>.csv and .png and runs as the Prefect "
+        "flow `compare`.",
     )
     p.add_argument(
         "--experiment",
@@ -62,17 +63,18 @@ def run(args: argparse.Namespace) -> int:
         return "–" if v is None else f"{v:.2f}"
 
     print(
-        f"{'method':<16}{'version':<10}{'pairs':>6}{'mean m':>9}{'mean px':>9}{'zero m':>9}{'oracle m':>9}"
+        f"{'method':<16}{'version':<10}{'pairs':>6}{'mean m':>9}{'mean px':>9}"
+        f"{'zero m':>9}{'oracle m':>9}"
     )
     for r in result["rows"]:
         print(
             f"{r['method']:<16}{r['version']:<10}{r['pairs']:>6}{f(r['mean_m']):>9}{f(r['mean_px']):>9}"
             f"{f(r['zero_mean_m']):>9}{f(r['oracle_affine_mean_m']):>9}"
         )
-    print(
-        f"zero shift {f(result['zero_mean_m'])} m, oracle affine {f(result['oracle_affine_mean_m'])} m".replace(
-            "– m", "–"
-        )
+    references = (
+        f"zero shift {f(result['zero_mean_m'])} m, "
+        f"oracle affine {f(result['oracle_affine_mean_m'])} m"
     )
+    print(references.replace("– m", "–"))
     print(f"CSV {result['csv']}\nplot {result['plot']}")
     return 0

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for p in pairs:
         print(
-            f"overlap {p.overlap_fraction:5.1%}  gap {p.gap_days:6.1f} d  {p.optical.id}  ×  {p.sar.id}"
+            f"overlap {p.overlap_fraction:5.1%}  gap {p.gap_days:6.1f} d  {p.optical.id}  ×  "
+            f"{p.sar.id}"
         )
     print(f"{len(pairs)} pairs")
     return 0

@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "register",
         help="register an optical GeoTIFF to a SAR GeoTIFF and write an SN9 displacement map",
-        description="Register OPTICAL to SAR and write the SpaceNet 9 displacement map (2-band COG, optical grid).",
+        description="Register OPTICAL to SAR and write the SpaceNet 9 displacement map "
+        "(2-band COG, optical grid).",
     )
     p.add_argument("optical", help="optical GeoTIFF (1 or 3+ bands)")
     p.add_argument("sar", help="SAR GeoTIFF (1 band; rotated grids are fine)")

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for s in scenes:
         print(
-            f"{s.datetime:%Y-%m-%d %H:%M} {s.sensor:<7} {s.platform or '-':<10} gsd {s.gsd or 0:5.2f} {s.crs or '-':<11} {s.id}"
+            f"{s.datetime:%Y-%m-%d %H:%M} {s.sensor:<7} {s.platform or '-':<10} gsd "
+            f"{s.gsd or 0:5.2f} {s.crs or '-':<11} {s.id}"
         )
     print(f"{len(scenes)} scenes")
     return 0

@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
         help="score a displacement map against SN9 tiepoints",
-        description="Mean/median/p90 error (optical pixels and metres) of an SN9 displacement map at tiepoints.",
+        description="Mean/median/p90 error (optical pixels and metres) of an SN9 displacement "
+        "map at tiepoints.",
     )
     p.add_argument("displacement", help="2-band SN9 displacement GeoTIFF (optical grid)")
     p.add_argument("optical", help="the optical GeoTIFF the map was made for")

@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "warp",
         help="resample the optical image by a displacement map (aligned optical COG)",
-        description="Resample OPTICAL by an SN9 displacement map so it lines up with the SAR; writes a COG on the optical grid.",
+        description="Resample OPTICAL by an SN9 displacement map so it lines up with the SAR; "
+        "writes a COG on the optical grid.",
     )
     p.add_argument("optical", help="optical GeoTIFF")
     p.add_argument("displacement", help="SN9 displacement map made for this optical image")
