@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from prefect.logging.configuration import setup_logging
 
 from samples.synth import SceneSpec, ShiftModel, synthesize_pair
+
+# Prefect's console log handler writes to the sys.stderr of the moment logging is set up: set it
+# up at collection, on the session's stream, never on a test's capsys stream that closes after it.
+setup_logging()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("COALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))
