@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STARTUP_TIMEOUT_S = 90.0
 
 
