@@ -27,29 +27,16 @@ from flows.workdir import Workdir
 from tracking.benchmark import log_benchmark
 from tracking.store import tracking_uri
 
-COLUMNS = (
-    "method",
-    "version",
-    "runs",
-    "pairs",
+_SCORES = (
     "mean_m",
     "mean_px",
     "median_m",
     "p90_m",
     "zero_mean_m",
     "oracle_affine_mean_m",
-    "ratio_to_zero",
-    "runtime_s",
 )
-_RUN_METRICS = (
-    "mean_m",
-    "mean_px",
-    "median_m",
-    "p90_m",
-    "zero_mean_m",
-    "oracle_affine_mean_m",
-    "runtime_register_total_s",
-)
+COLUMNS = ("method", "version", "runs", "pairs", *_SCORES, "ratio_to_zero", "runtime_s")
+_RUN_METRICS = (*_SCORES, "runtime_register_total_s")
 
 
 def scored_runs(uri: str, experiment: str) -> list[dict[str, Any]]:
@@ -113,17 +100,7 @@ def method_table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "version": version,
             "runs": len(rs),
             "pairs": len({r["pair"] for r in rs}),
-            **{
-                k: _mean([r[k] for r in rs])
-                for k in (
-                    "mean_m",
-                    "mean_px",
-                    "median_m",
-                    "p90_m",
-                    "zero_mean_m",
-                    "oracle_affine_mean_m",
-                )
-            },
+            **{k: _mean([r[k] for r in rs]) for k in _SCORES},
             "runtime_s": _mean([r["runtime_register_total_s"] for r in rs]),
         }
         row["ratio_to_zero"] = (

@@ -292,6 +292,24 @@ def _lattice_step(x0: np.ndarray, y0: np.ndarray, template: int) -> int:
     )
 
 
+def _template_sums(
+    blocks: np.ndarray, dx0: np.ndarray, dy0: np.ndarray, template: int, b: int
+) -> np.ndarray:
+    """Sums over each template (corner offsets ``dx0``, ``dy0`` from the lattice origin) from
+    block sums ``blocks`` (K, rows + 1, cols + 1, first row and column zero), which become their
+    integral in place: (K, N)."""
+    blocks.cumsum(axis=1, out=blocks)
+    blocks.cumsum(axis=2, out=blocks)
+    m = template // b
+    iy, ix = dy0 // b, dx0 // b
+    return (
+        blocks[:, iy + m, ix + m]
+        - blocks[:, iy, ix + m]
+        - blocks[:, iy + m, ix]
+        + blocks[:, iy, ix]
+    )
+
+
 def _box_sums(desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int) -> np.ndarray:
     """Per-channel sums of ``desc`` (C, H, W) over each template: (N, C) float64 (block sums on a
     lattice)."""
@@ -309,16 +327,7 @@ def _box_sums(desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int) -
     rows = region.reshape(ch, nby, b, nbx * b).sum(axis=2, dtype=np.float64)
     blocks = np.zeros((ch, nby + 1, nbx + 1), np.float64)
     blocks[:, 1:, 1:] = rows.reshape(ch, nby, nbx, b).sum(axis=3)
-    blocks.cumsum(axis=1, out=blocks)
-    blocks.cumsum(axis=2, out=blocks)
-    m = template // b
-    iy, ix = (y0 - by0) // b, (x0 - bx0) // b
-    return (
-        blocks[:, iy + m, ix + m]
-        - blocks[:, iy, ix + m]
-        - blocks[:, iy + m, ix]
-        + blocks[:, iy, ix]
-    ).T
+    return _template_sums(blocks, x0 - bx0, y0 - by0, template, b).T
 
 
 def _block_cross(
@@ -362,16 +371,7 @@ def _block_cross(
         for k, (dx, dy) in enumerate(shifts):
             s = s_wide[r0 + dy : r0 + dy + b, c0 + dx * ch : c1 + dx * ch]
             row[k] = np.einsum("ij,ij->j", o, s).reshape(nbx, b * ch).sum(axis=1)
-    blocks.cumsum(axis=1, out=blocks)
-    blocks.cumsum(axis=2, out=blocks)
-    m = template // b
-    iy, ix = (y0 - by0) // b, (x0 - bx0) // b
-    return (
-        blocks[:, iy + m, ix + m]
-        - blocks[:, iy, ix + m]
-        - blocks[:, iy + m, ix]
-        + blocks[:, iy, ix]
-    )
+    return _template_sums(blocks, x0 - bx0, y0 - by0, template, b)
 
 
 def _pixel_cross(

@@ -159,6 +159,25 @@ def render_overlay(views: PairViews, out_png: PathLike) -> Path:
     )
 
 
+def _views_for_png(
+    optical_path: PathLike,
+    sar_path: PathLike,
+    displacement_path: PathLike | None,
+    aligned_optical_path: PathLike | None,
+    max_side: int,
+) -> PairViews:
+    """The views for one picture ``max_side`` wide: a before panel, and an after panel when
+    there is an after."""
+    panels = 2 if (displacement_path or aligned_optical_path) else 1
+    return pair_views(
+        optical_path,
+        sar_path,
+        displacement_path,
+        aligned_optical_path,
+        panel_side(max_side, panels),
+    )
+
+
 def checkerboard_png(
     optical_path: PathLike,
     sar_path: PathLike,
@@ -169,13 +188,8 @@ def checkerboard_png(
     squares: int = 8,
 ) -> Path:
     """Before/after checkerboards of SAR and optical on one coarse grid over their overlap."""
-    panels = 2 if (displacement_path or aligned_optical_path) else 1
-    views = pair_views(
-        optical_path,
-        sar_path,
-        displacement_path,
-        aligned_optical_path,
-        panel_side(max_side, panels),
+    views = _views_for_png(
+        optical_path, sar_path, displacement_path, aligned_optical_path, max_side
     )
     return render_checkerboard(views, out_png, squares)
 
@@ -190,12 +204,7 @@ def overlay_png(
 ) -> Path:
     """Before/after colour overlays (SAR magenta, optical green) on one coarse grid over the
     overlap."""
-    panels = 2 if (displacement_path or aligned_optical_path) else 1
-    views = pair_views(
-        optical_path,
-        sar_path,
-        displacement_path,
-        aligned_optical_path,
-        panel_side(max_side, panels),
+    views = _views_for_png(
+        optical_path, sar_path, displacement_path, aligned_optical_path, max_side
     )
     return render_overlay(views, out_png)
