@@ -80,6 +80,16 @@ def gray(a: np.ndarray) -> np.ndarray:
     return a[0].astype(np.float32)
 
 
+def _check_one_lattice(dataset: str, optical: np.ndarray, sar: np.ndarray) -> None:
+    """InputError unless the pre-aligned optical and SAR arrays (bands, rows, cols) are the same
+    size."""
+    if optical.shape[1:] != sar.shape[1:]:
+        raise InputError(
+            f"{dataset} optical {optical.shape[1:]} and SAR {sar.shape[1:]} differ in size; "
+            "expected one lattice"
+        )
+
+
 def load_cfog(folder: Path) -> AlignedPair:
     """CFOG: 600² optical/SAR, 145 real tiepoints (``ref_x ref_y sen_x sen_y``, MATLAB 1-based)."""
     optical = read_image(folder / "visible1_ref.tif")
@@ -97,11 +107,7 @@ def load_cfog(folder: Path) -> AlignedPair:
             f"CFOG tiepoints {cp_path} have {cp.shape[1]} columns; "
             "expected 4 (ref_x ref_y sen_x sen_y)"
         )
-    if optical.shape[1:] != sar.shape[1:]:
-        raise InputError(
-            f"CFOG optical {optical.shape[1:]} and SAR {sar.shape[1:]} differ in size; "
-            "expected one lattice"
-        )
+    _check_one_lattice("CFOG", optical, sar)
     # MATLAB pixel coordinates put pixel centres at 1, 2, ...: the corner convention is x - 0.5
     return AlignedPair(
         "cfog",
@@ -119,11 +125,7 @@ def load_vsff(folder: Path) -> AlignedPair:
     """VSFF: one pre-aligned 1000² GF-1 RGB / GF-3 SAR pair."""
     optical = read_image(folder / "optical" / "WHU-OPT-SAR.tif")
     sar = read_image(folder / "sar" / "WHU-OPT-SAR.tif")
-    if optical.shape[1:] != sar.shape[1:]:
-        raise InputError(
-            f"VSFF optical {optical.shape[1:]} and SAR {sar.shape[1:]} differ in size; "
-            "expected one lattice"
-        )
+    _check_one_lattice("VSFF", optical, sar)
     return AlignedPair(
         "vsff",
         "vsff",
