@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 from prefect.logging.configuration import setup_logging
 
 from samples.synth import SceneSpec, ShiftModel, synthesize_pair
@@ -38,6 +41,52 @@ def _torch_threads():
     # two cores: keep BLAS/torch from oversubscribing when tests run beside each other
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     yield
+
+
+@pytest.fixture
+def umask():
+    """``umask(mask)`` sets the process umask for the test; the old one comes back afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+def write_geotiff(
+    path: Path,
+    data: np.ndarray,
+    transform: Affine,
+    crs: str = "EPSG:32637",
+    nodata: float | None = None,
+    descriptions: tuple[str, ...] = (),
+) -> Path:
+    """Write ``data`` (bands, rows, cols) as a GeoTIFF on ``transform``; returns ``path``.
+
+    Args:
+        path: File to write.
+        data: Pixel values; the file takes their dtype.
+        transform: Pixel-to-map affine transform.
+        crs: Coordinate reference system.
+        nodata: No-data value tag (none when ``None``).
+        descriptions: Band descriptions, first band first.
+    """
+    count, height, width = data.shape
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=count,
+        dtype=data.dtype.name,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as ds:
+        ds.write(data)
+        for i, d in enumerate(descriptions, start=1):
+            ds.set_band_description(i, d)
+    return path
 
 
 CENTRE = (377100.0, 4105900.0)

@@ -4,7 +4,6 @@ scale mosaic."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import stat
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import rasterio
 from bench_fixtures import texture, tiny_pair
 
-from bench.build import build_case
+from bench.build import build_case, sample_ground
 from bench.cases import Case, CaseSpec, case_grids, draw_recipe, plan_cases
 from bench.pairs import AlignedPair, load_cfog, srif_resample
 from bench.references import (
@@ -48,15 +47,7 @@ def _warped_back(case, shift, grid_sar_path: Path) -> np.ndarray:
         sar[sar == ds.nodata] = np.nan
     x, y = optical.pixel_centres()
     dx, dy = shift(x, y)
-    col, row = sar_grid.map_to_pixel(x + dx, y + dy)
-    return cv2.remap(
-        sar,
-        (col - 0.5).astype(np.float32),
-        (row - 0.5).astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=float("nan"),
-    )
+    return sample_ground(sar, sar_grid, x + dx, y + dy)
 
 
 def assert_aligned(back: np.ndarray, ground: np.ndarray) -> None:
@@ -193,15 +184,6 @@ def test_cases_are_cached_and_reproducible(tmp_path):
     other = build_case(plan_cases({"cfog": [pair]}, seed=5)[0], tmp_path)
     assert other.meta["recipe"] != first.meta["recipe"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
-
-
-@pytest.fixture
-def umask():
-    """``umask(mask)`` sets the process umask for the test; the old one comes back afterwards."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield os.umask
-    os.umask(old)
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o755), (0o027, 0o750)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,23 +15,15 @@ from bench.summary import check_targets, summarise
 from flows.cli import main
 
 
+def run_zero_bench(data: Path, work: Path, out: Path, cases: str) -> int:
+    """Run ``coalign bench`` with method zero on the named cases; returns its exit status."""
+    argv = ["bench", "--data", str(data), "--work", str(work), "--out", str(out)]
+    return main([*argv, "--cases", cases, "--method", "zero"])
+
+
 def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
     out = tmp_path / "results.json"
-    code = main(
-        [
-            "bench",
-            "--data",
-            str(cfog_like_folder),
-            "--work",
-            str(tmp_path / "work"),
-            "--out",
-            str(out),
-            "--cases",
-            "cfog-unwarped,cfog-w0",
-            "--method",
-            "zero",
-        ]
-    )
+    code = run_zero_bench(cfog_like_folder, tmp_path / "work", out, "cfog-unwarped,cfog-w0")
     printed = capsys.readouterr().out
     assert code == 0, printed
     report = json.loads(out.read_text())
@@ -94,21 +87,7 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
     # a second run reuses the cached case files
     sar = tmp_path / "work" / "cases" / "cfog-w0" / "sar.tif"
     stamp = sar.stat().st_mtime_ns
-    code = main(
-        [
-            "bench",
-            "--data",
-            str(cfog_like_folder),
-            "--work",
-            str(tmp_path / "work"),
-            "--out",
-            str(out),
-            "--cases",
-            "cfog-w0",
-            "--method",
-            "zero",
-        ]
-    )
+    code = run_zero_bench(cfog_like_folder, tmp_path / "work", out, "cfog-w0")
     assert code == 0 and sar.stat().st_mtime_ns == stamp
     assert [c["name"] for c in json.loads(out.read_text())["cases"]] == ["cfog-w0"]
 

@@ -10,6 +10,7 @@ import rasterio
 from affine import Affine
 
 from flows.cli import main
+from tests.conftest import write_geotiff
 
 
 def run(capsys, *argv):
@@ -95,19 +96,8 @@ def test_methods_lists_versions(capsys):
 
 
 def _write(p, count=3, crs="EPSG:32637", x0=377000.0, nodata=None, value=100):
-    with rasterio.open(
-        p,
-        "w",
-        driver="GTiff",
-        width=64,
-        height=64,
-        count=count,
-        dtype="uint8",
-        crs=crs,
-        transform=Affine(0.5, 0, x0, 0, -0.5, 4106000),
-        nodata=nodata,
-    ) as ds:
-        ds.write(np.full((count, 64, 64), value, np.uint8))
+    data = np.full((count, 64, 64), value, np.uint8)
+    write_geotiff(p, data, Affine(0.5, 0, x0, 0, -0.5, 4106000), crs, nodata)
     return str(p)
 
 

@@ -12,7 +12,7 @@ from models.methods.base import RegistrationInput, make_config
 from models.methods.global_affine import GlobalAffineConfig
 from models.registration import register, write_displacement
 from models.scoring import Tiepoints, read_tiepoints, score_displacement
-from tests.conftest import shared_path
+from tests.conftest import shared_path, write_geotiff
 
 
 def score(pair, result, tmp_path, tiepoints=None, rounding=False):
@@ -55,19 +55,7 @@ def test_radar_pair_improves_on_zero(radar_pair, tmp_path):
 def test_too_few_matches_falls_back_to_zero(tmp_path):
     # a featureless pair: no keypoints, no crash, zero shift with confidence 0 and a warning
     def write(p, count, transform):
-        with rasterio.open(
-            p,
-            "w",
-            driver="GTiff",
-            width=200,
-            height=200,
-            count=count,
-            dtype="uint8",
-            crs="EPSG:32637",
-            transform=transform,
-        ) as ds:
-            ds.write(np.full((count, 200, 200), 120, np.uint8))
-        return str(p)
+        return str(write_geotiff(p, np.full((count, 200, 200), 120, np.uint8), transform))
 
     o = write(tmp_path / "o.tif", 3, Affine(0.5, 0, 377000, 0, -0.5, 4106000))
     s = write(tmp_path / "s.tif", 1, Affine(0.6, 0, 376990, 0, -0.6, 4106010))

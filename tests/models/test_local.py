@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -33,7 +35,7 @@ from models.methods.local.verify import template_correlations
 from models.registration import register
 from models.sar_adaptive import adaptive_sar, choose_mode, tile_stats
 from models.scoring import read_tiepoints
-from samples.synth import SceneSpec, ShiftModel, synthesize_pair
+from samples.synth import SceneSpec, ShiftModel, SyntheticPair, synthesize_pair
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,25 @@ def nonrigid_pair(tmp_path_factory):
     return synthesize_pair(tmp_path_factory.mktemp("nonrigid"), spec, "nr")
 
 
+def open_pair(synthetic: SyntheticPair) -> RegistrationInput:
+    """Open a synthetic pair for registration on the CPU."""
+    return RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
+
+
+def rigid_pair(
+    directory: Path, name: str, size_m: float, seed: int, offset: tuple[float, float]
+) -> SyntheticPair:
+    """Synthesise a luminance-SAR pair (light speckle) shifted rigidly by `offset` metres."""
+    spec = SceneSpec(
+        size_m=size_m,
+        seed=seed,
+        sar_appearance="luminance",
+        speckle_looks=100.0,
+        shift=ShiftModel(offset=offset, nonrigid_m=0.0, seed=seed),
+    )
+    return synthesize_pair(directory, spec, name)
+
+
 def dense_error_px(pair, field, synthetic):
     """Error (optical px) of a field against the true shift at the synthetic tiepoints (inside valid
     SAR)."""
@@ -67,7 +88,7 @@ def dense_error_px(pair, field, synthetic):
 
 
 def test_nonrigid_field_recovered_within_one_pixel(nonrigid_pair):
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     local = register(pair, "local")
     affine = register(pair, "global-affine")
     e_local = dense_error_px(pair, local.field, nonrigid_pair)
@@ -79,7 +100,7 @@ def test_nonrigid_field_recovered_within_one_pixel(nonrigid_pair):
 
 
 def test_deterministic(nonrigid_pair):
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0"}
     ra = register(pair, "local", conf)
     a, b = ra.field, register(pair, "local", conf).field
@@ -91,7 +112,7 @@ def test_deterministic(nonrigid_pair):
 
 
 def test_process_pool_matches_in_process(nonrigid_pair):
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     conf = {
         "global_prior": "false",
         "levels": "2",
@@ -108,7 +129,7 @@ def test_process_pool_matches_in_process(nonrigid_pair):
 def test_dask_cluster_runs_tile_jobs(nonrigid_pair):
     from dask.distributed import LocalCluster
 
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     conf = {
         "global_prior": "false",
         "levels": "2",
@@ -380,7 +401,7 @@ def test_field_on_unrelated_images_is_rejected_for_zero(tmp_path):
 
 
 def test_verification_keeps_a_recovered_field(nonrigid_pair):
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     result = register(
         pair,
         "local",
@@ -395,7 +416,7 @@ def test_verification_keeps_a_recovered_field(nonrigid_pair):
 def test_verification_wants_the_images_to_correlate_through_the_field(nonrigid_pair):
     # the same recovered field, but asked for more correlation than the pair has: a gain over no
     # shift alone is not enough
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     conf = {
         "global_prior": "false",
         "levels": "2,1",
@@ -420,15 +441,8 @@ def test_a_field_that_barely_moves_the_pair_is_judged_at_the_finest_pass(tmp_pat
     # a 0.8 m shift: within two pixels of the verification pass (the native 0.65 m), so it is judged
     # at the finest
     # pass (the optical 0.5 m), where a shift of a pixel or less shows
-    spec = SceneSpec(
-        size_m=300.0,
-        seed=11,
-        sar_appearance="luminance",
-        speckle_looks=100.0,
-        shift=ShiftModel(offset=(0.6, -0.5), nonrigid_m=0.0, seed=11),
-    )
-    synthetic = synthesize_pair(tmp_path, spec, "small")
-    pair = RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
+    synthetic = rigid_pair(tmp_path, "small", size_m=300.0, seed=11, offset=(0.6, -0.5))
+    pair = open_pair(synthetic)
     result = register(pair, "local")
     check = result.details["verify"]
     assert check["median_shift_m"] < 2 * pair.native_resolution()
@@ -468,7 +482,7 @@ def test_saturated_share_counts_border_vectors_whose_neighbours_lean_the_same_wa
 
 
 def test_saturated_level_runs_again(nonrigid_pair):
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     # a fine level with too small a search radius for the non-rigid residual the coarse level leaves
     conf = {
         "global_prior": "false",
@@ -534,7 +548,7 @@ def test_second_peak_is_a_rival_peak_not_the_shoulder_of_the_best():
 
 
 def test_first_level_decided_by_correlation_keeps_the_field_that_lines_the_pair_up(nonrigid_pair):
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     conf = LocalConfig()
     grid = nonrigid_pair.optical_grid
     g = field_grid(pair, 4.0)
@@ -561,15 +575,8 @@ def test_first_level_decided_by_correlation_keeps_the_field_that_lines_the_pair_
 
 
 def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_path):
-    spec = SceneSpec(
-        size_m=65.0,
-        seed=5,
-        sar_appearance="luminance",
-        speckle_looks=100.0,
-        shift=ShiftModel(offset=(6.0, -4.0), nonrigid_m=0.0, seed=5),
-    )
-    small = synthesize_pair(tmp_path, spec, "chip")
-    pair = RegistrationInput.open(str(small.optical), str(small.sar), "cpu")
+    small = rigid_pair(tmp_path, "chip", size_m=65.0, seed=5, offset=(6.0, -4.0))
+    pair = open_pair(small)
     conf = LocalConfig()
     native = pair.native_resolution()
     res = resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)
@@ -591,7 +598,7 @@ def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_
 
 
 def test_template_correlations_on_a_few_tiles_are_a_subset_of_all(nonrigid_pair):
-    pair = RegistrationInput.open(str(nonrigid_pair.optical), str(nonrigid_pair.sar), "cpu")
+    pair = open_pair(nonrigid_pair)
     conf = LocalConfig(tile_px=96, workers=1)
     zero = DisplacementField.constant(field_grid(pair, 4.0))
     full = template_correlations(pair, conf, [zero], 1.0)[0]

@@ -29,6 +29,7 @@ from models.cog import (
     sweep_stale_temporaries,
     write_cog,
 )
+from tests.conftest import write_geotiff
 
 SIZE = 64
 TRANSFORM = Affine(0.5, 0, 377000.0, 0, -0.5, 4106000.0)
@@ -45,21 +46,8 @@ def _tif(
     descriptions: tuple[str, ...] = (),
 ) -> Path:
     rng = np.random.default_rng(len(str(path)))
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=size,
-        height=size,
-        count=count,
-        dtype=dtype,
-        crs=crs,
-        transform=transform,
-    ) as ds:
-        ds.write((rng.random((count, size, size)) * 200 + 20).astype(dtype))
-        for i, d in enumerate(descriptions, start=1):
-            ds.set_band_description(i, d)
-    return path
+    data = (rng.random((count, size, size)) * 200 + 20).astype(dtype)
+    return write_geotiff(path, data, transform, crs, descriptions=descriptions)
 
 
 @pytest.fixture
@@ -203,15 +191,6 @@ def test_warp_accepts_an_sn9_map(files, tmp_path, capsys):
     assert code == 0
     with rasterio.open(tmp_path / "aligned.tif") as ds:
         assert (ds.count, ds.width, ds.transform) == (3, SIZE, TRANSFORM)
-
-
-@pytest.fixture
-def umask():
-    """``umask(mask)`` sets the process umask for the test; the old one comes back afterwards."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield os.umask
-    os.umask(old)
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
 
 from core.errors import InputError
@@ -20,6 +19,7 @@ from flows.cli import main
 from models.methods import METHODS, check_methods, method_config, parse_set_options
 from models.methods.base import SETTING, Valid, describe
 from models.methods.local import LocalMethod
+from tests.conftest import write_geotiff
 
 
 def _numeric(tp: typing.Any) -> bool:
@@ -98,18 +98,8 @@ def test_settings_that_contradict_each_other_are_refused():
 
 def _tif(path: Path, count: int) -> str:
     rng = np.random.default_rng(count)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=64,
-        height=64,
-        count=count,
-        dtype="uint8",
-        crs="EPSG:32637",
-        transform=Affine(0.5, 0, 377000.0, 0, -0.5, 4106000.0),
-    ) as ds:
-        ds.write(rng.integers(1, 255, (count, 64, 64), dtype=np.uint8))
+    data = rng.integers(1, 255, (count, 64, 64), dtype=np.uint8)
+    write_geotiff(path, data, Affine(0.5, 0, 377000.0, 0, -0.5, 4106000.0))
     return str(path)
 
 

@@ -20,6 +20,7 @@ from stac.publish import PublishedPair, build_item, publish_static
 from stac.readers import discover, load_json
 from stac.schemas import validate as validate_stac
 from stac.validation import scene_metadata, validate_scenes, validate_tiepoint_table
+from tests.conftest import write_geotiff
 from tests.stac.conftest import T0, RangeHandler
 
 
@@ -76,21 +77,9 @@ def test_scene_validation_reports_each_bad_case(sample_catalogs, tmp_path):
     ]
     assert validate_scenes(good, 0.9).ok
     bad_nodata = tmp_path / "nodata.tif"
-    with rasterio.open(
-        bad_nodata,
-        "w",
-        driver="GTiff",
-        width=64,
-        height=64,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:32637",
-        transform=Affine(0.5, 0, 0, 0, -0.5, 0),
-        nodata=0,
-    ) as ds:
-        data = np.zeros((1, 64, 64), np.uint8)
-        data[0, :4, :4] = 9
-        ds.write(data)
+    data = np.zeros((1, 64, 64), np.uint8)
+    data[0, :4, :4] = 9
+    write_geotiff(bad_nodata, data, Affine(0.5, 0, 0, 0, -0.5, 0), nodata=0)
     cases = {
         "band count": dataclasses.replace(good[1], band_count=3),
         "gsd": dataclasses.replace(good[1], gsd_m=50.0),

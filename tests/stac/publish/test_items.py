@@ -17,6 +17,7 @@ from shapely.geometry import Point, shape
 from core.errors import CatalogError, InputError
 from stac import schemas
 from stac.publish import PublishedPair, api_document, build_item
+from tests.conftest import write_geotiff
 
 from .conftest import OPTICAL_TIME, SAR_TIME, optical_scene, published_pair, write_products
 
@@ -289,19 +290,7 @@ def test_rotated_sar_like_grid_footprint(tmp_path: Path) -> None:
 
     path = tmp_path / "displacement.tif"
     t = Affine.translation(377000, 4106000) @ Affine.rotation(30) @ Affine.scale(0.5, -0.5)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=40,
-        height=40,
-        count=2,
-        dtype="float32",
-        crs="EPSG:32637",
-        transform=t,
-        nodata=float("nan"),
-    ) as ds:
-        ds.write(np.ones((2, 40, 40), np.float32))
+    write_geotiff(path, np.ones((2, 40, 40), np.float32), t, nodata=float("nan"))
     products = write_products(tmp_path / "p")
     pair = published_pair({"displacement": path, "confidence": products["confidence"]})
     item = build_item(pair)
