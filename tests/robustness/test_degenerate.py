@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
 
 from core.errors import InputError
@@ -19,6 +18,7 @@ from models.methods.local import LocalConfig
 from models.methods.local.schedule import level_layout, min_level_side, min_overlap
 from models.registration import register
 from models.scoring import read_tiepoints
+from tests.conftest import write_geotiff
 
 RES = 0.5
 X0, Y0 = 377000.0, 4106000.0
@@ -33,18 +33,7 @@ def _tif(
     data = rng.integers(1, 255, (count, height, width), dtype=np.uint8)
     if value:
         data[:] = value
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=width,
-        height=height,
-        count=count,
-        dtype="uint8",
-        crs="EPSG:32637",
-        transform=Affine(RES, 0, X0 + dx_m, 0, -RES, Y0),
-    ) as ds:
-        ds.write(data)
+    write_geotiff(path, data, Affine(RES, 0, X0 + dx_m, 0, -RES, Y0))
     return str(path)
 
 
