@@ -22,6 +22,7 @@ from bench.pairs import AlignedPair
 from core.files import current_umask
 from core.grid import Grid
 from models.cog import CogSpec, write_cog
+from models.raster import sample_array
 from models.scoring import Tiepoints, write_tiepoints
 from samples.synth import ShiftModel
 
@@ -73,20 +74,6 @@ def prefilter(sar: np.ndarray, factor: float) -> np.ndarray:
     out = cv2.GaussianBlur(filled, (0, 0), sigma)
     out[~valid] = np.nan
     return out
-
-
-def sample_ground(ground: np.ndarray, lattice: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear sample of a ground raster (on ``lattice``) at map points; NaN outside or near no
-    data."""
-    col, row = lattice.map_to_pixel(x, y)
-    return cv2.remap(
-        ground,
-        (col - 0.5).astype(np.float32),
-        (row - 0.5).astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=float("nan"),
-    )
 
 
 def jittered_pixels(
@@ -153,7 +140,7 @@ def _case_images(pair: AlignedPair, recipe: WarpRecipe | None) -> tuple[Grid, Gr
     sar_grid = sar_grid_for(optical, recipe)
     xs, ys = sar_grid.pixel_centres()
     gx, gy = inverse_field(recipe.shift, xs, ys)
-    return optical, sar_grid, sample_ground(prefilter(pair.sar, recipe.sar_factor), optical, gx, gy)
+    return optical, sar_grid, sample_array(prefilter(pair.sar, recipe.sar_factor), optical, gx, gy)
 
 
 def _write_field_tiepoints(

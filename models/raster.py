@@ -247,6 +247,27 @@ def _block_mean(img: np.ndarray, ok: np.ndarray, factor: int) -> tuple[np.ndarra
     return (sums / np.maximum(counts, 1)).astype(np.float32), counts == factor * factor
 
 
+def sample_array(image: np.ndarray, grid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of an in-memory raster ``image`` on ``grid`` at map points ``(x, y)`` of
+    the grid's CRS (arrays of one shape); NaN outside the image or next to NaN pixels.
+
+    Args:
+        image: A 2-D float32 raster whose pixel ``(row, col)`` covers that pixel of ``grid``.
+        grid: The grid of ``image``.
+        x: Map x of the points.
+        y: Map y of the points.
+    """
+    col, row = grid.map_to_pixel(x, y)
+    return cv2.remap(
+        image,
+        (col - 0.5).astype(np.float32),
+        (row - 0.5).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float("nan"),
+    )
+
+
 def sample_points(
     source: RasterSource,
     x: np.ndarray,

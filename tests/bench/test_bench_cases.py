@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from bench_fixtures import texture, tiny_pair
 
-from bench.build import build_case, sample_ground
+from bench.build import build_case
 from bench.cases import Case, CaseSpec, case_grids, draw_recipe, plan_cases
 from bench.pairs import AlignedPair, load_cfog, srif_resample
 from bench.references import (
@@ -24,6 +24,7 @@ from bench.references import (
 )
 from bench.scale import Mosaic, build_scale_case, build_scale_files, draw_scale_recipe
 from bench.srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
+from models.raster import sample_array
 from models.scoring import read_tiepoints, reference_shift
 
 
@@ -47,7 +48,7 @@ def _warped_back(case, shift, grid_sar_path: Path) -> np.ndarray:
         sar[sar == ds.nodata] = np.nan
     x, y = optical.pixel_centres()
     dx, dy = shift(x, y)
-    return sample_ground(sar, sar_grid, x + dx, y + dy)
+    return sample_array(sar, sar_grid, x + dx, y + dy)
 
 
 def assert_aligned(back: np.ndarray, ground: np.ndarray) -> None:

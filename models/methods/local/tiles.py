@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from core.grid import Grid, north_up_grid
 from models.areamatch import cfog, match_templates
 from models.displacement import DisplacementField, linear_weights
 from models.preprocess import LUMA, prepare_optical, sar_to_db
-from models.raster import RasterSource, read_on_grid, sample_points
+from models.raster import RasterSource, read_on_grid, sample_array, sample_points
 from models.sar_adaptive import adaptive_sar
 
 # col0, row0, col1, row1 of a window in a grid's pixels
@@ -73,16 +72,7 @@ def sar_through_field(sar: RasterSource, grid: Grid, fld: DisplacementField) -> 
     src_grid = north_up_grid(
         grid.crs, (tx.min() - pad, ty.min() - pad, tx.max() + pad, ty.max() + pad), res
     )
-    sar_img = read_on_grid(sar, src_grid)[0]
-    col, row = src_grid.map_to_pixel(tx, ty)
-    return cv2.remap(
-        sar_img,
-        (col - 0.5).astype(np.float32),
-        (row - 0.5).astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=float("nan"),
-    )
+    return sample_array(read_on_grid(sar, src_grid)[0], src_grid, tx, ty)
 
 
 def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
