@@ -113,42 +113,9 @@ def warp_optical(
     with rasterio.open(optical_path) as src, rasterio.open(displacement_path) as dsp:
 
         def block(window: Window) -> np.ndarray:
-            r0, c0, h, w = (
-                int(window.row_off),
-                int(window.col_off),
-                int(window.height),
-                int(window.width),
-            )
-            # the displacement around the block, and the optical region the block can draw from
-            er0, ec0 = max(0, r0 - margin), max(0, c0 - margin)
-            er1, ec1 = min(src.height, r0 + h + margin), min(src.width, c0 + w + margin)
-            ext = Window(ec0, er0, ec1 - ec0, er1 - er0)
-            D = dsp.read([1, 2], window=ext).astype(np.float32)
-            D = np.nan_to_num(D, nan=0.0)
-            img = src.read(window=ext)
-            qc, qr = np.meshgrid(
-                np.arange(c0, c0 + w, dtype=np.float32), np.arange(r0, r0 + h, dtype=np.float32)
-            )
-            pc, pr = qc.copy(), qr.copy()
-            for _ in range(iterations):
-                mx, my = pc - ec0, pr - er0
-                dx = cv2.remap(D[0], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                dy = cv2.remap(D[1], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                pc, pr = qc - dx, qr - dy
-            mx, my = pc - ec0, pr - er0
-            return np.stack(
-                [
-                    cv2.remap(
-                        b,
-                        mx,
-                        my,
-                        cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=float(nodata),
-                    )
-                    for b in img
-                ]
-            )
+            ext = _extended_window(window, margin, src.height, src.width)
+            D = np.nan_to_num(dsp.read([1, 2], window=ext).astype(np.float32), nan=0.0)
+            return _warp_block(src.read(window=ext), D, window, ext, iterations, float(nodata))
 
         spec = CogSpec(
             count=optical.count,
@@ -157,3 +124,48 @@ def warp_optical(
             descriptions=tuple(src.descriptions[i] or f"band{i + 1}" for i in range(optical.count)),
         )
         return write_cog(out_path, optical.grid, spec, block, progress)
+
+
+def _extended_window(window: Window, margin: int, height: int, width: int) -> Window:
+    """``window`` grown by ``margin`` pixels on every side, clipped to a ``height``×``width``
+    raster: the displacement around a block and the optical region the block can draw from."""
+    r0, c0 = int(window.row_off), int(window.col_off)
+    h, w = int(window.height), int(window.width)
+    er0, ec0 = max(0, r0 - margin), max(0, c0 - margin)
+    er1, ec1 = min(height, r0 + h + margin), min(width, c0 + w + margin)
+    return Window(ec0, er0, ec1 - ec0, er1 - er0)
+
+
+def _warp_block(
+    img: np.ndarray, D: np.ndarray, window: Window, ext: Window, iterations: int, nodata: float
+) -> np.ndarray:
+    """The aligned pixels of ``window`` drawn from ``img`` (bands × rows × cols read over ``ext``).
+
+    Args:
+        img: The optical bands over ``ext``.
+        D: The displacement (dx, dy) over ``ext``, float32, NaN replaced by 0.
+        window: The output block, on the optical grid.
+        ext: The window ``img`` and ``D`` were read over; it contains ``window``.
+        iterations: Fixed-point iterations inverting the field.
+        nodata: The value of output pixels that fall outside ``img``.
+    """
+    r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+    er0, ec0 = int(ext.row_off), int(ext.col_off)
+    qc, qr = np.meshgrid(
+        np.arange(c0, c0 + w, dtype=np.float32), np.arange(r0, r0 + h, dtype=np.float32)
+    )
+    pc, pr = qc.copy(), qr.copy()
+    for _ in range(iterations):
+        mx, my = pc - ec0, pr - er0
+        dx = cv2.remap(D[0], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        dy = cv2.remap(D[1], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        pc, pr = qc - dx, qr - dy
+    mx, my = pc - ec0, pr - er0
+    return np.stack(
+        [
+            cv2.remap(
+                b, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=nodata
+            )
+            for b in img
+        ]
+    )

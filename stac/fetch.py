@@ -282,65 +282,88 @@ def fetch(
     check_asset(source, href)
     p = urlparse(href)
     if p.scheme in ("", "file"):
-        path = Path(unquote(p.path) if p.scheme == "file" else href)
-        if not path.is_file():
-            raise FetchError(f"asset not found: {href}")
-        verify(path, checksum, href)
-        return path
+        return _local_asset(href, checksum)
     if p.scheme not in ("http", "https", "s3"):
         raise InputError(
             f"cannot fetch {href}: unsupported scheme {p.scheme!r} (file, http, https, s3)"
         )
     if checksum:
         parse_multihash(checksum)  # malformed checksums fail before any download
-    url = http_url(href)
     final = cache_path(href, cache, checksum)
     if final.exists():
         return final
-    # not core.files.atomic_path: the partial download keeps a fixed name so that a later run
-    # (after a crash or a dropped connection) resumes it; only a verified file is renamed
-    part, meta = final.with_name(final.name + ".part"), final.with_name(final.name + ".part.json")
     # another process fetching the same asset finishes first
     with locked(final.parent / ".lock"):
         if final.exists():  # fetched by whoever held the lock
             return final
-        clean_restarts = 1
-        attempt = 0
-        while True:
-            try:
-                _download(url, part, meta, timeout)
-                try:
-                    verify(part, checksum, href)
-                except FetchError:
-                    part.unlink(missing_ok=True)
-                    meta.unlink(missing_ok=True)
-                    if clean_restarts == 0:
-                        raise
-                    clean_restarts -= 1
-                    log.warning(
-                        "fetch %s: checksum mismatch; downloading once more from scratch", href
-                    )
-                    continue
-                rename_into_place(part, final)
-                meta.unlink(missing_ok=True)
-                return final
-            except (*TRANSIENT, _Transient) as exc:
-                attempt += 1
-                if attempt >= retries:
-                    raise FetchError(
-                        f"cannot fetch {href} after {retries} attempts: {exc} "
-                        f"(the partial download is kept and resumed next time)"
-                    ) from exc
-                delay = backoff * 2 ** (attempt - 1)
-                log.warning(
-                    "fetch %s: %s; retrying in %.1f s (attempt %d of %d)",
-                    href,
-                    exc,
-                    delay,
-                    attempt + 1,
-                    retries,
-                )
-                time.sleep(delay)
+        _download_with_retries(href, final, checksum, retries, backoff, timeout)
+        return final
+
+
+def _local_asset(href: str, checksum: str | None) -> Path:
+    """The file a plain path or ``file://`` href names, verified when ``checksum`` is given."""
+    p = urlparse(href)
+    path = Path(unquote(p.path) if p.scheme == "file" else href)
+    if not path.is_file():
+        raise FetchError(f"asset not found: {href}")
+    verify(path, checksum, href)
+    return path
+
+
+def _download_with_retries(
+    href: str, final: Path, checksum: str | None, retries: int, backoff: float, timeout: float
+) -> None:
+    """Download ``href`` to ``final`` (lock held): retry transient failures, verify, rename."""
+    url = http_url(href)
+    # not core.files.atomic_path: the partial download keeps a fixed name so that a later run
+    # (after a crash or a dropped connection) resumes it; only a verified file is renamed
+    part, meta = final.with_name(final.name + ".part"), final.with_name(final.name + ".part.json")
+    clean_restarts, attempt = 1, 0
+    while True:
+        try:
+            _download(url, part, meta, timeout)
+            if not _verified_part(href, part, meta, checksum, retry=clean_restarts > 0):
+                clean_restarts -= 1
+                continue
+            rename_into_place(part, final)
+            meta.unlink(missing_ok=True)
+            return
+        except (*TRANSIENT, _Transient) as exc:
+            attempt += 1
+            _wait_to_retry(href, exc, attempt, retries, backoff)
+
+
+def _verified_part(href: str, part: Path, meta: Path, checksum: str | None, retry: bool) -> bool:
+    """Whether ``part`` matches ``checksum``; a mismatch discards it and raises unless ``retry``."""
+    try:
+        verify(part, checksum, href)
+        return True
+    except FetchError:
+        part.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+        if not retry:
+            raise
+    log.warning("fetch %s: checksum mismatch; downloading once more from scratch", href)
+    return False
+
+
+def _wait_to_retry(href: str, exc: Exception, attempt: int, retries: int, backoff: float) -> None:
+    """Sleep before attempt ``attempt + 1``; :class:`FetchError` once ``retries`` attempts ran."""
+    if attempt >= retries:
+        raise FetchError(
+            f"cannot fetch {href} after {retries} attempts: {exc} "
+            f"(the partial download is kept and resumed next time)"
+        ) from exc
+    delay = backoff * 2 ** (attempt - 1)
+    log.warning(
+        "fetch %s: %s; retrying in %.1f s (attempt %d of %d)",
+        href,
+        exc,
+        delay,
+        attempt + 1,
+        retries,
+    )
+    time.sleep(delay)
 
 
 def _aoi_window(ds: Any, bbox: tuple[float, float, float, float]) -> Any:
