@@ -87,65 +87,22 @@ def activation(
     check_methods(methods, settings)  # before discovery and tracking start
     work = Workdir.of(workdir)
     t, uri, bbox = for_workdir(work.root), tracking_uri(work.root), parse_aoi(aoi)
-    parent = track_activation_start(
-        uri=uri,
-        experiment=event,
-        activation=f"{event} {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
-        params={
-            "aoi": bbox,
-            "start": start,
-            "end": end,
-            "event_date": event_date,
-            "methods": methods,
-            "catalogs": catalogs,
-            "stac_apis": stac_apis,
-            "settings": settings or {},
-            "fan_out": gpu_work_pool or dask_address or "in-process",
-        },
-        tags={},
+    fan_out = gpu_work_pool or dask_address or "in-process"
+    params = _run_params(
+        bbox, start, end, event_date, methods, catalogs, stac_apis, settings, fan_out
     )
+    parent = _start_tracking(uri, event, params)
 
     scenes = t.discover_scenes(
         catalogs or [], stac_apis or [], bbox, parse_time(start), parse_time(end), collections
     )
-    pairs = t.pair(
-        scenes,
-        PairingRules(
-            min_overlap_fraction=min_overlap,
-            max_gap_days=max_gap_days,
-            event_date=parse_time(event_date),
-        ),
-        bbox,
-    )
-    jobs = [
-        _job(
-            p,
-            m,
-            (settings or {}).get(m),
-            tiepoints or {},
-            work,
-            event,
-            uri,
-            parent,
-            publish_stac_api,
-        )
-        for p in pairs
-        for m in methods
-    ]
-    deployment = find_register_deployment(gpu_work_pool) if gpu_work_pool and jobs else None
-    results = register_pairs.with_options(task_runner=_fan_out_runner(dask_address, deployment))(
-        jobs, deployment
-    )
+    pairs = t.pair(scenes, _pairing_rules(min_overlap, max_gap_days, event_date), bbox)
+    jobs = _jobs(pairs, methods, settings, tiepoints, work, event, uri, parent, publish_stac_api)
+    results = _register_each(jobs, gpu_work_pool, dask_address)
 
     summary = _summarise(event, work, uri, parent, len(scenes), len(pairs), results)
     _report(summary)
-    track_activation_end(
-        uri,
-        parent,
-        {k: summary[k] for k in ("scenes", "pairs", "runs", "failed")}
-        | {f"mean_m_{m}": v for m, v in summary["mean_error_m"].items()},
-        "FAILED" if jobs and summary["failed"] == len(jobs) else "FINISHED",
-    )
+    _end_tracking(uri, parent, summary, len(jobs))
     return summary
 
 
@@ -245,6 +202,81 @@ def parse_time(value: str | dt.datetime | None) -> dt.datetime | None:
 
 def _pair_id(job: dict[str, Any]) -> str:
     return pair_id(job["optical"]["id"], job["sar"]["id"])
+
+
+def _run_params(
+    bbox: BBox | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    event_date: dt.datetime | None,
+    methods: list[str],
+    catalogs: list[str] | None,
+    stac_apis: list[str] | None,
+    settings: dict[str, dict[str, str]] | None,
+    fan_out: str,
+) -> dict[str, Any]:
+    """The activation's parameters as its MLflow parent run logs them."""
+    return {
+        "aoi": bbox,
+        "start": start,
+        "end": end,
+        "event_date": event_date,
+        "methods": methods,
+        "catalogs": catalogs,
+        "stac_apis": stac_apis,
+        "settings": settings or {},
+        "fan_out": fan_out,
+    }
+
+
+def _start_tracking(uri: str, event: str, params: dict[str, Any]) -> str:
+    """The activation's MLflow parent run in the event's experiment, named by its start time."""
+    return track_activation_start(
+        uri=uri,
+        experiment=event,
+        activation=f"{event} {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
+        params=params,
+        tags={},
+    )
+
+
+def _pairing_rules(
+    min_overlap: float, max_gap_days: float, event_date: str | dt.datetime | None
+) -> PairingRules:
+    """The pairing rules of the activation's parameters."""
+    return PairingRules(
+        min_overlap_fraction=min_overlap,
+        max_gap_days=max_gap_days,
+        event_date=parse_time(event_date),
+    )
+
+
+def _jobs(
+    pairs: list[Pair],
+    methods: list[str],
+    settings: dict[str, dict[str, str]] | None,
+    tiepoints: dict[str, str] | None,
+    work: Workdir,
+    event: str,
+    uri: str,
+    parent: str,
+    stac_api: str | None,
+) -> list[dict[str, Any]]:
+    """The register-pair parameters of every pair × method, pair by pair."""
+    return [
+        _job(p, m, (settings or {}).get(m), tiepoints or {}, work, event, uri, parent, stac_api)
+        for p in pairs
+        for m in methods
+    ]
+
+
+def _register_each(
+    jobs: list[dict[str, Any]], gpu_work_pool: str | None, dask_address: str | None
+) -> list[dict[str, Any]]:
+    """Run every job through the GPU pool's deployment, a Dask cluster, or here one at a time."""
+    deployment = find_register_deployment(gpu_work_pool) if gpu_work_pool and jobs else None
+    runner = _fan_out_runner(dask_address, deployment)
+    return register_pairs.with_options(task_runner=runner)(jobs, deployment)
 
 
 def _job(
@@ -367,4 +399,16 @@ def _report(summary: dict[str, Any]) -> None:
             f"- MLflow: `{summary['mlflow_uri']}`, parent run "
             f"`{summary['mlflow_parent_run']}` (experiment {summary['event']})\n"
         ),
+    )
+
+
+def _end_tracking(uri: str, parent: str, summary: dict[str, Any], n_jobs: int) -> None:
+    """Close the parent run with the summary's counts and mean errors; FAILED when every
+    registration failed."""
+    track_activation_end(
+        uri,
+        parent,
+        {k: summary[k] for k in ("scenes", "pairs", "runs", "failed")}
+        | {f"mean_m_{m}": v for m, v in summary["mean_error_m"].items()},
+        "FAILED" if n_jobs and summary["failed"] == n_jobs else "FINISHED",
     )

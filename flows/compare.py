@@ -225,6 +225,23 @@ def compare(
     uri = mlflow_uri or tracking_uri(work.root)
     if bench_report:
         log_benchmark(uri, bench_report, experiment)
+    runs = _required_runs(uri, experiment)
+    rows, lines = method_table(runs), reference_lines(runs)
+    csv_path, png = _write_outputs(rows, lines, work.root / "compare", experiment)
+    _report(experiment, rows, lines, csv_path, png, uri)
+    return {
+        "experiment": experiment,
+        "mlflow_uri": uri,
+        "rows": rows,
+        **lines,
+        "best": rows[0],
+        "csv": str(csv_path),
+        "plot": str(png),
+    }
+
+
+def _required_runs(uri: str, experiment: str) -> list[dict[str, Any]]:
+    """:func:`scored_runs`, refusing an experiment without any."""
     runs = scored_runs(uri, experiment)
     if not runs:
         raise InputError(
@@ -232,12 +249,29 @@ def compare(
             "mean_m); "
             "run an activation with tiepoints first"
         )
-    rows, lines = method_table(runs), reference_lines(runs)
-    out = work.root / "compare"
+    return runs
+
+
+def _write_outputs(
+    rows: list[dict[str, Any]], lines: dict[str, float | None], out: Path, experiment: str
+) -> tuple[Path, Path]:
+    """The comparison's CSV and bar chart in ``out``, named after the experiment."""
     out.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]+", "_", experiment)
     csv_path = write_csv(rows, out / f"{stem}.csv")
     png = plot(rows, lines, out / f"{stem}.png", f"{experiment}: mean error per method version")
+    return csv_path, png
+
+
+def _report(
+    experiment: str,
+    rows: list[dict[str, Any]],
+    lines: dict[str, float | None],
+    csv_path: Path,
+    png: Path,
+    uri: str,
+) -> None:
+    """The table and markdown summary artifacts, and the best method version in the log."""
     key = re.sub(r"[^a-z0-9-]+", "-", f"compare-{experiment}".lower()).strip("-")[:100]
     create_table_artifact(
         table=rows, key=key, description=f"{experiment}: mean SN9 error per method version"
@@ -256,15 +290,6 @@ def compare(
         best["mean_m"],
         best["pairs"],
     )
-    return {
-        "experiment": experiment,
-        "mlflow_uri": uri,
-        "rows": rows,
-        **lines,
-        "best": best,
-        "csv": str(csv_path),
-        "plot": str(png),
-    }
 
 
 def run_compare(

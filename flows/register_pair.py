@@ -76,52 +76,12 @@ def register_pair(
     sar_path = t.fetch_asset(s.href, str(work.cache), s.checksum)
     checks = t.validate_pair(optical_path, sar_path, o.id, s.id, overlap_fraction, tiepoints)
     made = _products(t, optical_path, sar_path, method, settings, device, tiepoints, out)
-    reg, scores, outputs = made.registration, made.scores, made.outputs
-    published = t.publish(
-        PublishedPair(
-            pair_id,
-            o,
-            s,
-            {k: Path(v) for k, v in outputs.items()},
-            reg["method"],
-            reg["version"],
-            activation,
-            scores,
-        ),
-        str(work.catalog),
-        stac_api,
-    )
-    run_id = _track(
-        pair_id,
-        reg,
-        scores,
-        outputs,
-        published["item"],
-        mlflow_uri or tracking_uri(work.root),
-        parent_run_id,
-        activation,
-        time.perf_counter() - started,
-    )
-
-    record = {
-        "pair": pair_id,
-        "activation": activation,
-        "key": key,
-        "optical_id": o.id,
-        "sar_id": s.id,
-        "method": reg["method"],
-        "version": reg["version"],
-        "device": reg["device"],
-        "runtime_s": round(time.perf_counter() - started, 2),
-        "matches": reg["matches"],
-        "inliers": reg["inliers"],
-        "score": scores,
-        "item": published["item"],
-        "outputs": outputs,
-        "mlflow_run_id": run_id,
-        "warnings": reg["warnings"],
-    }
-    _report(record, reg["runtime_s"], checks, out)
+    item = _publish(t, pair_id, o, s, made, activation, str(work.catalog), stac_api)
+    uri = mlflow_uri or tracking_uri(work.root)
+    runtime_s = time.perf_counter() - started
+    run_id = _track(pair_id, made, item, uri, parent_run_id, activation, runtime_s)
+    record = _record(pair_id, activation, key, o, s, made, item, run_id, started)
+    _report(record, made.registration["runtime_s"], checks, out)
     return record
 
 
@@ -166,11 +126,71 @@ def _products(
     return _Products(reg, scores, outputs)
 
 
+def _publish(
+    t: Tasks,
+    pair_id: str,
+    optical: Scene,
+    sar: Scene,
+    made: _Products,
+    activation: str,
+    catalog: str,
+    stac_api: str | None,
+) -> str:
+    """Publish the products as the pair's STAC Item (and to ``stac_api``); the Item's path."""
+    reg = made.registration
+    published = t.publish(
+        PublishedPair(
+            pair_id,
+            optical,
+            sar,
+            {k: Path(v) for k, v in made.outputs.items()},
+            reg["method"],
+            reg["version"],
+            activation,
+            made.scores,
+        ),
+        catalog,
+        stac_api,
+    )
+    return published["item"]
+
+
+def _record(
+    pair_id: str,
+    activation: str,
+    key: str,
+    optical: Scene,
+    sar: Scene,
+    made: _Products,
+    item: str,
+    run_id: str,
+    started: float,
+) -> dict[str, Any]:
+    """The run's record (``record.json``, the flow's result); runtime counted from ``started``."""
+    reg = made.registration
+    return {
+        "pair": pair_id,
+        "activation": activation,
+        "key": key,
+        "optical_id": optical.id,
+        "sar_id": sar.id,
+        "method": reg["method"],
+        "version": reg["version"],
+        "device": reg["device"],
+        "runtime_s": round(time.perf_counter() - started, 2),
+        "matches": reg["matches"],
+        "inliers": reg["inliers"],
+        "score": made.scores,
+        "item": item,
+        "outputs": made.outputs,
+        "mlflow_run_id": run_id,
+        "warnings": reg["warnings"],
+    }
+
+
 def _track(
     pair_id: str,
-    reg: dict[str, Any],
-    scores: dict[str, float] | None,
-    outputs: dict[str, str],
+    made: _Products,
     item: str,
     uri: str,
     parent_run_id: str | None,
@@ -179,6 +199,7 @@ def _track(
 ) -> str:
     """The MLflow child run of this pair × method (under a standalone parent when run on its
     own)."""
+    reg, scores, outputs = made.registration, made.scores, made.outputs
     metrics = {
         "matches": reg["matches"],
         "inliers": reg["inliers"],
