@@ -20,6 +20,20 @@ def pair_id(optical_id: str, sar_id: str) -> str:
     return f"{optical_id}__{sar_id}".replace("/", "-")
 
 
+def key_slug(text: str, fallback: str, limit: int | None = 100) -> str:
+    """A Prefect artifact key or resource name: lowercase ASCII letters, digits and ``-``.
+
+    Every run of other characters becomes one ``-``; leading and trailing ``-`` go; at most
+    ``limit`` characters (None: no limit).
+
+    Args:
+        text: Any text (an event name, an experiment).
+        fallback: What to return when nothing is left.
+        limit: The longest key returned.
+    """
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:limit].strip("-") or fallback
+
+
 def slug(text: str) -> str:
     """An id safe as a file name and in STAC API paths (letters, digits, ``.``, ``_``, ``-``).
 

@@ -20,7 +20,7 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.errors import InputError, RegistrationError
-from core.ids import pair_id
+from core.ids import key_slug, pair_id
 from flows.register_pair import read_record, register_pair
 from flows.workdir import Workdir, product_key
 from models.methods import DEFAULT_METHOD, check_methods
@@ -370,10 +370,7 @@ def _summarise(
 def _report(summary: dict[str, Any]) -> None:
     """The per-pair table and the activation's markdown summary (Prefect artifacts)."""
     log = get_run_logger()
-    key = (
-        "".join(c if c.isalnum() else "-" for c in summary["event"].lower()).strip("-")[:80]
-        or "event"
-    )
+    key = key_slug(summary["event"], "event", limit=80)
     create_table_artifact(
         summary["results"],
         key=f"activation-{key}-pairs",

@@ -23,6 +23,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core.errors import InputError
 from core.files import atomic_path
+from core.ids import key_slug
 from flows.workdir import Workdir
 from tracking.benchmark import log_benchmark
 from tracking.store import tracking_uri
@@ -272,7 +273,7 @@ def _report(
     uri: str,
 ) -> None:
     """The table and markdown summary artifacts, and the best method version in the log."""
-    key = re.sub(r"[^a-z0-9-]+", "-", f"compare-{experiment}".lower()).strip("-")[:100]
+    key = key_slug(f"compare-{experiment}", "compare")
     create_table_artifact(
         table=rows, key=key, description=f"{experiment}: mean SN9 error per method version"
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from typing import Any
 
 from core.errors import InputError
+from core.ids import key_slug
 from flows.options import WORKDIR_HELP, add_pairing_options, add_search_options, option_time
 from models.methods import DEFAULT_METHOD, SET_GRAMMAR, check_methods, parse_set_options
 from stac.aoi import parse_bbox
@@ -134,7 +134,7 @@ def emit_activation(params: dict[str, Any]) -> str:
             "http://127.0.0.1:4200/api) "
             "to the server where the activation deployment is (`prefect deploy --all`)"
         )
-    name = re.sub(r"[^a-z0-9-]+", "-", params["event"].lower()).strip("-") or "event"
+    name = key_slug(params["event"], "event", limit=None)
     event = emit_event(
         event=EVENT_NAME,
         resource={

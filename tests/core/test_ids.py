@@ -8,7 +8,7 @@ import pytest
 from shapely.geometry import box
 
 from core.errors import InputError
-from core.ids import pair_id, slug
+from core.ids import key_slug, pair_id, slug
 from stac.pairing import Pair
 from stac.scene import Scene
 
@@ -48,3 +48,17 @@ def test_slug_keeps_ascii_letters_digits_dot_underscore_dash(text: str, expected
 def test_slug_refuses_text_with_nothing_left(text: str) -> None:
     with pytest.raises(InputError, match="cannot make a STAC id"):
         slug(text)
+
+
+@pytest.mark.parametrize(
+    "text, limit, key",
+    [
+        ("Kahramanmaraş  Quake 2023", 100, "kahramanmara-quake-2023"),
+        ("compare-" + "x" * 120, 100, "compare-" + "x" * 92),
+        ("a" * 79 + " b", 80, "a" * 79),
+        ("ş!", 100, "event"),
+        ("Long " * 50, None, "-".join(["long"] * 50)),
+    ],
+)
+def test_key_slug_is_lowercase_ascii_dashes_within_the_limit(text, limit, key):
+    assert key_slug(text, "event", limit=limit) == key
