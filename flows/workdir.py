@@ -17,8 +17,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 DEFAULT = "coalign-work"
+CATALOG_URL_DEFAULT = "http://127.0.0.1:8765"  # where `coalign open` serves <workdir>/catalog
+
+
+def catalog_base_url() -> str:
+    """The http address under which ``<workdir>/catalog`` is served.
+
+    ``COALIGN_CATALOG_URL`` (a web server in front of a shared working directory), else
+    ``http://127.0.0.1:8765``, where ``coalign open`` serves it.
+    """
+    return (os.environ.get("COALIGN_CATALOG_URL") or CATALOG_URL_DEFAULT).rstrip("/")
 
 
 def default_workdir() -> str:
@@ -65,3 +76,15 @@ class Workdir:
     def pair(self, pair_id: str, method: str, key: str) -> Path:
         """The products folder of one pair × method run (``key``: :func:`product_key`)."""
         return self.root / "pairs" / pair_id / method / key
+
+    def catalog_url(self, path: str | os.PathLike[str]) -> str | None:
+        """The http URL of a file of the published catalog; None for a file outside it.
+
+        Args:
+            path: A file under ``<workdir>/catalog``.
+        """
+        resolved = Path(path).expanduser().resolve()
+        if not resolved.is_relative_to(self.catalog):
+            return None
+        relative = resolved.relative_to(self.catalog).as_posix()
+        return f"{catalog_base_url()}/{quote(relative)}"

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 # MLflow limits: param/tag value length, params+tags per batch
 _PARAM_MAX, _TAG_MAX, _BATCH = 6000, 8000, 100
+MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
 
 
 def tracking_uri(workdir: str | os.PathLike[str]) -> str:
@@ -29,6 +30,35 @@ def tracking_uri(workdir: str | os.PathLike[str]) -> str:
     root = Path(workdir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def ui_url(uri: str) -> str:
+    """The address of the MLflow UI that shows the store at ``uri``.
+
+    A tracking server (``http(s)://``) is its own UI. For a local store it is
+    ``COALIGN_MLFLOW_UI_URL``, else ``http://127.0.0.1:5000``, where ``mlflow ui`` (or
+    ``coalign open``) serves it.
+
+    Args:
+        uri: The MLflow tracking URI.
+    """
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return (os.environ.get("COALIGN_MLFLOW_UI_URL") or MLFLOW_UI_DEFAULT).rstrip("/")
+
+
+def runs_url(uri: str, experiment: str, run_id: str | None = None) -> str:
+    """The MLflow UI page of an experiment's runs table, or of one run.
+
+    MLflow 3 opens an experiment on its GenAI overview; ``#/experiments/<id>/runs`` is the table.
+
+    Args:
+        uri: The MLflow tracking URI.
+        experiment: The experiment id.
+        run_id: A run of that experiment; none = the runs table.
+    """
+    page = f"{ui_url(uri)}/#/experiments/{experiment}/runs"
+    return f"{page}/{run_id}" if run_id else page
 
 
 def artifact_root(uri: str) -> Path | None:
