@@ -35,6 +35,8 @@ from core.grid import Grid, metric_crs_for, transform_points
 log = logging.getLogger(__name__)
 
 TIEPOINT_HEADER = ("sar_row", "sar_col", "optical_row", "optical_col")
+# the columns the residual CSV adds to the tiepoint header
+RESIDUAL_COLUMNS = ("ref_dx", "ref_dy", "pred_dx", "pred_dy", "error_px", "error_m")
 
 
 @dataclass(frozen=True)
@@ -190,20 +192,35 @@ def reference_shift(
     return dx, dy
 
 
+def sample_pixels(
+    path: str | os.PathLike[str], rows: np.ndarray, cols: np.ndarray, bands: tuple[int, ...]
+) -> np.ndarray:
+    """Values of ``bands`` of a raster at pixel indices (floored), shaped ``(bands, points)``;
+    read point window by point window.
+
+    Args:
+        path: The raster.
+        rows: Fractional pixel rows of the points.
+        cols: Fractional pixel columns of the points.
+        bands: 1-based band numbers to read.
+    """
+    r = np.floor(rows).astype(int)
+    c = np.floor(cols).astype(int)
+    out = np.empty((len(bands), len(r)))
+    with rasterio.open(path) as ds:
+        for i, (ri, ci) in enumerate(zip(r, c, strict=False)):
+            out[:, i] = ds.read(list(bands), window=Window(int(ci), int(ri), 1, 1))[:, 0, 0]
+    return out
+
+
 def sample_displacement(
     path: str | os.PathLike[str], rows: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(dx, dy) of a displacement raster at pixel indices, read point window by point window."""
-    r = np.floor(rows).astype(int)
-    c = np.floor(cols).astype(int)
-    dx = np.empty(len(r))
-    dy = np.empty(len(r))
     with rasterio.open(path) as ds:
         if ds.count < 2:
             raise InputError(f"displacement map {path} has {ds.count} band(s); expected 2 (dx, dy)")
-        for i, (ri, ci) in enumerate(zip(r, c, strict=False)):
-            v = ds.read([1, 2], window=Window(int(ci), int(ri), 1, 1))
-            dx[i], dy[i] = float(v[0, 0, 0]), float(v[1, 0, 0])
+    dx, dy = sample_pixels(path, rows, cols, (1, 2))
     return dx, dy
 
 
@@ -228,14 +245,31 @@ class Score:
             out[f"p90_{unit}"] = float(np.percentile(e, 90))
         return out
 
-    def write_residuals(self, path: str | os.PathLike[str], tiepoints: Tiepoints) -> None:
-        from core.files import atomic_path
+    def write_residuals(
+        self,
+        path: str | os.PathLike[str],
+        tiepoints: Tiepoints,
+        optical: Grid,
+        confidence: str | os.PathLike[str] | None = None,
+    ) -> Path:
+        """Write the per-tiepoint residual CSV at ``path`` and, beside it (``.gpkg``), the same
+        residuals as a GeoPackage point layer (:mod:`models.residuals_gpkg`); the GeoPackage's
+        path.
 
+        Args:
+            path: The CSV to write (atomically).
+            tiepoints: The scored tiepoints, in the order of the score's arrays.
+            optical: The optical grid: the points' map positions and CRS.
+            confidence: The confidence raster on the optical grid to sample at each tiepoint;
+                none = the confidence field is empty (NULL).
+        """
+        from core.files import atomic_path
+        from models.residuals_gpkg import gpkg_path, write_residuals_gpkg
+
+        gpkg = write_residuals_gpkg(gpkg_path(path), self, tiepoints, optical, confidence)
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(
-                [*TIEPOINT_HEADER, "ref_dx", "ref_dy", "pred_dx", "pred_dy", "error_px", "error_m"]
-            )
+            w.writerow([*TIEPOINT_HEADER, *RESIDUAL_COLUMNS])
             for i in range(len(tiepoints)):
                 w.writerow(
                     [
@@ -245,12 +279,13 @@ class Score:
                         tiepoints.optical_col[i],
                         self.ref_dx[i],
                         self.ref_dy[i],
-                        round(float(self.pred_dx[i]), 4),
-                        round(float(self.pred_dy[i]), 4),
-                        round(float(self.error_px[i]), 4),
-                        round(float(self.error_m[i]), 4),
+                        *(
+                            round(float(v[i]), 4)
+                            for v in (self.pred_dx, self.pred_dy, self.error_px, self.error_m)
+                        ),
                     ]
                 )
+        return gpkg
 
 
 def score_shifts(
@@ -276,12 +311,35 @@ def shift_error_m(
     tiepoints: Tiepoints,
     optical: Grid,
 ) -> np.ndarray:
-    """Ground distance (metres) between predicted and reference SAR positions at each tiepoint.
+    """Ground distance (metres) between predicted and reference SAR positions at each tiepoint:
+    the length of :func:`shift_error_vector_m`. A non-finite prediction gives a non-finite error.
+
+    Args:
+        pred_dx: Predicted SN9 dx (optical pixels) at the tiepoints.
+        pred_dy: Predicted SN9 dy (optical pixels) at the tiepoints.
+        ref_dx: Reference SN9 dx (optical pixels) at the tiepoints.
+        ref_dy: Reference SN9 dy (optical pixels) at the tiepoints.
+        tiepoints: The tiepoints (their optical pixels locate the shifts).
+        optical: The optical grid the shifts are expressed on.
+    """
+    return np.hypot(*shift_error_vector_m(pred_dx, pred_dy, ref_dx, ref_dy, tiepoints, optical))
+
+
+def shift_error_vector_m(
+    pred_dx: np.ndarray,
+    pred_dy: np.ndarray,
+    ref_dx: np.ndarray,
+    ref_dy: np.ndarray,
+    tiepoints: Tiepoints,
+    optical: Grid,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted minus reference SAR position at each tiepoint, as map (x, y) metres of the
+    optical grid's metric working CRS (:func:`core.grid.metric_crs_for`; east and north in UTM).
 
     Both SN9 shifts go back to map positions of the optical CRS (``x_opt + dx * gt_opt[1]``,
-    ``y_opt + dy * gt_opt[5]``) and are compared in the optical grid's metric working CRS;
-    on a metric optical grid this is the pixel error vector scaled by ``gt_opt[1]`` and
-    ``gt_opt[5]``. A non-finite prediction gives a non-finite error.
+    ``y_opt + dy * gt_opt[5]``) and are compared in the metric working CRS; on a metric optical
+    grid this is the pixel error vector scaled by ``gt_opt[1]`` and ``gt_opt[5]``. A non-finite
+    prediction gives non-finite components.
 
     Args:
         pred_dx: Predicted SN9 dx (optical pixels) at the tiepoints.
@@ -296,7 +354,7 @@ def shift_error_m(
     ey = np.asarray(pred_dy, float) - ref_dy
     crs = metric_crs_for(optical)
     if crs == optical.crs:
-        return np.hypot(ex * a, ey * e)
+        return ex * a, ey * e
     xo, yo = optical.pixel_to_map(tiepoints.optical_col, tiepoints.optical_row)
     finite = np.isfinite(ex) & np.isfinite(ey)
     px, py = transform_points(
@@ -306,7 +364,7 @@ def shift_error_m(
         yo + np.where(finite, pred_dy, 0.0) * e,
     )
     rx, ry = transform_points(optical.crs, crs, xo + ref_dx * a, yo + ref_dy * e)
-    return np.where(finite, np.hypot(px - rx, py - ry), np.hypot(ex, ey))
+    return np.where(finite, px - rx, ex), np.where(finite, py - ry, ey)
 
 
 def score_displacement(

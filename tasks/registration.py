@@ -95,12 +95,18 @@ def warp(optical: str, displacement: str, out: str) -> str:
     return str(warp_optical(optical, displacement, out))
 
 
-@task(name="score", **cached("displacement", "optical", "sar", "tiepoints"))
+@task(name="score", **cached("displacement", "optical", "sar", "tiepoints", "confidence"))
 def score(
-    displacement: str, optical: str, sar: str, tiepoints: str, residuals: str
+    displacement: str,
+    optical: str,
+    sar: str,
+    tiepoints: str,
+    residuals: str,
+    confidence: str | None = None,
 ) -> dict[str, float]:
     """SN9 score of the displacement at the tiepoints, beside the zero-shift score; writes the
-    residual CSV."""
+    residual CSV and, beside it, the residual GeoPackage (confidence sampled from
+    ``confidence``)."""
     import numpy as np
 
     from models.raster import open_raster
@@ -109,7 +115,7 @@ def score(
     tp = read_tiepoints(tiepoints)
     o, s = open_raster(optical, "optical").grid, open_raster(sar, "sar").grid
     result = score_displacement(displacement, tp, o, s)
-    result.write_residuals(residuals, tp)
+    result.write_residuals(residuals, tp, o, confidence)
     zero = score_shifts(np.zeros(len(tp)), np.zeros(len(tp)), tp, o, s).summary()
     return {**result.summary(), "zero_mean_px": zero["mean_px"], "zero_mean_m": zero["mean_m"]}
 

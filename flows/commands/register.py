@@ -45,7 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tiepoints", help="SN9 tiepoint CSV: score the result")
     p.add_argument("--confidence", help="also write the per-pixel confidence COG here")
-    p.add_argument("--residuals", help="with --tiepoints: write per-tiepoint residuals CSV here")
+    p.add_argument(
+        "--residuals",
+        help="with --tiepoints: write per-tiepoint residuals CSV here (and beside it the same "
+        "residuals as GeoPackage points, .gpkg)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -95,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
             k: round(v, 4) if isinstance(v, float) else v for k, v in done.score.summary().items()
         }
         if args.residuals:
-            done.score.write_residuals(args.residuals, tiepoints)
+            done.score.write_residuals(
+                args.residuals, tiepoints, done.pair.optical.grid, done.products.confidence
+            )
     if result.warnings:
         summary["warnings"] = result.warnings
     print(json.dumps(summary))

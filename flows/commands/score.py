@@ -26,7 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not round the reference shift (SN9 rounds with rint)",
     )
-    p.add_argument("--residuals", help="write per-tiepoint residuals CSV here")
+    p.add_argument(
+        "--residuals",
+        help="write per-tiepoint residuals CSV here (and beside it the same residuals as "
+        "GeoPackage points, .gpkg)",
+    )
+    p.add_argument(
+        "--confidence",
+        help="with --residuals: the map's confidence COG (optical grid), sampled at each "
+        "tiepoint into the GeoPackage",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=run)
 
@@ -39,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             "OPTICAL": args.optical,
             "SAR": args.sar,
             "TIEPOINTS": args.tiepoints,
+            "--confidence": args.confidence,
         },
     )
     tiepoints = read_tiepoints(args.tiepoints)
@@ -49,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = score.summary()
     if args.residuals:
-        score.write_residuals(args.residuals, tiepoints)
+        score.write_residuals(args.residuals, tiepoints, optical.grid, args.confidence)
     if args.json:
         print(json.dumps(summary))
     else:
