@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stac.geojson import pairs_geojson
+
     rules = PairingRules(  # bad options fail before any catalog is read
         min_overlap_fraction=args.min_overlap,
         max_gap_days=args.max_gap_days,
@@ -27,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     pairs = pair_scenes(scenes, rules, bbox)
     if args.json:
         print(json.dumps([p.to_json() for p in pairs], indent=1))
+        return 0
+    if args.geojson:
+        print(json.dumps(pairs_geojson(pairs), indent=1))
         return 0
     for p in pairs:
         print(

@@ -13,10 +13,20 @@ from stac.readers import discover
 
 
 def add_discovery_options(p: argparse.ArgumentParser) -> None:
-    """The scene options of ``coalign scenes`` and ``coalign pairs`` (AOI and window required)
-    and ``--json``."""
+    """The scene options of ``coalign scenes`` and ``coalign pairs`` (AOI and window required),
+    ``--json`` and ``--geojson``.
+
+    Args:
+        p: The command's parser.
+    """
     add_search_options(p, required=True)
-    p.add_argument("--json", action="store_true", help="print a JSON array")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print a JSON array")
+    out.add_argument(
+        "--geojson",
+        action="store_true",
+        help="print a GeoJSON FeatureCollection (WGS84) for a GIS: save it as a .geojson file",
+    )
 
 
 def find(args: argparse.Namespace):
@@ -35,9 +45,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """List the scenes (text, ``--json`` rows or a ``--geojson`` FeatureCollection)."""
+    from stac.geojson import scenes_geojson
+
     scenes, _ = find(args)
     if args.json:
         print(json.dumps([s.to_json() for s in scenes], indent=1))
+        return 0
+    if args.geojson:
+        print(json.dumps(scenes_geojson(scenes), indent=1))
         return 0
     for s in scenes:
         print(
