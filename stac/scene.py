@@ -26,9 +26,10 @@ class Scene:
     ``footprint`` is the Item ``geometry`` (WGS84, 2-D); ``crs`` is the image CRS
     as ``EPSG:nnnn`` (from ``proj:code``/``proj:epsg``) or ``None`` when the item
     does not say; ``href`` is the image asset (``visual`` for Maxar, the GEC for
-    Umbra) made absolute; ``sar`` holds the item's ``sar:*`` properties. A scene whose
-    ``item_href`` is remote (http(s)/s3) must have a remote ``href`` (the trust boundary of
-    :mod:`stac.links`).
+    Umbra) made absolute; ``sar`` holds the item's ``sar:*`` properties; ``license`` is
+    the SPDX id of its data license and ``license_href`` the URL of the license text (None
+    when unknown). A scene whose ``item_href`` is remote (http(s)/s3) must have a remote
+    ``href`` (the trust boundary of :mod:`stac.links`).
     """
 
     id: str
@@ -48,6 +49,8 @@ class Scene:
     checksum: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     asset_key: str | None = None
+    license: str | None = None
+    license_href: str | None = None
 
     def __post_init__(self) -> None:
         if self.sensor not in SENSORS:
@@ -94,4 +97,5 @@ class Scene:
             "view:incidence_angle": self.view_incidence_angle,
             "view:azimuth": self.view_azimuth,
             "sar": self.sar,
+            "license": self.license,
         }

@@ -47,7 +47,7 @@ def publish_api(
     url: str,
     *,
     description: str | None = None,
-    license: str = "other",
+    license: str | None = None,
     client: TransactionClient | None = None,
 ) -> str:
     """Create or update ``item`` through a STAC API Transaction endpoint; ``"created"`` or
@@ -59,7 +59,7 @@ def publish_api(
         item: The Item (as :func:`stac.publish.build_item` makes it).
         url: The STAC API root.
         description: The description of a new collection.
-        license: The license of a new collection.
+        license: The license of a new collection (default: that of the item's sources).
         client: The Transaction client (default: one for ``url``).
     """
     doc = api_document(item, url)

@@ -146,8 +146,8 @@ def view_properties(scene: Scene) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class OpticalSource:
-    """What the ``aligned_optical`` asset carries over from the optical scene."""
+class SensorSource:
+    """What an asset carries over from the source scene its pixels or values refer to."""
 
     datetime: str
     platform: str | None
@@ -155,7 +155,7 @@ class OpticalSource:
 
 
 def build_asset(
-    key: str, path: Path, info: RasterInfo | None, optical: OpticalSource
+    key: str, path: Path, info: RasterInfo | None, sources: Mapping[str, SensorSource]
 ) -> pystac.Asset:
     """The asset of output ``key`` at ``path`` (absolute href), with file, proj and raster fields.
 
@@ -163,7 +163,8 @@ def build_asset(
         key: The output kind (``displacement``, ``qa_overlay``…).
         path: The output file.
         info: Its raster header; None for a file that is not a raster (CSV).
-        optical: Time, platform and view of the optical scene, for ``aligned_optical``.
+        sources: Time, platform and view of the scene each asset key refers to
+            (``aligned_optical``: the optical scene; ``displacement``: the SAR scene).
     """
     kind = output_kind(key, path)
     asset = pystac.Asset(
@@ -190,10 +191,11 @@ def build_asset(
         # an unlocated picture: proj:code null and its size, as the projection extension
         # recommends
         asset.extra_fields.update({"proj:code": None, "proj:shape": list(info.shape)})
-    if key == "aligned_optical":
-        # the pixels were acquired by the optical sensor, at the optical time, from its viewpoint
-        asset.extra_fields["datetime"] = optical.datetime
-        if optical.platform:
-            asset.extra_fields["platform"] = optical.platform
-        asset.extra_fields.update(optical.view)
+    source = sources.get(key)
+    if source is not None:
+        # the sensor, time and viewpoint of the acquisition the asset's values refer to
+        asset.extra_fields["datetime"] = source.datetime
+        if source.platform:
+            asset.extra_fields["platform"] = source.platform
+        asset.extra_fields.update(source.view)
     return asset

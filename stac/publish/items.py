@@ -5,8 +5,15 @@ COG, the SN9 displacement COG, the confidence COG, QA pictures and the residual 
 fields of these extensions: projection v2.0 (``proj:code``, ``proj:shape``, ``proj:transform``),
 processing v1.2 (software, lineage), file v2.1 (multihash ``file:checksum``, ``file:size``),
 raster v1.1 (``raster:bands``) and, carried over from the source scenes, sar v1.0 and view v1.0.
-``derived_from`` links point at the source items. The Item's time is the acquisition time of its
-sources, never "now": ``datetime`` is the SAR acquisition (the grid the optical is aligned to),
+
+The product lives on the optical grid, so the Item-level ``platform``, ``gsd`` and ``view:*``
+describe the optical acquisition; the SAR scene is described by the ``sar:*`` fields and, on
+the ``displacement`` asset (the shift to where the SAR sees each optical pixel), by its
+``platform``, ``datetime`` and view geometry. ``derived_from`` links point at the source items
+that have a public (http(s)/s3) href; a source known only by a local path is named by its id
+(``coalign:optical_id``/``coalign:sar_id``) alone. The license is that of the sources
+(:func:`stac.licenses.combine`). The Item's time is the acquisition time of its sources, never
+"now": ``datetime`` is the SAR acquisition (the grid the optical is aligned to),
 ``start_datetime``/``end_datetime`` span the optical and SAR acquisitions.
 """
 
@@ -15,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +32,10 @@ import pystac
 from core.errors import InputError
 from core.ids import slug
 from stac import schemas
+from stac.licenses import ProductLicense, SourceLicense, combine, license_url, split_expression
+from stac.links import is_remote
 from stac.publish.fields import (
-    OpticalSource,
+    SensorSource,
     build_asset,
     sar_properties,
     score_properties,
@@ -101,8 +109,8 @@ def _product_infos(outputs: Mapping[str, Path]) -> dict[str, RasterInfo]:
 
 def _grid_properties(grid: RasterInfo, p: PublishedPair) -> dict[str, Any]:
     props: dict[str, Any] = {}
-    if p.sar.platform:
-        props["platform"] = p.sar.platform
+    if p.optical.platform:
+        props["platform"] = p.optical.platform
     if grid.metre_units:
         props["gsd"] = math.hypot(grid.transform[0], grid.transform[3])
     props.update(
@@ -144,19 +152,30 @@ def _coalign_properties(p: PublishedPair, version: str | None) -> dict[str, Any]
     return props
 
 
-def _item_view(p: PublishedPair, optical_view: Mapping[str, Any]) -> dict[str, Any]:
-    """The SAR's incidence and azimuth and the optical's off-nadir."""
-    item_view = {
-        k: v
-        for k, v in view_properties(p.sar).items()
-        if k in ("view:incidence_angle", "view:azimuth")
-    }
-    if "view:off_nadir" in optical_view:
-        item_view["view:off_nadir"] = optical_view["view:off_nadir"]
-    return item_view
+def source_license(scene: Scene) -> SourceLicense | None:
+    """The license of a source scene; None when it is not known."""
+    if scene.license is None and scene.license_href is None:
+        return None
+    return SourceLicense(scene.license, scene.license_href)
 
 
-def _add_links(item: pystac.Item, p: PublishedPair) -> None:
+def add_license_links(obj: pystac.STACObject, lic: ProductLicense) -> None:
+    """Set the ``license`` link(s) of an Item or Collection to those of ``lic``."""
+    obj.remove_links("license")
+    for href, title in lic.links:
+        obj.add_link(pystac.Link("license", href, media_type="text/html", title=title))
+
+
+def license_properties(lic: ProductLicense) -> dict[str, Any]:
+    """``license`` and, when it is ``other`` for lack of a one-token form, the SPDX expression
+    (``coalign:license_expression``)."""
+    props: dict[str, Any] = {"license": lic.value}
+    if lic.expression and lic.expression != lic.value:
+        props["coalign:license_expression"] = lic.expression
+    return props
+
+
+def _add_links(item: pystac.Item, p: PublishedPair, lic: ProductLicense) -> None:
     # STAC 1.1: an Item naming its collection links to it; the sinks replace this placeholder
     item.add_link(
         pystac.Link(
@@ -164,28 +183,26 @@ def _add_links(item: pystac.Item, p: PublishedPair) -> None:
         )
     )
     for scene in (p.optical, p.sar):
-        if scene.item_href:
-            href = scene.item_href
-            if not re.match(r"^[a-z][a-z0-9+.-]*:", href):
-                # a relative path would break once the item is moved
-                href = str(Path(href).resolve())
+        # a local path would leak the producer's machine and resolve nowhere else
+        if scene.item_href and is_remote(scene.item_href):
             item.add_link(
                 pystac.Link(
                     "derived_from",
-                    href,
+                    scene.item_href,
                     media_type=pystac.MediaType.GEOJSON,
                     title=f"source {scene.sensor} scene {scene.id}",
                 )
             )
+    add_license_links(item, lic)
 
 
 def build_item(p: PublishedPair, software_version: str | None = None) -> dict[str, Any]:
     """The STAC Item document of one pair's outputs (asset hrefs: the absolute output paths);
     validated.
 
-    Item-level view geometry: the SAR's incidence and azimuth (the grid the product is aligned
-    to) and the optical's off-nadir (what drives its layover); the optical's full view geometry,
-    platform and acquisition time sit on the ``aligned_optical`` asset.
+    Item-level ``platform``, ``gsd`` and ``view:*``: the optical scene's (the product grid);
+    ``aligned_optical`` repeats them with the optical time, ``displacement`` carries the SAR
+    scene's platform, time, incidence and azimuth; ``sar:*`` are the SAR scene's.
 
     Args:
         p: The pair's products and sources.
@@ -197,8 +214,7 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
     grid_key = "aligned_optical" if "aligned_optical" in infos else "displacement"
     grid = infos[grid_key]
     geometry, bbox = footprint_wgs84(grid, outputs[grid_key])
-    t_opt = iso(p.optical.datetime)
-    iso(p.sar.datetime)  # both times must be aware before they are compared
+    t_opt, t_sar = iso(p.optical.datetime), iso(p.sar.datetime)
     item = pystac.Item(
         id=p.item_id,
         geometry=geometry,
@@ -215,19 +231,28 @@ def build_item(p: PublishedPair, software_version: str | None = None) -> dict[st
     sar_props = sar_properties(p.sar)
     props.update(sar_props)
     optical_view = view_properties(p.optical)
-    item_view = _item_view(p, optical_view)
-    props.update(item_view)
+    props.update(optical_view)
+    lic = combine([source_license(p.optical), source_license(p.sar)])
+    props.update(license_properties(lic))
 
-    optical = OpticalSource(t_opt, p.optical.platform, optical_view)
+    sar_view = {
+        k: v
+        for k, v in view_properties(p.sar).items()
+        if k in ("view:incidence_angle", "view:azimuth")
+    }
+    sources = {
+        "aligned_optical": SensorSource(t_opt, p.optical.platform, optical_view),
+        "displacement": SensorSource(t_sar, p.sar.platform, sar_view),
+    }
     for key, path in outputs.items():
-        item.add_asset(key, build_asset(key, path, infos.get(key), optical))
+        item.add_asset(key, build_asset(key, path, infos.get(key), sources))
     extensions = [EXT["proj"], EXT["processing"], EXT["file"], EXT["raster"]]
     if sar_props:
         extensions.append(EXT["sar"])
-    if item_view or ("aligned_optical" in outputs and optical_view):
+    if optical_view or sar_view:
         extensions.append(EXT["view"])
     item.stac_extensions = extensions
-    _add_links(item, p)
+    _add_links(item, p, lic)
     doc = item_document(item)
     schemas.validate(doc, what=f"STAC Item {item.id!r} of pair {p.pair_id}")
     return doc
@@ -250,16 +275,46 @@ def as_item(item: pystac.Item | Mapping[str, Any]) -> pystac.Item:
     )
 
 
+def _item_licenses(item: pystac.Item) -> list[SourceLicense | None]:
+    """The source licenses an Item of :func:`build_item` states (None: a source's is unknown)."""
+    titled = {link.title: link.href for link in item.links if link.rel == "license" and link.title}
+    value = item.properties.get("license")
+    expression = item.properties.get("coalign:license_expression")
+    if isinstance(value, str) and value not in ("other", "proprietary", "various"):
+        ids = [value]
+    elif isinstance(expression, str):
+        ids = split_expression(expression)
+    else:
+        return [None] + [SourceLicense(None, href) for href in titled.values()]
+    return [SourceLicense(i, titled.get(i) or license_url(i)) for i in ids]
+
+
+def collection_license(items: Sequence[pystac.Item]) -> ProductLicense:
+    """The license of a collection: every license of its items' sources applies."""
+    return combine(lic for item in items for lic in _item_licenses(item))
+
+
+def set_license(collection: pystac.Collection, lic: ProductLicense) -> None:
+    """Set the ``license`` field, SPDX expression and ``license`` links of ``collection``."""
+    collection.license = lic.value
+    collection.extra_fields.pop("coalign:license_expression", None)
+    collection.extra_fields.update(
+        {k: v for k, v in license_properties(lic).items() if k != "license"}
+    )
+    add_license_links(collection, lic)
+
+
 def build_collection(
     activation: str,
     items: Sequence[pystac.Item],
     description: str | None = None,
-    license: str = "other",
+    license: str | None = None,
 ) -> pystac.Collection:
-    """The collection of one activation, its extent computed from ``items``."""
+    """The collection of one activation, its extent computed from ``items``; its license is
+    ``license`` when given, else that of the items' sources (:func:`collection_license`)."""
     if not items:
         raise InputError(f"collection {activation}: needs at least one item for its extent")
-    return pystac.Collection(
+    collection = pystac.Collection(
         id=activation,
         title=f"coalign products: {activation}",
         description=description
@@ -268,6 +323,9 @@ def build_collection(
             f"{activation} (coalign)."
         ),
         extent=pystac.Extent.from_items(items),
-        license=license,
+        license=license or "other",
         providers=[pystac.Provider("coalign", roles=[pystac.ProviderRole.PROCESSOR])],
     )
+    if license is None:
+        set_license(collection, collection_license(items))
+    return collection

@@ -15,7 +15,14 @@ from pystac.stac_io import DefaultStacIO
 from core.errors import CatalogError, InputError
 from core.files import copy_atomic, locked, write_atomic
 from stac import schemas
-from stac.publish.items import as_item, build_collection, item_document
+from stac.publish.items import (
+    as_item,
+    build_collection,
+    collection_license,
+    item_document,
+    set_license,
+)
+from stac.publish.view import write_view
 
 LOCK_NAME = ".coalign-publish.lock"
 
@@ -93,7 +100,7 @@ def publish_static(
     *,
     copy_assets: bool = True,
     description: str | None = None,
-    license: str = "other",
+    license: str | None = None,
 ) -> Path:
     """Add (or replace) ``item`` in the self-contained static catalog at ``root``; returns the
     Item's path.
@@ -102,16 +109,18 @@ def publish_static(
     ``root/<activation>/<item id>/<item id>.json``, with every href relative
     (``CatalogType.SELF_CONTAINED``). Assets are copied next to their Item as ``<key><suffix>``
     (``copy_assets=False`` references the files where they are, by relative path). Re-publishing
-    an Item id replaces it; the collection extent is recomputed from its items. Every document is
-    validated before any is written, each is written atomically, and the catalog is locked while
-    it is updated.
+    an Item id replaces it; the collection extent and license are recomputed from its items (the
+    license: every source license applies, :func:`stac.publish.items.collection_license`). Every
+    document is validated before any is written, each is written atomically, and the catalog is
+    locked while it is updated. The HTML view (``index.html`` of the catalog and of each
+    collection, :mod:`stac.publish.view`) is rewritten after each update.
 
     Args:
         item: The Item (as :func:`stac.publish.build_item` makes it).
         root: The catalog folder.
         copy_assets: Copy the asset files into the catalog.
         description: The description of a new collection.
-        license: The license of a new collection.
+        license: The license of the collection (default: that of its items' sources).
     """
     root = Path(root).resolve()
     new = as_item(item)
@@ -137,8 +146,11 @@ def publish_static(
             collection.remove_item(new.id)
         collection.add_item(new)
         collection.update_extent_from_items()
+        if license is None:
+            set_license(collection, collection_license(list(collection.get_items())))
         catalog.normalize_hrefs(str(root), skip_unresolved=True)
         new.make_asset_hrefs_relative()
         _save(catalog)
         _drop_stale(item_dir, kept)
+        write_view(root)
     return item_dir / f"{new.id}.json"

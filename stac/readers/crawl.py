@@ -34,6 +34,7 @@ from shapely.geometry.base import BaseGeometry
 
 from core.errors import CatalogError
 from stac.aoi import BBox
+from stac.licenses import SourceLicense, document_license
 from stac.links import UntrustedLink, trusted_link
 from stac.readers.documents import load_json, parse_datetime
 from stac.readers.items import scene_from_item
@@ -183,6 +184,7 @@ class _Crawl:
     strict: bool
     stats: CrawlStats
     seen: set[str]
+    licenses: dict[str, SourceLicense] = field(default_factory=dict)
 
     def tolerate(self, exc: CatalogError, href: str) -> None:
         """Record a child document that cannot be used and go on; raise for the root, in strict
@@ -218,10 +220,15 @@ class _Crawl:
             self.tolerate(exc, href)
             return []
         out = []
+        lic = self.licenses.get(href)
+        if kind == "Collection":  # its Items and children inherit its license
+            lic = document_license(doc, href, lic)
         for target in targets:
             if target in self.seen:
                 continue
             self.seen.add(target)
+            if lic is not None:
+                self.licenses[target] = lic
             if self.window.misses_span(_path_dates(self.root, target)):
                 self.stats.pruned.append(target)
                 continue
@@ -263,7 +270,7 @@ def crawl_static(
                 if doc is None:
                     continue
                 if doc.get("type") == "Feature":
-                    scene = scene_from_item(doc, href)
+                    scene = scene_from_item(doc, href, inherited=crawl.licenses.get(href))
                     if scene and crawl.window.holds(scene):
                         yield scene
                     continue

@@ -15,6 +15,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import CatalogError
+from stac.licenses import SourceLicense, document_license
 from stac.links import resolve, trusted_link
 from stac.readers.documents import parse_datetime
 from stac.scene import Scene
@@ -193,7 +194,12 @@ def _gsd(props: dict[str, Any], asset: dict[str, Any], is_sar: bool) -> float | 
     return gsd
 
 
-def scene_from_item(item: dict[str, Any], item_href: str = "", source: str = "") -> Scene | None:
+def scene_from_item(
+    item: dict[str, Any],
+    item_href: str = "",
+    source: str = "",
+    inherited: SourceLicense | None = None,
+) -> Scene | None:
     """The optical or SAR scene a STAC Item describes; ``None`` when it has no image to read
     (no footprint, no image asset, or an empty href as in Umbra's metadata-only v1 items).
 
@@ -202,6 +208,8 @@ def scene_from_item(item: dict[str, Any], item_href: str = "", source: str = "")
         item_href: Where the Item was read: relative asset hrefs resolve against it, and an Item
             read over http(s)/s3 may only name http(s)/s3 assets (:func:`stac.links.trusted_link`).
         source: Where an Item without ``item_href`` came from (a STAC API URL), for that check.
+        inherited: The license of the Collection the Item was reached through (used when the
+            Item states none; :func:`stac.licenses.document_license`).
 
     Raises:
         CatalogError: The Item is malformed, or it has no time.
@@ -226,6 +234,7 @@ def scene_from_item(item: dict[str, Any], item_href: str = "", source: str = "")
         href = public_umbra_href(href, item_href, props)
     when = _item_time(item, item_href, props)
     footprint = _footprint(item, item_href)
+    lic = document_license(item, item_href or source, inherited) or SourceLicense()
     return Scene(
         id=str(item["id"]),
         sensor="sar" if is_sar else "optical",
@@ -250,4 +259,6 @@ def scene_from_item(item: dict[str, Any], item_href: str = "", source: str = "")
             if not isinstance(v, (dict, list)) or k.startswith("sar:")
         },
         asset_key=key,
+        license=lic.spdx,
+        license_href=lic.href,
     )

@@ -140,16 +140,27 @@ def test_provenance_method_score_and_source_properties(pair: PublishedPair) -> N
     # SAR properties carried over (v1.0 fields only: sar:beam_ids is from a later version)
     assert props["sar:product_type"] == "GEC" and props["sar:polarizations"] == ["VV"]
     assert "sar:beam_ids" not in props
-    # item-level view: the SAR's incidence/azimuth, the optical's off-nadir; all the optical's on
-    # its asset
-    assert props["view:incidence_angle"] == 39.9 and props["view:azimuth"] == 119.6  # SAR
-    assert (
-        props["view:off_nadir"] == 21.3 and "view:sun_azimuth" not in props
-    )  # optical off-nadir only
+
+
+def test_item_level_sensor_fields_describe_the_optical_grid(pair: PublishedPair) -> None:
+    item = build_item(pair)
+    props = item["properties"]
+    # platform, gsd and the whole view geometry: the optical scene's (the product grid)
+    assert props["platform"] == "WV02" and props["gsd"] == pytest.approx(0.5)
+    assert props["view:off_nadir"] == 21.3
+    assert props["view:incidence_angle"] == 24.1 and props["view:azimuth"] == 190.5
+    assert props["view:sun_azimuth"] == 158.2 and props["view:sun_elevation"] == 31.0
     optical = item["assets"]["aligned_optical"]
-    assert optical["view:off_nadir"] == 21.3 and optical["view:sun_elevation"] == 31.0
     assert optical["platform"] == "WV02" and optical["datetime"] == "2023-01-24T08:21:05Z"
-    assert props["platform"] == "Umbra-05"
+    assert optical["view:incidence_angle"] == 24.1
+    # the SAR scene: sar:* on the item, its platform, time and view on the displacement asset
+    assert props["sar:instrument_mode"] == "SPOTLIGHT"
+    sar = item["assets"]["displacement"]
+    assert sar["platform"] == "Umbra-05" and sar["datetime"] == "2023-02-09T19:02:41Z"
+    assert sar["view:incidence_angle"] == 39.9 and sar["view:azimuth"] == 119.6
+    assert "view:off_nadir" not in sar
+    for key in ("confidence", "qa_flow", "residuals"):
+        assert "platform" not in item["assets"][key]
 
 
 def test_item_id_is_safe_and_stable(pair: PublishedPair) -> None:
@@ -174,15 +185,20 @@ def test_without_tiepoints_sources_or_sar_metadata(products: dict[str, Path]) ->
     ]
 
 
-def test_local_source_items_are_linked_by_absolute_path(
-    pair: PublishedPair, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    local = dataclasses.replace(
-        pair, sar=dataclasses.replace(pair.sar, item_href="umbra/stac/5b2a/5b2a.json")
+@pytest.mark.parametrize(
+    "local_href", ["umbra/stac/5b2a/5b2a.json", "/data/umbra/5b2a.json", "file:///data/5b2a.json"]
+)
+def test_local_source_items_are_not_linked(pair: PublishedPair, local_href: str) -> None:
+    local = dataclasses.replace(pair, sar=dataclasses.replace(pair.sar, item_href=local_href))
+    doc = build_item(local)
+    hrefs = [link["href"] for link in doc["links"] if link["rel"] == "derived_from"]
+    assert hrefs == [pair.optical.item_href]  # the public one only
+    assert doc["properties"]["coalign:sar_id"] == pair.sar.id
+    s3 = dataclasses.replace(
+        pair, sar=dataclasses.replace(pair.sar, item_href="s3://bucket/5b2a.json")
     )
-    hrefs = [link["href"] for link in build_item(local)["links"] if link["rel"] == "derived_from"]
-    assert hrefs == [pair.optical.item_href, str(tmp_path / "umbra/stac/5b2a/5b2a.json")]
+    hrefs = [link["href"] for link in build_item(s3)["links"] if link["rel"] == "derived_from"]
+    assert hrefs == [pair.optical.item_href, "s3://bucket/5b2a.json"]
 
 
 def test_activation_becomes_a_safe_collection_id(pair: PublishedPair) -> None:
