@@ -109,7 +109,9 @@ def _products(
     aligned = t.warp(optical_path, reg["displacement"], str(out / "aligned_optical.tif"))
     residuals = str(out / "residuals.csv") if tiepoints else None
     scores = (
-        t.score(reg["displacement"], optical_path, sar_path, tiepoints, residuals)
+        t.score(
+            reg["displacement"], optical_path, sar_path, tiepoints, residuals, reg["confidence"]
+        )
         if tiepoints
         else None
     )
@@ -121,7 +123,11 @@ def _products(
         "confidence": reg["confidence"],
         "aligned_optical": aligned,
         **pictures,
-        **({"residuals": residuals} if residuals else {}),
+        **(
+            {"residuals": residuals, "residual_points": str(out / "residuals.gpkg")}
+            if residuals
+            else {}
+        ),
     }
     return _Products(reg, scores, outputs)
 

@@ -21,6 +21,7 @@ MEDIA_TYPES = {
     ".tiff": GEOTIFF,
     ".png": "image/png",
     ".csv": "text/csv",
+    ".gpkg": "application/geopackage+sqlite3",
     ".json": "application/json",
 }
 
@@ -55,6 +56,12 @@ OUTPUT_KINDS: dict[str, OutputKind] = {
         "Tiepoint residuals",
         ("metadata",),
         "Per-tiepoint reference and predicted shifts and their errors (CSV).",
+    ),
+    "residual_points": OutputKind(
+        "Tiepoint residuals (GeoPackage)",
+        ("data",),
+        "Layer 'residuals': one point per tiepoint at its optical position (optical CRS), with "
+        "its reference and predicted shifts, errors and the confidence there.",
     ),
 }
 QA_ROLES = ("overview", "visual")
