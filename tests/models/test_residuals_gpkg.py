@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pyogrio
 import pytest
+import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS
@@ -121,3 +122,44 @@ def test_confidence_on_another_grid_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="confidence map .* is 10×10"):
         score.write_residuals(tmp_path / "r.csv", tp, ROTATED_UTM, small)
     assert not (tmp_path / "r.gpkg").exists() and not (tmp_path / "r.csv").exists()
+
+
+def _layer(path) -> dict[str, np.ndarray]:
+    _, _, _, values = pyogrio.raw.read(path, layer=LAYER)
+    return dict(zip(FIELDS, values, strict=True))
+
+
+def test_register_and_score_commands_write_the_geopackage(radar_pair, tmp_path, capsys):
+    from flows.cli import main
+
+    disp, conf = tmp_path / "d.tif", tmp_path / "c.tif"
+    pair = [str(radar_pair.optical), str(radar_pair.sar)]
+    assert (
+        main(
+            ["register", *pair, "-o", str(disp), "--method", "zero", "--no-progress"]
+            + ["--tiepoints", str(radar_pair.tiepoints), "--confidence", str(conf)]
+            + ["--residuals", str(tmp_path / "reg.csv")]
+        )
+        == 0
+    )
+    registered = _layer(tmp_path / "reg.gpkg")
+    with rasterio.open(conf) as ds:
+        raster = ds.read(1).astype(np.float64)
+    r, c = registered["optical_row"].astype(int), registered["optical_col"].astype(int)
+    np.testing.assert_array_equal(registered["confidence"], raster[r, c])
+
+    scored = [str(disp), *pair, str(radar_pair.tiepoints)]
+    assert main(["score", *scored, "--residuals", str(tmp_path / "s.csv"), "--confidence",
+                 str(conf)]) == 0  # fmt: skip
+    np.testing.assert_array_equal(_layer(tmp_path / "s.gpkg")["confidence"], raster[r, c])
+    assert main(["score", *scored, "--residuals", str(tmp_path / "n.csv")]) == 0
+    assert np.isnan(_layer(tmp_path / "n.gpkg")["confidence"]).all()
+    capsys.readouterr()
+
+    small = write_geotiff(
+        tmp_path / "small.tif", np.ones((1, 10, 10), np.float32), Affine.identity()
+    )
+    assert main(["score", *scored, "--residuals", str(tmp_path / "x.csv"), "--confidence",
+                 str(small)]) == 2  # fmt: skip
+    assert "coalign score: error: confidence map" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.gpkg").exists()
