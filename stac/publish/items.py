@@ -32,7 +32,15 @@ import pystac
 from core.errors import InputError
 from core.ids import slug
 from stac import schemas
-from stac.licenses import ProductLicense, SourceLicense, combine, license_url, split_expression
+from stac.licenses import (
+    NOT_SPDX,
+    STAC_LICENSE,
+    ProductLicense,
+    SourceLicense,
+    combine,
+    license_url,
+    split_expression,
+)
 from stac.links import is_remote
 from stac.publish.fields import (
     SensorSource,
@@ -280,12 +288,13 @@ def _item_licenses(item: pystac.Item) -> list[SourceLicense | None]:
     titled = {link.title: link.href for link in item.links if link.rel == "license" and link.title}
     value = item.properties.get("license")
     expression = item.properties.get("coalign:license_expression")
-    if isinstance(value, str) and value not in ("other", "proprietary", "various"):
+    if isinstance(value, str) and value not in NOT_SPDX:
         ids = [value]
     elif isinstance(expression, str):
         ids = split_expression(expression)
     else:
-        return [None] + [SourceLicense(None, href) for href in titled.values()]
+        known = {t: h for t, h in titled.items() if STAC_LICENSE.match(t) and t not in NOT_SPDX}
+        return [None] + [SourceLicense(t if t in known else None, h) for t, h in titled.items()]
     return [SourceLicense(i, titled.get(i) or license_url(i)) for i in ids]
 
 

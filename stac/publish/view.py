@@ -139,6 +139,15 @@ def _license(doc: Mapping[str, Any]) -> str:
     return _e(expression) + (f" ({', '.join(links)})" if links else "")
 
 
+def _name(collection: Doc, items: list[Doc]) -> str:
+    """The activation as it was given (the collection id is its slug)."""
+    for item in items:
+        name = item.data.get("properties", {}).get("coalign:activation")
+        if isinstance(name, str) and name.strip():
+            return name
+    return str(collection.data.get("title") or collection.data.get("id"))
+
+
 def _items(collection: Doc) -> list[Doc]:
     docs = [d for d in (_read(p) for p in collection.targets("item")) if d is not None]
     return sorted(
@@ -153,7 +162,7 @@ def _items(collection: Doc) -> list[Doc]:
 def collection_page(collection: Doc, items: list[Doc], root: Path) -> bytes:
     """The page of one activation: a row per pair × method with its scores, QA and files."""
     page_dir = collection.path.parent
-    title = collection.data.get("title") or collection.data.get("id")
+    title = _name(collection, items)
     head = "".join(f"<th>{_e(label)}</th>" for _, label in SCORES)
     rows = "".join(_item_row(item, root, page_dir) for item in items)
     body = (
@@ -179,7 +188,8 @@ def index_page(catalog: Doc, collections: Iterable[tuple[Doc, list[Doc]]], root:
         page = _href(collection.path.parent / PAGE, root)
         rows.append(
             f"<tr class='collection'><td><a href='{page}'>"
-            f"{_e(collection.data.get('title') or collection.data.get('id'))}</a></td>"
+            f"{_e(_name(collection, items))}</a><br><span class='muted'>"
+            f"{_e(collection.data.get('id'))}</span></td>"
             f"<td class='num'>{len(items)}</td><td class='num'>{len(pairs)}</td>"
             f"<td>{_e(', '.join(methods))}</td><td>{_license(collection.data)}</td>"
             f"<td><a href='{_href(collection.path, root)}'>JSON</a></td></tr>"

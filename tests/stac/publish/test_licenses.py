@@ -91,6 +91,11 @@ def test_collection_license_follows_its_items(tmp_path: Path) -> None:
     schemas.validate(collection)
     assert collection["license"] == "other" and "coalign:license_expression" not in collection
     assert license_links(collection) == {BY_NC: "CC-BY-NC-4.0", BY: "CC-BY-4.0"}
+    # alone in its collection, the partly known item keeps the license it knows, by name
+    c = dataclasses.replace(b, activation="other-event")
+    publish_static(build_item(c), root)
+    alone = json.loads((root / "other-event" / "collection.json").read_text())
+    assert alone["license"] == "other" and license_links(alone) == {BY_NC: "CC-BY-NC-4.0"}
 
 
 def test_readers_find_the_license(sample_catalogs, shared_data: Path) -> None:
