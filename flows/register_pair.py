@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_image_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from core import ids
 from core.errors import RegistrationError
 from core.files import atomic_path
+from flows.pair_report import pair_markdown, score_text
 from flows.workdir import Workdir, product_key
 from stac.publish import PublishedPair
 from stac.scene import Scene
 from tasks import Tasks, for_workdir
 from tasks.tracking import track_activation_end, track_activation_start, track_pair
-from tracking.store import tracking_uri
+from tracking.runs import pair_label
+from tracking.store import run_url, tracking_uri
 
 MLFLOW_MAX_COG_BYTES = (
     64 * 2**20
@@ -65,7 +72,7 @@ def register_pair(
         stac_api: Also publish the STAC Item to this STAC API (Transaction extension).
         device: auto (CUDA when the worker has a GPU), cpu or cuda.
     """
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     o, s = Scene.from_record(optical), Scene.from_record(sar)
     pair_id = ids.pair_id(o.id, s.id)
     work = Workdir.of(workdir)
@@ -76,11 +83,13 @@ def register_pair(
     sar_path = t.fetch_asset(s.href, str(work.cache), s.checksum)
     checks = t.validate_pair(optical_path, sar_path, o.id, s.id, overlap_fraction, tiepoints)
     made = _products(t, optical_path, sar_path, method, settings, device, tiepoints, out)
-    item = _publish(t, pair_id, o, s, made, activation, str(work.catalog), stac_api)
+    published = _publish(t, pair_id, o, s, made, activation, work, stac_api)
     uri = mlflow_uri or tracking_uri(work.root)
-    runtime_s = time.perf_counter() - started
-    run_id = _track(pair_id, made, item, uri, parent_run_id, activation, runtime_s)
-    record = _record(pair_id, activation, key, o, s, made, item, run_id, started)
+    span = (started_at, started_at + time.perf_counter() - started)
+    label = pair_label(o.id, s.id)
+    run_id = _track(pair_id, label, made, published, uri, parent_run_id, activation, span)
+    record = _record(pair_id, activation, key, o, s, made, published, run_id, started)
+    record["mlflow_run_url"] = run_url(uri, run_id)
     _report(record, made.registration["runtime_s"], checks, out)
     return record
 
@@ -92,6 +101,15 @@ class _Products:
     registration: dict[str, Any]
     scores: dict[str, float] | None
     outputs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Published:
+    """The published STAC Item and the http URLs of its files in the served catalog (by output
+    key, and ``item``; files outside the catalog have none)."""
+
+    item: str
+    urls: dict[str, str]
 
 
 def _products(
@@ -139,10 +157,11 @@ def _publish(
     sar: Scene,
     made: _Products,
     activation: str,
-    catalog: str,
+    work: Workdir,
     stac_api: str | None,
-) -> str:
-    """Publish the products as the pair's STAC Item (and to ``stac_api``); the Item's path."""
+) -> _Published:
+    """Publish the products as the pair's STAC Item in the working directory's catalog (and to
+    ``stac_api``); the Item and the catalog URLs of its files."""
     reg = made.registration
     published = t.publish(
         PublishedPair(
@@ -155,10 +174,23 @@ def _publish(
             activation,
             made.scores,
         ),
-        catalog,
+        str(work.catalog),
         stac_api,
     )
-    return published["item"]
+    item = Path(published["item"])
+    files = {"item": item, **_asset_files(item)}
+    urls = {k: work.catalog_url(path) for k, path in files.items()}
+    return _Published(str(item), {k: url for k, url in urls.items() if url})
+
+
+def _asset_files(item: Path) -> dict[str, Path]:
+    """The local files of a published Item's assets, by key (hrefs relative to the Item)."""
+    assets = json.loads(item.read_text()).get("assets", {})
+    return {
+        key: (item.parent / asset["href"]).resolve()
+        for key, asset in assets.items()
+        if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", asset["href"])
+    }
 
 
 def _record(
@@ -168,7 +200,7 @@ def _record(
     optical: Scene,
     sar: Scene,
     made: _Products,
-    item: str,
+    published: _Published,
     run_id: str,
     started: float,
 ) -> dict[str, Any]:
@@ -187,8 +219,9 @@ def _record(
         "matches": reg["matches"],
         "inliers": reg["inliers"],
         "score": made.scores,
-        "item": item,
+        "item": published.item,
         "outputs": made.outputs,
+        "catalog_urls": published.urls,
         "mlflow_run_id": run_id,
         "warnings": reg["warnings"],
     }
@@ -196,40 +229,36 @@ def _record(
 
 def _track(
     pair_id: str,
+    label: str,
     made: _Products,
-    item: str,
+    published: _Published,
     uri: str,
     parent_run_id: str | None,
     activation: str,
-    runtime_s: float,
+    span: tuple[float, float],
 ) -> str:
-    """The MLflow child run of this pair × method (under a standalone parent when run on its
-    own)."""
-    reg, scores, outputs = made.registration, made.scores, made.outputs
+    """The MLflow child run of this pair × method over ``span`` (start and end, seconds since the
+    epoch), under a standalone parent when run on its own."""
+    reg = made.registration
     metrics = {
         "matches": reg["matches"],
         "inliers": reg["inliers"],
-        "runtime_total_s": runtime_s,
+        "runtime_total_s": span[1] - span[0],
         **{f"runtime_{k.replace(' ', '_')}_s": v for k, v in reg["runtime_s"].items()},
-        **{k: v for k, v in (scores or {}).items()},
+        **{k: v for k, v in (made.scores or {}).items()},
     }
-    item_dir = Path(item).parent
-    artifacts = {}
-    for key, path in outputs.items():
-        published = item_dir / f"{key}{Path(path).suffix.lower()}"
-        big = Path(path).suffix == ".tif" and Path(path).stat().st_size > MLFLOW_MAX_COG_BYTES
-        artifacts[key] = published.as_uri() if big else path
     parent = parent_run_id or track_activation_start(
         uri=uri,
         experiment=activation,
-        activation=f"{pair_id} {reg['method']}",
+        activation=f"register-pair · {label}",
         params={"pair": pair_id, "standalone": True},
-        tags={},
+        tags={"coalign.pair": pair_id},
+        started_at=span[0],
     )
     run_id = track_pair(
         uri=uri,
         parent_run_id=parent,
-        run_name=f"{pair_id} {reg['method']}",
+        label=label,
         method=reg["method"],
         method_version=reg["version"],
         config=reg["config"],
@@ -238,55 +267,48 @@ def _track(
             "coalign.pair": pair_id,
             "coalign.activation": activation,
             "coalign.device": reg["device"],
-            "coalign.stac_item": item,
+            "coalign.stac_item": published.item,
         },
-        artifacts=artifacts,
+        artifacts=_mlflow_artifacts(made.outputs, published),
+        started_at=span[0],
+        ended_at=span[1],
     )
     if parent_run_id is None:
-        track_activation_end(
-            uri, parent, {k: v for k, v in metrics.items() if k in ("mean_m", "runtime_total_s")}
-        )
+        summary = {k: v for k, v in metrics.items() if k in ("mean_m", "runtime_total_s")}
+        track_activation_end(uri, parent, summary, ended_at=span[1])
     return run_id
+
+
+def _mlflow_artifacts(outputs: dict[str, str], published: _Published) -> dict[str, str]:
+    """The products to copy into MLflow; COGs over ``MLFLOW_MAX_COG_BYTES`` are given by the URL
+    of their published copy instead (when it has one)."""
+    artifacts = {}
+    for key, path in outputs.items():
+        big = Path(path).suffix == ".tif" and Path(path).stat().st_size > MLFLOW_MAX_COG_BYTES
+        artifacts[key] = published.urls.get(key, path) if big else path
+    return artifacts
 
 
 def _report(
     record: dict[str, Any], stage_runtime: dict[str, float], checks: str, out: Path
 ) -> None:
-    """Markdown summary and metrics table artifacts, and ``record.json`` next to the products."""
-    s = record["score"]
-    score = (
-        (
-            f"mean **{s['mean_m']:.2f} m** ({s['mean_px']:.2f} px), median {s['median_m']:.2f} m, "
-            f"p90 {s['p90_m']:.2f} m "
-            f"over {s['tiepoints']} tiepoints; zero shift {s['zero_mean_m']:.2f} m"
+    """Markdown summary, QA overlay image and metrics table artifacts, and ``record.json`` next
+    to the products."""
+    key = ids.key_slug(f"pair-{record['pair']}-{record['method']}", "pair", 88)
+    title = f"{record['pair']} {record['method']}"
+    create_markdown_artifact(key=key, description=title, markdown=pair_markdown(record, checks))
+    overlay = record["catalog_urls"].get("qa_overlay")
+    if overlay:
+        create_image_artifact(
+            image_url=overlay, key=f"{key}-qa-overlay", description=f"{title}: QA overlay"
         )
-        if s
-        else "not scored (no tiepoints)"
-    )
-    links = "\n".join(
-        f"- {k}: [{Path(v).name}]({Path(v).as_uri()})" for k, v in record["outputs"].items()
-    )
-    create_markdown_artifact(
-        key=f"pair-{record['pair']}-{record['method']}"[:100].lower().replace("_", "-"),
-        description=f"{record['pair']} {record['method']}",
-        markdown=(
-            f"### {record['pair']} — {record['method']} {record['version']}\n\n- score: {score}\n"
-            f"- matches {record['matches']}, inliers {record['inliers']}; runtime "
-            f"{record['runtime_s']:.1f} s on "
-            f"{record['device']}\n- STAC item: "
-            f"[{Path(record['item']).name}]({Path(record['item']).as_uri()})\n"
-            f"- MLflow run: `{record['mlflow_run_id']}`\n{links}\n\n#### Data-quality "
-            f"gate\n\n{checks}\n"
-        ),
-    )
+    s = record["score"]
     rows = [{"metric": k, "value": round(v, 4)} for k, v in (s or {}).items()]
     rows += [{"metric": f"runtime {k} (s)", "value": round(v, 2)} for k, v in stage_runtime.items()]
-    create_table_artifact(
-        rows, description=f"{record['pair']} {record['method']}: score and runtime"
-    )
+    create_table_artifact(rows, description=f"{title}: score and runtime")
     with atomic_path(out / "record.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, default=str))
-    get_run_logger().info("%s %s: %s", record["pair"], record["method"], score.replace("*", ""))
+    get_run_logger().info("%s: %s", title, score_text(s).replace("*", ""))
 
 
 def read_record(

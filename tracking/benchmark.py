@@ -65,7 +65,7 @@ def _log_run(uri: str, parent: str, run: Mapping[str, Any], case: Mapping[str, A
     log_pair_run(
         uri=uri,
         parent_run_id=parent,
-        run_name=f"{run.get('case')} {run.get('method')}",
+        label=str(run.get("case")),
         method=str(run.get("method")),
         method_version=str(run.get("version", "unknown")),
         config=run.get("settings", {}),

@@ -61,6 +61,16 @@ def runs_url(uri: str, experiment: str, run_id: str | None = None) -> str:
     return f"{page}/{run_id}" if run_id else page
 
 
+def run_url(uri: str, run_id: str) -> str:
+    """The MLflow UI page of one run (:func:`runs_url` of the experiment the store has it in).
+
+    Args:
+        uri: The MLflow tracking URI.
+        run_id: The run.
+    """
+    return runs_url(uri, client(uri).get_run(run_id).info.experiment_id, run_id)
+
+
 def artifact_root(uri: str) -> Path | None:
     """Where new experiments keep artifacts: ``mlartifacts/`` beside a SQLite store (not
     ``./mlruns`` of whatever the current directory is); None for servers and other stores (their

@@ -27,7 +27,7 @@ def _pair(
     return log_pair_run(
         uri=uri,
         parent_run_id=parent,
-        run_name=f"{pair} {method}",
+        label=pair,
         method=method,
         method_version=version,
         config={},

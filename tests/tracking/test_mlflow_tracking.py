@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,14 @@ from mlflow.tracking import MlflowClient
 
 from core.errors import InputError
 from tracking import store as tracking
-from tracking.runs import finish_activation_run, log_pair_run, start_activation_run
+from tracking.runs import (
+    finish_activation_run,
+    log_pair_run,
+    pair_label,
+    pair_run_name,
+    short_scene_id,
+    start_activation_run,
+)
 from tracking.store import tracking_uri
 
 
@@ -57,7 +67,7 @@ def test_run_tree(uri, workdir, products, monkeypatch):
             uri=uri,
             parent_run_id=parent,
             experiment="quake-2023",
-            run_name="o1__s1 local",
+            label="o1 × s1",
             method="local",
             method_version="2.1.0",
             config={"levels": [4, 2, 1], "interpolation": "gaussian", "nested": {"a": 1}},
@@ -95,7 +105,7 @@ def test_run_tree(uri, workdir, products, monkeypatch):
     assert (
         c.info.status == "FINISHED"
         and c.info.experiment_id == exp.experiment_id
-        and c.info.run_name == "o1__s1 local"
+        and c.info.run_name == "local 2.1.0 · o1 × s1"
     )
     assert c.data.tags["mlflow.parentRunId"] == parent
     assert c.data.params == {
@@ -139,7 +149,7 @@ def test_bad_tracking_input_leaves_no_run(uri, products, tmp_path):
     parent = start_activation_run(uri=uri, experiment="ev", activation="a", params={}, tags={})
     common = dict(
         uri=uri,
-        run_name="p zero",
+        label="p",
         method="zero",
         method_version="1.0.0",
         config={},
@@ -165,7 +175,7 @@ def _log_child(uri: str, parent: str, residuals: str) -> str:
     return log_pair_run(
         uri=uri,
         parent_run_id=parent,
-        run_name="o2__s2 zero",
+        label="o2 × s2",
         method="zero",
         method_version="1.0.0",
         config={"resolution_m": 50.0},
@@ -201,7 +211,7 @@ def test_tasks_inside_a_flow_tag_the_flow_run(uri, products, prefect_harness):
         child = track_pair(
             uri=uri,
             parent_run_id=parent,
-            run_name="p zero",
+            label="p",
             method="zero",
             method_version="1.0.0",
             config={},
@@ -220,3 +230,73 @@ def test_tasks_inside_a_flow_tag_the_flow_run(uri, products, prefect_harness):
         client.get_run(parent).data.metrics["runs"] == 1.0
         and client.get_run(parent).info.status == "FINISHED"
     )
+
+
+def test_pair_run_names_lead_with_the_method():
+    optical, sar = "37/031133102033/10300100SAMPLE01", "5a3e1f02-9b7c-4d2a-8e11-0c6f2b9d4a11"
+    assert pair_label(optical, sar) == "10300100SAMPLE01 × 5a3e1f02"
+    assert pair_run_name("local", "1.5.0", pair_label(optical, sar)) == (
+        "local 1.5.0 · 10300100SAMPLE01 × 5a3e1f02"
+    )
+    long_id = "S1A_IW_GRDH_1SDV_20230206T033507_20230206T033532_046909_05A0C1_1F3E"
+    assert short_scene_id(long_id) == "S1A_IW_G…0C1_1F3E"
+
+
+def test_pair_run_spans_the_registration(uri, products):
+    """The child run starts and ends when the registration did, not when it was logged."""
+    started = time.time() - 3600.0
+    parent = start_activation_run(
+        uri=uri, experiment="ev", activation="a", params={}, tags={}, started_at=started
+    )
+    child = log_pair_run(
+        uri=uri,
+        parent_run_id=parent,
+        label=pair_label("10300100SAMPLE01", "5a3e1f02-9b7c-4d2a-8e11-0c6f2b9d4a11"),
+        method="local",
+        method_version="1.5.0",
+        config={},
+        metrics={"runtime_total_s": 754.25},
+        tags={"coalign.pair": "10300100SAMPLE01__5a3e1f02-9b7c-4d2a-8e11-0c6f2b9d4a11"},
+        artifacts={},
+        started_at=started,
+        ended_at=started + 754.25,
+    )
+    finish_activation_run(uri, parent, {}, ended_at=started + 800.0)
+    client = MlflowClient(uri)
+    c, p = client.get_run(child), client.get_run(parent)
+    assert c.info.run_name.startswith("local 1.5.0 · 10300100SAMPLE01")
+    assert c.data.tags["coalign.pair"].startswith("10300100SAMPLE01__")
+    assert c.info.start_time == round(started * 1000)
+    assert (c.info.end_time - c.info.start_time) / 1000 == pytest.approx(754.25, abs=0.002)
+    assert (p.info.end_time - p.info.start_time) / 1000 == pytest.approx(800.0, abs=0.002)
+
+
+def test_artifact_copies_follow_the_umask(uri, workdir, products, tmp_path):
+    """Copies in the local artifact store get 0644 under umask 022, whatever the source mode."""
+    for path in products.values():
+        path.chmod(0o600)
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    (folder / "t0.txt").write_text("tile")
+    (folder / "t0.txt").chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        parent = start_activation_run(uri=uri, experiment="ev", activation="a", params={}, tags={})
+        child = log_pair_run(
+            uri=uri,
+            parent_run_id=parent,
+            label="p",
+            method="zero",
+            method_version="1.0.0",
+            config={},
+            metrics={},
+            tags={},
+            artifacts={**products, "tiles": folder},
+        )
+    finally:
+        os.umask(old)
+    root = workdir / "mlartifacts" / "ev" / child / "artifacts"
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(files) == 4
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o644}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*") if p.is_dir()} == {0o755}
