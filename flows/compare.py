@@ -5,7 +5,7 @@ It reads the finished, scored pair runs of one experiment (an event, or a benchm
 reports per method version the mean SN9 error in metres and pixels beside the zero-shift and
 best-affine (oracle) references when they were logged (``zero_mean_m``, ``oracle_affine_mean_m``).
 Outputs: ``<workdir>/compare/<experiment>.csv`` and ``.png``, a Prefect table artifact and a
-markdown summary artifact.
+markdown summary artifact (linking the experiment's runs table in the MLflow UI).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from core.files import atomic_path
 from core.ids import key_slug
 from flows.workdir import Workdir
 from tracking.benchmark import log_benchmark
-from tracking.store import tracking_uri
+from tracking.store import client, runs_url, tracking_uri
 
 _SCORES = (
     "mean_m",
@@ -170,8 +170,11 @@ def _markdown(
     lines: dict[str, float | None],
     csv_path: Path,
     png: Path,
-    uri: str,
+    runs_page: str,
 ) -> str:
+    """The summary: best method version, the table, and where the CSV, the plot (paths: they
+    are not served) and the MLflow runs (a link) are."""
+
     def f(v: Any) -> str:
         return "–" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
@@ -198,8 +201,7 @@ def _markdown(
         f"{f(best['mean_m'])} m over {best['pairs']} pair(s). Zero shift {f(lines['zero_mean_m'])} "
         "m, "
         f"oracle affine {f(lines['oracle_affine_mean_m'])} m.\n\n{head}{body}{caveat}\n"
-        f"- CSV: [{csv_path.name}]({csv_path.as_uri()})\n- plot: [{png.name}]({png.as_uri()})\n- "
-        f"MLflow: `{uri}`\n"
+        f"- CSV: `{csv_path}`\n- plot: `{png}`\n- MLflow: [runs of {experiment}]({runs_page})\n"
     )
 
 
@@ -229,10 +231,12 @@ def compare(
     runs = _required_runs(uri, experiment)
     rows, lines = method_table(runs), reference_lines(runs)
     csv_path, png = _write_outputs(rows, lines, work.root / "compare", experiment)
-    _report(experiment, rows, lines, csv_path, png, uri)
+    runs_page = runs_url(uri, client(uri).get_experiment_by_name(experiment).experiment_id)
+    _report(experiment, rows, lines, csv_path, png, runs_page)
     return {
         "experiment": experiment,
         "mlflow_uri": uri,
+        "mlflow_runs_url": runs_page,
         "rows": rows,
         **lines,
         "best": rows[0],
@@ -270,7 +274,7 @@ def _report(
     lines: dict[str, float | None],
     csv_path: Path,
     png: Path,
-    uri: str,
+    runs_page: str,
 ) -> None:
     """The table and markdown summary artifacts, and the best method version in the log."""
     key = key_slug(f"compare-{experiment}", "compare")
@@ -278,7 +282,7 @@ def _report(
         table=rows, key=key, description=f"{experiment}: mean SN9 error per method version"
     )
     create_markdown_artifact(
-        markdown=_markdown(experiment, rows, lines, csv_path, png, uri),
+        markdown=_markdown(experiment, rows, lines, csv_path, png, runs_page),
         key=f"{key}-summary"[:100],
         description=f"{experiment}: method comparison",
     )

@@ -73,9 +73,12 @@ def _artifact(key: str) -> dict:
     return response.json()
 
 
-def test_compare_method_versions(flood, uri, workdir, prefect_harness):
+def test_compare_method_versions(flood, uri, workdir, prefect_harness, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
     from flows.compare import compare
 
+    monkeypatch.setenv("COALIGN_MLFLOW_UI_URL", "http://mlflow.test:5005")
     result = compare(experiment=flood, workdir=str(workdir))
 
     rows = {(r["method"], r["version"]): r for r in result["rows"]}
@@ -125,6 +128,12 @@ def test_compare_method_versions(flood, uri, workdir, prefect_harness):
         "different numbers of pairs" in summary["data"]
         and summary["flow_run_id"] == table_artifact["flow_run_id"]
     )
+    experiment = MlflowClient(uri).get_experiment_by_name(flood).experiment_id
+    runs_page = f"http://mlflow.test:5005/#/experiments/{experiment}/runs"
+    assert result["mlflow_runs_url"] == runs_page
+    assert f"[runs of flood]({runs_page})" in summary["data"]
+    assert "file://" not in summary["data"]
+    assert f"`{result['csv']}`" in summary["data"] and f"`{result['plot']}`" in summary["data"]
 
 
 def test_coalign_compare_command(flood, workdir, prefect_harness, capsys):
