@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import importlib.metadata
 import logging
 import pkgutil
 import signal
@@ -33,12 +34,8 @@ from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
-from rasterio._err import CPLE_BaseError
-from rasterio.errors import RasterioError
-
 from core.errors import CoalignError
 from flows import commands
-from models.raster import gdal_detail
 
 log = logging.getLogger("coalign")
 
@@ -64,12 +61,26 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+def package_version() -> str:
+    """The installed version of the ``coalign`` distribution ("unknown" when not installed)."""
+    try:
+        return importlib.metadata.version("coalign")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``coalign`` parser with every sub-command of ``flows/commands``.
+
+    Building it imports the command modules only; they import their heavy dependencies (Prefect,
+    MLflow, rasterio, torch…) when a command runs, so ``--help`` and ``--version`` stay fast.
+    """
     parser = argparse.ArgumentParser(
         prog="coalign",
         description="Align optical imagery to SAR: register, score, discover and publish.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"coalign {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"flows.commands.{info.name}")
@@ -85,7 +96,9 @@ def describe_failure(exc: BaseException) -> str | None:
     """
     if isinstance(exc, CoalignError):
         return str(exc)
-    if isinstance(exc, (RasterioError, CPLE_BaseError)):
+    if _is_raster_error(exc):
+        from models.raster import gdal_detail
+
         detail = gdal_detail(exc)
         if "No such file or directory" in detail:
             return f"raster not found ({detail}); check the path"
@@ -108,6 +121,18 @@ def describe_failure(exc: BaseException) -> str | None:
     if isinstance(exc, OSError):
         return _describe_os_error(exc)
     return None
+
+
+def _is_raster_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a rasterio or GDAL error (never one when rasterio was not imported)."""
+    errors = sys.modules.get("rasterio.errors")
+    gdal = sys.modules.get("rasterio._err")
+    kinds = tuple(
+        k
+        for k in (getattr(errors, "RasterioError", None), getattr(gdal, "CPLE_BaseError", None))
+        if isinstance(k, type)
+    )
+    return bool(kinds) and isinstance(exc, kinds)
 
 
 def _describe_os_error(exc: OSError) -> str:

@@ -8,8 +8,8 @@ import datetime as dt
 import re
 
 from core.errors import InputError
-from flows.activation import parse_time
-from stac.pairing import MAX_GAP_DAYS, MIN_OVERLAP
+from core.times import parse_time
+from stac.pairing_defaults import MAX_GAP_DAYS, MIN_OVERLAP
 
 WORKDIR_HELP = "working directory of all outputs (default $COALIGN_WORKDIR or ./coalign-work)"
 
@@ -93,7 +93,7 @@ def add_pairing_options(p: argparse.ArgumentParser, defaults: bool) -> None:
     Args:
         p: The command's parser.
         defaults: Whether an option not given takes the pairing default
-            (``stac.pairing.MAX_GAP_DAYS``, ``MIN_OVERLAP``) or stays None (the activation
+            (``stac.pairing_defaults.MAX_GAP_DAYS``, ``MIN_OVERLAP``) or stays None (the activation
             flow's or a deployment's default then applies).
     """
     p.add_argument(
@@ -113,4 +113,28 @@ def add_pairing_options(p: argparse.ArgumentParser, defaults: bool) -> None:
         default=MIN_OVERLAP if defaults else None,
         help="smallest footprint overlap of a pair (fraction of the smaller footprint; "
         f"default {MIN_OVERLAP:g})",
+    )
+
+
+def add_overwrite_option(p: argparse.ArgumentParser) -> None:
+    """``--overwrite``: replace outputs that exist (without it a command refuses them).
+
+    Args:
+        p: The command's parser.
+    """
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that exist (without it the command refuses them)",
+    )
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    """``--json``: print one JSON line for machines instead of the text summary.
+
+    Args:
+        p: The command's parser.
+    """
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON line instead of the text summary"
     )

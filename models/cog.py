@@ -79,16 +79,59 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
-def check_outputs(outputs: Mapping[str, PathArg], inputs: Mapping[str, PathArg]) -> dict[str, Path]:
+@dataclass(frozen=True)
+class OutputFormat:
+    """A file format a command writes: its name in messages and the extensions that name it."""
+
+    name: str
+    suffixes: tuple[str, ...]
+
+    def check(self, option: str, path: Path) -> None:
+        """InputError unless ``path`` ends in one of the suffixes (any letter case).
+
+        Args:
+            option: The option the path was given with, for the message (e.g. ``"-o"``).
+            path: The output path.
+        """
+        if path.suffix.lower() in self.suffixes:
+            return
+        found = f"extension {path.suffix}" if path.suffix else "no extension"
+        wanted = " or ".join(self.suffixes)
+        raise InputError(
+            f"{option} {path}: {found}, but this output is written as {self.name}; give a path "
+            f"ending in {wanted} (e.g. {path.with_suffix(self.suffixes[0]).name})"
+        )
+
+
+COG = OutputFormat("a GeoTIFF (COG)", (".tif", ".tiff"))
+CSV = OutputFormat("CSV", (".csv",))
+JSON = OutputFormat("JSON", (".json",))
+
+
+def check_outputs(
+    outputs: Mapping[str, PathArg],
+    inputs: Mapping[str, PathArg],
+    *,
+    overwrite: bool = True,
+    formats: Mapping[str, OutputFormat] | None = None,
+    makes_folders: bool = False,
+) -> dict[str, Path]:
     """Check the output paths of one command before any work starts; InputError otherwise.
 
-    Every output must pass :func:`check_output_path`, must not be the same file as any input
-    (writing it would destroy that input) and must not be the same file as another output.
+    Every output must have the extension of its format, must pass :func:`check_output_path`,
+    must not be the same file as any input (writing it would destroy that input) nor as another
+    output, and must not exist unless ``overwrite`` is true.
 
     Args:
         outputs: Output paths by the name a user knows them by (e.g. ``"-o"``,
             ``"--confidence"``); None entries (options not given) are skipped.
         inputs: Input paths by name (e.g. ``"optical"``, ``"--tiepoints"``); None entries skipped.
+        overwrite: Whether an existing output may be replaced. The command line passes its
+            ``--overwrite`` flag; library callers writing their own products replace them.
+        formats: The format of each output by name; outputs not named here are not checked
+            for an extension.
+        makes_folders: Whether the writer creates missing output folders (then a missing
+            folder is no error).
 
     Returns:
         The checked output paths by name (given entries only).
@@ -97,21 +140,34 @@ def check_outputs(outputs: Mapping[str, PathArg], inputs: Mapping[str, PathArg])
     sources = {k: Path(v) for k, v in inputs.items() if v is not None}
     seen: list[tuple[str, Path]] = []
     for name, path in given.items():
-        check_output_path(path)
-        for in_name, in_path in sources.items():
-            if same_file(path, in_path):
-                raise InputError(
-                    f"output {name} {path} is the same file as input {in_name} {in_path}; "
-                    f"writing it would overwrite the input: choose another {name} path"
-                )
+        _check_not_input(name, path, sources)
+        if formats and name in formats:
+            formats[name].check(name, path)
+        if not (makes_folders and not path.parent.exists()):
+            check_output_path(path)
         for other_name, other in seen:
             if same_file(path, other):
                 raise InputError(
                     f"outputs {other_name} {other} and {name} {path} are the same file; "
                     "give each output its own path"
                 )
+        if not overwrite and os.path.lexists(path):
+            raise InputError(
+                f"output {name} {path} exists; pass --overwrite to replace it, or choose another "
+                f"{name} path"
+            )
         seen.append((name, path))
     return given
+
+
+def _check_not_input(name: str, path: Path, sources: Mapping[str, Path]) -> None:
+    """InputError when output ``name`` at ``path`` is the same file as one of ``sources``."""
+    for in_name, in_path in sources.items():
+        if same_file(path, in_path):
+            raise InputError(
+                f"output {name} {path} is the same file as input {in_name} {in_path}; "
+                f"writing it would overwrite the input: choose another {name} path"
+            )
 
 
 def _host_id() -> str:

@@ -23,13 +23,10 @@ from shapely.geometry.base import BaseGeometry
 from core.errors import InputError
 from core.ids import pair_id
 from stac.aoi import BBox
+from stac.pairing_defaults import MAX_GAP_DAYS, MIN_OVERLAP
 from stac.scene import Scene
 
 EQUAL_AREA = "EPSG:6933"  # WGS 84 / NSIDC EASE-Grid 2.0 Global, beyond the UTM latitudes
-# the pairing defaults everywhere (the activation flow, `coalign activate`, `coalign pairs`): a
-# responder pairs scenes taken within two months of each other that overlap by a tenth or more
-MAX_GAP_DAYS = 60.0
-MIN_OVERLAP = 0.1
 
 
 @dataclass(frozen=True)

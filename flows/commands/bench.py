@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from core.errors import InputError
-from models.methods import SET_GRAMMAR
+from flows.options import add_overwrite_option
+from models.method_names import SET_GRAMMAR
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "pairs"
@@ -62,8 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        help="JSON report (default bench-out/results.json, or bench-out/scale.json with --scale)",
+        help="JSON report (default bench-out/results.json, or bench-out/scale.json with --scale; "
+        "a named --out that exists needs --overwrite)",
     )
+    add_overwrite_option(p)
     _add_selection_options(p)
     _add_run_options(p)
     p.set_defaults(run=run)
@@ -126,7 +129,16 @@ def run(args: argparse.Namespace) -> int:
     and a target fails."""
     from bench.report import format_report, write_json
     from bench.run import BenchConfig, default_methods, run_benchmark
+    from models.cog import JSON, check_outputs
 
+    if args.out is not None:  # the default report in --work is replaced on every run
+        check_outputs(
+            {"--out": args.out},
+            {},
+            overwrite=args.overwrite,
+            formats={"--out": JSON},
+            makes_folders=True,
+        )
     methods = list(args.methods or ()) or default_methods()
     conf = BenchConfig(
         data=args.data,

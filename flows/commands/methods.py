@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from models.methods import DEFAULT_METHOD, list_methods
+from models.method_names import DEFAULT_METHOD
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the methods with their versions and settings (text, or JSON with ``--json``)."""
+    from models.methods import list_methods
+
     infos = list_methods()
     if args.json:
         print(json.dumps([i.__dict__ for i in infos], indent=2))

@@ -7,7 +7,6 @@ import json
 
 from flows.commands.scenes import add_discovery_options, find
 from flows.options import add_pairing_options, option_time
-from stac.pairing import PairingRules, pair_scenes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stac.geojson import pairs_geojson
+    from stac.pairing import PairingRules, pair_scenes
 
     rules = PairingRules(  # bad options fail before any catalog is read
         min_overlap_fraction=args.min_overlap,

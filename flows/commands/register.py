@@ -8,14 +8,13 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
-from flows.progress import CliProgress
-from models.cog import check_outputs
-from models.methods import DEFAULT_METHOD, SET_GRAMMAR, check_methods, parse_set_options
-from models.registration import run_pipeline
-from models.scoring import read_tiepoints
+from flows.options import add_json_option, add_overwrite_option
+from models.method_names import DEFAULT_METHOD, SET_GRAMMAR
 
 log = logging.getLogger("coalign.register")
+STATS = ("mean", "median", "p90")  # the error statistics the text summary shows
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "residuals as GeoPackage points, .gpkg)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_overwrite_option(p)
+    add_json_option(p)
     p.set_defaults(run=run)
 
 
@@ -60,10 +61,19 @@ def _warn(warning: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Register the pair, write the outputs, print the summary (text, or JSON with ``--json``)."""
+    from flows.progress import CliProgress
+    from models.cog import COG, CSV, check_outputs
+    from models.methods import check_methods, parse_set_options
+    from models.registration import run_pipeline
+    from models.scoring import read_tiepoints
+
     t0 = time.perf_counter()
     out = check_outputs(
         {"-o": args.output, "--confidence": args.confidence, "--residuals": args.residuals},
         {"OPTICAL": args.optical, "SAR": args.sar, "--tiepoints": args.tiepoints},
+        overwrite=args.overwrite,
+        formats={"-o": COG, "--confidence": COG, "--residuals": CSV},
     )["-o"]
     settings = parse_set_options(args.settings, [args.method])
     check_methods([args.method], settings)
@@ -104,5 +114,38 @@ def run(args: argparse.Namespace) -> int:
             )
     if result.warnings:
         summary["warnings"] = result.warnings
-    print(json.dumps(summary))
+    print(json.dumps(summary) if args.json else format_summary(summary, args))
     return 0
+
+
+def format_summary(summary: dict[str, Any], args: argparse.Namespace) -> str:
+    """The text summary of a registration: method, matches, time, outputs, score.
+
+    Args:
+        summary: The summary ``--json`` prints.
+        args: The command's options (the outputs they name).
+    """
+    lines = [
+        f"{summary['method']} {summary['version']} on {summary['device']}: "
+        f"{summary['matches']} matches, {summary['inliers']} inliers, {summary['runtime_s']:.1f} s",
+        f"  displacement  {summary['output']}",
+    ]
+    if args.confidence:
+        lines.append(f"  confidence    {args.confidence}")
+    if args.residuals and "score" in summary:
+        lines.append(f"  residuals     {args.residuals}")
+    if "score" in summary:
+        lines.append(f"  score         {score_line(summary['score'])}")
+    if summary.get("warnings"):
+        lines.append(f"  warnings      {len(summary['warnings'])} (printed above)")
+    return "\n".join(lines)
+
+
+def score_line(score: dict[str, Any]) -> str:
+    """``N tiepoints: mean … px (… m), median …, p90 …`` from a score summary.
+
+    Args:
+        score: ``TiepointScore.summary()`` (keys ``tiepoints``, ``mean_px``, ``mean_m``, …).
+    """
+    parts = [f"{k} {score[k + '_px']:.2f} px ({score[k + '_m']:.2f} m)" for k in STATS]
+    return f"{score['tiepoints']} tiepoints: " + ", ".join(parts)

@@ -9,7 +9,6 @@ import json
 from core.errors import InputError
 from flows.options import add_search_options, option_time
 from stac.aoi import parse_bbox
-from stac.readers import discover
 
 
 def add_discovery_options(p: argparse.ArgumentParser) -> None:
@@ -31,6 +30,8 @@ def add_discovery_options(p: argparse.ArgumentParser) -> None:
 
 def find(args: argparse.Namespace):
     """The scenes the discovery options select, and the AOI."""
+    from stac.readers import discover
+
     if not args.catalog and not args.stac_api:
         raise InputError("give at least one --catalog or --stac-api")
     bbox = parse_bbox(args.bbox)

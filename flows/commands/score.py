@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from models.cog import check_outputs
-from models.raster import open_raster
-from models.scoring import read_tiepoints, score_displacement
+from flows.options import add_json_option, add_overwrite_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,11 +34,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --residuals: the map's confidence COG (optical grid), sampled at each "
         "tiepoint into the GeoPackage",
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_overwrite_option(p)
+    add_json_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score the map at the tiepoints, print the errors (text, or JSON with ``--json``)."""
+    from models.cog import CSV, check_outputs
+    from models.raster import open_raster
+    from models.scoring import read_tiepoints, score_displacement
+
     check_outputs(
         {"--residuals": args.residuals},
         {
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
             "TIEPOINTS": args.tiepoints,
             "--confidence": args.confidence,
         },
+        overwrite=args.overwrite,
+        formats={"--residuals": CSV},
     )
     tiepoints = read_tiepoints(args.tiepoints)
     optical = open_raster(args.optical, "optical")

@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows.progress import CliProgress
-from models.cog import check_outputs
-from models.warp import warp_optical
+from flows.options import add_json_option, add_overwrite_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +19,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("optical", help="optical GeoTIFF")
     p.add_argument("displacement", help="SN9 displacement map made for this optical image")
     p.add_argument("-o", "--output", required=True, help="aligned optical COG to write")
+    add_overwrite_option(p)
+    add_json_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs({"-o": args.output}, {"OPTICAL": args.optical, "DISPLACEMENT": args.displacement})
+    """Warp the optical image, print where it went (text, or JSON with ``--json``)."""
+    from flows.progress import CliProgress
+    from models.cog import COG, check_outputs
+    from models.warp import warp_optical
+
+    check_outputs(
+        {"-o": args.output},
+        {"OPTICAL": args.optical, "DISPLACEMENT": args.displacement},
+        overwrite=args.overwrite,
+        formats={"-o": COG},
+    )
     progress = CliProgress()
-    out = warp_optical(args.optical, args.displacement, args.output, progress=lambda n: None)
+    out = warp_optical(args.optical, args.displacement, args.output, progress=progress)
     progress.close()
-    print(json.dumps({"output": str(out)}))
+    print(json.dumps({"output": str(out)}) if args.json else f"aligned optical  {out}")
     return 0

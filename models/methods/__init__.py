@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import InputError
+from models.method_names import DEFAULT_METHOD, SET_GRAMMAR
 from models.methods.base import Method, MethodInfo, config_dict, make_config, valid_settings
 from models.methods.global_affine import GlobalAffineMethod
 from models.methods.local import LocalMethod
@@ -18,7 +19,6 @@ from models.methods.zero import ZeroMethod
 METHODS: dict[str, Method] = {
     m.name: m for m in (ZeroMethod(), GlobalAffineMethod(), LocalMethod())
 }
-DEFAULT_METHOD = "local"
 
 
 def get_method(name: str) -> Method:
@@ -66,9 +66,6 @@ def check_methods(
                 f"{', '.join(methods)}); add it to the methods or drop its settings"
             )
         method_config(name, overrides)
-
-
-SET_GRAMMAR = "[METHOD:]KEY=VALUE"
 
 
 def parse_set_options(

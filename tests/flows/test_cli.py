@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 
+from flows import commands
 from flows.cli import main
 from tests.conftest import write_geotiff
 
@@ -35,9 +40,11 @@ def test_register_score_warp(radar_pair, tmp_path, capsys):
         "--residuals",
         str(tmp_path / "r.csv"),
         "--no-progress",
+        "--json",
     )
     assert code == 0
-    summary = json.loads(stdout.strip().splitlines()[-1])
+    (line,) = stdout.strip().splitlines()
+    summary = json.loads(line)
     assert summary["method"] == "local" and summary["version"]
     assert summary["matches"] >= summary["inliers"] > 0
     assert summary["score"]["mean_px"] < 10
@@ -57,8 +64,8 @@ def test_register_score_warp(radar_pair, tmp_path, capsys):
     )
 
     aligned = tmp_path / "aligned.tif"
-    code, _, _ = run(capsys, "warp", str(radar_pair.optical), str(out), "-o", str(aligned))
-    assert code == 0
+    code, stdout, _ = run(capsys, "warp", str(radar_pair.optical), str(out), "-o", str(aligned))
+    assert code == 0 and stdout == f"aligned optical  {aligned}\n"
     with rasterio.open(aligned) as a, rasterio.open(radar_pair.optical) as o:
         assert (a.count, a.width, a.height, a.transform) == (
             o.count,
@@ -198,3 +205,70 @@ def test_an_option_of_several_commands_has_one_default_and_one_help():
             if option in a.option_strings and not p.prog.endswith("bench")
         }
         assert len(helps) == 1, (option, helps)
+
+
+HEAVY = (
+    "prefect",
+    "mlflow",
+    "torch",
+    "torchvision",
+    "rasterio",
+    "great_expectations",
+    "pystac",
+    "matplotlib",
+    "dask",
+    "pandas",
+    "scipy",
+)
+
+
+def _coalign(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``coalign ARGV`` as a fresh process (the installed console script)."""
+    script = Path(sys.executable).with_name("coalign")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "flows.cli"]
+    return subprocess.run([*command, *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_version_prints_the_package_version():
+    done = _coalign("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"coalign {importlib.metadata.version('coalign')}\n"
+
+
+def test_help_lists_every_command():
+    done = _coalign("--help")
+    assert done.returncode == 0, done.stderr
+    modules = Path(commands.__file__).parent.glob("*.py")
+    names = {p.stem for p in modules if p.stem != "__init__"}
+    listed = {line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ")}
+    assert names and names <= listed, done.stdout
+
+
+def test_building_the_parser_and_each_help_imports_nothing_heavy():
+    script = f"""
+import contextlib, io, sys
+import flows.cli as c
+parser = c.build_parser()
+sub = next(a for a in parser._actions if a.dest == "command").choices
+for name in sub:
+    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):
+        c.build_parser().parse_args([name, "--help"])
+print(sorted(sub))
+print([m for m in {HEAVY!r} if m in sys.modules])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    listed, heavy = done.stdout.splitlines()
+    assert "register" in listed and heavy == "[]", done.stdout
+
+
+def test_a_raster_error_is_described_and_other_errors_are_bugs():
+    from rasterio.errors import RasterioIOError
+
+    from flows.cli import describe_failure
+
+    message = describe_failure(RasterioIOError("x.tif: No such file or directory"))
+    assert message is not None and "raster not found" in message
+    assert describe_failure(ValueError("a bug")) is None

@@ -105,7 +105,8 @@ def test_a_strip_overlap_is_registered_with_a_warning(tmp_path, capsys):
     optical = _tif(tmp_path / "o.tif", 128, 128, count=3)
     sar = _tif(tmp_path / "s.tif", 128, 128, dx_m=58.0)  # 6 of 64 m in common
     out = tmp_path / "d.tif"
-    code = main(["register", optical, sar, "-o", str(out), "--method", "zero", "--no-progress"])
+    argv = ["register", optical, sar, "-o", str(out), "--method", "zero", "--no-progress"]
+    code = main([*argv, "--json"])
     captured = capsys.readouterr()
     assert code == 0 and out.exists()
     summary = json.loads(captured.out)
