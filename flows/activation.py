@@ -3,25 +3,30 @@ method → summary.
 
 Each pair × method is one ``register-pair`` flow run: on a GPU work pool through its deployment
 (``run_deployment``) when ``gpu_work_pool`` is set, else in this process — on a Dask cluster
-(prefect-dask ``DaskTaskRunner``) when ``dask_address`` is set. A failed pair is reported; the
-others finish.
+(prefect-dask ``DaskTaskRunner``) when ``dask_address`` is set. A pool that cannot run them
+(missing, paused, no live worker) stops the activation before anything starts, or with
+``fallback_in_process`` the pairs run here; a deployment run that has not finished after
+``pair_timeout_s`` is cancelled. A failed pair is reported; the others finish. The activation ends
+Failed when every registration failed, Completed with a message when some did.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import statistics
 from typing import Any
 
 from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import wait
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.errors import InputError, RegistrationError
-from core.ids import key_slug, pair_id
+from core.ids import pair_id
+from core.times import parse_time
+from flows.activation_summary import end_state, report, summarise
 from flows.register_pair import read_record, register_pair
+from flows.server import PAIR_TIMEOUT_S, cancel_flow_run, pool_problem
 from flows.workdir import Workdir, product_key
 from models.methods import DEFAULT_METHOD, check_methods
 from stac.aoi import BBox, parse_bbox
@@ -52,9 +57,14 @@ def activation(
     max_gap_days: float = MAX_GAP_DAYS,
     min_overlap: float = MIN_OVERLAP,
     publish_stac_api: str | None = None,
-) -> dict[str, Any]:
+    fallback_in_process: bool = False,
+    pair_timeout_s: float = PAIR_TIMEOUT_S,
+) -> dict[str, Any] | State:
     """Align every optical/SAR pair of a declared disaster, score, track in MLflow and publish to
     STAC.
+
+    Returns the summary; the run ends Failed (the summary as its data) when every registration
+    failed, and Completed with a message such as "1 of 3 registrations failed" when some did.
 
     Args:
         event: Event name: the MLflow experiment and the STAC collection of the products.
@@ -82,12 +92,19 @@ def activation(
         max_gap_days: Longest time between the optical and the SAR acquisition of a pair, in days.
         min_overlap: Smallest footprint overlap of a pair, as a fraction of the smaller footprint.
         publish_stac_api: Also publish the STAC Items to this STAC API (Transaction extension).
+        fallback_in_process: When gpu_work_pool cannot run the pairs (missing, paused, no live
+            worker), register them in this process with a warning instead of failing.
+        pair_timeout_s: Seconds a register-pair deployment run may take, from its creation, before
+            it is cancelled and reported as a failed registration.
     """
     methods = methods or [DEFAULT_METHOD]
     check_methods(methods, settings)  # before discovery and tracking start
     work = Workdir.of(workdir)
     t, uri, bbox = for_workdir(work.root), tracking_uri(work.root), parse_aoi(aoi)
-    fan_out = gpu_work_pool or dask_address or "in-process"
+    deployment = (
+        find_register_deployment(gpu_work_pool, fallback_in_process) if gpu_work_pool else None
+    )
+    fan_out = deployment or dask_address or "in-process"
     params = _run_params(
         bbox, start, end, event_date, methods, catalogs, stac_apis, settings, fan_out
     )
@@ -98,20 +115,28 @@ def activation(
     )
     pairs = t.pair(scenes, _pairing_rules(min_overlap, max_gap_days, event_date), bbox)
     jobs = _jobs(pairs, methods, settings, tiepoints, work, event, uri, parent, publish_stac_api)
-    results = _register_each(jobs, gpu_work_pool, dask_address)
+    results = _register_each(jobs, deployment, dask_address, pair_timeout_s)
 
-    summary = _summarise(event, work, uri, parent, len(scenes), len(pairs), results)
-    _report(summary)
+    summary = summarise(event, work, uri, parent, len(scenes), len(pairs), results)
+    report(summary)
     _end_tracking(uri, parent, summary, len(jobs))
-    return summary
+    return end_state(summary)
 
 
 @flow(name="register-pairs")
 def register_pairs(
-    jobs: list[dict[str, Any]], deployment: str | None = None
+    jobs: list[dict[str, Any]],
+    deployment: str | None = None,
+    timeout_s: float = PAIR_TIMEOUT_S,
 ) -> list[dict[str, Any]]:
-    """Fan out one register-pair run per job; each outcome is a record or the reason it failed."""
-    futures = register_job.map(jobs, unmapped(deployment))
+    """Fan out one register-pair run per job; each outcome is a record or the reason it failed.
+
+    Args:
+        jobs: The register-pair parameters of every pair × method.
+        deployment: ``register-pair/<name>`` to run each job through; none = in this process.
+        timeout_s: Seconds a deployment run may take before it is cancelled.
+    """
+    futures = register_job.map(jobs, unmapped(deployment), unmapped(timeout_s))
     wait(futures)
     outcomes = []
     for job, future in zip(jobs, futures, strict=False):
@@ -130,9 +155,11 @@ def register_pairs(
 
 
 @task(name="register-pair-job", task_run_name="{job[method]}: {job[optical][id]} × {job[sar][id]}")
-def register_job(job: dict[str, Any], deployment: str | None) -> dict[str, Any]:
+def register_job(
+    job: dict[str, Any], deployment: str | None, timeout_s: float = PAIR_TIMEOUT_S
+) -> dict[str, Any]:
     """One pair × method: the register-pair flow here, or a run of its deployment on the GPU pool
-    (waited for)."""
+    (waited for ``timeout_s`` seconds, then cancelled)."""
     if deployment is None:
         return register_pair(**job)
     from prefect.deployments import run_deployment
@@ -142,10 +169,18 @@ def register_job(job: dict[str, Any], deployment: str | None) -> dict[str, Any]:
         deployment,
         parameters=job,
         poll_interval=2,
+        timeout=timeout_s,
         flow_run_name=f"{job['method']} {_pair_id(job)}"[:120],
         idempotency_key=f"{flow_run.root_flow_run_id}:{_pair_id(job)}:{job['method']}",
     )
-    if not run.state or not run.state.is_completed():
+    if not run.state or not run.state.is_final():
+        reason = f"not finished after {timeout_s:g} s (pair_timeout_s): cancelled"
+        was = cancel_flow_run(run.id, reason)
+        raise RegistrationError(
+            f"{deployment} run {run.name} was still {was} after {timeout_s:g} s "
+            f"(pair_timeout_s): cancelled; is a worker of its pool running and free?"
+        )
+    if not run.state.is_completed():
         raise RegistrationError(
             f"{deployment} run {run.name} ended "
             f"{run.state.name if run.state else 'without a state'}: "
@@ -155,10 +190,43 @@ def register_job(job: dict[str, Any], deployment: str | None) -> dict[str, Any]:
     return read_record(job["workdir"], _pair_id(job), job["method"], key)
 
 
-@task(name="find-register-deployment", retries=2, retry_delay_seconds=5)
-def find_register_deployment(work_pool: str) -> str:
+def _not_input_error(task: Any, task_run: Any, state: State) -> bool:
+    """Retry a failed task unless it failed on the user's input (an answer, not a glitch)."""
+    return not isinstance(state.data, InputError)
+
+
+@task(
+    name="find-register-deployment",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_not_input_error,
+)
+def find_register_deployment(work_pool: str, fallback_in_process: bool = False) -> str | None:
     """``register-pair/<name>`` of the register-pair deployment on ``work_pool`` (``register-pair``
-    itself preferred)."""
+    itself preferred); None (in this process) with ``fallback_in_process`` when the pool cannot run
+    it: missing, paused, without a live worker, or without the deployment."""
+    deployment, problem = _register_deployment(work_pool), pool_problem(work_pool)
+    if deployment is None:
+        missing = (
+            f"no {REGISTER_FLOW} deployment on work pool {work_pool!r} (`prefect deploy --all`)"
+        )
+        problem = f"{problem}; {missing}" if problem else missing
+    if problem is None:
+        return deployment
+    if fallback_in_process:
+        get_run_logger().warning(
+            "%s: registering the pairs in this process instead (fallback_in_process)", problem
+        )
+        return None
+    raise InputError(
+        f"{problem}: start a worker (`prefect worker start --pool {work_pool}`), use a pool with a "
+        f"live worker and a {REGISTER_FLOW} deployment (--gpu-work-pool cpu: register-pair-cpu), "
+        "or register the pairs here (--fallback-in-process)"
+    )
+
+
+def _register_deployment(work_pool: str) -> str | None:
+    """``register-pair/<name>`` of the register-pair deployment on ``work_pool``; None if none."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -173,31 +241,13 @@ def find_register_deployment(work_pool: str) -> str:
             work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool])),
         )
     names = sorted((d.name for d in found), key=lambda n: (n != REGISTER_FLOW, n))
-    if not names:
-        raise InputError(
-            f"no {REGISTER_FLOW} deployment on work pool {work_pool!r}: create the pool and run "
-            "`prefect deploy --all` (prefect.yaml), or leave gpu_work_pool empty to register "
-            "in-process"
-        )
-    return f"{REGISTER_FLOW}/{names[0]}"
+    return f"{REGISTER_FLOW}/{names[0]}" if names else None
 
 
 def parse_aoi(aoi: str | list[float] | dict[str, Any] | None) -> BBox | None:
     """A range-checked WGS84 bbox from ``minx,miny,maxx,maxy``, a list, or a GeoJSON
     geometry/feature (its bounds): :func:`stac.aoi.parse_bbox`."""
     return parse_bbox(aoi, "AOI")
-
-
-def parse_time(value: str | dt.datetime | None) -> dt.datetime | None:
-    """An aware datetime from ISO 8601 (``Z`` allowed) or a datetime; UTC when no zone is given."""
-    if value is None or value == "":
-        return None
-    t = (
-        value
-        if isinstance(value, dt.datetime)
-        else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    )
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _pair_id(job: dict[str, Any]) -> str:
@@ -271,12 +321,14 @@ def _jobs(
 
 
 def _register_each(
-    jobs: list[dict[str, Any]], gpu_work_pool: str | None, dask_address: str | None
+    jobs: list[dict[str, Any]],
+    deployment: str | None,
+    dask_address: str | None,
+    timeout_s: float,
 ) -> list[dict[str, Any]]:
     """Run every job through the GPU pool's deployment, a Dask cluster, or here one at a time."""
-    deployment = find_register_deployment(gpu_work_pool) if gpu_work_pool and jobs else None
     runner = _fan_out_runner(dask_address, deployment)
-    return register_pairs.with_options(task_runner=runner)(jobs, deployment)
+    return register_pairs.with_options(task_runner=runner)(jobs, deployment, timeout_s)
 
 
 def _job(
@@ -320,83 +372,6 @@ def _fan_out_runner(dask_address: str | None, deployment: str | None):
             )
         return DaskTaskRunner(address=dask_address)
     return ThreadPoolTaskRunner(max_workers=1)
-
-
-def _summarise(
-    event: str,
-    work: Workdir,
-    uri: str,
-    parent: str,
-    n_scenes: int,
-    n_pairs: int,
-    results: list[dict[str, Any]],
-) -> dict[str, Any]:
-    rows = []
-    for r in results:
-        s = r.get("score") or {}
-        rows.append(
-            {
-                "pair": r["pair"],
-                "method": f"{r['method']} {r.get('version', '')}".strip(),
-                "status": r["status"],
-                "mean_m": round(s["mean_m"], 3) if s else None,
-                "zero_m": round(s["zero_mean_m"], 3) if s else None,
-                "tiepoints": s.get("tiepoints"),
-                "runtime_s": r.get("runtime_s"),
-                "item": r.get("item"),
-                "mlflow_run_id": r.get("mlflow_run_id"),
-                "error": (r.get("error") or "")[:500] or None,
-            }
-        )
-    by_method: dict[str, list[float]] = {}
-    for r in results:
-        if r.get("score"):
-            by_method.setdefault(r["method"], []).append(r["score"]["mean_m"])
-    return {
-        "event": event,
-        "scenes": n_scenes,
-        "pairs": n_pairs,
-        "runs": len(results),
-        "failed": sum(r["status"] != "ok" for r in results),
-        "mean_error_m": {m: round(statistics.fmean(v), 3) for m, v in by_method.items()},
-        "catalog": str(work.catalog / "catalog.json"),
-        "workdir": str(work.root),
-        "mlflow_uri": uri,
-        "mlflow_parent_run": parent,
-        "results": rows,
-    }
-
-
-def _report(summary: dict[str, Any]) -> None:
-    """The per-pair table and the activation's markdown summary (Prefect artifacts)."""
-    log = get_run_logger()
-    key = key_slug(summary["event"], "event", limit=80)
-    create_table_artifact(
-        summary["results"],
-        key=f"activation-{key}-pairs",
-        description=f"{summary['event']}: per-pair results",
-    )
-    scores = (
-        "\n".join(f"| {m} | {v} |" for m, v in summary["mean_error_m"].items())
-        or "| (no tiepoints) | |"
-    )
-    failures = [r for r in summary["results"] if r["status"] != "ok"]
-    for r in failures:
-        log.error("pair %s (%s) failed: %s", r["pair"], r["method"], r["error"])
-    create_markdown_artifact(
-        key=f"activation-{key}",
-        description=f"activation {summary['event']}",
-        markdown=(
-            f"## Activation {summary['event']}\n\n{summary['scenes']} scenes, {summary['pairs']} "
-            "pairs, "
-            f"{summary['runs']} registrations, **{summary['failed']} failed**.\n\n"
-            f"| method | mean tiepoint error (m) |\n|---|---|\n{scores}\n\n"
-            + "".join(f"- failed: {r['pair']} {r['method']}: {r['error']}\n" for r in failures)
-            + f"\n- STAC catalog: `{summary['catalog']}`\n"
-            f"- MLflow: `{summary['mlflow_uri']}`, parent run "
-            f"`{summary['mlflow_parent_run']}` (experiment {summary['event']})\n"
-        ),
-    )
 
 
 def _end_tracking(uri: str, parent: str, summary: dict[str, Any], n_jobs: int) -> None:

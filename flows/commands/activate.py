@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from typing import Any
 
 from core.errors import InputError
 from core.ids import key_slug
 from flows.options import WORKDIR_HELP, add_pairing_options, add_search_options, option_time
-from models.methods import DEFAULT_METHOD, SET_GRAMMAR, check_methods, parse_set_options
+from flows.server import PAIR_TIMEOUT_S
+from models.method_names import DEFAULT_METHOD, SET_GRAMMAR
 from stac.aoi import parse_bbox
 
 EVENT_NAME = "coalign.activation.declared"
@@ -53,6 +55,20 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         help="run each pair × method as a run of the register-pair deployment on this work pool",
     )
     p.add_argument(
+        "--fallback-in-process",
+        action="store_true",
+        default=None,
+        help="when the --gpu-work-pool has no live worker (or is missing or paused), register the "
+        "pairs in this process with a warning instead of failing",
+    )
+    p.add_argument(
+        "--pair-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="cancel a register-pair deployment run not finished after this long and report it "
+        f"as failed (default {PAIR_TIMEOUT_S:g})",
+    )
+    p.add_argument(
         "--dask-address",
         help="run the pairs on this Dask scheduler ('local': a temporary local cluster)",
     )
@@ -61,6 +77,12 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="also publish the STAC Items to this STAC API (Transaction extension)",
     )
+
+
+def _positive(value: float | None, option: str) -> float | None:
+    if value is not None and not value > 0:
+        raise InputError(f"{option} {value:g}: give a number of seconds above 0")
+    return value
 
 
 def _iso(value: str | None, option: str) -> str | None:
@@ -85,6 +107,8 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not os.path.isfile(path):
             raise InputError(f"--tiepoints {item!r}: tiepoint file {path} not found")
         tiepoints[key] = os.path.abspath(path)
+    from models.methods import check_methods, parse_set_options
+
     methods = args.method or [DEFAULT_METHOD]
     settings = parse_set_options(args.set, methods)
     # checked here: the flow would first start a server, discovery and tracking
@@ -104,6 +128,8 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "tiepoints": tiepoints or None,
         "workdir": os.path.abspath(args.workdir) if args.workdir else None,
         "gpu_work_pool": args.gpu_work_pool,
+        "fallback_in_process": args.fallback_in_process,
+        "pair_timeout_s": _positive(args.pair_timeout, "--pair-timeout"),
         "dask_address": args.dask_address,
         "max_gap_days": args.max_gap_days,
         "min_overlap": args.min_overlap,
@@ -113,12 +139,24 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_activation(params: dict[str, Any]) -> dict[str, Any]:
-    """Run the activation flow here (Prefect starts a temporary local server when no PREFECT_API_URL
-    is set)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.activation import activation
+    """Run the activation flow here; its summary, also when every registration failed.
 
-    return activation(**params)
+    Without PREFECT_API_URL it runs on Prefect's temporary local server
+    (:func:`flows.server.prefect_api`). An activation that failed before its summary (bad input, a
+    work pool without workers) raises that error.
+
+    Args:
+        params: The activation flow's parameters.
+    """
+    from flows.activation import activation
+    from flows.server import prefect_api
+
+    with prefect_api():
+        state = activation(**params, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, BaseException):
+        raise summary
+    return summary
 
 
 def emit_activation(params: dict[str, Any]) -> str:
@@ -163,14 +201,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help=f"emit the {EVENT_NAME} event (PREFECT_API_URL) instead of running here",
     )
+    p.add_argument("--json", action="store_true", help="print the summary (or event) as JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows.activation_summary import format_summary
+
     params = activation_parameters(args)
     if args.emit:
-        print(json.dumps({"emitted": EVENT_NAME, "id": emit_activation(params), "payload": params}))
+        event_id = emit_activation(params)
+        if args.json:
+            print(json.dumps({"emitted": EVENT_NAME, "id": event_id, "payload": params}))
+        else:
+            print(f"emitted {EVENT_NAME} {event_id} for event {params['event']!r}")
         return 0
+    started = time.perf_counter()
     summary = run_activation(params)
-    print(json.dumps(summary, default=str, indent=1))
+    if args.json:
+        print(json.dumps(summary, default=str, indent=1))
+    else:
+        print(format_summary(summary, time.perf_counter() - started, "coalign activate"))
     return 1 if summary["failed"] else 0

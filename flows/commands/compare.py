@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from flows.options import WORKDIR_HELP
 
@@ -39,21 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prefect.settings import (
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        temporary_settings,
-    )
-
     from flows.compare import run_compare
+    from flows.server import prefect_api
 
-    # without PREFECT_API_URL Prefect starts a temporary server; its 20 s default is short on a busy
-    # 2-core host
-    timeout = (
-        {}
-        if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ
-        else {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}
-    )
-    with temporary_settings(updates=timeout):
+    with prefect_api():
         result = run_compare(args.experiment, args.workdir, args.mlflow_uri, args.bench_report)
     if args.json:
         print(json.dumps(result, default=str))

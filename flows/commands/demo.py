@@ -112,44 +112,11 @@ def demo_parameters(workdir: Path, size_m: float, methods: list[str]) -> dict[st
 
 
 def run(args: argparse.Namespace) -> int:
+    from flows.activation_summary import format_summary
     from flows.commands.activate import run_activation
 
     started = time.perf_counter()
     work = Workdir.of(args.workdir)
     summary = run_activation(demo_parameters(work.root, args.size, args.method or DEMO_METHODS))
-    print(format_summary(summary, time.perf_counter() - started))
+    print(format_summary(summary, time.perf_counter() - started, "coalign demo"))
     return 1 if summary["failed"] else 0
-
-
-def format_summary(summary: dict[str, Any], wall_s: float) -> str:
-    """What a person needs after the demo: scores, where the outputs are, how to open the UIs."""
-    lines = [
-        f"\ncoalign demo — event {summary['event']}: {summary['pairs']} pair(s), {summary['runs']} "
-        "registration(s), "
-        f"{summary['failed']} failed, {wall_s:.0f} s",
-        "",
-        f"  {'method':<16}{'mean error':>12}{'zero shift':>12}{'tiepoints':>11}{'runtime':>10}",
-    ]
-    for r in summary["results"]:
-        if r["status"] == "ok":
-            mean = f"{r['mean_m']:.2f} m" if r["mean_m"] is not None else "—"
-            zero = f"{r['zero_m']:.2f} m" if r["zero_m"] is not None else "—"
-            lines.append(
-                f"  {r['method']:<16}{mean:>12}{zero:>12}{r['tiepoints'] or '—':>11}"
-                f"{r['runtime_s']:>9.1f}s"
-            )
-        else:
-            lines.append(f"  {r['method']:<16}  FAILED: {r['error']}")
-    work = summary["workdir"]
-    lines += [
-        "",
-        f"  STAC catalog   {summary['catalog']}",
-        f"  products       {work}/pairs/<pair>/<method>/<key>/",
-        f"  MLflow store   {summary['mlflow_uri']} (experiment {summary['event']!r})",
-        "",
-        "  Prefect UI     .venv/bin/prefect server start        then http://127.0.0.1:4200 (flow "
-        "runs, artifacts)",
-        f"  MLflow UI      .venv/bin/mlflow ui --backend-store-uri {summary['mlflow_uri']}   then "
-        "http://127.0.0.1:5000",
-    ]
-    return "\n".join(lines)

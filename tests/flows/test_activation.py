@@ -66,7 +66,8 @@ def run(sample, activation_params, new_workdir):
 
 def test_one_corrupt_pair_fails_alone(run):
     s = run["first"].result()
-    assert run["first"].is_completed()
+    # Completed, with the failure in its state message
+    assert run["first"].is_completed() and run["first"].message == "1 of 2 registrations failed"
     assert (s["pairs"], s["runs"], s["failed"]) == (2, 2, 1)
     ok, bad = (
         [r for r in s["results"] if r["status"] == "ok"],
@@ -167,6 +168,9 @@ def test_mlflow_run_tree(run):
 def test_prefect_artifacts(run):
     from prefect.client.orchestration import get_client
 
+    from flows.workdir import Workdir
+    from tracking.store import experiment_id, runs_url
+
     s = run["first"].result()
     with get_client(sync_client=True) as client:
         tree = _flow_run_tree(client, run["first"].state_details.flow_run_id)
@@ -187,10 +191,17 @@ def test_prefect_artifacts(run):
     assert sorted(r["status"] for r in json.loads(table["data"])) == ["failed", "ok"]
     summary = next(a for a in by_type["markdown"] if a["key"] == "activation-test-quake")
     assert (
-        "1 failed" in summary["data"]
+        "**1 of 2 registrations failed**" in summary["data"]
         and s["catalog"] in summary["data"]
         and "checksum mismatch" in summary["data"]
     )
+    # links a browser opens: the catalog view and the MLflow runs table of the event
+    view = Workdir.of(run["work"]).catalog_url(run["work"] / "catalog" / "index.html")
+    uri = f"sqlite:///{run['work'] / 'mlflow.db'}"
+    runs_page = runs_url(uri, experiment_id(uri, "test-quake"))
+    assert (s["catalog_url"], s["mlflow_runs_url"]) == (view, runs_page)
+    assert f"[catalog view]({view})" in summary["data"]
+    assert f"[runs of experiment test-quake]({runs_page})" in summary["data"]
     pair_md = next(a for a in by_type["markdown"] if (a["key"] or "").startswith("pair-"))
     assert (
         "zero shift" in pair_md["data"]
@@ -241,3 +252,24 @@ def test_pair_fan_out_on_a_local_dask_cluster(sample, activation_params, run, ne
         next(r for r in run["first"].result()["results"] if r["status"] == "ok")["mean_m"]
     )
     assert Path(ok["item"]).is_file() and str(work) in ok["item"]
+
+
+def test_an_activation_whose_every_registration_failed_ends_failed(
+    sample, activation_params, new_workdir
+):
+    from mlflow.tracking import MlflowClient
+    from prefect.client.orchestration import get_client
+
+    work = new_workdir("all-failed")
+    params = activation_params(work, event="all-failed", catalogs=sample["bad_catalogs"])
+    state = activation(**params, return_state=True)
+    assert state.is_failed() and state.message == "the registration failed"
+    summary = state.result(raise_on_failure=False)  # the summary, recorded all the same
+    assert (summary["runs"], summary["failed"]) == (1, 1)
+    assert "checksum mismatch" in summary["results"][0]["error"]
+    parent = MlflowClient(summary["mlflow_uri"]).get_run(summary["mlflow_parent_run"])
+    assert parent.info.status == "FAILED"  # closed, not left running
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts(limit=200)
+    markdown = next(a for a in artifact if a.key == "activation-all-failed")
+    assert "**the registration failed**" in str(markdown.data)

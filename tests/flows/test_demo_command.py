@@ -27,8 +27,10 @@ def coalign(*argv: str) -> tuple[int, str, str]:
 def test_demo_end_to_end(new_workdir):
     from mlflow.tracking import MlflowClient
 
+    from flows.workdir import Workdir
     from stac.readers import load_json
     from stac.schemas import validate as validate_stac
+    from tracking.store import runs_url
 
     work = new_workdir("demo")
     code, out, _ = coalign("demo", "--workdir", str(work), "--size", "160")
@@ -42,10 +44,9 @@ def test_demo_end_to_end(new_workdir):
         out
     )  # ~30 m offset, aligned to a few px
     assert str(work / "catalog" / "catalog.json") in out
-    assert (
-        "prefect server start" in out
-        and f"mlflow ui --backend-store-uri sqlite:///{work / 'mlflow.db'}" in out
-    )
+    assert f"coalign open --workdir {work}" in out
+    view = Workdir.of(work).catalog_url(work / "catalog" / "index.html")
+    assert f"catalog view   {view}\n" in out
 
     catalog = load_json(str(work / "catalog" / "catalog.json"))
     validate_stac(catalog)
@@ -66,6 +67,8 @@ def test_demo_end_to_end(new_workdir):
         if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
     assert set(children) == {"local", "zero"}
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    assert f"MLflow runs    {runs_url(uri, parent.info.experiment_id)} " in out
     local = children["local"]
     assert local.data.metrics["mean_m"] == pytest.approx(scores["local"], abs=0.01)
     assert local.data.metrics["matches"] > 0 and local.data.params["config.levels"]
@@ -146,7 +149,39 @@ def test_activate_with_nothing_in_the_window(sample, new_workdir):
         "2020-02-01",
         "--workdir",
         str(work),
+        "--json",
     )
     assert code == 0
     summary = json.loads(out)
     assert (summary["scenes"], summary["pairs"], summary["runs"], summary["failed"]) == (0, 0, 0, 0)
+
+
+def test_activate_prints_a_text_summary_and_fails_when_every_registration_failed(
+    sample, new_workdir
+):
+    from mlflow.tracking import MlflowClient
+
+    work = new_workdir("all-bad")
+    code, out, err = coalign(
+        "activate",
+        "--event",
+        "all-bad",
+        "--catalog",
+        sample["bad_catalogs"][0],
+        "--catalog",
+        sample["bad_catalogs"][1],
+        "--event-date",
+        sample["event"].event_date.isoformat(),
+        "--method",
+        "zero",
+        "--workdir",
+        str(work),
+    )
+    assert code == 1, out + err
+    head = "\ncoalign activate — event all-bad: 1 pair(s), 1 registration(s), 1 failed"
+    assert out.startswith(head), out
+    assert re.search(r"^  zero +FAILED: .*BAD.*checksum mismatch", out, re.M), out
+    assert "\n  the registration failed\n" in out and "MLflow runs    http" in out
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    (parent,) = client.search_runs([client.get_experiment_by_name("all-bad").experiment_id])
+    assert parent.info.status == "FAILED" and parent.data.metrics["failed"] == 1
