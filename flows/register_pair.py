@@ -87,9 +87,8 @@ def register_pair(
     uri = mlflow_uri or tracking_uri(work.root)
     span = (started_at, started_at + time.perf_counter() - started)
     label = pair_label(o.id, s.id)
-    run_id = _track(pair_id, label, made, published, uri, parent_run_id, activation, span)
-    record = _record(pair_id, activation, key, o, s, made, published, run_id, started)
-    record["mlflow_run_url"] = run_url(uri, run_id)
+    run = _track(pair_id, label, made, published, uri, parent_run_id, activation, span)
+    record = _record(pair_id, activation, key, o, s, made, published, run, started)
     _report(record, made.registration["runtime_s"], checks, out)
     return record
 
@@ -201,7 +200,7 @@ def _record(
     sar: Scene,
     made: _Products,
     published: _Published,
-    run_id: str,
+    run: tuple[str, str],
     started: float,
 ) -> dict[str, Any]:
     """The run's record (``record.json``, the flow's result); runtime counted from ``started``."""
@@ -222,7 +221,8 @@ def _record(
         "item": published.item,
         "outputs": made.outputs,
         "catalog_urls": published.urls,
-        "mlflow_run_id": run_id,
+        "mlflow_run_id": run[0],
+        "mlflow_run_url": run[1],
         "warnings": reg["warnings"],
     }
 
@@ -236,9 +236,9 @@ def _track(
     parent_run_id: str | None,
     activation: str,
     span: tuple[float, float],
-) -> str:
+) -> tuple[str, str]:
     """The MLflow child run of this pair × method over ``span`` (start and end, seconds since the
-    epoch), under a standalone parent when run on its own."""
+    epoch), under a standalone parent when run on its own: its id and the URL of its page."""
     reg = made.registration
     metrics = {
         "matches": reg["matches"],
@@ -276,7 +276,7 @@ def _track(
     if parent_run_id is None:
         summary = {k: v for k, v in metrics.items() if k in ("mean_m", "runtime_total_s")}
         track_activation_end(uri, parent, summary, ended_at=span[1])
-    return run_id
+    return run_id, run_url(uri, run_id)
 
 
 def _mlflow_artifacts(outputs: dict[str, str], published: _Published) -> dict[str, str]:

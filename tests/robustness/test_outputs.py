@@ -296,7 +296,10 @@ class _StubTasks:
         return {}
 
     def publish(self, pair: Any, catalog: str, api: str | None) -> dict[str, str]:
-        return {"item": str(Path(catalog) / pair.activation / "item.json")}
+        item = Path(catalog) / pair.activation / "item.json"
+        item.parent.mkdir(parents=True, exist_ok=True)
+        item.write_text('{"assets": {}}')
+        return {"item": str(item)}
 
 
 def _scene(sid: str, sensor: str, href: Path) -> dict[str, Any]:
@@ -315,7 +318,7 @@ def test_products_and_records_are_kept_per_run(files, tmp_path, monkeypatch):
     from flows.workdir import product_key
 
     monkeypatch.setattr(rp, "for_workdir", lambda root: _StubTasks())
-    monkeypatch.setattr(rp, "_track", lambda *a, **k: "run-" + a[-2])
+    monkeypatch.setattr(rp, "_track", lambda *a, **k: ("run-" + a[-2], "http://mlflow.test/r"))
     for name in ("create_markdown_artifact", "create_table_artifact", "get_run_logger"):
         monkeypatch.setattr(rp, name, lambda *a, **k: __import__("logging").getLogger("t"))
     optical = _scene("opt1", "optical", files["optical"])
