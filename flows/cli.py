@@ -2,7 +2,8 @@
 
 Each sub-command lives in ``flows/commands/<name>.py`` and exposes
 ``add_parser(subparsers)`` which registers itself with ``set_defaults(run=...)``;
-``run(args) -> int`` returns the exit code.
+``run(args) -> int`` returns the exit code. A command module imports its heavy dependencies
+inside ``run`` so that ``coalign --help`` and ``coalign --version`` start fast.
 
 Errors: :func:`main` has the one top-level handler. Every expected failure prints one line,
 ``coalign <command>: error: <what is wrong and what to do>``, and exits with 2:

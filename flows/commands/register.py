@@ -8,10 +8,15 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from core.errors import InputError
 from flows.options import add_json_option, add_overwrite_option
 from models.method_names import DEFAULT_METHOD, SET_GRAMMAR
+
+if TYPE_CHECKING:
+    from models.registration import PipelineRun
 
 log = logging.getLogger("coalign.register")
 STATS = ("mean", "median", "p90")  # the error statistics the text summary shows
@@ -75,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         formats={"-o": COG, "--confidence": COG, "--residuals": CSV},
     )["-o"]
+    if args.residuals and not args.tiepoints:
+        raise InputError(
+            f"--residuals {args.residuals}: residuals are measured at tiepoints; give --tiepoints "
+            "CSV too, or drop --residuals"
+        )
     settings = parse_set_options(args.settings, [args.method])
     check_methods([args.method], settings)
     tiepoints = read_tiepoints(args.tiepoints) if args.tiepoints else None
@@ -94,12 +104,29 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
+    if done.score is not None and args.residuals:
+        done.score.write_residuals(
+            args.residuals, tiepoints, done.pair.optical.grid, done.products.confidence
+        )
+    summary = make_summary(done, out, time.perf_counter() - t0)
+    print(json.dumps(summary) if args.json else format_summary(summary, args))
+    return 0
+
+
+def make_summary(done: PipelineRun, out: Path, runtime_s: float) -> dict[str, Any]:
+    """What ``--json`` prints: method, version, device, time, matches, output, score, warnings.
+
+    Args:
+        done: The finished pipeline.
+        out: The displacement map written.
+        runtime_s: Seconds the command took.
+    """
     result = done.result
-    summary = {
+    summary: dict[str, Any] = {
         "method": result.method,
         "version": result.version,
         "device": done.pair.device,
-        "runtime_s": round(time.perf_counter() - t0, 3),
+        "runtime_s": round(runtime_s, 3),
         "matches": result.matches,
         "inliers": result.inliers,
         "output": str(out),
@@ -108,14 +135,9 @@ def run(args: argparse.Namespace) -> int:
         summary["score"] = {
             k: round(v, 4) if isinstance(v, float) else v for k, v in done.score.summary().items()
         }
-        if args.residuals:
-            done.score.write_residuals(
-                args.residuals, tiepoints, done.pair.optical.grid, done.products.confidence
-            )
     if result.warnings:
         summary["warnings"] = result.warnings
-    print(json.dumps(summary) if args.json else format_summary(summary, args))
-    return 0
+    return summary
 
 
 def format_summary(summary: dict[str, Any], args: argparse.Namespace) -> str:

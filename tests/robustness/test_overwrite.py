@@ -179,3 +179,14 @@ def test_warp_and_score_print_text_or_one_json_line(
     assert main([str(a) for a in [*score, "--json"]]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert set(json.loads(line)) >= {"tiepoints", "mean_px", "mean_m", "p90_px"}
+
+
+def test_register_residuals_need_tiepoints(
+    small_pair: SyntheticPair, tmp_path: Path, cli: CliRun
+) -> None:
+    residuals = tmp_path / "r.csv"
+    argv = ["register", small_pair.optical, small_pair.sar, "-o", tmp_path / "d.tif"]
+    code, err = cli(*argv, "--method", "zero", "--residuals", residuals)
+    assert code == 2
+    assert error_line(err, "register").startswith(f"--residuals {residuals}: residuals are")
+    assert files_under(tmp_path) == []
