@@ -142,6 +142,9 @@ def test_emitted_payload_renders_into_activation_parameters(project, tmp_path):
             str(tmp_path / "w"),
             "--max-gap-days",
             "30",
+            "--fallback-in-process",
+            "--pair-timeout",
+            "600",
             "--emit",
         ]
     )
@@ -155,6 +158,7 @@ def test_emitted_payload_renders_into_activation_parameters(project, tmp_path):
         "local",
     ]
     assert rendered["gpu_work_pool"] == "gpu"  # not given: the deployment's default
+    assert rendered["fallback_in_process"] is True and rendered["pair_timeout_s"] == 600
     activation.validate_parameters(rendered)
 
 
