@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -129,19 +130,39 @@ def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(filled, size, interpolation=cv2.INTER_AREA), s
 
 
+def match_steps(features: str) -> int:
+    """Steps :func:`match_images` reports for ``features``: per extractor, one per image
+    and one for matching."""
+    return 3 * len(features.split("+"))
+
+
+def _no_step() -> None:
+    """Default step sink."""
+
+
 def match_images(
-    image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig = MatcherConfig()
+    image0: np.ndarray,
+    image1: np.ndarray,
+    conf: MatcherConfig = MatcherConfig(),
+    step: Callable[[], None] = _no_step,
 ) -> Matches:
     """Match two single-band [0, 1] images (NaN = no data); points come back in input pixels.
 
     ``aliked+disk`` runs both extractors with their own LightGlue and pools the
     matches (SN9's runner-up combined several detectors).
+
+    Args:
+        image0: The first image.
+        image1: The second image.
+        conf: The matcher's settings.
+        step: Called after each feature extraction and each matching
+            (:func:`match_steps` calls in all).
     """
     if "+" in conf.features:
         from dataclasses import replace
 
         parts = [
-            match_images(image0, image1, replace(conf, features=f))
+            match_images(image0, image1, replace(conf, features=f), step)
             for f in conf.features.split("+")
         ]
         return Matches(
@@ -151,10 +172,12 @@ def match_images(
             sum(m.keypoints0 for m in parts),
             sum(m.keypoints1 for m in parts),
         )
-    return _match_single(image0, image1, conf)
+    return _match_single(image0, image1, conf, step)
 
 
-def _match_single(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig) -> Matches:
+def _match_single(
+    image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig, step: Callable[[], None]
+) -> Matches:
     """One extractor + its LightGlue.
 
     Keypoints within 2 px of no-data are dropped: borders of no-data make strong,
@@ -195,11 +218,14 @@ def _match_single(image0: np.ndarray, image1: np.ndarray, conf: MatcherConfig) -
                 "scale": s,
             }
         )
+        step()
     n0, n1 = feats[0]["keypoints"].shape[1], feats[1]["keypoints"].shape[1]
     if n0 < 2 or n1 < 2:
+        step()
         return Matches(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0), n0, n1)
     with torch.inference_mode():
         out = matcher({"image0": feats[0], "image1": feats[1]})
+    step()
     m = out["matches"][0].cpu().numpy()
     scores = out["scores"][0].cpu().numpy()
     k0 = feats[0]["keypoints"][0].cpu().numpy()[m[:, 0]]

@@ -23,6 +23,7 @@ from models.methods.base import (
     make_config,
     no_progress,
 )
+from models.progress import Phases, block_steps
 from models.scoring import Score, Tiepoints, score_displacement
 
 DISPLACEMENT_SPEC = CogSpec(
@@ -109,22 +110,19 @@ def write_displacement(
         optical: The optical grid the SN9 map is written on.
         path: The displacement COG to write.
         confidence_path: The confidence COG to write (a different file); none = not written.
-        progress: Called as ``(stage, done, total)`` while the displacement is written.
+        progress: Called as ``(stage, done, total)`` while each file is written (stages
+            ``write displacement`` and ``write confidence``): one step per block, one for the
+            conversion to a COG.
     """
     check_outputs({"displacement": path, "confidence": confidence_path or None}, {})
-    total = optical.width * optical.height
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        progress("write displacement", done[0], total)
-
-    out = write_cog(path, optical, DISPLACEMENT_SPEC, _sn9_block(field, optical, "shift"), tick)
+    shift = _sn9_block(field, optical, "shift")
+    with block_steps(progress, "write displacement", optical, DISPLACEMENT_SPEC.block) as tick:
+        out = write_cog(path, optical, DISPLACEMENT_SPEC, shift, tick)
     conf = None
     if confidence_path:
-        conf = write_cog(
-            confidence_path, optical, CONFIDENCE_SPEC, _sn9_block(field, optical, "confidence")
-        )
+        block = _sn9_block(field, optical, "confidence")
+        with block_steps(progress, "write confidence", optical, CONFIDENCE_SPEC.block) as tick:
+            conf = write_cog(confidence_path, optical, CONFIDENCE_SPEC, block, tick)
     return Products(out, conf)
 
 
@@ -169,7 +167,8 @@ def run_pipeline(
         confidence: The confidence COG to write; none = not written.
         tiepoints: SN9 tiepoints: checked against both images before the registration, then
             the written map is scored at them; none = not scored.
-        progress: Called as ``(stage, done, total)`` while registering and writing.
+        progress: Called as ``(stage, done, total)`` while registering and writing, and for
+            the stage ``overall``: the method's phases, then each file written.
         on_warning: Called with each warning of the result, before the map is written.
 
     Raises:
@@ -181,11 +180,14 @@ def run_pipeline(
     open_s = time.perf_counter() - t0
     if tiepoints is not None:
         tiepoints.check_bounds(pair.optical.grid, pair.sar.grid)
-    result = register(pair, method, settings, progress)
+    writes = ["write displacement"] + (["write confidence"] if confidence else [])
+    phases = Phases(progress, writes)
+    result = register(pair, method, settings, phases)
+    phases.inner_done()
     for warning in result.warnings:
         on_warning(warning)
     with result.timed("write"):
-        products = write_displacement(result.field, pair.optical.grid, output, confidence, progress)
+        products = write_displacement(result.field, pair.optical.grid, output, confidence, phases)
     score = None
     if tiepoints is not None:
         score = score_displacement(

@@ -23,6 +23,7 @@ from rasterio.windows import Window
 from core.errors import InputError
 from core.grid import Grid
 from models.cog import CogSpec, check_outputs, write_cog
+from models.progress import Progress, block_steps, no_progress
 from models.raster import RasterSource, open_raster
 
 
@@ -90,7 +91,7 @@ def warp_optical(
     displacement_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     iterations: int = 3,
-    progress=None,
+    progress: Progress = no_progress,
 ) -> Path:
     """Write the aligned optical COG (same grid, bands and type as the optical image).
 
@@ -100,7 +101,8 @@ def warp_optical(
             optical grid); anything else is an InputError.
         out_path: The COG to write; it must not be one of the inputs.
         iterations: Fixed-point iterations inverting the field.
-        progress: Called with the number of pixels of each block written.
+        progress: Called as ``(stage, done, total)`` for the stage ``warp``: one step per
+            block written, one for the conversion to a COG.
     """
     check_outputs(
         {"output": out_path}, {"optical": optical_path, "displacement": displacement_path}
@@ -123,7 +125,8 @@ def warp_optical(
             nodata=nodata,
             descriptions=tuple(src.descriptions[i] or f"band{i + 1}" for i in range(optical.count)),
         )
-        return write_cog(out_path, optical.grid, spec, block, progress)
+        with block_steps(progress, "warp", optical.grid, spec.block) as tick:
+            return write_cog(out_path, optical.grid, spec, block, tick)
 
 
 def _extended_window(window: Window, margin: int, height: int, width: int) -> Window:

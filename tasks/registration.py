@@ -15,6 +15,7 @@ from uuid import UUID
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from models.progress import OVERALL
 from tasks.caching import cached
 
 # pyplot keeps global state: pictures drawn by concurrent pair runs in one process take turns
@@ -22,27 +23,48 @@ _PYPLOT = threading.Lock()
 
 
 class ProgressArtifact:
-    """A models progress callback feeding one Prefect progress artifact (per stage %, at most ~1
-    update/s)."""
+    """A models progress callback feeding one Prefect progress artifact: the overall percentage
+    and the current stage, at most one update per ``min_interval_s`` (and the end).
+
+    The percentage counts the ``overall`` stage's phases done plus the share of the phase under
+    way that its stages report (never going back within a phase); without an ``overall`` stage
+    it is the current stage's share.
+    """
 
     def __init__(self, description: str, min_interval_s: float = 1.0) -> None:
         self.artifact: UUID = create_progress_artifact(0.0, description=description)
         self.description = description
         self.min_interval_s = min_interval_s
         self._stage = ""
-        self._last = 0.0
+        self._text = ""
+        self._last = -float("inf")
+        self._overall: tuple[int, int] | None = None
+        self._share = 0.0  # of the phase under way (or of the stage, without phases)
+
+    def percent(self) -> float:
+        """The percentage shown now."""
+        if self._overall is None:
+            return round(100.0 * self._share, 1)
+        done, total = self._overall
+        return round(min(100.0, 100.0 * (done + self._share) / max(total, 1)), 1)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        share = min(done / total, 1.0) if total > 0 else 1.0
+        if stage == OVERALL:
+            if self._overall is None or self._overall[0] != done:
+                self._share = 0.0
+            self._overall = (done, total)
+            force = done >= total
+        else:
+            force = self._overall is None and (stage != self._stage or done >= total)
+            self._stage, self._text = stage, f"{stage}: {done}/{total}"
+            self._share = share if self._overall is None else max(self._share, share)
         now = time.monotonic()
-        finished = done >= total
-        if stage == self._stage and not finished and now - self._last < self.min_interval_s:
+        if not force and now - self._last < self.min_interval_s:
             return
-        self._stage, self._last = stage, now
-        update_progress_artifact(
-            self.artifact,
-            round(100.0 * done / max(total, 1), 1),
-            description=f"{self.description} — {stage}: {done}/{total}",
-        )
+        self._last = now
+        text = f"{self.description} — {self._text}" if self._text else self.description
+        update_progress_artifact(self.artifact, self.percent(), description=text)
 
 
 @task(name="register", **cached("optical", "sar"))

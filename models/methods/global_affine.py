@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from models.displacement import DisplacementField
-from models.matchers import MatcherConfig, match_images
+from models.matchers import MatcherConfig, match_images, match_steps
 from models.methods.base import (
     Progress,
     RegistrationInput,
@@ -22,6 +22,7 @@ from models.methods.base import (
     setting,
 )
 from models.preprocess import SarPreprocessing, prepare_optical, prepare_sar
+from models.progress import Steps, ignore_steps
 from models.raster import read_on_grid
 from models.robust import RobustFit, fit_robust
 
@@ -52,12 +53,28 @@ class GlobalAffineConfig:
 
 
 def match_on_grid(
-    pair: RegistrationInput, grid, matcher: MatcherConfig, sar_conf: SarPreprocessing
+    pair: RegistrationInput,
+    grid,
+    matcher: MatcherConfig,
+    sar_conf: SarPreprocessing,
+    steps: Steps | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Matches between optical and SAR resampled onto ``grid``, as map points (optical, SAR)."""
+    """Matches between optical and SAR resampled onto ``grid``, as map points (optical, SAR).
+
+    Args:
+        pair: The pair.
+        grid: The working grid both images are resampled onto.
+        matcher: The matcher's settings.
+        sar_conf: The SAR preprocessing.
+        steps: Counts one step per image read and each matcher step
+            (``2 + match_steps(matcher.features)`` in all).
+    """
+    steps = steps or ignore_steps()
     optical = prepare_optical(read_on_grid(pair.optical, grid))
+    steps.step()
     sar = prepare_sar(read_on_grid(pair.sar, grid)[0], sar_conf, pair.sar.dtype)
-    m = match_images(optical, sar, matcher)
+    steps.step()
+    m = match_images(optical, sar, matcher, steps.step)
     xo, yo = grid.pixel_to_map(m.points0[:, 0] + 0.5, m.points0[:, 1] + 0.5)
     xs, ys = grid.pixel_to_map(m.points1[:, 0] + 0.5, m.points1[:, 1] + 0.5)
     return np.column_stack([xo, yo]), np.column_stack([xs, ys]), len(m)
@@ -85,16 +102,17 @@ def fit_global_affine(
         conf.max_side,
         pair.device,
     )
-    progress("global match", 0, 1)
+    # the images read, each extraction and matching, the robust fit
+    steps = Steps(progress, "global match", 2 + match_steps(conf.features) + 1)
     with result.timed("global_match"):
         src, dst, n = match_on_grid(
-            pair, grid, matcher, SarPreprocessing(speckle_size=conf.speckle_size)
+            pair, grid, matcher, SarPreprocessing(speckle_size=conf.speckle_size), steps
         )
-    progress("global match", 1, 1)
     result.matches += n
     result.details["global_grid_resolution_m"] = resolution
     with result.timed("global_fit"):
         fit = fit_robust(src, dst, conf.inlier_threshold_m, "affine", conf.min_inliers)
+    steps.finish()
     if fit is None:
         return None, src[:0], dst[:0]
     return fit, src[fit.inliers], dst[fit.inliers]

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.methods.base import Progress, RegistrationInput, RegistrationResult, no_progress
 from models.methods.local.config import LocalConfig
 from models.methods.local.pool import TilePool
+from models.progress import Steps, ignore_steps
 
 
 @dataclass(frozen=True)
 class LocalRun:
-    """One run: the pair, its settings, the result being filled in, progress and the tile pool."""
+    """One run: the pair, its settings, the result being filled in, progress, the tile pool and
+    the count of passes done (the ``overall`` stage)."""
 
     pair: RegistrationInput
     conf: LocalConfig
     result: RegistrationResult
     progress: Progress = no_progress
     pool: TilePool | None = None  # None: each batch of tiles starts its own pool
+    overall: Steps = field(default_factory=ignore_steps)
 
 
 def filled(record: Any) -> dict[str, Any]:

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.spatial import cKDTree
 
 from core.grid import Grid
+
+# grid cells the thin-plate spline is evaluated at per call
+TPS_CHUNK = 200_000
+
+
+def _no_step() -> None:
+    """Default step sink."""
+
+
+def dense_steps(grid: Grid, interpolation: str) -> int:
+    """Steps :func:`dense_residual` reports on ``grid``: one, or one per chunk of the
+    thin-plate spline's evaluation."""
+    if interpolation != "tps":
+        return 1
+    return max(1, math.ceil(grid.width * grid.height / TPS_CHUNK))
 
 
 def grid_cells(grid: Grid, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,12 +104,14 @@ def choose_sigma(
     quality: np.ndarray,
     candidates_m: list[float],
     template_m: float = 0.0,
+    step: Callable[[], None] = _no_step,
 ) -> float:
     """The smoothing scale whose held-out prediction of the vectors is best (median error).
 
     ``template_m``: template side; vectors closer than that (overlapping
     templates, correlated errors) are held out together, else the smallest
-    scale would always win by fitting the shared error.
+    scale would always win by fitting the shared error. ``step`` is called after each
+    candidate is scored.
     """
     r, c = grid_cells(grid, x, y)
     # templates overlap when their centres are closer than a side along both axes
@@ -108,6 +128,7 @@ def choose_sigma(
             grid.shape, r, c, quality, dx, dy, max(s_m / grid.resolution, 0.5), near
         )[2]
         scores.append(float(np.median(err)))
+        step()
     return candidates_m[int(np.argmin(scores))]
 
 
@@ -120,8 +141,10 @@ def _tps(
     smoothing: float,
     gx: np.ndarray,
     gy: np.ndarray,
+    step: Callable[[], None] = _no_step,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Thin-plate-spline RBF of the vectors (smoothing ``smoothing / quality``) at ``(gx, gy)``."""
+    """Thin-plate-spline RBF of the vectors (smoothing ``smoothing / quality``) at ``(gx, gy)``,
+    evaluated in chunks of ``TPS_CHUNK`` points (``step`` called after each)."""
     pts = np.column_stack([x, y])
     centre, scale = pts.mean(axis=0), max(float(np.ptp(pts, axis=0).max()), 1.0)
     rbf = RBFInterpolator(
@@ -133,7 +156,11 @@ def _tps(
         degree=1,
     )
     q = (np.column_stack([gx.ravel(), gy.ravel()]) - centre) / scale
-    out = np.concatenate([rbf(q[s : s + 200_000]) for s in range(0, len(q), 200_000)])
+    chunks = []
+    for s in range(0, len(q), TPS_CHUNK):
+        chunks.append(rbf(q[s : s + TPS_CHUNK]))
+        step()
+    out = np.concatenate(chunks)
     return out[:, 0].reshape(gx.shape), out[:, 1].reshape(gx.shape)
 
 
@@ -147,6 +174,7 @@ def dense_residual(
     sigma_m: float,
     interpolation: str = "gaussian",
     smoothing: float = 1.0,
+    step: Callable[[], None] = _no_step,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sparse residual vectors → dense residual on ``grid``, fading into their trend off support.
 
@@ -156,6 +184,7 @@ def dense_residual(
     smoothing ``smoothing / quality``. Where the points thin out (borders,
     featureless ground) the residual blends into :func:`residual_trend`, so a
     shift carried by a level does not decay towards the edges of the overlap.
+    ``step`` is called :func:`dense_steps` times as the residual is computed.
     """
     gx, gy = grid.pixel_centres()
     sigma = max(sigma_m / grid.resolution, 0.5)
@@ -167,9 +196,10 @@ def dense_residual(
     typical = float(np.percentile(den[den > 0], 75)) if (den > 0).any() else 1.0
     fade = den / (den + 0.1 * typical)
     if interpolation == "tps":
-        rdx, rdy = _tps(x, y, dx, dy, quality, smoothing, gx, gy)
+        rdx, rdy = _tps(x, y, dx, dy, quality, smoothing, gx, gy, step)
     else:
         rdx, rdy = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)[:2]
+        step()
     tdx, tdy = residual_trend(x, y, dx, dy, quality, gx, gy)
     return (
         (rdx * fade + tdx * (1 - fade)).astype(np.float32),

@@ -12,10 +12,11 @@ from models.displacement import DisplacementField
 from models.methods.base import RegistrationInput, inlier_confidence
 from models.methods.local.config import LocalConfig
 from models.methods.local.context import LocalRun, filled
-from models.methods.local.dense import choose_sigma, dense_residual
+from models.methods.local.dense import choose_sigma, dense_residual, dense_steps
 from models.methods.local.pool import run_tiles
 from models.methods.local.schedule import level_layout
 from models.methods.local.tiles import TileJob, TileResult, crop_field, level_tiles
+from models.progress import Steps, ignore_steps
 
 
 @dataclass
@@ -96,8 +97,25 @@ def level_jobs(
     return info, jobs
 
 
+def stage_name(level: int, n_levels: int, part: str, repeat: bool = False) -> str:
+    """A level's progress stage, e.g. ``level 2/4 tiles`` or ``level 2/4 dense (repeat)``."""
+    return f"level {level + 1}/{n_levels} {part}" + (" (repeat)" if repeat else "")
+
+
+def level_steps(conf: LocalConfig, fld: DisplacementField) -> int:
+    """Steps :func:`finish_level` reports: the screening, each candidate smoothing scale, the
+    dense residual's steps and the composition."""
+    return 1 + len(conf.sigma_templates) + dense_steps(fld.grid, conf.interpolation) + 1
+
+
 def run_level(
-    run: LocalRun, fld: DisplacementField, res: float, radius: int, level: int, n_levels: int
+    run: LocalRun,
+    fld: DisplacementField,
+    res: float,
+    radius: int,
+    level: int,
+    n_levels: int,
+    repeat: bool = False,
 ) -> tuple[DisplacementField, LevelInfo]:
     """Match one level through ``fld`` and compose its residual with it.
 
@@ -108,14 +126,18 @@ def run_level(
         radius: Search radius, working pixels.
         level: The pass's index (0: the first).
         n_levels: Passes in the schedule (for progress).
+        repeat: Whether this runs the level again (for progress).
     """
     info, jobs = level_jobs(run.pair, run.conf, fld, res, radius)
     if jobs is None:
         return fld, info
     with run.result.timed(f"level{level}_match"):
-        stage = f"level {level + 1}/{n_levels} tiles"
+        stage = stage_name(level, n_levels, "tiles", repeat)
         tiles = run_tiles(jobs, run.conf, run.progress, stage, run.pool)
-    return finish_level(run, fld, res, level, info, tiles)
+    steps = Steps(
+        run.progress, stage_name(level, n_levels, "dense", repeat), level_steps(run.conf, fld)
+    )
+    return finish_level(run, fld, res, level, info, tiles, steps)
 
 
 def _gather(tiles: list[TileResult], info: LevelInfo) -> Vectors:
@@ -150,6 +172,7 @@ def _compose(
     quality: np.ndarray,
     info: LevelInfo,
     res: float,
+    steps: Steps,
 ) -> DisplacementField:
     """The field updated by the dense residual of the accepted vectors ``v``."""
     sigma_m = choose_sigma(
@@ -161,10 +184,20 @@ def _compose(
         quality,
         [f * info.template_px * res for f in conf.sigma_templates],
         info.template_px * res,
+        steps.step,
     )
     info.sigma_m = round(sigma_m, 2)
     rdx, rdy = dense_residual(
-        fld.grid, v.x, v.y, v.dx, v.dy, quality, sigma_m, conf.interpolation, conf.smoothing
+        fld.grid,
+        v.x,
+        v.y,
+        v.dx,
+        v.dy,
+        quality,
+        sigma_m,
+        conf.interpolation,
+        conf.smoothing,
+        steps.step,
     )
     # the residual was measured after warping by the field: d'(X) = r(X) + d(X + r(X))
     gx, gy = fld.grid.pixel_centres()
@@ -187,6 +220,7 @@ def finish_level(
     level: int,
     info: LevelInfo,
     tiles: list[TileResult],
+    steps: Steps | None = None,
 ) -> tuple[DisplacementField, LevelInfo]:
     """Screen a level's vectors and compose their dense residual with the field.
 
@@ -197,11 +231,16 @@ def finish_level(
         level: The pass's index (0: the first).
         info: The level's record so far.
         tiles: The level's tile results.
+        steps: Counts :func:`level_steps` steps: the screening, each smoothing scale tried,
+            the dense residual and the composition (all of them also when the level ends
+            early).
     """
     conf, result = run.conf, run.result
-    with result.timed(f"level{level}_dense"):
+    steps = steps or ignore_steps()
+    with result.timed(f"level{level}_dense"), steps.part(level_steps(conf, fld)):
         v = _gather(tiles, info)
         ok = _screen(conf, v, res)
+        steps.step()
         good = v.select(ok)
         info.accepted = int(ok.sum())
         info.saturated = saturated_share(good.x, good.y, good.dx, good.dy, info.radius_px * res)
@@ -225,7 +264,7 @@ def finish_level(
             good.margin / 0.1, 0.2, 1
         )
         info.evidence = float(quality.sum())
-        updated = _compose(conf, fld, good, quality, info, res)
+        updated = _compose(conf, fld, good, quality, info, res, steps)
         result.inliers = max(result.inliers, int(ok.sum()))
         return updated, info
 
@@ -284,9 +323,11 @@ def repeat_saturated(
         ):
             break
         inliers = run.result.inliers
-        again, info = run_level(run, fld, info.resolution_m, info.radius_px, level, n_levels)
+        run.overall.grow()
+        again, info = run_level(run, fld, info.resolution_m, info.radius_px, level, n_levels, True)
         converged = info.skipped is None and (info.saturated or 0.0) <= 0.5 * share
         info.repeat = "kept" if converged else "dropped: did not converge"
+        run.overall.step()
         run.result.details["levels"].append(info.as_dict())
         if not converged:
             run.result.inliers = inliers  # the dropped field's support does not count

@@ -24,6 +24,7 @@ from models.methods.local.pool import TilePool, worker_count
 from models.methods.local.priors import Prior, candidate_priors, first_level
 from models.methods.local.schedule import level_layout, level_schedule, min_overlap
 from models.methods.local.verify import nothing_measured, verify_field
+from models.progress import OVERALL, Steps
 
 
 def _levels(run: LocalRun, priors: list[Prior]) -> DisplacementField:
@@ -48,13 +49,16 @@ def _levels(run: LocalRun, priors: list[Prior]) -> DisplacementField:
     for p in schedule[:first]:
         info = level_jobs(pair, conf, priors[-1].field, native * p.factor, p.radius)[0]
         levels.append(info.as_dict())
+        run.overall.step()
     schedule = schedule[first:]
     trial = first_level(run, priors, schedule)
     levels.append(trial.info.as_dict())
+    run.overall.step()
     fld = repeat_saturated(run, trial.field, trial.info, 0, len(schedule))
     for level, p in enumerate(schedule[1:], start=1):
         fld, info = run_level(run, fld, native * p.factor, p.radius, level, len(schedule))
         levels.append(info.as_dict())
+        run.overall.step()
         fld = repeat_saturated(run, fld, info, level, len(schedule))
     return fld
 
@@ -105,13 +109,18 @@ class LocalMethod:
         result = RegistrationResult(
             self.name, self.version, config_dict(conf), DisplacementField.constant(grid)
         )
+        # the priors, each pass of the schedule (a repeat adds one), the verification
+        passes = len(level_schedule(conf, pair.finest_resolution() / native))
+        overall = Steps(progress, OVERALL, 1 + passes + int(conf.verify))
         priors = candidate_priors(pair, conf, grid, result, progress)
+        overall.step()
         # the pool starts on first use and is kept for every level
         with TilePool(worker_count(conf)) as pool:
-            run = LocalRun(pair, conf, result, progress, pool)
+            run = LocalRun(pair, conf, result, progress, pool, overall)
             result.field = _levels(run, priors)
             if conf.verify:
                 result.field = verify_field(run)
+        overall.finish()
         rejected = not result.details.get("verify", {}).get("passed", True)  # already warned
         if not rejected and not (np.any(result.field.dx) or np.any(result.field.dy)):
             result.warnings.append(nothing_measured(result))

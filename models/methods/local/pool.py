@@ -10,13 +10,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 
 import cv2
 
 from models.methods.base import Progress
 from models.methods.local.config import LocalConfig
 from models.methods.local.tiles import TileJob, TileResult, match_tile
+from models.progress import Steps
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -74,8 +75,7 @@ class TilePool:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
-    def map(self, fn: Callable[[TileJob], TileResult], jobs: list[TileJob]) -> Iterator[TileResult]:
-        """``fn`` over ``jobs`` in the worker processes, results in job order."""
+    def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers,
@@ -83,7 +83,15 @@ class TilePool:
                 initializer=_worker_init,
                 initargs=(os.getpid(),),
             )
-        return self._pool.map(fn, jobs)
+        return self._pool
+
+    def map(self, fn: Callable[[TileJob], TileResult], jobs: list[TileJob]) -> Iterator[TileResult]:
+        """``fn`` over ``jobs`` in the worker processes, results in job order."""
+        return self._executor().map(fn, jobs)
+
+    def submit(self, fn: Callable[[TileJob], TileResult], job: TileJob) -> Future[TileResult]:
+        """``fn(job)`` in a worker process."""
+        return self._executor().submit(fn, job)
 
     def close(self, abandon: bool = False) -> None:
         """Stop the workers: after the tiles running finish, or at once when ``abandon`` (an
@@ -103,24 +111,33 @@ class TilePool:
         self.close(abandon=exc_type is not None)
 
 
-def _run_on_dask(address: str, jobs: list[TileJob]) -> list[TileResult]:
+def _run_on_dask(address: str, jobs: list[TileJob], steps: Steps) -> list[TileResult]:
     from dask.distributed import Client
+    from dask.distributed import as_completed as dask_completed
 
     with Client(address) as client:
         futures = client.map(match_tile, jobs, pure=False)
+        for _ in dask_completed(futures):
+            steps.step()
         return list(client.gather(futures))
 
 
 def _run_in_pool(
-    jobs: list[TileJob], workers: int, progress: Progress, stage: str, pool: TilePool | None
+    jobs: list[TileJob], workers: int, steps: Steps, pool: TilePool | None
 ) -> list[TileResult]:
+    """The jobs in ``pool`` (or a pool of ``workers`` started for them); a step per tile
+    finished, in whatever order they finish."""
     p = TilePool(workers) if pool is None else pool
+    futures: list[Future[TileResult]] = []
     try:
-        results = []
-        for i, r in enumerate(p.map(match_tile, jobs)):
-            results.append(r)
-            progress(stage, i + 1, len(jobs))
+        futures = [p.submit(match_tile, job) for job in jobs]
+        for future in as_completed(futures):
+            future.result()  # a failed tile ends the run now
+            steps.step()
+        results = [future.result() for future in futures]
     except BaseException:
+        for future in futures:
+            future.cancel()
         if pool is None:
             p.close(abandon=True)
         raise
@@ -141,20 +158,19 @@ def run_tiles(
     Args:
         jobs: The tile jobs.
         conf: The settings (``dask_address``, ``workers``).
-        progress: Called as ``(stage, done, total)``.
+        progress: Called as ``(stage, done, total)``: 0 of the jobs at the start, then once
+            per tile finished.
         stage: The stage name given to ``progress``.
         pool: The run's pool; without one a pool is started for these jobs alone.
     """
-    progress(stage, 0, len(jobs))
+    steps = Steps(progress, stage, len(jobs))
     if conf.dask_address:
-        results = _run_on_dask(conf.dask_address, jobs)
-        progress(stage, len(jobs), len(jobs))
-        return results
+        return _run_on_dask(conf.dask_address, jobs, steps)
     workers = worker_count(conf)
     if workers > 1 and len(jobs) > 1:
-        return _run_in_pool(jobs, workers, progress, stage, pool)
+        return _run_in_pool(jobs, workers, steps, pool)
     results = []
-    for i, job in enumerate(jobs):
+    for job in jobs:
         results.append(match_tile(job))
-        progress(stage, i + 1, len(jobs))
+        steps.step()
     return results

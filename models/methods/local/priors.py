@@ -14,11 +14,18 @@ from models.methods.base import Progress, RegistrationInput, RegistrationResult
 from models.methods.global_affine import GlobalAffineConfig, coarse_resolution, fit_global_affine
 from models.methods.local.config import LocalConfig
 from models.methods.local.context import LocalRun
-from models.methods.local.levels import LevelInfo, finish_level, level_jobs
+from models.methods.local.levels import (
+    LevelInfo,
+    finish_level,
+    level_jobs,
+    level_steps,
+    stage_name,
+)
 from models.methods.local.pool import run_tiles
 from models.methods.local.schedule import Pass, resolution_with_templates
 from models.methods.local.verify import paired_gain, template_correlations
 from models.preprocess import prepare_optical, sar_to_db
+from models.progress import Steps, ignore_steps
 from models.raster import read_on_grid
 from models.sar_adaptive import adaptive_sar
 
@@ -55,15 +62,20 @@ class Trial:
 
 
 def coarse_translation(
-    pair: RegistrationInput, result: RegistrationResult
+    pair: RegistrationInput, result: RegistrationResult, steps: Steps | None = None
 ) -> CoarseTranslation | None:
     """Whole-overlap CFOG correlation at a coarse scale: a translation for when learned matching
-    fails, with its peak's distinctness; None when the overlap is too small for the search."""
+    fails, with its peak's distinctness; None when the overlap is too small for the search.
+
+    ``steps`` counts the optical and the SAR read (two steps)."""
+    steps = steps or ignore_steps()
     res = coarse_resolution(pair, 256)
     grid = pair.grid_over(pair.overlap, res)
     optical = cfog(prepare_optical(read_on_grid(pair.optical, grid)))
+    steps.step()
     sar, _ = adaptive_sar(sar_to_db(read_on_grid(pair.sar, grid)[0], "auto", pair.sar.dtype))
     sar_d = cfog(sar)
+    steps.step()
     h, w = grid.shape
     radius = max(4, int(0.2 * min(h, w)))
     tpl = min(h, w) - 2 * radius - 2
@@ -106,7 +118,9 @@ def candidate_priors(
             affine = DisplacementField.from_function(grid, fit.displacement, 0.0)
             priors.append(Prior("global-affine", affine))
     with result.timed("coarse_translation"):
-        t = coarse_translation(pair, result)
+        steps = Steps(progress, "coarse translation", 3)
+        t = coarse_translation(pair, result, steps)
+        steps.finish()
     zero = Prior("zero", DisplacementField.constant(grid))
     if t is None:
         return priors + [zero]
@@ -123,14 +137,18 @@ def _trials(run: LocalRun, priors: list[Prior], first: Pass, n_levels: int) -> l
     res = run.pair.native_resolution() * first.factor
     staged = [level_jobs(run.pair, run.conf, p.field, res, first.radius) for p in priors]
     all_jobs = [job for _, jobs in staged for job in (jobs or [])]
-    stage = f"level 1/{n_levels} tiles ({len(priors)} priors)"
+    stage = stage_name(0, n_levels, f"tiles ({len(priors)} priors)")
     with run.result.timed("level0_match"):
         tiles = run_tiles(all_jobs, run.conf, run.progress, stage, run.pool) if all_jobs else []
+    measured = [p.field for p, (_, jobs) in zip(priors, staged, strict=True) if jobs is not None]
+    dense = stage_name(0, n_levels, f"dense ({len(priors)} priors)")
+    steps = Steps(run.progress, dense, sum(level_steps(run.conf, f) for f in measured))
     trials, at = [], 0
     for prior, (info, jobs) in zip(priors, staged, strict=True):
         fld = prior.field
         if jobs is not None:
-            fld, info = finish_level(run, prior.field, res, 0, info, tiles[at : at + len(jobs)])
+            part = tiles[at : at + len(jobs)]
+            fld, info = finish_level(run, prior.field, res, 0, info, part, steps)
             at += len(jobs)
         trials.append(Trial(info.evidence or 0.0, prior.name, fld, info))
     return trials
@@ -192,7 +210,14 @@ def prior_by_correlation(
     for res in dict.fromkeys(resolutions):  # each distinct pass once
         with run.result.timed("prior_correlation"):
             scores = template_correlations(
-                run.pair, conf, [t.field for t in trials], res, run.progress, run.pool, max_tiles=4
+                run.pair,
+                conf,
+                [t.field for t in trials],
+                res,
+                run.progress,
+                run.pool,
+                max_tiles=4,
+                stage="prior check",
             )
         common = sorted(set.intersection(*(set(s) for s in scores))) if scores else []
         if len(common) >= conf.verify_min_templates:

@@ -56,6 +56,7 @@ def template_correlations(
     progress: Progress = no_progress,
     pool: TilePool | None = None,
     max_tiles: int = 0,
+    stage: str = "verify",
 ) -> list[Scores] | None:
     """Per field, every template's CFOG correlation with the SAR seen through it (no search).
 
@@ -71,6 +72,7 @@ def template_correlations(
         pool: The run's tile pool, if any.
         max_tiles: At most that many tiles, evenly spread over the overlap (0: all), each
             holding thousands of templates, so a comparison on a whole scene stays cheap.
+        stage: The progress stage of the tiles.
 
     Returns:
         One score dict per field, or None when the overlap is too small for a template at
@@ -84,7 +86,7 @@ def template_correlations(
         if max_tiles and len(jobs) > max_tiles:
             jobs = [jobs[int(i)] for i in np.linspace(0, len(jobs) - 1, max_tiles).round()]
         batches.append(jobs)
-    tiles = run_tiles([job for jobs in batches for job in jobs], conf, progress, "verify", pool)
+    tiles = run_tiles([job for jobs in batches for job in jobs], conf, progress, stage, pool)
     out, at = [], 0
     for jobs in batches:
         out.append(_template_scores(tiles[at : at + len(jobs)]))
@@ -147,7 +149,14 @@ def _scores(
     finest = pass_resolutions(run.pair, run.conf)[-1]
     if moved <= 2 * res and finest < res:
         fine = template_correlations(
-            run.pair, run.conf, both, finest, run.progress, run.pool, max_tiles=4
+            run.pair,
+            run.conf,
+            both,
+            finest,
+            run.progress,
+            run.pool,
+            max_tiles=4,
+            stage="verify (finest pass)",
         )
         if fine is not None and len(set(fine[0]) & set(fine[1])) >= run.conf.verify_min_templates:
             return finest, fine
