@@ -32,6 +32,68 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _wait_for_workers(pools: tuple[str, ...], workers: list[subprocess.Popen]) -> None:
+    """Return once every pool has a live worker (activations check that before fanning out)."""
+    from flows.server import pool_problem
+
+    deadline = time.monotonic() + 120
+    while any(pool_problem(p) for p in pools) and time.monotonic() < deadline:
+        assert all(w.poll() is None for w in workers), "a worker exited"
+        time.sleep(1)
+    assert not [pool_problem(p) for p in pools if pool_problem(p)]
+
+
+def _emit(sample, work: Path, event: str, *extra: str) -> None:
+    """`coalign activate --emit` of the sample event's good pair, method zero."""
+    ev = sample["event"]
+    argv = [
+        "activate",
+        "--emit",
+        "--event",
+        event,
+        "--catalog",
+        sample["catalogs"][0],
+        "--catalog",
+        sample["catalogs"][1],
+        "--start",
+        (ev.event_date - dt.timedelta(days=30)).isoformat(),
+        "--end",
+        (ev.event_date + dt.timedelta(days=30)).isoformat(),
+        "--event-date",
+        ev.event_date.isoformat(),
+        "--method",
+        "zero",
+        "--tiepoints",
+        f"{SAR_ID}={ev.pair.tiepoints}",
+        "--workdir",
+        str(work),
+        *extra,
+    ]
+    assert main(argv) == 0
+
+
+def _runs_of(client, deployment: str) -> list:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+        sort=FlowRunSort.START_TIME_ASC,
+        limit=50,
+    )
+
+
+def _finished_activation(client, event: str):
+    """The activation run the trigger started for ``event``, once it is final."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        runs = [r for r in _runs_of(client, "activation") if r.parameters.get("event") == event]
+        if runs and runs[0].state and runs[0].state.is_final():
+            return runs[0]
+        time.sleep(2)
+    raise AssertionError(f"no finished activation run for {event}: {runs}")
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     """Work pools gpu and cpu, the deployments of prefect.yaml, and one process worker per pool."""
@@ -78,6 +140,7 @@ def deployed(tmp_path_factory):
         for pool in ("cpu", "gpu")
     ]
     try:
+        _wait_for_workers(("cpu", "gpu"), workers)
         yield tmp
     finally:
         for w in workers:
@@ -110,8 +173,6 @@ def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_wor
     from mlflow.tracking import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
         FlowRunFilter,
         FlowRunFilterParentFlowRunId,
     )
@@ -122,59 +183,14 @@ def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_wor
 
     work = new_workdir("deployed")
     ev = sample["event"]
-    assert (
-        main(
-            [
-                "activate",
-                "--emit",
-                "--event",
-                "deployed-quake",
-                "--catalog",
-                sample["catalogs"][0],
-                "--catalog",
-                sample["catalogs"][1],
-                "--start",
-                (ev.event_date - dt.timedelta(days=30)).isoformat(),
-                "--end",
-                (ev.event_date + dt.timedelta(days=30)).isoformat(),
-                "--event-date",
-                ev.event_date.isoformat(),
-                "--method",
-                "zero",
-                "--tiepoints",
-                f"{SAR_ID}={ev.pair.tiepoints}",
-                "--workdir",
-                str(work),
-            ]
-        )
-        == 0
-    )
-
-    def runs_of(client, deployment: str):
-        return client.read_flow_runs(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
-            sort=FlowRunSort.START_TIME_ASC,
-            limit=20,
-        )
-
-    deadline = time.monotonic() + 300
+    _emit(sample, work, "deployed-quake")
     with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            runs = [
-                r
-                for r in runs_of(client, "activation")
-                if r.parameters.get("event") == "deployed-quake"
-            ]
-            if runs and runs[0].state and runs[0].state.is_final():
-                break
-            time.sleep(2)
-        assert runs, "the event trigger did not create an activation run"
-        act = runs[0]
+        act = _finished_activation(client, "deployed-quake")
         assert act.state.is_completed(), (
             f"activation ended {act.state}: {(deployed / 'worker-cpu.log').read_text()[-3000:]}"
         )
         registrations = [
-            r for r in runs_of(client, "register-pair") if r.parameters.get("workdir") == str(work)
+            r for r in _runs_of(client, "register-pair") if r.parameters.get("workdir") == str(work)
         ]
         children = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
@@ -212,3 +228,46 @@ def test_emitted_event_runs_an_activation_on_the_pools(deployed, sample, new_wor
     # activation created
     assert children[0].data.tags["prefect.flow_run_id"] == str(registrations[0].id)
     assert parents[0].data.tags["prefect.flow_run_id"] == str(act.id)
+
+
+def test_a_cpu_only_site_registers_on_the_cpu_pool(deployed, sample, new_workdir):
+    from prefect.client.orchestration import get_client
+
+    work = new_workdir("cpu-only")
+    _emit(sample, work, "cpu-quake", "--gpu-work-pool", "cpu")
+    with get_client(sync_client=True) as client:
+        act = _finished_activation(client, "cpu-quake")
+        assert act.state.is_completed(), act.state
+        (registration,) = [
+            r
+            for r in _runs_of(client, "register-pair-cpu")
+            if r.parameters.get("workdir") == str(work)
+        ]
+        deployment = client.read_deployment(registration.deployment_id)
+    assert (deployment.name, registration.work_pool_name) == ("register-pair-cpu", "cpu")
+    assert registration.state.is_completed() and registration.parameters["device"] == "cpu"
+    assert len(list((work / "catalog" / "cpu-quake").glob("*/*.json"))) == 1
+
+
+def test_an_emitted_activation_to_a_pool_without_a_worker_fails_at_once(
+    deployed, sample, new_workdir
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    with get_client(sync_client=True) as client:  # a gpu pool whose machine is down
+        client.create_work_pool(WorkPoolCreate(name="gpu-down", type="process"))
+        client.create_deployment(
+            flow_id=client.read_flow_by_name("register-pair").id,
+            name="register-pair-down",
+            work_pool_name="gpu-down",
+            entrypoint="flows/register_pair.py:register_pair",
+            path=str(REPO),
+        )
+    work = new_workdir("no-worker")
+    _emit(sample, work, "down-quake", "--gpu-work-pool", "gpu-down")
+    with get_client(sync_client=True) as client:
+        act = _finished_activation(client, "down-quake")
+        sent = _runs_of(client, "register-pair-down")
+    assert act.state.is_failed() and "work pool 'gpu-down' has no live worker" in act.state.message
+    assert sent == []  # nothing waits on the pool
