@@ -22,7 +22,7 @@ from core import ids
 from core.errors import RegistrationError
 from core.files import atomic_path
 from flows.pair_report import pair_markdown, score_text
-from flows.workdir import Workdir, product_key
+from flows.workdir import Workdir, catalog_base_url, product_key
 from stac.publish import PublishedPair
 from stac.scene import Scene
 from tasks import Tasks, for_workdir
@@ -175,6 +175,7 @@ def _publish(
         ),
         str(work.catalog),
         stac_api,
+        catalog_base_url(),
     )
     item = Path(published["item"])
     files = {"item": item, **_asset_files(item)}

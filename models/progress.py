@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.grid import Grid
 
-# called as (stage, done, total); the same signature as ``models.methods.base.Progress``
+# called as (stage, done, total)
 Progress = Callable[[str, int, int], None]
 # the stage counting a whole run's phases (a method's passes, then the pipeline's writes)
 OVERALL = "overall"

@@ -8,15 +8,17 @@ fail the same way). Tasks pass paths and small records, never rasters.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+import pystac
 from prefect import get_run_logger, task
 
 from core.errors import InputError, ValidationFailed
 from stac.aoi import BBox
 from stac.fetch import fetch
 from stac.pairing import Pair, PairingRules, pair_scenes
-from stac.publish import PublishedPair, build_item, publish_api, publish_static
+from stac.publish import PublicFolder, PublishedPair, build_item, publish_api, publish_static
 from stac.readers import discover
 from stac.scene import Scene
 from stac.validation import scene_metadata, validate_scenes, validate_tiepoint_table
@@ -116,12 +118,16 @@ def validate_pair(
 
 @task(name="publish", **NETWORK_RETRIES, retry_condition_fn=_transient)
 def publish(
-    published: PublishedPair, catalog_root: str, stac_api: str | None = None
+    published: PublishedPair,
+    catalog_root: str,
+    stac_api: str | None = None,
+    catalog_url: str | None = None,
 ) -> dict[str, str]:
-    """The pair's STAC Item in the static catalog (and a STAC API when given); idempotent per Item
-    id."""
-    item = build_item(published)
-    out = {"item": str(publish_static(item, catalog_root))}
+    """The pair's STAC Item in the static catalog (and a STAC API when given, its assets linked
+    by their address in the catalog served at ``catalog_url``); idempotent per Item id."""
+    item_path = publish_static(build_item(published), catalog_root)
+    out = {"item": str(item_path)}
     if stac_api:
-        out["stac_api"] = publish_api(item, stac_api)
+        public = PublicFolder(Path(catalog_root), catalog_url) if catalog_url else None
+        out["stac_api"] = publish_api(pystac.Item.from_file(item_path), stac_api, public=public)
     return out

@@ -8,7 +8,7 @@ import numbers
 import time
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -20,13 +20,8 @@ from shapely.geometry import Polygon
 from core.errors import InputError
 from core.grid import Grid, north_up_grid
 from models.displacement import DisplacementField
+from models.progress import Progress, no_progress
 from models.raster import RasterSource, footprint_overlap, open_raster
-
-Progress = Callable[[str, int, int], None]
-
-
-def no_progress(stage: str, done: int, total: int) -> None:
-    """Default progress sink."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from shapely.geometry import Point, shape
 
 from core.errors import CatalogError, InputError
 from stac import schemas
-from stac.publish import PublishedPair, api_document, build_item
+from stac.publish import PublicFolder, PublishedPair, api_document, build_item
 from tests.conftest import write_geotiff
 
 from .conftest import OPTICAL_TIME, SAR_TIME, optical_scene, published_pair, write_products
@@ -214,13 +214,24 @@ def test_unscorable_pair_records_null_not_nan(pair: PublishedPair) -> None:
     assert doc["properties"]["coalign:score_median_px"] == 3.0
 
 
-def test_api_document_has_absolute_hrefs_and_the_api_collection_link(pair: PublishedPair) -> None:
-    doc = api_document(build_item(pair), "http://127.0.0.1:1/stac/")
+def test_api_document_has_public_hrefs_and_the_api_collection_link(pair: PublishedPair) -> None:
+    folder = next(iter(pair.outputs.values())).parent
+    public = PublicFolder(folder.parent, "https://data.example.org/x/")
+    doc = api_document(build_item(pair), "http://127.0.0.1:1/stac/", public)
     schemas.validate(doc)
-    assert all(Path(a["href"]).is_absolute() for a in doc["assets"].values())
+    prefix = f"https://data.example.org/x/{folder.name}/"
+    assert all(a["href"].startswith(prefix) for a in doc["assets"].values())
     rels = {link["rel"]: link["href"] for link in doc["links"]}
     assert rels["collection"] == "http://127.0.0.1:1/stac/collections/turkey-2023"
     assert "self" not in rels and "root" not in rels
+
+
+def test_api_document_refuses_local_asset_paths(pair: PublishedPair, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a local file .*needs a public URL"):
+        api_document(build_item(pair), "http://127.0.0.1:1/stac/")
+    elsewhere = PublicFolder(tmp_path / "another-folder", "https://data.example.org/x")
+    with pytest.raises(InputError, match="outside the published folder"):
+        api_document(build_item(pair), "http://127.0.0.1:1/stac/", elsewhere)
 
 
 @pytest.mark.parametrize(

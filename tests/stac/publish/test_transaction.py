@@ -14,13 +14,19 @@ import pytest
 
 from core.errors import CatalogError
 from stac import schemas
-from stac.publish import api_document, build_item, publish_api
+from stac.publish import PublicFolder, api_document, build_item, publish_api
 from stac.transaction import RetryPolicy, TransactionClient, merge_extent
 
 from .conftest import SCORE, published_pair, write_products
 from .stac_server import StacApiServer, free_port
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.05)
+DATA_URL = "https://data.example.org/coalign"
+
+
+def served(tmp_path: Path) -> PublicFolder:
+    """``tmp_path`` as if a web server published it under :data:`DATA_URL`."""
+    return PublicFolder(tmp_path, DATA_URL)
 
 
 def _without_nulls(value):
@@ -54,11 +60,14 @@ def test_create_republish_and_read_back(stac_api: StacApiServer, tmp_path: Path)
     client = TransactionClient(stac_api.url)
     first = published_pair(write_products(tmp_path / "run1"), activation="tx-create")
     item = build_item(first)
-    assert publish_api(item, stac_api.url) == "created"
+    assert publish_api(item, stac_api.url, public=served(tmp_path)) == "created"
 
     stored = client.get_item("tx-create", first.item_id)
-    sent = api_document(item, stac_api.url)
+    sent = api_document(item, stac_api.url, served(tmp_path))
     assert comparable(stored) == comparable(sent)
+    # assets are served addresses, never paths of the publishing machine
+    assert stored["assets"]["displacement"]["href"] == f"{DATA_URL}/run1/displacement.tif"
+    assert all(a["href"].startswith(DATA_URL + "/") for a in stored["assets"].values())
     assert stored["assets"]["displacement"]["raster:bands"][0]["nodata"] == "nan"
     assert {link["href"] for link in stored["links"] if link["rel"] == "derived_from"} == {
         first.optical.item_href,
@@ -72,8 +81,8 @@ def test_create_republish_and_read_back(stac_api: StacApiServer, tmp_path: Path)
 
     # re-publishing the same pair (a rerun with a new score) updates, never duplicates
     rerun = dataclasses.replace(first, score={**SCORE, "mean_px": 1.25})
-    assert publish_api(build_item(rerun), stac_api.url) == "updated"
-    assert publish_api(build_item(rerun), stac_api.url) == "updated"
+    assert publish_api(build_item(rerun), stac_api.url, public=served(tmp_path)) == "updated"
+    assert publish_api(build_item(rerun), stac_api.url, public=served(tmp_path)) == "updated"
     assert client.item_ids("tx-create") == [first.item_id]
     assert (
         client.get_item("tx-create", first.item_id)["properties"]["coalign:score_mean_px"] == 1.25
@@ -83,12 +92,12 @@ def test_create_republish_and_read_back(stac_api: StacApiServer, tmp_path: Path)
 def test_collection_extent_grows_with_its_items(stac_api: StacApiServer, tmp_path: Path) -> None:
     client = TransactionClient(stac_api.url)
     a = published_pair(write_products(tmp_path / "a"), activation="tx-extent")
-    assert publish_api(build_item(a), stac_api.url) == "created"
+    assert publish_api(build_item(a), stac_api.url, public=served(tmp_path)) == "created"
     extent_a = client.get_collection("tx-extent")["extent"]
     # a second pair acquired a year later elsewhere: the collection's extent widens to cover both
     later = dataclasses.replace(a.sar, datetime=a.sar.datetime.replace(year=2024))
     b = dataclasses.replace(a, pair_id=a.pair_id + "-b", sar=later)
-    assert publish_api(build_item(b), stac_api.url) == "created"
+    assert publish_api(build_item(b), stac_api.url, public=served(tmp_path)) == "created"
     extent_b = client.get_collection("tx-extent")["extent"]
     assert extent_b["temporal"]["interval"][0][0] == extent_a["temporal"]["interval"][0][0]
     assert extent_b["temporal"]["interval"][0][1].startswith("2024-02-09")
@@ -106,10 +115,13 @@ def test_collection_extent_grows_with_its_items(stac_api: StacApiServer, tmp_pat
     assert client.ensure_collection(col) == "unchanged"
 
 
-def test_server_rejection_is_a_clear_catalog_error(stac_api: StacApiServer, pair) -> None:
+def test_server_rejection_is_a_clear_catalog_error(
+    stac_api: StacApiServer, pair, products: dict[str, Path]
+) -> None:
+    tmp_path = next(iter(products.values())).parent
     client = TransactionClient(stac_api.url, retry=FAST)
-    publish_api(build_item(pair), stac_api.url)
-    bad = api_document(build_item(pair), stac_api.url)
+    publish_api(build_item(pair), stac_api.url, public=served(tmp_path))
+    bad = api_document(build_item(pair), stac_api.url, served(tmp_path))
     del bad["geometry"]
     bad["id"] = "no-geometry"
     with pytest.raises(CatalogError) as err:
@@ -246,3 +258,19 @@ def test_merge_extent() -> None:
         "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]},
     }
     assert merge_extent(None, new) is new
+
+
+def test_publish_task_sends_the_catalog_addresses_of_its_assets(
+    stac_api: StacApiServer, tmp_path: Path
+) -> None:
+    from tasks.catalog import publish
+
+    pair = published_pair(write_products(tmp_path / "products"), activation="tx-public")
+    catalog = tmp_path / "catalog"
+    out = publish.fn(pair, str(catalog), stac_api.url, "https://data.example.org/catalog/")
+    stored = TransactionClient(stac_api.url).get_item("tx-public", pair.item_id)
+    assert out["stac_api"] == "created"
+    for key, asset in stored["assets"].items():
+        assert asset["href"].startswith("https://data.example.org/catalog/tx-public/"), key
+        local = catalog / asset["href"].removeprefix("https://data.example.org/catalog/")
+        assert local.is_file(), key  # the address names the published copy
