@@ -161,8 +161,8 @@ def format_summary(summary: dict[str, Any], wall_s: float, command: str = "coali
         f"  MLflow runs    {summary['mlflow_runs_url']}   (store {summary['mlflow_uri']})",
         f"  products       {work}/pairs/<pair>/<method>/<key>/",
         "",
-        f"  open them      coalign open --workdir {work}   (serves the catalog view and prints "
-        "the MLflow and Prefect UIs)",
+        f"  open them      coalign open --workdir {work} --mlflow-ui   (catalog view, MLflow UI; "
+        "prints the Prefect UI)",
     ]
     return "\n".join(lines)
 
