@@ -51,6 +51,10 @@ FIELDS = (
 )
 
 
+# how the command line names the GeoPackage written beside ``--residuals``
+RESIDUAL_POINTS = "GeoPackage of --residuals"
+
+
 def gpkg_path(residuals_csv: str | os.PathLike[str]) -> Path:
     """The GeoPackage written beside a residual CSV (``x.csv`` → ``x.gpkg``).
 

@@ -71,11 +71,17 @@ def run(args: argparse.Namespace) -> int:
     from models.cog import COG, CSV, check_outputs
     from models.methods import check_methods, parse_set_options
     from models.registration import run_pipeline
+    from models.residuals_gpkg import RESIDUAL_POINTS, gpkg_path
     from models.scoring import read_tiepoints
 
     t0 = time.perf_counter()
     out = check_outputs(
-        {"-o": args.output, "--confidence": args.confidence, "--residuals": args.residuals},
+        {
+            "-o": args.output,
+            "--confidence": args.confidence,
+            "--residuals": args.residuals,
+            RESIDUAL_POINTS: gpkg_path(args.residuals) if args.residuals else None,
+        },
         {"OPTICAL": args.optical, "SAR": args.sar, "--tiepoints": args.tiepoints},
         overwrite=args.overwrite,
         formats={"-o": COG, "--confidence": COG, "--residuals": CSV},

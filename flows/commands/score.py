@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.errors import InputError
 from flows.options import add_json_option, add_overwrite_option
 
 
@@ -43,10 +44,14 @@ def run(args: argparse.Namespace) -> int:
     """Score the map at the tiepoints, print the errors (text, or JSON with ``--json``)."""
     from models.cog import CSV, check_outputs
     from models.raster import open_raster
+    from models.residuals_gpkg import RESIDUAL_POINTS, gpkg_path
     from models.scoring import read_tiepoints, score_displacement
 
     check_outputs(
-        {"--residuals": args.residuals},
+        {
+            "--residuals": args.residuals,
+            RESIDUAL_POINTS: gpkg_path(args.residuals) if args.residuals else None,
+        },
         {
             "DISPLACEMENT": args.displacement,
             "OPTICAL": args.optical,
@@ -57,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         formats={"--residuals": CSV},
     )
+    if args.confidence and not args.residuals:
+        raise InputError(
+            f"--confidence {args.confidence}: the confidence is sampled into the residual "
+            "GeoPackage; give --residuals CSV too, or drop --confidence"
+        )
     tiepoints = read_tiepoints(args.tiepoints)
     optical = open_raster(args.optical, "optical")
     sar = open_raster(args.sar, "sar")

@@ -71,6 +71,21 @@ def test_an_existing_output_is_refused_before_any_work(
     assert files_under(tmp_path) == [target.name]  # no other output was started
 
 
+@pytest.mark.parametrize("command", ["register", "score"])
+def test_the_residual_geopackage_is_not_replaced_without_overwrite(
+    command: str, small_pair: SyntheticPair, zero_map: Path, tmp_path: Path, cli: CliRun
+) -> None:
+    argv = _argv(command, "--residuals", small_pair, zero_map, tmp_path)
+    points = tmp_path / "out.gpkg"
+    points.write_bytes(OLD)
+    code, err = cli(*argv)
+    assert code == 2
+    assert f"{points} exists; pass --overwrite" in error_line(err, command)
+    assert points.read_bytes() == OLD and files_under(tmp_path) == ["out.gpkg"]
+    assert cli(*argv, "--overwrite")[0] == 0
+    assert points.read_bytes()[:16] == b"SQLite format 3\x00"
+
+
 @pytest.mark.parametrize("command, flag", CASES)
 def test_overwrite_replaces_an_existing_output(
     command: str,
@@ -190,3 +205,12 @@ def test_register_residuals_need_tiepoints(
     assert code == 2
     assert error_line(err, "register").startswith(f"--residuals {residuals}: residuals are")
     assert files_under(tmp_path) == []
+
+
+def test_score_confidence_needs_residuals(
+    small_pair: SyntheticPair, zero_map: Path, tmp_path: Path, cli: CliRun
+) -> None:
+    argv = ["score", zero_map, small_pair.optical, small_pair.sar, small_pair.tiepoints]
+    code, err = cli(*argv, "--confidence", zero_map)
+    assert code == 2
+    assert error_line(err, "score").startswith(f"--confidence {zero_map}: the confidence is")
