@@ -15,10 +15,10 @@ from bench.summary import check_targets, summarise
 from flows.cli import main
 
 
-def run_zero_bench(data: Path, work: Path, out: Path, cases: str) -> int:
+def run_zero_bench(data: Path, work: Path, out: Path, cases: str, *extra: str) -> int:
     """Run ``coalign bench`` with method zero on the named cases; returns its exit status."""
     argv = ["bench", "--data", str(data), "--work", str(work), "--out", str(out)]
-    return main([*argv, "--cases", cases, "--method", "zero"])
+    return main([*argv, "--cases", cases, "--method", "zero", *extra])
 
 
 def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
@@ -87,7 +87,7 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
     # a second run reuses the cached case files
     sar = tmp_path / "work" / "cases" / "cfog-w0" / "sar.tif"
     stamp = sar.stat().st_mtime_ns
-    code = run_zero_bench(cfog_like_folder, tmp_path / "work", out, "cfog-w0")
+    code = run_zero_bench(cfog_like_folder, tmp_path / "work", out, "cfog-w0", "--overwrite")
     assert code == 0 and sar.stat().st_mtime_ns == stamp
     assert [c["name"] for c in json.loads(out.read_text())["cases"]] == ["cfog-w0"]
 
