@@ -51,7 +51,7 @@ def _catalog(workdir: str | None) -> Path:
     if not (folder / "catalog.json").is_file():
         raise InputError(
             f"no published catalog at {folder / 'catalog.json'}; run `coalign activate` or "
-            "`coalign register` first, or give the --workdir that holds it"
+            "`coalign demo` first, or give the --workdir that holds it"
         )
     if not (folder / PAGE).is_file():
         write_view(folder)  # a catalog published before the view existed

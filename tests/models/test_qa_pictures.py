@@ -97,7 +97,7 @@ def test_qa_pictures_of_a_registered_pair(radar_pair, tmp_path):
     ).displacement
     tiepoints = read_tiepoints(radar_pair.tiepoints)
     score = score_displacement(disp, tiepoints, pair.optical.grid, pair.sar.grid)
-    score.write_residuals(tmp_path / "residuals.csv", tiepoints)
+    score.write_residuals(tmp_path / "residuals.csv", tiepoints, pair.optical.grid)
 
     pictures = qa.qa_pictures(
         radar_pair.optical,

@@ -295,7 +295,9 @@ class _StubTasks:
     def qa(self, *args: Any) -> dict[str, str]:
         return {}
 
-    def publish(self, pair: Any, catalog: str, api: str | None) -> dict[str, str]:
+    def publish(
+        self, pair: Any, catalog: str, api: str | None, catalog_url: str | None
+    ) -> dict[str, str]:
         item = Path(catalog) / pair.activation / "item.json"
         item.parent.mkdir(parents=True, exist_ok=True)
         item.write_text('{"assets": {}}')
