@@ -48,7 +48,9 @@ def summarise(
                 "tiepoints": s.get("tiepoints"),
                 "runtime_s": r.get("runtime_s"),
                 "item": r.get("item"),
+                "item_url": (r.get("catalog_urls") or {}).get("item"),
                 "mlflow_run_id": r.get("mlflow_run_id"),
+                "mlflow_run_url": r.get("mlflow_run_url"),
                 "error": (r.get("error") or "")[:500] or None,
             }
         )

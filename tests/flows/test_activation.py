@@ -188,7 +188,12 @@ def test_prefect_artifacts(run):
     for a in artifacts:
         by_type.setdefault(a["type"], []).append(a)
     table = next(a for a in by_type["table"] if a["key"] == "activation-test-quake-pairs")
-    assert sorted(r["status"] for r in json.loads(table["data"])) == ["failed", "ok"]
+    rows = json.loads(table["data"])
+    assert sorted(r["status"] for r in rows) == ["failed", "ok"]
+    ok_row = next(r for r in rows if r["status"] == "ok")
+    item_url = Workdir.of(run["work"]).catalog_url(ok_row["item"])
+    assert ok_row["item_url"] == item_url and item_url.startswith("http")
+    assert "/runs/" + ok_row["mlflow_run_id"] in ok_row["mlflow_run_url"]
     summary = next(a for a in by_type["markdown"] if a["key"] == "activation-test-quake")
     assert (
         "**1 of 2 registrations failed**" in summary["data"]
