@@ -226,3 +226,33 @@ class HeightModel:
         for source in self.sources():
             out[source.role.lower()] = source.record(crs, footprint)
         return out
+
+
+def open_height_model(
+    dsm: str | os.PathLike[str] | None,
+    dtm: str | os.PathLike[str] | None,
+    crs: CRS,
+    footprint: Polygon,
+    optical: str = "",
+) -> HeightModel | None:
+    """The pair's height model when a DSM is given (checked to overlap the optical footprint).
+
+    Args:
+        dsm: The DSM or DEM path/URL; none = no height.
+        dtm: The bare-terrain DTM path/URL; only with ``dsm``.
+        crs: The working CRS of ``footprint``.
+        footprint: The optical footprint.
+        optical: The optical file, named in errors.
+
+    Raises:
+        InputError: A DTM without a DSM, or a height file :meth:`HeightModel.open` refuses.
+    """
+    if dtm and not dsm:
+        raise InputError(
+            f"--dtm {dtm} is the bare terrain under a DSM: give the surface model with --dsm too "
+            "(or give a terrain-only DEM to --dsm)"
+        )
+    if not dsm:
+        return None
+    where = f"the optical image {optical}" if optical else "the optical image"
+    return HeightModel.open(dsm, dtm, crs, footprint, where)

@@ -47,7 +47,8 @@ def register(
 
     The settings are checked before the method starts. When the footprints' overlap covers less
     than ``MIN_COVERAGE`` of the optical image, the result carries a warning: the displacement
-    outside the overlap is not measured.
+    outside the overlap is not measured. A pair with a height model records its sources in
+    ``result.details["height"]`` (paths, CRS, coverage of the optical footprint).
 
     Args:
         pair: The pair to register.
@@ -70,6 +71,8 @@ def register(
             f"the SAR image covers only {coverage:.1%} of the optical image; the displacement "
             "outside the overlap is extrapolated, not measured"
         )
+    if pair.height is not None:
+        result.details["height"] = pair.height.record(pair.crs, pair.optical_footprint())
     return result
 
 
@@ -154,6 +157,8 @@ def run_pipeline(
     tiepoints: Tiepoints | None = None,
     progress: Progress = no_progress,
     on_warning: Callable[[str], None] = _ignore,
+    dsm: str | os.PathLike[str] | None = None,
+    dtm: str | os.PathLike[str] | None = None,
 ) -> PipelineRun:
     """Open a pair, register it, write the SN9 displacement map (and confidence), score it.
 
@@ -170,13 +175,22 @@ def run_pipeline(
         progress: Called as ``(stage, done, total)`` while registering and writing, and for
             the stage ``overall``: the method's phases, then each file written.
         on_warning: Called with each warning of the result, before the map is written.
+        dsm: A DSM or DEM (path or URL) put on the pair as its height model; none = no height.
+        dtm: The bare-terrain DTM under ``dsm`` (path or URL); none = not given.
 
     Raises:
         InputError: An unknown method or setting, a setting out of range, tiepoints outside
-            the images, or a pair the method cannot register.
+            the images, a height file that is unreadable or misses the optical image, or a pair
+            the method cannot register.
     """
     t0 = time.perf_counter()
-    pair = RegistrationInput.open(os.fspath(optical), os.fspath(sar), device)
+    pair = RegistrationInput.open(
+        os.fspath(optical),
+        os.fspath(sar),
+        device,
+        os.fspath(dsm) if dsm else None,
+        os.fspath(dtm) if dtm else None,
+    )
     open_s = time.perf_counter() - t0
     if tiepoints is not None:
         tiepoints.check_bounds(pair.optical.grid, pair.sar.grid)

@@ -47,6 +47,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the matchers run"
     )
+    p.add_argument(
+        "--dsm",
+        metavar="PATH_OR_URL",
+        help="surface height model (DSM, or a terrain DEM) GeoTIFF/COG, 1 band in metres, any CRS; "
+        "read by windows over the pair and recorded in the result",
+    )
+    p.add_argument(
+        "--dtm",
+        metavar="PATH_OR_URL",
+        help="with --dsm: bare-terrain height model (DTM) GeoTIFF/COG, 1 band in metres",
+    )
     p.add_argument("--tiepoints", help="SN9 tiepoint CSV: score the result")
     p.add_argument("--confidence", help="also write the per-pixel confidence COG here")
     p.add_argument(
@@ -82,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
             "--residuals": args.residuals,
             RESIDUAL_POINTS: gpkg_path(args.residuals) if args.residuals else None,
         },
-        {"OPTICAL": args.optical, "SAR": args.sar, "--tiepoints": args.tiepoints},
+        {
+            "OPTICAL": args.optical,
+            "SAR": args.sar,
+            "--tiepoints": args.tiepoints,
+            "--dsm": args.dsm,
+            "--dtm": args.dtm,
+        },
         overwrite=args.overwrite,
         formats={"-o": COG, "--confidence": COG, "--residuals": CSV},
     )["-o"]
@@ -107,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             tiepoints=tiepoints,
             progress=progress,
             on_warning=_warn,
+            dsm=args.dsm,
+            dtm=args.dtm,
         )
     finally:
         progress.close()
@@ -120,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def make_summary(done: PipelineRun, out: Path, runtime_s: float) -> dict[str, Any]:
-    """What ``--json`` prints: method, version, device, time, matches, output, score, warnings.
+    """What ``--json`` prints: method, version, device, time, matches, output, height sources (with
+    ``--dsm``), score, warnings.
 
     Args:
         done: The finished pipeline.
@@ -141,6 +161,8 @@ def make_summary(done: PipelineRun, out: Path, runtime_s: float) -> dict[str, An
         summary["score"] = {
             k: round(v, 4) if isinstance(v, float) else v for k, v in done.score.summary().items()
         }
+    if "height" in result.details:
+        summary["height"] = result.details["height"]
     if result.warnings:
         summary["warnings"] = result.warnings
     return summary
@@ -162,11 +184,24 @@ def format_summary(summary: dict[str, Any], args: argparse.Namespace) -> str:
         lines.append(f"  confidence    {args.confidence}")
     if args.residuals and "score" in summary:
         lines.append(f"  residuals     {args.residuals}")
+    for role in ("dsm", "dtm"):
+        if role in summary.get("height", {}):
+            lines.append(f"  {role}           {height_line(summary['height'][role])}")
     if "score" in summary:
         lines.append(f"  score         {score_line(summary['score'])}")
     if summary.get("warnings"):
         lines.append(f"  warnings      {len(summary['warnings'])} (printed above)")
     return "\n".join(lines)
+
+
+def height_line(source: dict[str, Any]) -> str:
+    """``PATH (CRS, covers N% of the optical image)`` from a height source record.
+
+    Args:
+        source: ``HeightSource.record()`` (keys ``path``, ``crs``, ``coverage``).
+    """
+    share = f"covers {source['coverage']:.0%} of the optical image"
+    return f"{source['path']} ({source['crs']}, {share})"
 
 
 def score_line(score: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from shapely.geometry import Polygon
 from core.errors import InputError
 from core.grid import Grid, north_up_grid
 from models.displacement import DisplacementField
+from models.height import HeightModel, open_height_model
 from models.progress import Progress, no_progress
 from models.raster import RasterSource, footprint_overlap, open_raster
 
@@ -33,15 +34,24 @@ class RegistrationInput:
     crs: CRS
     overlap: Polygon
     device: str = "cpu"
+    height: HeightModel | None = None
 
     @classmethod
-    def open(cls, optical: str, sar: str, device: str = "auto") -> RegistrationInput:
+    def open(
+        cls,
+        optical: str,
+        sar: str,
+        device: str = "auto",
+        dsm: str | None = None,
+        dtm: str | None = None,
+    ) -> RegistrationInput:
         from models.matchers import resolve_device
 
         o = open_raster(optical, "optical")
         s = open_raster(sar, "sar")
         crs, overlap = footprint_overlap(o, s)
-        return cls(o, s, crs, overlap, resolve_device(device))
+        height = open_height_model(dsm, dtm, crs, o.grid.footprint_in(crs), optical)
+        return cls(o, s, crs, overlap, resolve_device(device), height=height)
 
     def grid_over(self, area: Polygon, resolution: float) -> Grid:
         return north_up_grid(self.crs, area.bounds, resolution)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
 import rasterio.io
+import requests
 from affine import Affine
 from pyproj import CRS, Transformer
 
@@ -169,3 +176,41 @@ def test_not_a_raster_is_refused(tmp_path):
     path.write_text("not a raster")
     with pytest.raises(InputError, match=r"DSM file .*notes.tif is not a readable raster"):
         open_height(path)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A folder served over http from 127.0.0.1 by a process of its own (GDAL's /vsicurl/ holds
+    the GIL, so a server thread here could not answer it), with HTTP range requests."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = str(Path(__file__).resolve().parents[2])
+    code = (
+        f"import functools, http.server, sys; sys.path.insert(0, {root!r});"
+        "from tests.stac.conftest import RangeHandler;"
+        f"http.server.ThreadingHTTPServer(('127.0.0.1', {port}), "
+        f"functools.partial(RangeHandler, directory={str(tmp_path)!r})).serve_forever()"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    url = f"http://127.0.0.1:{port}"
+    (tmp_path / "up.txt").write_text("up")
+    for _ in range(200):
+        try:
+            requests.get(url + "/up.txt", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    yield tmp_path, url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_dsm_url_is_read_by_range_requests(served):
+    folder, url = served
+    write_dem(folder / "dem.tif")
+    dem = open_height(f"{url}/dem.tif")
+    grid = utm_grid(37.6, 37.1, 60, 2.0)
+    np.testing.assert_allclose(read_height(dem, grid), expected(grid), atol=0.05)
+    with pytest.raises(InputError, match=r"DSM file http://127.0.0.1:\d+/gone.tif is not"):
+        open_height(f"{url}/gone.tif")
