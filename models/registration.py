@@ -24,6 +24,7 @@ from models.methods.base import (
     no_progress,
 )
 from models.progress import Phases, block_steps
+from models.sar_geometry import GEOMETRY_UNKNOWN, SarGeometry
 from models.scoring import Score, Tiepoints, score_displacement
 
 DISPLACEMENT_SPEC = CogSpec(
@@ -48,7 +49,9 @@ def register(
     The settings are checked before the method starts. When the footprints' overlap covers less
     than ``MIN_COVERAGE`` of the optical image, the result carries a warning: the displacement
     outside the overlap is not measured. A pair with a height model records its sources in
-    ``result.details["height"]`` (paths, CRS, coverage of the optical footprint).
+    ``result.details["height"]`` (paths, CRS, coverage of the optical footprint). The SAR
+    acquisition geometry is recorded in ``result.details["sar_geometry"]`` (none when unknown,
+    with a warning first in ``result.warnings``).
 
     Args:
         pair: The pair to register.
@@ -73,6 +76,9 @@ def register(
         )
     if pair.height is not None:
         result.details["height"] = pair.height.record(pair.crs, pair.optical_footprint())
+    result.details["sar_geometry"] = pair.geometry.to_record() if pair.geometry else None
+    if pair.geometry is None:
+        result.warnings.insert(0, GEOMETRY_UNKNOWN)
     return result
 
 
@@ -159,6 +165,7 @@ def run_pipeline(
     on_warning: Callable[[str], None] = _ignore,
     dsm: str | os.PathLike[str] | None = None,
     dtm: str | os.PathLike[str] | None = None,
+    sar_geometry: SarGeometry | None = None,
 ) -> PipelineRun:
     """Open a pair, register it, write the SN9 displacement map (and confidence), score it.
 
@@ -177,6 +184,8 @@ def run_pipeline(
         on_warning: Called with each warning of the result, before the map is written.
         dsm: A DSM or DEM (path or URL) put on the pair as its height model; none = no height.
         dtm: The bare-terrain DTM under ``dsm`` (path or URL); none = not given.
+        sar_geometry: The SAR acquisition geometry (options, STAC item); none = the SAR file's
+            tags, else unknown.
 
     Raises:
         InputError: An unknown method or setting, a setting out of range, tiepoints outside
@@ -190,6 +199,7 @@ def run_pipeline(
         device,
         os.fspath(dsm) if dsm else None,
         os.fspath(dtm) if dtm else None,
+        sar_geometry,
     )
     open_s = time.perf_counter() - t0
     if tiepoints is not None:

@@ -12,6 +12,7 @@ from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError
 from stac.links import check_asset
+from stac.sar_view import sar_geometry_record
 
 Sensor = Literal["optical", "sar"]
 SENSORS: tuple[Sensor, ...] = ("optical", "sar")
@@ -77,6 +78,19 @@ class Scene:
         rec["datetime"] = dt.datetime.fromisoformat(rec["datetime"])
         rec["footprint"] = shape(rec["footprint"])
         return cls(**rec)
+
+    def sar_geometry(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The SAR acquisition geometry the item states (:func:`stac.sar_view.sar_geometry_record`:
+        a record, or none and why not); none for an optical scene."""
+        if self.sensor != "sar":
+            return None, None
+        props = {**self.properties, **self.sar}
+        view = {
+            "view:incidence_angle": self.view_incidence_angle,
+            "view:azimuth": self.view_azimuth,
+        }
+        props.update((k, v) for k, v in view.items() if v is not None)
+        return sar_geometry_record(props, self.item_href or self.id)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary (the ``coalign scenes --json`` row)."""

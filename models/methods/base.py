@@ -23,6 +23,7 @@ from models.displacement import DisplacementField
 from models.height import HeightModel, open_height_model
 from models.progress import Progress, no_progress
 from models.raster import RasterSource, footprint_overlap, open_raster
+from models.sar_geometry import SarGeometry, geometry_from_tags
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class RegistrationInput:
     overlap: Polygon
     device: str = "cpu"
     height: HeightModel | None = None
+    geometry: SarGeometry | None = None
 
     @classmethod
     def open(
@@ -44,14 +46,18 @@ class RegistrationInput:
         device: str = "auto",
         dsm: str | None = None,
         dtm: str | None = None,
+        geometry: SarGeometry | None = None,
     ) -> RegistrationInput:
+        """Open and check the pair; the SAR geometry is ``geometry`` (options, STAC item), else
+        the SAR file's tags (:func:`models.sar_geometry.geometry_from_tags`), else none."""
         from models.matchers import resolve_device
 
         o = open_raster(optical, "optical")
         s = open_raster(sar, "sar")
         crs, overlap = footprint_overlap(o, s)
         height = open_height_model(dsm, dtm, crs, o.grid.footprint_in(crs), optical)
-        return cls(o, s, crs, overlap, resolve_device(device), height=height)
+        geometry = geometry or geometry_from_tags(s.path)
+        return cls(o, s, crs, overlap, resolve_device(device), height=height, geometry=geometry)
 
     def grid_over(self, area: Polygon, resolution: float) -> Grid:
         return north_up_grid(self.crs, area.bounds, resolution)
