@@ -187,6 +187,7 @@ def _write_real_tiepoints(
 def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
     """Write optical.tif, sar.tif, tiepoint CSVs into ``folder``; returns the case metadata."""
     pair, recipe = spec.pair, spec.recipe
+    assert pair is not None, "a case built from a pair has one"
     meta: dict[str, Any] = {
         "name": spec.name,
         "kind": spec.kind,
@@ -218,6 +219,17 @@ def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
         meta.setdefault("n_tiepoints", {})["real"] = kept
         meta["real_tiepoints_dropped"] = dropped
     return meta
+
+
+def _build_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
+    """The case's files: simulated for an ``urban`` case, otherwise made from its pair."""
+    if spec.urban is not None:
+        from bench.urban import build_urban_files
+
+        meta = build_urban_files(spec.urban, folder)
+        meta.update(name=spec.name, kind=spec.kind, seed=spec.seed)
+        return meta
+    return build_case_files(spec, folder)
 
 
 def cached_meta(folder: Path, key: str, rebuild: bool) -> dict[str, Any] | None:
@@ -264,11 +276,17 @@ def write_case_folder(
 
 
 def _cache_key(spec: CaseSpec) -> str:
+    if spec.urban is not None:
+        from bench.urban import URBAN_VERSION
+
+        scene = json.dumps(dataclasses.asdict(spec.urban), sort_keys=True)
+        return f"urban-{URBAN_VERSION}|{spec.seed}|{scene}"
     recipe = (
         json.dumps(dataclasses.asdict(spec.recipe), sort_keys=True) if spec.recipe else "unwarped"
     )
     # the note carries how the pair was made from its source (SRIF: the rotation used)
     pair = spec.pair
+    assert pair is not None
     return f"{BUILDER_VERSION}|{spec.seed}|{pair.source}|{pair.note}|{pair.pixel_m}|{recipe}"
 
 
@@ -284,7 +302,7 @@ def build_case(spec: CaseSpec, cases_root: Path, rebuild: bool = False) -> Case:
     key = _cache_key(spec)
     meta = cached_meta(folder, key, rebuild)
     if meta is None:
-        meta = write_case_folder(folder, key, lambda tmp: build_case_files(spec, tmp))
+        meta = write_case_folder(folder, key, lambda tmp: _build_files(spec, tmp))
     return Case(spec.name, spec.kind, folder, bool(meta["warped"]), meta)
 
 

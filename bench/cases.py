@@ -14,7 +14,8 @@ from pyproj import CRS
 
 from bench.pairs import AlignedPair
 from core.grid import Grid
-from samples.synth import ShiftModel
+from samples.synth import ShiftFn, ShiftModel
+from samples.urban import UrbanSpec
 
 # Field recipe (fractions of the scene width), drawn once per case from its seed.
 OFFSET_FRACTION = (0.04, 0.10)
@@ -40,13 +41,15 @@ class WarpRecipe:
 
 @dataclass(frozen=True)
 class CaseSpec:
-    """A case to build: its pair and recipe (None: the pair as it is, one shared grid)."""
+    """A case to build: its pair and recipe (None: the pair as it is, one shared grid), or for
+    the ``urban`` kind the scene to simulate (no pair)."""
 
     name: str
     kind: str
-    pair: AlignedPair
+    pair: AlignedPair | None
     recipe: WarpRecipe | None
     seed: int
+    urban: UrbanSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,13 @@ def draw_recipe(pair: AlignedPair, name: str, seed: int, rotated: bool) -> WarpR
 
 
 def plan_cases(
-    pairs: dict[str, list[AlignedPair]], seed: int, warped_per_pair: dict[str, int] | None = None
+    pairs: dict[str, list[AlignedPair]],
+    seed: int,
+    warped_per_pair: dict[str, int] | None = None,
+    urban_cases: int = 0,
 ) -> list[CaseSpec]:
     """The case list: CFOG unwarped + warped variants, VSFF variants, one case per SRIF/BigEarthNet
-    pair.
+    pair, then the simulated ``urban`` cases (they need no pair).
 
     Rotation alternates (first case of each kind rotated) so every kind has both grids.
 
@@ -139,7 +145,11 @@ def plan_cases(
         pairs: The pairs of each kind (:func:`bench.pairs.load_pairs`).
         seed: The run seed.
         warped_per_pair: Warped cases per pair of a kind, overriding the defaults.
+        urban_cases: How many simulated urban cases (the bench plans
+            :data:`bench.urban.URBAN_CASES`).
     """
+    from bench.urban import draw_urban_spec, urban_spec_names
+
     per_pair = {"cfog": 3, "vsff": 3, "srif": 1, "bigearthnet": 1, **(warped_per_pair or {})}
     specs: list[CaseSpec] = []
     for kind, found in pairs.items():
@@ -156,6 +166,8 @@ def plan_cases(
                     )
                 )
                 i += 1
+    for name in urban_spec_names(urban_cases):
+        specs.append(CaseSpec(name, "urban", None, None, seed, draw_urban_spec(name, seed)))
     return specs
 
 
@@ -178,10 +190,15 @@ def case_grids(case: Case) -> tuple[Grid, Grid]:
     return _grid_from_dict(case.meta["optical_grid"]), _grid_from_dict(case.meta["sar_grid"])
 
 
-def case_shift(case: Case) -> ShiftModel | None:
-    """The known field of a warped case (None for an unwarped pair: its reference is no shift)."""
+def case_shift(case: Case) -> ShiftFn | None:
+    """The known field of a warped case (None for an unwarped pair: its reference is no shift);
+    for an ``urban`` case, its simulated reference field."""
     if not case.warped:
         return None
+    if case.kind == "urban":
+        from bench.urban import reference_fn
+
+        return reference_fn(case.folder, case_grids(case)[0])
     r = case.meta["recipe"]["shift"]
     return ShiftModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
 

@@ -17,12 +17,15 @@ from bench.pairs import KINDS, load_pairs
 from bench.records import BenchReport, CaseRecipe, CaseRecord, Run
 from bench.references import case_agreement, case_references
 from bench.summary import check_targets, summarise
+from bench.urban import URBAN_CASES
 from core.errors import InputError
 
 Log = Callable[[str], None]
 
 # --quick: the first cases of each kind
-QUICK_CASES = {"cfog": 2, "vsff": 1, "srif": 2, "bigearthnet": 2}
+QUICK_CASES = {"cfog": 2, "vsff": 1, "srif": 2, "bigearthnet": 2, "urban": 2}
+# kinds that run only when --cases names them (the kind, a case name or a glob)
+OPT_IN_KINDS = ("urban",)
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,8 @@ def method_settings(
 
 def select_cases(specs: list[CaseSpec], filters: tuple[str, ...], quick: bool) -> list[CaseSpec]:
     """Cases matching any filter (a kind, a case name, or a glob such as ``srif-0*``); ``quick``
-    keeps a few per kind."""
-    chosen = specs
+    keeps a few per kind. Without filters, every case but those of :data:`OPT_IN_KINDS`."""
+    chosen = [s for s in specs if s.kind not in OPT_IN_KINDS]
     if filters:
         chosen = [
             s for s in specs if any(f == s.kind or fnmatch.fnmatch(s.name, f) for f in filters)
@@ -94,7 +97,8 @@ def select_cases(specs: list[CaseSpec], filters: tuple[str, ...], quick: bool) -
         if not chosen:
             names = ", ".join(s.name for s in specs[:8])
             raise InputError(
-                f"--cases {','.join(filters)} matches no case; kinds: {', '.join(KINDS)}; "
+                f"--cases {','.join(filters)} matches no case; kinds: "
+                f"{', '.join((*KINDS, *OPT_IN_KINDS))}; "
                 f"names like {names}"
             )
     if quick:
@@ -217,7 +221,7 @@ def case_record(case: Case) -> CaseRecord:
     """A built case as reported, with its reference scores and structural agreement."""
     meta = case.meta
     recipe = None
-    if case.warped:
+    if case.warped and case.kind != "urban":
         r = meta["recipe"]
         recipe = CaseRecipe(
             sar_pixel_m=r["optical_m"] * r["sar_factor"],
@@ -286,13 +290,17 @@ def run_benchmark(conf: BenchConfig, log: Log = print) -> BenchReport:
     """
     methods = list(conf.methods) or default_methods()
     settings = method_settings(methods, conf.settings)
-    pairs, skipped = load_pairs(conf.data, work=conf.work, log=log)
-    if not any(pairs.values()):
+    is_urban = [f == "urban" or f.startswith("urban-") for f in conf.cases]
+    urban_only = bool(conf.cases) and all(is_urban)
+    pairs, skipped = ({}, []) if urban_only else load_pairs(conf.data, work=conf.work, log=log)
+    if not any(pairs.values()) and not any(is_urban):
         raise InputError(
             f"no benchmark pairs found under {conf.data} "
             "(expected cfog/, vsff/, srif/, bigearthnet/)"
         )
-    specs = select_cases(plan_cases(pairs, conf.seed), conf.cases, conf.quick)
+    specs = select_cases(
+        plan_cases(pairs, conf.seed, urban_cases=URBAN_CASES), conf.cases, conf.quick
+    )
     for s in skipped:
         log(f"skipped {s.source}: {s.reason}")
     log(
