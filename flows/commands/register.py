@@ -58,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PATH_OR_URL",
         help="with --dsm: bare-terrain height model (DTM) GeoTIFF/COG, 1 band in metres",
     )
+    add_sar_geometry_options(p)
     p.add_argument("--tiepoints", help="SN9 tiepoint CSV: score the result")
     p.add_argument("--confidence", help="also write the per-pixel confidence COG here")
     p.add_argument(
@@ -69,6 +70,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_overwrite_option(p)
     add_json_option(p)
     p.set_defaults(run=run)
+
+
+def add_sar_geometry_options(p: argparse.ArgumentParser) -> None:
+    """``--sar-incidence``, ``--sar-look-azimuth`` and ``--sar-ground-projected/--sar-slant``.
+
+    Args:
+        p: The command's parser.
+    """
+    p.add_argument(
+        "--sar-incidence",
+        type=float,
+        metavar="DEG",
+        help="SAR incidence angle at the scene centre, degrees from the vertical (0-90); with "
+        "--sar-look-azimuth, overrides the SAR file's SAR_INCIDENCE_ANGLE tag",
+    )
+    p.add_argument(
+        "--sar-look-azimuth",
+        type=float,
+        metavar="DEG",
+        help="ground azimuth of the SAR range direction (sensor towards scene), degrees "
+        "clockwise from north (0-360); with --sar-incidence",
+    )
+    side = p.add_mutually_exclusive_group()
+    side.add_argument(
+        "--sar-ground-projected",
+        dest="sar_ground_projected",
+        action="store_const",
+        const=True,
+        help="with the angles: the SAR is a ground-projected product (GEC, GRD; the default)",
+    )
+    side.add_argument(
+        "--sar-slant",
+        dest="sar_ground_projected",
+        action="store_const",
+        const=False,
+        help="with the angles: the SAR is in slant-range geometry",
+    )
 
 
 def _warn(warning: str) -> None:
@@ -83,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from models.methods import check_methods, parse_set_options
     from models.registration import run_pipeline
     from models.residuals_gpkg import RESIDUAL_POINTS, gpkg_path
+    from models.sar_geometry import geometry_from_options
     from models.scoring import read_tiepoints
 
     t0 = time.perf_counter()
@@ -111,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
     settings = parse_set_options(args.settings, [args.method])
     check_methods([args.method], settings)
     tiepoints = read_tiepoints(args.tiepoints) if args.tiepoints else None
+    geometry = geometry_from_options(
+        args.sar_incidence, args.sar_look_azimuth, args.sar_ground_projected
+    )
     progress = CliProgress(False if args.no_progress else None)
     try:
         done = run_pipeline(
@@ -126,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             on_warning=_warn,
             dsm=args.dsm,
             dtm=args.dtm,
+            sar_geometry=geometry,
         )
     finally:
         progress.close()
@@ -140,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
 
 def make_summary(done: PipelineRun, out: Path, runtime_s: float) -> dict[str, Any]:
     """What ``--json`` prints: method, version, device, time, matches, output, height sources (with
-    ``--dsm``), score, warnings.
+    ``--dsm``), SAR geometry (null when unknown), score, warnings.
 
     Args:
         done: The finished pipeline.
@@ -163,6 +206,7 @@ def make_summary(done: PipelineRun, out: Path, runtime_s: float) -> dict[str, An
         }
     if "height" in result.details:
         summary["height"] = result.details["height"]
+    summary["sar_geometry"] = result.details.get("sar_geometry")
     if result.warnings:
         summary["warnings"] = result.warnings
     return summary
@@ -187,6 +231,8 @@ def format_summary(summary: dict[str, Any], args: argparse.Namespace) -> str:
     for role in ("dsm", "dtm"):
         if role in summary.get("height", {}):
             lines.append(f"  {role}           {height_line(summary['height'][role])}")
+    if summary.get("sar_geometry"):
+        lines.append(f"  sar geometry  {geometry_line(summary['sar_geometry'])}")
     if "score" in summary:
         lines.append(f"  score         {score_line(summary['score'])}")
     if summary.get("warnings"):
@@ -202,6 +248,20 @@ def height_line(source: dict[str, Any]) -> str:
     """
     share = f"covers {source['coverage']:.0%} of the optical image"
     return f"{source['path']} ({source['crs']}, {share})"
+
+
+def geometry_line(geometry: dict[str, Any]) -> str:
+    """``incidence 38.5 deg, look azimuth 277.0 deg, ground-projected (option)`` from a geometry
+    record.
+
+    Args:
+        geometry: ``SarGeometry.to_record()``.
+    """
+    projection = "ground-projected" if geometry["ground_projected"] else "slant range"
+    return (
+        f"incidence {geometry['incidence_deg']:.1f} deg, look azimuth "
+        f"{geometry['look_azimuth_deg']:.1f} deg, {projection} ({geometry['source']})"
+    )
 
 
 def score_line(score: dict[str, Any]) -> str:
