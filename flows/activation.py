@@ -32,6 +32,7 @@ from models.methods import DEFAULT_METHOD, check_methods
 from stac.aoi import BBox, parse_bbox
 from stac.pairing import MAX_GAP_DAYS, MIN_OVERLAP, Pair, PairingRules
 from tasks import for_workdir
+from tasks.height import pair_dems
 from tasks.tracking import track_activation_end, track_activation_start
 from tracking.store import tracking_uri
 
@@ -59,6 +60,8 @@ def activation(
     publish_stac_api: str | None = None,
     fallback_in_process: bool = False,
     pair_timeout_s: float = PAIR_TIMEOUT_S,
+    dem: str | None = None,
+    dem_collection: str | None = None,
 ) -> dict[str, Any] | State:
     """Align every optical/SAR pair of a declared disaster, score, track in MLflow and publish to
     STAC.
@@ -96,6 +99,10 @@ def activation(
             worker), register them in this process with a warning instead of failing.
         pair_timeout_s: Seconds a register-pair deployment run may take, from its creation, before
             it is cancelled and reported as a failed registration.
+        dem: A DSM or DEM GeoTIFF/COG (path or URL) given to every pair as its height model.
+        dem_collection: Without ``dem``: the DEM collection (e.g. cop-dem-glo-30) whose item
+            covering most of each pair's optical footprint is found in ``catalogs`` and
+            ``stac_apis``, fetched into the cache (checksum verified) and given to the pair.
     """
     methods = methods or [DEFAULT_METHOD]
     check_methods(methods, settings)  # before discovery and tracking start
@@ -107,14 +114,18 @@ def activation(
     fan_out = deployment or dask_address or "in-process"
     params = _run_params(
         bbox, start, end, event_date, methods, catalogs, stac_apis, settings, fan_out
-    )
+    ) | {"dem": dem, "dem_collection": dem_collection}
     parent = _start_tracking(uri, event, params)
 
     scenes = t.discover_scenes(
         catalogs or [], stac_apis or [], bbox, parse_time(start), parse_time(end), collections
     )
+    scenes = [s for s in scenes if dem_collection is None or s.collection != dem_collection]
     pairs = t.pair(scenes, _pairing_rules(min_overlap, max_gap_days, event_date), bbox)
     jobs = _jobs(pairs, methods, settings, tiepoints, work, event, uri, parent, publish_stac_api)
+    dems = pair_dems(pairs, dem, dem_collection, catalogs or [], stac_apis or [])
+    for job in jobs:
+        job.update(dems.get(_pair_id(job), {}))
     results = _register_each(jobs, deployment, dask_address, pair_timeout_s)
 
     summary = summarise(event, work, uri, parent, len(scenes), len(pairs), results)

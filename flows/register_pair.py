@@ -49,6 +49,8 @@ def register_pair(
     parent_run_id: str | None = None,
     stac_api: str | None = None,
     device: str = "auto",
+    dem: str | None = None,
+    dem_checksum: str | None = None,
 ) -> dict[str, Any]:
     """Align one optical scene to one SAR scene, score it, publish the products and track the run.
 
@@ -71,6 +73,10 @@ def register_pair(
         parent_run_id: MLflow run of the activation; none = a standalone parent run for this pair.
         stac_api: Also publish the STAC Item to this STAC API (Transaction extension).
         device: auto (CUDA when the worker has a GPU), cpu or cuda.
+        dem: A DSM or DEM GeoTIFF/COG (path or URL) over the pair, fetched into the cache like
+            the scenes and given to the registration as the pair's height model (its sources are
+            recorded); none = no height.
+        dem_checksum: The DEM's ``file:checksum`` (multihash hex), verified when given.
     """
     started, started_at = time.perf_counter(), time.time()
     o, s = Scene.from_record(optical), Scene.from_record(sar)
@@ -81,8 +87,9 @@ def register_pair(
 
     optical_path = t.fetch_asset(o.href, str(work.cache), o.checksum)
     sar_path = t.fetch_asset(s.href, str(work.cache), s.checksum)
+    dem_path = t.fetch_asset(dem, str(work.cache), dem_checksum) if dem else None
     checks = t.validate_pair(optical_path, sar_path, o.id, s.id, overlap_fraction, tiepoints)
-    made = _products(t, optical_path, sar_path, method, settings, device, tiepoints, out)
+    made = _products(t, optical_path, sar_path, method, settings, device, tiepoints, out, dem_path)
     published = _publish(t, pair_id, o, s, made, activation, work, stac_api)
     uri = mlflow_uri or tracking_uri(work.root)
     span = (started_at, started_at + time.perf_counter() - started)
@@ -120,9 +127,11 @@ def _products(
     device: str,
     tiepoints: str | None,
     out: Path,
+    dsm: str | None = None,
 ) -> _Products:
-    """Register, warp, score (with tiepoints) and draw the QA pictures into ``out``."""
-    reg = t.register(optical_path, sar_path, method, settings or {}, str(out), device)
+    """Register (with the height model ``dsm`` when given), warp, score (with tiepoints) and draw
+    the QA pictures into ``out``."""
+    reg = t.register(optical_path, sar_path, method, settings or {}, str(out), device, dsm)
     aligned = t.warp(optical_path, reg["displacement"], str(out / "aligned_optical.tif"))
     residuals = str(out / "residuals.csv") if tiepoints else None
     scores = (
@@ -225,6 +234,7 @@ def _record(
         "mlflow_run_id": run[0],
         "mlflow_run_url": run[1],
         "warnings": reg["warnings"],
+        "height": reg.get("height"),
     }
 
 

@@ -67,7 +67,7 @@ class ProgressArtifact:
         update_progress_artifact(self.artifact, self.percent(), description=text)
 
 
-@task(name="register", **cached("optical", "sar"))
+@task(name="register", **cached("optical", "sar", "dsm"))
 def register(
     optical: str,
     sar: str,
@@ -75,9 +75,11 @@ def register(
     settings: dict[str, str],
     out_dir: str,
     device: str = "auto",
+    dsm: str | None = None,
 ) -> dict[str, Any]:
     """Register optical to SAR and write the SN9 displacement and confidence COGs
-    (:func:`models.registration.run_pipeline`); a summary record."""
+    (:func:`models.registration.run_pipeline`; ``dsm``, a DSM/DEM path, becomes the pair's height
+    model); a summary record, with the height sources under ``height`` when a DSM is given."""
     from models.registration import run_pipeline
 
     out = Path(out_dir)
@@ -93,6 +95,7 @@ def register(
         confidence=out / "confidence.tif",
         progress=ProgressArtifact(f"{method} registration of {out.parent.parent.name}"),
         on_warning=get_run_logger().warning,
+        dsm=dsm,
     )
     result = done.result
     return {
@@ -106,6 +109,7 @@ def register(
         "warnings": result.warnings,
         "displacement": str(done.products.displacement),
         "confidence": str(done.products.confidence),
+        "height": result.details.get("height"),
     }
 
 
