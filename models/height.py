@@ -9,12 +9,13 @@ from typing import Any, Literal
 
 import numpy as np
 import rasterio
+import shapely
 from pyproj import CRS
 from rasterio.errors import RasterioIOError
 from shapely.geometry import Polygon
 
 from core.errors import InputError
-from core.grid import Grid
+from core.grid import Grid, north_up_grid
 from models.raster import RasterSource, read_on_grid
 
 HeightRole = Literal["DSM", "DTM"]
@@ -60,12 +61,14 @@ class HeightSource:
         Args:
             crs: The CRS of ``footprint``.
             footprint: The area the height is needed over (the optical footprint).
+
+        ``coverage`` is :func:`data_coverage`: the share of ``footprint`` with height data.
         """
         return {
             "path": self.path,
             "crs": _crs_name(self.raster.grid.crs),
             "resolution": round(self.raster.grid.resolution, 9),
-            "coverage": round(coverage(self, crs, footprint), 4),
+            "coverage": round(data_coverage(self, crs, footprint), 4),
         }
 
 
@@ -162,6 +165,27 @@ def coverage(source: HeightSource, crs: CRS, footprint: Polygon) -> float:
     return float(outline.intersection(footprint).area / footprint.area)
 
 
+def data_coverage(source: HeightSource, crs: CRS, footprint: Polygon, side: int = 128) -> float:
+    """The share of ``footprint`` (a polygon in ``crs``) where the raster has height data,
+    measured on a grid of at most ``side`` × ``side`` points over it (a decimated windowed read).
+
+    Args:
+        source: The height raster.
+        crs: The CRS of ``footprint``.
+        footprint: The area the height is needed over.
+        side: Sample points along the longer side of ``footprint``'s bounds.
+    """
+    if footprint.is_empty or footprint.area <= 0 or coverage(source, crs, footprint) <= 0:
+        return 0.0
+    minx, miny, maxx, maxy = footprint.bounds
+    grid = north_up_grid(crs, footprint.bounds, max(maxx - minx, maxy - miny) / side)
+    x, y = grid.pixel_centres()
+    inside = shapely.contains_xy(footprint, x, y)
+    if not inside.any():
+        return coverage(source, crs, footprint)
+    return float(np.isfinite(read_height(source, grid))[inside].mean())
+
+
 @dataclass(frozen=True)
 class HeightModel:
     """The height a registration may use: the DSM (surface: terrain + structures) and optionally
@@ -215,8 +239,8 @@ class HeightModel:
         return read_height(self.dsm, grid), read_height(self.dtm, grid) if self.dtm else None
 
     def record(self, crs: CRS, footprint: Polygon) -> dict[str, Any]:
-        """What a result records about the height: each source's path, CRS, resolution and
-        coverage of ``footprint``, and the vertical unit.
+        """What a result records about the height: each source's path, CRS, resolution and the
+        share of ``footprint`` it gives heights over, and the vertical unit.
 
         Args:
             crs: The CRS of ``footprint``.

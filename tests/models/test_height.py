@@ -109,6 +109,16 @@ def test_nodata_value_reads_as_nan(tmp_path):
     np.testing.assert_allclose(heights[:, 30:], 12.5)
 
 
+def test_coverage_counts_only_pixels_with_data(tmp_path):
+    data = np.full((1, 100, 100), 30.0, np.float32)
+    data[0, :, 60:] = -9999.0  # the east 40 % is no data
+    transform = Affine(1, 0, 1000, 0, -1, 2000)
+    path = write_geotiff(tmp_path / "dsm.tif", data, transform, "EPSG:32637", nodata=-9999.0)
+    optical = Grid(UTM, transform, 100, 100).footprint()
+    record = HeightModel.open(path, None, UTM, optical).record(UTM, optical)
+    assert record["dsm"]["coverage"] == pytest.approx(0.6, abs=0.02)
+
+
 def test_heights_in_feet_become_metres(tmp_path):
     path = write_geotiff(
         tmp_path / "ft.tif", np.full((1, 20, 20), 100.0, np.float32), Affine(1, 0, 0, 0, -1, 20)
