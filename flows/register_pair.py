@@ -89,7 +89,10 @@ def register_pair(
     sar_path = t.fetch_asset(s.href, str(work.cache), s.checksum)
     dem_path = t.fetch_asset(dem, str(work.cache), dem_checksum) if dem else None
     checks = t.validate_pair(optical_path, sar_path, o.id, s.id, overlap_fraction, tiepoints)
-    made = _products(t, optical_path, sar_path, method, settings, device, tiepoints, out, dem_path)
+    geometry = _sar_geometry(s)
+    made = _products(
+        t, optical_path, sar_path, method, settings, device, tiepoints, out, dem_path, geometry
+    )
     published = _publish(t, pair_id, o, s, made, activation, work, stac_api)
     uri = mlflow_uri or tracking_uri(work.root)
     span = (started_at, started_at + time.perf_counter() - started)
@@ -128,10 +131,13 @@ def _products(
     tiepoints: str | None,
     out: Path,
     dsm: str | None = None,
+    sar_geometry: dict[str, Any] | None = None,
 ) -> _Products:
-    """Register (with the height model ``dsm`` when given), warp, score (with tiepoints) and draw
-    the QA pictures into ``out``."""
-    reg = t.register(optical_path, sar_path, method, settings or {}, str(out), device, dsm)
+    """Register (with the height model ``dsm`` and the SAR geometry record ``sar_geometry`` when
+    given), warp, score (with tiepoints) and draw the QA pictures into ``out``."""
+    reg = t.register(
+        optical_path, sar_path, method, settings or {}, str(out), device, dsm, sar_geometry
+    )
     aligned = t.warp(optical_path, reg["displacement"], str(out / "aligned_optical.tif"))
     residuals = str(out / "residuals.csv") if tiepoints else None
     scores = (
@@ -156,6 +162,15 @@ def _products(
         ),
     }
     return _Products(reg, scores, outputs)
+
+
+def _sar_geometry(sar: Scene) -> dict[str, Any] | None:
+    """The SAR acquisition geometry the SAR scene's STAC item states (a record), or none; why it
+    could not be read is logged."""
+    geometry, why = sar.sar_geometry()
+    if why:
+        get_run_logger().warning(why)
+    return geometry
 
 
 def _publish(
@@ -235,6 +250,7 @@ def _record(
         "mlflow_run_url": run[1],
         "warnings": reg["warnings"],
         "height": reg.get("height"),
+        "sar_geometry": reg.get("sar_geometry"),
     }
 
 
@@ -273,6 +289,7 @@ def _track(
         method=reg["method"],
         method_version=reg["version"],
         config=reg["config"],
+        params=_geometry_params(reg.get("sar_geometry")),
         metrics=metrics,
         tags={
             "coalign.pair": pair_id,
@@ -288,6 +305,11 @@ def _track(
         summary = {k: v for k, v in metrics.items() if k in ("mean_m", "runtime_total_s")}
         track_activation_end(uri, parent, summary, ended_at=span[1])
     return run_id, run_url(uri, run_id)
+
+
+def _geometry_params(geometry: dict[str, Any] | None) -> dict[str, Any]:
+    """The SAR geometry as MLflow params ``sar_geometry.*`` (source ``unknown`` without one)."""
+    return {"sar_geometry": geometry or {"source": "unknown"}}
 
 
 def _mlflow_artifacts(outputs: dict[str, str], published: _Published) -> dict[str, str]:

@@ -76,11 +76,15 @@ def register(
     out_dir: str,
     device: str = "auto",
     dsm: str | None = None,
+    sar_geometry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register optical to SAR and write the SN9 displacement and confidence COGs
     (:func:`models.registration.run_pipeline`; ``dsm``, a DSM/DEM path, becomes the pair's height
-    model); a summary record, with the height sources under ``height`` when a DSM is given."""
+    model); a summary record, with the height sources under ``height`` when a DSM is given.
+    ``sar_geometry`` is the SAR acquisition geometry record (``SarGeometry.to_record()``, from the
+    STAC item); none = the SAR file's tags, else unknown (the record's ``sar_geometry``)."""
     from models.registration import run_pipeline
+    from models.sar_geometry import SarGeometry
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +100,7 @@ def register(
         progress=ProgressArtifact(f"{method} registration of {out.parent.parent.name}"),
         on_warning=get_run_logger().warning,
         dsm=dsm,
+        sar_geometry=SarGeometry.from_record(sar_geometry),
     )
     result = done.result
     return {
@@ -110,6 +115,7 @@ def register(
         "displacement": str(done.products.displacement),
         "confidence": str(done.products.confidence),
         "height": result.details.get("height"),
+        "sar_geometry": result.details.get("sar_geometry"),
     }
 
 

@@ -202,11 +202,12 @@ def log_pair_run(
     status: str = "FINISHED",
     started_at: float | None = None,
     ended_at: float | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> str:
     """A finished child run of one pair × method under ``parent_run_id``; its run id.
 
     Name: :func:`pair_run_name` (``<method> <version> · <label>``). Params: ``method``,
-    ``method_version`` and the config flattened as ``config.<key>``. Metrics: as given
+    ``method_version``, the config flattened as ``config.<key>``, then ``params``. Metrics: as given
     (mean/median/p90 ``_m``/``_px``, ``zero_mean_m``, ``matches``, ``inliers``,
     ``runtime_<stage>_s``...; None is left out). Tags: ``coalign.method``,
     ``coalign.method_version``, ``coalign.git_sha``, Prefect flow-run id/URL, then ``tags``.
@@ -227,6 +228,7 @@ def log_pair_run(
         status: The run's final status.
         started_at: When the registration started (seconds since the epoch); none = now.
         ended_at: When it ended; none = when logging is done.
+        params: More params (inputs of the run, e.g. the SAR geometry), flattened as dotted keys.
     """
     _check_status(status)
     files, hrefs = _artifact_plan(artifacts)
@@ -246,7 +248,12 @@ def log_pair_run(
         },
     )
     rid = run.info.run_id
-    params = {"method": method, "method_version": method_version, **flatten(config, "config")}
+    params = {
+        "method": method,
+        "method_version": method_version,
+        **flatten(config, "config"),
+        **flatten(params or {}),
+    }
     try:
         log_batch(mlflow_client, rid, params, numeric_metrics(metrics), {})
         _log_files(mlflow_client, rid, files)

@@ -270,7 +270,9 @@ class _StubTasks:
     def validate_pair(self, *args: Any) -> str:
         return "passed"
 
-    def register(self, optical, sar, method, settings, out_dir, device) -> dict[str, Any]:
+    def register(
+        self, optical, sar, method, settings, out_dir, device, dsm=None, sar_geometry=None
+    ) -> dict[str, Any]:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name in ("displacement.tif", "confidence.tif"):
