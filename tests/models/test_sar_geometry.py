@@ -156,3 +156,16 @@ def test_missing_geometry_is_a_warning_and_null(tmp_path):
     assert pair.geometry is None and result.details["sar_geometry"] is None
     assert result.warnings == [GEOMETRY_UNKNOWN]
     assert not np.any(result.field.dx)  # the method ran as before
+
+
+def test_the_urban_bench_tags_read_back_with_the_same_layover(tmp_path):
+    """The urban bench writes its SAR geometry as tags; read back, the layover this module
+    predicts is the displacement the simulation applied (less its constant offset)."""
+    from samples.urban import UrbanSpec, sar_tags
+
+    spec = UrbanSpec(incidence_deg=42.0, look_azimuth_deg=233.0)
+    g = geometry_from_tags(_tif(tmp_path / "urban.tif", tags=sar_tags(spec)))
+    heights = np.array([0.0, 3.0, 60.0])
+    dx, dy = spec.shift(np.zeros(3), np.zeros(3), heights)
+    ex, ey = g.layover_shift_m(heights)
+    assert ex == pytest.approx(dx - spec.offset_m[0]) and ey == pytest.approx(dy - spec.offset_m[1])
