@@ -131,7 +131,7 @@ def _optical(spec: UrbanSpec, layout: Layout, terrain: Terrain, grid: Grid, rng)
     descent = math.tan(math.radians(spec.sun_elevation_deg))
     frame = frame_grid(grid, away, spec.optical_res, spec.max_height_m / descent + 5, 0.0)
     fr = rasterise(layout, frame)
-    surface = fr.height + terrain(*frame.pixel_centres())
+    surface = fr.height + terrain.on_grid(frame)
     shadow = cast_shadow(surface, spec.optical_res, descent).astype(np.uint8)
     rgb *= 1.0 - 0.55 * sample_nearest(shadow, frame, grid, 0)
     rgb += rng.normal(0, 0.012, rgb.shape).astype(np.float32)
@@ -157,7 +157,8 @@ def _radar_reflectivity(cls: np.ndarray, building: np.ndarray, layout: Layout, r
     refl = np.where(cls == GROUND, 0.12 + 0.04 * tex, 0.03).astype(np.float32)
     refl = np.where(cls == VEGETATION, 0.35 + 0.1 * tex, refl)
     tones = 0.1 + 0.4 * layout.tones
-    return np.where(cls == ROOF, tones[np.maximum(building, 0)], refl).astype(np.float32)
+    refl = np.where(cls == ROOF, tones[np.maximum(building, 0)], refl)
+    return np.maximum(refl, 0.01).astype(np.float32)
 
 
 def _walls(height: np.ndarray, lit: np.ndarray, res: float, cot: float) -> tuple[np.ndarray, ...]:
@@ -187,12 +188,14 @@ def _radar_frame(spec: UrbanSpec, layout: Layout, terrain: Terrain, ground: Grid
     lo, hi = -spec.relief_m, spec.relief_m + spec.max_height_m
     frame = frame_grid(ground, spec.range_dir, res, lo * -cot + 5, hi * cot + 5)
     ras = rasterise(layout, frame)
-    surface = (terrain(*frame.pixel_centres()) + ras.height).astype(np.float32)
+    surface = terrain.on_grid(frame) + ras.height
     lit = ~cast_shadow(surface, res, cot)
     refl = _radar_reflectivity(ras.cls, ras.building, layout, rng) * lit
-    rows, cols = np.mgrid[0 : frame.height, 0 : frame.width]
-    pos = cols.ravel() + 0.5 - surface.ravel() * cot / res
-    image = _splat(frame.shape, rows.ravel(), pos, refl.ravel())
+    pos = (np.arange(frame.width, dtype=np.float32) + 0.5)[None, :] - surface * np.float32(
+        cot / res
+    )
+    rows = np.repeat(np.arange(frame.height, dtype=np.int32), frame.width)
+    image = _splat(frame.shape, rows, pos.ravel(), refl.ravel())
     wr, wc, wz, ww = _walls(surface, lit, res, cot)
     image += _splat(frame.shape, wr, wc - wz * cot / res, ww)
     return frame, image + 0.004
@@ -260,7 +263,7 @@ def simulate_urban(spec: UrbanSpec) -> UrbanScene:
     layout = draw_layout(rng, centre, reach, spec.max_height_m, spec.density)
     optical, ras = _optical(spec, layout, terrain, optical_grid, rng)
     xc, yc = optical_grid.pixel_centres()
-    dtm = terrain(xc, yc).astype(np.float32)
+    dtm = terrain.on_grid(optical_grid)
     dsm = dtm + ras.height
     reference = np.stack(spec.shift(xc, yc, dsm)).astype(np.float32)
     clearance = _clearance(layout, optical_grid, pad_m=30.0)
