@@ -77,6 +77,18 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="also publish the STAC Items to this STAC API (Transaction extension)",
     )
+    height = p.add_mutually_exclusive_group()
+    height.add_argument(
+        "--dem",
+        metavar="PATH_OR_URL",
+        help="DSM or DEM GeoTIFF/COG given to every pair as its height model",
+    )
+    height.add_argument(
+        "--dem-collection",
+        metavar="ID",
+        help="find each pair's DEM in this collection of the --catalog/--stac-api sources "
+        "(e.g. cop-dem-glo-30)",
+    )
 
 
 def _positive(value: float | None, option: str) -> float | None:
@@ -134,8 +146,19 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "max_gap_days": args.max_gap_days,
         "min_overlap": args.min_overlap,
         "publish_stac_api": args.publish_stac_api,
+        "dem": _dem(args.dem),
+        "dem_collection": args.dem_collection,
     }
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _dem(value: str | None) -> str | None:
+    """``--dem`` as the flow takes it: a URL as given, a local file as an absolute path."""
+    if not value or "://" in value:
+        return value
+    if not os.path.isfile(value):
+        raise InputError(f"--dem {value}: file not found; give a DSM/DEM GeoTIFF path or URL")
+    return os.path.abspath(value)
 
 
 def run_activation(params: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import pytest
 import rasterio
 from affine import Affine
 
+from core.errors import InputError
 from flows import commands
-from flows.cli import main
+from flows.cli import build_parser, main
 from tests.conftest import write_geotiff
 
 
@@ -272,3 +273,22 @@ def test_a_raster_error_is_described_and_other_errors_are_bugs():
     message = describe_failure(RasterioIOError("x.tif: No such file or directory"))
     assert message is not None and "raster not found" in message
     assert describe_failure(ValueError("a bug")) is None
+
+
+def test_activate_takes_a_dem_or_a_dem_collection(tmp_path, capsys):
+    from flows.commands.activate import activation_parameters
+
+    dem = tmp_path / "dem.tif"
+    dem.write_bytes(b"")
+    base = ["activate", "--catalog", str(tmp_path), "--method", "zero"]
+    args = build_parser().parse_args([*base, "--dem", str(dem)])
+    assert activation_parameters(args)["dem"] == str(dem.resolve())
+    args = build_parser().parse_args([*base, "--dem", "https://example.org/dem.tif"])
+    assert activation_parameters(args)["dem"] == "https://example.org/dem.tif"
+    args = build_parser().parse_args([*base, "--dem-collection", "cop-dem-glo-30"])
+    assert activation_parameters(args)["dem_collection"] == "cop-dem-glo-30"
+    with pytest.raises(InputError, match="--dem .*missing.tif: file not found"):
+        activation_parameters(build_parser().parse_args([*base, "--dem", "missing.tif"]))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--dem", str(dem), "--dem-collection", "x"])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -145,6 +145,8 @@ def test_emitted_payload_renders_into_activation_parameters(project, tmp_path):
             "--fallback-in-process",
             "--pair-timeout",
             "600",
+            "--dem-collection",
+            "cop-dem-glo-30",
             "--emit",
         ]
     )
@@ -159,6 +161,7 @@ def test_emitted_payload_renders_into_activation_parameters(project, tmp_path):
     ]
     assert rendered["gpu_work_pool"] == "gpu"  # not given: the deployment's default
     assert rendered["fallback_in_process"] is True and rendered["pair_timeout_s"] == 600
+    assert rendered["dem_collection"] == "cop-dem-glo-30" and rendered["dem"] is None
     activation.validate_parameters(rendered)
 
 
