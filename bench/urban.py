@@ -18,7 +18,7 @@ from samples.synth import ShiftFn
 from samples.urban import UrbanSpec, ground_tiepoints, simulate_urban, write_urban
 
 URBAN_CASES = 12
-URBAN_VERSION = "2"  # bump when the files an urban spec builds change
+URBAN_VERSION = "3"  # bump when the files an urban spec builds change
 TIEPOINT_CELLS = 12
 CLEARANCE_M = 10.0  # tiepoints at least this far from any building footprint
 

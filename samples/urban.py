@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,7 @@ import numpy as np
 import rasterio
 import rasterio.enums
 from affine import Affine
-from pyproj import CRS
+from pyproj import CRS, Geod, Transformer
 
 from core.grid import Grid
 from models.scoring import Tiepoints
@@ -68,11 +69,20 @@ class UrbanSpec:
     def cot(self) -> float:
         return 1.0 / math.tan(math.radians(self.incidence_deg))
 
-    @property
+    @cached_property
     def range_dir(self) -> tuple[float, float]:
-        """Unit ground vector (east, north) from the sensor towards the scene."""
-        a = math.radians(self.look_azimuth_deg)
-        return math.sin(a), math.cos(a)
+        """Unit map vector (x, y of ``crs``) from the sensor towards the scene at the scene
+        centre: the azimuth is from true north, so it is carried one metre along the ellipsoid
+        (grid north differs by the meridian convergence)."""
+        crs = CRS.from_user_input(self.crs)
+        half = self.size_px * self.optical_res / 2
+        at = (self.origin[0] + half, self.origin[1] - half)
+        to_geo = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
+        lon, lat = to_geo.transform(*at)
+        lon2, lat2, _ = Geod(ellps="WGS84").fwd(lon, lat, self.look_azimuth_deg, 1.0)
+        x2, y2 = to_geo.transform(lon2, lat2, direction="INVERSE")
+        n = math.hypot(x2 - at[0], y2 - at[1])
+        return (x2 - at[0]) / n, (y2 - at[1]) / n
 
     def shift(self, x: np.ndarray, y: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, ...]:
         """Where map points at ``height`` appear in the SAR, minus where they are (m)."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from pyproj import CRS
+from pyproj import CRS, Geod, Transformer
 from shapely.geometry import Point, Polygon
 
 from core.grid import Grid
@@ -36,6 +36,15 @@ SPEC = UrbanSpec(
 )
 
 
+def _look_vector(azimuth: float, x: float, y: float) -> tuple[float, float]:
+    """The true-north azimuth as a UTM map direction: a 10 m step along it, projected."""
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32637", always_xy=True)
+    lon, lat = to_utm.transform(x, y, direction="INVERSE")
+    lon2, lat2, _ = Geod(ellps="WGS84").fwd(lon, lat, azimuth, 10.0)
+    x2, y2 = to_utm.transform(lon2, lat2)
+    return (x2 - x) / 10.0, (y2 - y) / 10.0
+
+
 @pytest.fixture(scope="module")
 def scene():
     return simulate_urban(SPEC)
@@ -47,17 +56,18 @@ def test_reference_at_ground_tiepoints_is_the_terrain_layover(scene):
     og, sg = scene.optical_grid, scene.sar_grid
     x, y = og.pixel_to_map(tp.optical_col, tp.optical_row)
     # analytic: h_terrain·cot(θ) towards the sensor, plus the offset
-    th, az = math.radians(SPEC.incidence_deg), math.radians(SPEC.look_azimuth_deg)
-    lay = scene.terrain(x, y) / math.tan(th)
-    ax, ay = -lay * math.sin(az) + 7.0, -lay * math.cos(az) - 4.0
+    ex, ey = _look_vector(SPEC.look_azimuth_deg, x.mean(), y.mean())
+    lay = scene.terrain(x, y) / math.tan(math.radians(SPEC.incidence_deg))
+    ax, ay = -lay * ex + 7.0, -lay * ey - 4.0
     assert np.ptp(lay) > 2.0  # the terrain field is not a constant
     # the stored reference field (pixel centres, bilinear) agrees within 0.05 px
     rx = sample_array(scene.reference[0], og, x, y)
     ry = sample_array(scene.reference[1], og, x, y)
     assert np.max(np.hypot(rx - ax, ry - ay)) / SPEC.optical_res < 0.05
-    # and the tiepoints' SAR positions are the analytic ones
+    # and the tiepoints' SAR positions are the analytic ones (the look direction is taken at
+    # the scene centre: the meridian convergence varies by millimetres across it)
     sx, sy = sg.pixel_to_map(tp.sar_col, tp.sar_row)
-    assert np.max(np.hypot(sx - x - ax, sy - y - ay)) < 1e-6
+    assert np.max(np.hypot(sx - x - ax, sy - y - ay)) / SPEC.optical_res < 0.05
 
 
 def test_tiepoints_keep_off_structures(scene):
