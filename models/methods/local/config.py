@@ -18,6 +18,8 @@ class LocalConfig:
 
     # offer the global-affine fit as the first prior
     global_prior: bool = setting(True)
+    # with a height model and the SAR geometry, offer the terrain prior (fitted layover) first
+    terrain_prior: bool = setting(True)
     # the first prior, in order, whose first-level evidence reaches this share of the best is kept
     prior_margin: float = setting(0.7, ge=0, le=1)
     # a finer level whose share of consistent templates is below this is skipped

@@ -67,9 +67,10 @@ class LocalMethod:
     """Coarse-to-fine local alignment; the steps and settings are in docs/methods.md."""
 
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.5.0"
+    version: ClassVar[str] = "1.6.0"
     description: ClassVar[str] = (
-        "Priors (global LightGlue affine, coarse CFOG translation, zero) decided at the first "
+        "Priors (terrain layover from a height model fitted to the first level's vectors, "
+        "global LightGlue affine, coarse CFOG translation, zero) decided at the first "
         "level, then coarse-to-fine tiled CFOG template matching through the current field "
         "with adaptive SAR preprocessing, neighbour-consistency screening, Gaussian "
         "normalised-convolution sparse-to-dense (thin-plate spline optional), repeats of "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -16,6 +16,8 @@ from models.methods.local.config import LocalConfig
 from models.methods.local.context import LocalRun
 from models.methods.local.levels import (
     LevelInfo,
+    Vectors,
+    _screen,
     finish_level,
     level_jobs,
     level_steps,
@@ -23,6 +25,14 @@ from models.methods.local.levels import (
 )
 from models.methods.local.pool import run_tiles
 from models.methods.local.schedule import Pass, resolution_with_templates
+from models.methods.local.terrain import (
+    fit_terrain,
+    template_mean,
+    terrain_field,
+    terrain_shift,
+    unavailable,
+)
+from models.methods.local.tiles import TileResult
 from models.methods.local.verify import paired_gain, template_correlations
 from models.preprocess import prepare_optical, sar_to_db
 from models.progress import Steps, ignore_steps
@@ -59,6 +69,8 @@ class Trial:
     name: str
     field: DisplacementField
     info: LevelInfo
+    # the consistent vectors' positions and whole displacement (map metres), when kept
+    vectors: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def coarse_translation(
@@ -132,34 +144,121 @@ def candidate_priors(
     return priors + [zero, Prior("coarse-translation-ambiguous", translation)]
 
 
-def _trials(run: LocalRun, priors: list[Prior], first: Pass, n_levels: int) -> list[Trial]:
-    """The first level matched from every prior, all their tiles in one batch."""
+def _vectors(
+    run: LocalRun, prior: DisplacementField, tiles: list[TileResult], res: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The consistent vectors of a first level matched through ``prior``: positions and whole
+    displacement ``r(X) + prior(X + r(X))``, map metres."""
+    v = Vectors(*(np.concatenate([getattr(t, f.name) for t in tiles]) for f in fields(Vectors)))
+    good = v.select(_screen(run.conf, v, res))
+    px, py, _ = prior.sample(good.x + good.dx, good.y + good.dy)
+    return good.x, good.y, good.dx + px, good.dy + py
+
+
+def _trials(
+    run: LocalRun,
+    priors: list[Prior],
+    first: Pass,
+    n_levels: int,
+    keep_vectors: bool = False,
+    what: str = "",
+) -> list[Trial]:
+    """The first level matched from every prior, all their tiles in one batch.
+
+    Args:
+        run: The run.
+        priors: The starting fields.
+        first: The first pass.
+        n_levels: Passes in the schedule (for progress).
+        keep_vectors: Keep each trial's consistent vectors.
+        what: The priors in progress stage names (default: how many).
+    """
+    what = what or f"{len(priors)} priors"
     res = run.pair.native_resolution() * first.factor
     staged = [level_jobs(run.pair, run.conf, p.field, res, first.radius) for p in priors]
     all_jobs = [job for _, jobs in staged for job in (jobs or [])]
-    stage = stage_name(0, n_levels, f"tiles ({len(priors)} priors)")
+    stage = stage_name(0, n_levels, f"tiles ({what})")
     with run.result.timed("level0_match"):
         tiles = run_tiles(all_jobs, run.conf, run.progress, stage, run.pool) if all_jobs else []
     measured = [p.field for p, (_, jobs) in zip(priors, staged, strict=True) if jobs is not None]
-    dense = stage_name(0, n_levels, f"dense ({len(priors)} priors)")
+    dense = stage_name(0, n_levels, f"dense ({what})")
     steps = Steps(run.progress, dense, sum(level_steps(run.conf, f) for f in measured))
     trials, at = [], 0
     for prior, (info, jobs) in zip(priors, staged, strict=True):
-        fld = prior.field
+        fld, vectors = prior.field, None
         if jobs is not None:
             part = tiles[at : at + len(jobs)]
             fld, info = finish_level(run, prior.field, res, 0, info, part, steps)
+            if keep_vectors and part:
+                vectors = _vectors(run, prior.field, part, res)
             at += len(jobs)
-        trials.append(Trial(info.evidence or 0.0, prior.name, fld, info))
+        trials.append(Trial(info.evidence or 0.0, prior.name, fld, info, vectors))
     return trials
+
+
+def terrain_trial(
+    run: LocalRun, terrain: DisplacementField, trials: list[Trial], first: Pass, n_levels: int
+) -> tuple[Trial | None, str | dict[str, object]]:
+    """The first level from the terrain prior, and what the result records about it.
+
+    The model ``A·[x, y, 1] + gain·T(x)`` is fitted to the consistent vectors of the trial
+    with the most evidence, ``T`` averaged over the level's templates as the vectors measure
+    it; the first level is then matched from the model with ``T`` itself, like any other prior.
+
+    Args:
+        run: The run.
+        terrain: The terrain shift ``T`` on the field grid.
+        trials: The other priors' first-level trials, with their vectors.
+        first: The first pass.
+        n_levels: Passes in the schedule (for progress).
+    """
+    best = max(trials, key=lambda t: t.evidence)
+    x, y, dx, dy = best.vectors if best.vectors is not None else (np.empty(0),) * 4
+    if len(x) < run.conf.verify_min_templates:
+        return None, (
+            f"not used: {len(x)} consistent first-level vectors to fit, "
+            f"{run.conf.verify_min_templates} needed"
+        )
+    tx, ty, _ = template_mean(terrain, best.info.template_px * best.info.resolution_m).sample(x, y)
+    fit = fit_terrain(x, y, dx, dy, tx, ty)
+    prior = Prior("terrain", terrain_field(fit, terrain))
+    trial = _trials(run, [prior], first, n_levels, what="terrain prior")[0]
+    return trial, {**fit.record(), "fitted_to": best.name}
+
+
+def _terrain_shift(run: LocalRun, grid: Grid) -> tuple[DisplacementField, str] | str:
+    """The terrain shift on ``grid`` and its heights' source, or why the run has none."""
+    if not run.conf.terrain_prior:
+        return "switched off (terrain_prior=off)"
+    reason = unavailable(run.pair)
+    if reason:
+        return reason
+    with run.result.timed("terrain_shift"):
+        return terrain_shift(run.pair, grid)
+
+
+def _with_terrain(run: LocalRun, priors: list[Prior], schedule: list[Pass]) -> list[Trial]:
+    """The first-level trials of ``priors``, led by the terrain prior's when the pair has one;
+    the result's details say what the terrain prior did (``terrain_prior``)."""
+    first, n = schedule[0], len(schedule)
+    shift = _terrain_shift(run, priors[0].field.grid)
+    trials = _trials(run, priors, first, n, keep_vectors=not isinstance(shift, str))
+    if isinstance(shift, str):
+        run.result.details["terrain_prior"] = f"not used: {shift}"
+        return trials
+    trial, note = terrain_trial(run, shift[0], trials, first, n)
+    details = note if isinstance(note, str) else {**note, "heights": shift[1]}
+    run.result.details["terrain_prior"] = details
+    return ([trial] if trial is not None else []) + trials
 
 
 def first_level(run: LocalRun, priors: list[Prior], schedule: list[Pass]) -> Trial:
     """The first pass from every prior, and the trial kept.
 
-    The first prior in order whose evidence reaches ``prior_margin`` of the best is kept,
-    unless too few templates fit the first level to decide (small overlaps) or several priors
-    come close: then the images' correlation through each first-level field decides (see
+    With a height model and the SAR geometry the terrain prior (:func:`terrain_trial`) leads
+    the order. The first prior in order whose evidence reaches ``prior_margin`` of the best is
+    kept, unless too few templates fit the first level to decide (small overlaps) or several
+    priors come close: then the images' correlation through each first-level field decides (see
     :func:`prior_by_correlation`), judged at the next pass (the first level's own templates
     fitted these fields) or, where too few templates fit there, at the pass with the most.
 
@@ -169,7 +268,7 @@ def first_level(run: LocalRun, priors: list[Prior], schedule: list[Pass]) -> Tri
         schedule: The passes from the first that fits the overlap on.
     """
     conf = run.conf
-    trials = _trials(run, priors, schedule[0], len(schedule))
+    trials = _with_terrain(run, priors, schedule)
     best = max(t.evidence for t in trials)
     close = [t for t in trials if t.evidence >= conf.prior_margin * best]
     chosen = close[0]
