@@ -224,9 +224,15 @@ def build_case_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
 def _build_files(spec: CaseSpec, folder: Path) -> dict[str, Any]:
     """The case's files: simulated for an ``urban`` case, otherwise made from its pair."""
     if spec.urban is not None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         from bench.urban import build_urban_files
 
-        meta = build_urban_files(spec.urban, folder)
+        # the simulation peaks at GBs: in a fresh process, so the bench process stays small (a
+        # worker forked from it inherits its peak in ru_maxrss)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            meta = pool.submit(build_urban_files, spec.urban, folder).result()
         meta.update(name=spec.name, kind=spec.kind, seed=spec.seed)
         return meta
     return build_case_files(spec, folder)
