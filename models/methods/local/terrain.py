@@ -6,17 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import map_coordinates, median_filter, uniform_filter
+from scipy.ndimage import map_coordinates, percentile_filter, uniform_filter
 
 from core.grid import Grid
 from models.displacement import DisplacementField
 from models.height import read_height
 from models.methods.base import RegistrationInput
 
-# side of the median filter that takes buildings out of a DSM when no DTM is given, metres
+# side of the window whose low percentile takes buildings out of a DSM without a DTM, metres
 DSM_TERRAIN_WINDOW_M = 75.0
-# pixels across the median window on the grid it runs on
-_WINDOW_PX = 5
+# the percentile: the ground between buildings, even where they cover most of the window
+DSM_TERRAIN_PERCENTILE = 10
+# pixels across the window on the grid it runs on
+_WINDOW_PX = 11
 # a terrain shift whose spread over the overlap is under this share of a native pixel is flat
 FLAT_SHARE = 0.1
 # Huber constant, in robust standard deviations of the vectors' residuals
@@ -85,8 +87,8 @@ def unavailable(pair: RegistrationInput) -> str | None:
 def terrain_heights(pair: RegistrationInput, grid: Grid) -> tuple[np.ndarray, str]:
     """Bare-terrain heights on ``grid`` (NaN without data) and where they came from.
 
-    The DTM when given; else the DSM through a median filter :data:`DSM_TERRAIN_WINDOW_M`
-    across, so buildings and trees do not count as terrain.
+    The DTM when given; else the DSM's :data:`DSM_TERRAIN_PERCENTILE` th percentile over
+    windows :data:`DSM_TERRAIN_WINDOW_M` across, so buildings and trees do not count as terrain.
 
     Args:
         pair: The pair (with a height model).
@@ -102,12 +104,13 @@ def terrain_heights(pair: RegistrationInput, grid: Grid) -> tuple[np.ndarray, st
     if not valid.any():
         return np.full(grid.shape, np.nan, np.float32), "DSM"
     filled = np.where(valid, dsm, np.nanmedian(dsm)).astype(np.float32)
-    smooth = np.where(valid, median_filter(filled, size=_WINDOW_PX, mode="nearest"), np.nan)
+    low = percentile_filter(filled, DSM_TERRAIN_PERCENTILE, size=_WINDOW_PX, mode="nearest")
+    smooth = np.where(valid, low, np.nan)
     col, row = coarse.map_to_pixel(*grid.pixel_centres())
     coords = np.stack([np.ravel(row) - 0.5, np.ravel(col) - 0.5])
     out = map_coordinates(smooth, coords, order=1, mode="nearest", cval=np.nan)
     heights = out.reshape(grid.shape).astype(np.float32)
-    return heights, f"DSM, median over {DSM_TERRAIN_WINDOW_M:g} m"
+    return heights, f"DSM, {DSM_TERRAIN_PERCENTILE}th percentile over {DSM_TERRAIN_WINDOW_M:g} m"
 
 
 def terrain_shift(pair: RegistrationInput, grid: Grid) -> tuple[DisplacementField, str] | str:
