@@ -43,6 +43,7 @@ class BenchConfig:
     device: str = "cpu"
     timeout_s: float = 3600.0
     rebuild: bool = False
+    height: bool = False  # give each case's dsm.tif/dtm.tif (urban cases have them) to the methods
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class WorkerJob:
     output: str  # the displacement map
     tiepoints: dict[str, str]  # tiepoint set name → CSV
     agreement: bool  # measure the field's structural agreement too
+    dsm: str | None = None  # the case's height model, given to the method
+    dtm: str | None = None
 
 
 def default_methods() -> list[str]:
@@ -213,8 +216,19 @@ def run_case_method(
         output=str((run_dir / "displacement.tif").resolve()),
         tiepoints={k: str(p.resolve()) for k, p in case.tiepoint_sets.items()},
         agreement=agreement,
+        **(case_heights(case) if conf.height else {}),
     )
     return run_in_subprocess(job, run_dir, conf.timeout_s)
+
+
+def case_heights(case: Case) -> dict[str, str]:
+    """The case's height model files (``dsm``, ``dtm``) that exist, as worker job fields.
+
+    Args:
+        case: A built case.
+    """
+    files = {name: case.folder / f"{name}.tif" for name in ("dsm", "dtm")}
+    return {name: str(path.resolve()) for name, path in files.items() if path.is_file()}
 
 
 def case_record(case: Case) -> CaseRecord:

@@ -35,6 +35,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         job["method"],
         job.get("settings") or {},
         job.get("device", "cpu"),
+        dsm=job.get("dsm"),
+        dtm=job.get("dtm"),
     )
     pair, result = done.pair, done.result
     stages["open"] = done.open_s

@@ -109,6 +109,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rebuild", action="store_true", help="rebuild cached cases")
     p.add_argument(
+        "--height",
+        action="store_true",
+        help="give each case's height model (dsm.tif, dtm.tif: urban cases) to the methods",
+    )
+    p.add_argument(
         "--scale",
         action="store_true",
         help="scale benchmark: end-to-end time and peak RSS per scene size",
@@ -152,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         timeout_s=args.timeout,
         rebuild=args.rebuild,
+        height=args.height,
     )
     if args.scale:
         from bench.scale_run import format_scale_report, run_scale

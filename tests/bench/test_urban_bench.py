@@ -8,7 +8,7 @@ import numpy as np
 
 from bench.build import build_case
 from bench.cases import CaseSpec, plan_cases
-from bench.run import case_record, select_cases
+from bench.run import BenchConfig, case_heights, case_record, run_case_method, select_cases
 from bench.urban import URBAN_CASES, draw_urban_spec
 
 
@@ -43,3 +43,11 @@ def test_built_urban_case_has_its_references_and_height_models(tmp_path):
     assert refs["oracle_affine_exact"]["mean_px"] > 0.05
     assert refs["zero"]["mean_px"] > 5 * refs["oracle_affine"]["mean_px"]
     assert rec.agreement["reference"]["ncc"] > rec.agreement["zero"]["ncc"]
+
+    # --height gives the case's DSM and DTM to the method, which records them
+    assert set(case_heights(case)) == {"dsm", "dtm"}
+    conf = BenchConfig(data=tmp_path, work=tmp_path / "work", height=True)
+    run = run_case_method(case, "zero", {}, conf, agreement=False)
+    assert run["ok"], run.get("error")
+    height = run["details"]["height"]
+    assert height["dsm"]["path"].endswith("dsm.tif") and height["dtm"]["path"].endswith("dtm.tif")
