@@ -77,7 +77,7 @@ def register(
     if pair.height is not None:
         result.details["height"] = pair.height.record(pair.crs, pair.optical_footprint())
     result.details["sar_geometry"] = pair.geometry.to_record() if pair.geometry else None
-    if pair.geometry is None:
+    if pair.geometry is None and pair.height is not None:
         result.warnings.insert(0, GEOMETRY_UNKNOWN)
     return result
 

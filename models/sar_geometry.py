@@ -19,9 +19,10 @@ from core.errors import InputError
 TAG_INCIDENCE = "SAR_INCIDENCE_ANGLE"
 TAG_LOOK_AZIMUTH = "SAR_LOOK_AZIMUTH"
 TAG_GROUND_PROJECTED = "SAR_GROUND_PROJECTED"
+# warned when a height model is given (the height is only usable with the geometry)
 GEOMETRY_UNKNOWN = (
-    "SAR acquisition geometry unknown: give --sar-incidence and --sar-look-azimuth, or a STAC "
-    "item with view:incidence_angle/view:azimuth"
+    "SAR acquisition geometry unknown, so the height model is not used: give --sar-incidence and "
+    "--sar-look-azimuth, or a STAC item with view:incidence_angle/view:azimuth"
 )
 _NAMES = {
     "option": ("--sar-incidence", "--sar-look-azimuth"),

@@ -117,36 +117,13 @@ def _warn(warning: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Register the pair, write the outputs, print the summary (text, or JSON with ``--json``)."""
     from flows.progress import CliProgress
-    from models.cog import COG, CSV, check_outputs
     from models.methods import check_methods, parse_set_options
     from models.registration import run_pipeline
-    from models.residuals_gpkg import RESIDUAL_POINTS, gpkg_path
     from models.sar_geometry import geometry_from_options
     from models.scoring import read_tiepoints
 
     t0 = time.perf_counter()
-    out = check_outputs(
-        {
-            "-o": args.output,
-            "--confidence": args.confidence,
-            "--residuals": args.residuals,
-            RESIDUAL_POINTS: gpkg_path(args.residuals) if args.residuals else None,
-        },
-        {
-            "OPTICAL": args.optical,
-            "SAR": args.sar,
-            "--tiepoints": args.tiepoints,
-            "--dsm": args.dsm,
-            "--dtm": args.dtm,
-        },
-        overwrite=args.overwrite,
-        formats={"-o": COG, "--confidence": COG, "--residuals": CSV},
-    )["-o"]
-    if args.residuals and not args.tiepoints:
-        raise InputError(
-            f"--residuals {args.residuals}: residuals are measured at tiepoints; give --tiepoints "
-            "CSV too, or drop --residuals"
-        )
+    out = _checked_output(args)
     settings = parse_set_options(args.settings, [args.method])
     check_methods([args.method], settings)
     tiepoints = read_tiepoints(args.tiepoints) if args.tiepoints else None
@@ -179,6 +156,40 @@ def run(args: argparse.Namespace) -> int:
     summary = make_summary(done, out, time.perf_counter() - t0)
     print(json.dumps(summary) if args.json else format_summary(summary, args))
     return 0
+
+
+def _checked_output(args: argparse.Namespace) -> Path:
+    """The displacement map path, once every output path and option pairing is checked.
+
+    Args:
+        args: The parsed ``register`` options.
+    """
+    from models.cog import COG, CSV, check_outputs
+    from models.residuals_gpkg import RESIDUAL_POINTS, gpkg_path
+
+    out = check_outputs(
+        {
+            "-o": args.output,
+            "--confidence": args.confidence,
+            "--residuals": args.residuals,
+            RESIDUAL_POINTS: gpkg_path(args.residuals) if args.residuals else None,
+        },
+        {
+            "OPTICAL": args.optical,
+            "SAR": args.sar,
+            "--tiepoints": args.tiepoints,
+            "--dsm": args.dsm,
+            "--dtm": args.dtm,
+        },
+        overwrite=args.overwrite,
+        formats={"-o": COG, "--confidence": COG, "--residuals": CSV},
+    )["-o"]
+    if args.residuals and not args.tiepoints:
+        raise InputError(
+            f"--residuals {args.residuals}: residuals are measured at tiepoints; give --tiepoints "
+            "CSV too, or drop --residuals"
+        )
+    return out
 
 
 def make_summary(done: PipelineRun, out: Path, runtime_s: float) -> dict[str, Any]:

@@ -150,12 +150,14 @@ def test_given_geometry_wins_over_tags_and_is_recorded(tmp_path):
     assert GEOMETRY_UNKNOWN not in result.warnings
 
 
-def test_missing_geometry_is_a_warning_and_null(tmp_path):
-    pair = RegistrationInput.open(_tif(tmp_path / "o.tif", 3), _tif(tmp_path / "s.tif"), "cpu")
-    result = register(pair, "zero")
-    assert pair.geometry is None and result.details["sar_geometry"] is None
-    assert result.warnings == [GEOMETRY_UNKNOWN]
+def test_missing_geometry_is_null_and_a_warning_when_a_height_model_needs_it(tmp_path):
+    o, s = _tif(tmp_path / "o.tif", 3), _tif(tmp_path / "s.tif")
+    result = register(RegistrationInput.open(o, s, "cpu"), "zero")
+    assert result.details["sar_geometry"] is None and result.warnings == []
     assert not np.any(result.field.dx)  # the method ran as before
+    with_height = RegistrationInput.open(o, s, "cpu", dsm=_tif(tmp_path / "dsm.tif"))
+    assert with_height.geometry is None and with_height.height is not None
+    assert register(with_height, "zero").warnings == [GEOMETRY_UNKNOWN]
 
 
 def test_the_urban_bench_tags_read_back_with_the_same_layover(tmp_path):
@@ -167,5 +169,7 @@ def test_the_urban_bench_tags_read_back_with_the_same_layover(tmp_path):
     g = geometry_from_tags(_tif(tmp_path / "urban.tif", tags=sar_tags(spec)))
     heights = np.array([0.0, 3.0, 60.0])
     dx, dy = spec.shift(np.zeros(3), np.zeros(3), heights)
-    ex, ey = g.layover_shift_m(heights)
+    half = spec.size_px * spec.optical_res / 2
+    centre = (spec.origin[0] + half, spec.origin[1] - half)  # where the simulator takes it
+    ex, ey = g.layover_shift_m(heights, spec.crs, centre)
     assert ex == pytest.approx(dx - spec.offset_m[0]) and ey == pytest.approx(dy - spec.offset_m[1])

@@ -51,8 +51,12 @@ def test_options_give_the_geometry_over_the_tags(tmp_path, capsys):
     assert "(geotiff tags)" in out.out
 
 
-def test_unknown_geometry_is_null_with_a_warning(tmp_path, capsys):
+def test_unknown_geometry_is_null_and_warned_only_with_a_height_model(tmp_path, capsys):
     code, out = _register(tmp_path, capsys, "--json")
+    summary = json.loads(out.out)
+    assert code == 0 and summary["sar_geometry"] is None and "warnings" not in summary
+    dsm = _tif(tmp_path / "dsm.tif")  # a 1-band raster over the pair: a height model
+    code, out = _register(tmp_path, capsys, "--json", "--dsm", dsm)
     summary = json.loads(out.out)
     assert code == 0 and summary["sar_geometry"] is None
     assert summary["warnings"] == [GEOMETRY_UNKNOWN]
