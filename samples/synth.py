@@ -232,7 +232,22 @@ def _sar_reflectivity(
     return refl.astype(np.float32)
 
 
-def _write(path: Path, data: np.ndarray, grid: Grid, nodata: float | None) -> None:
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    grid: Grid,
+    nodata: float | None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """A tiled, compressed GeoTIFF of ``data`` (bands, rows, cols) on ``grid``, with overviews.
+
+    Args:
+        path: The file to write.
+        data: The bands.
+        grid: The grid the bands are on.
+        nodata: The nodata value, if any.
+        tags: Dataset tags (default metadata domain) to set.
+    """
     profile = dict(
         driver="GTiff",
         width=grid.width,
@@ -249,6 +264,8 @@ def _write(path: Path, data: np.ndarray, grid: Grid, nodata: float | None) -> No
     )
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data)
+        if tags:
+            ds.update_tags(**tags)
         ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
 
 
@@ -355,8 +372,8 @@ def synthesize_pair(
         out / f"{name}_sar.tif",
         out / f"{name}_tiepoints.csv",
     )
-    _write(optical_path, optical_u8, optical_grid, None)
-    _write(sar_path, sar[None], sar_grid, sar_nodata)
+    write_raster(optical_path, optical_u8, optical_grid, None)
+    write_raster(sar_path, sar[None], sar_grid, sar_nodata)
 
     # tiepoints: integer optical pixels -> SAR pixels through the field (SN9 integer convention)
     tp_rng = np.random.default_rng(spec.seed + 1)

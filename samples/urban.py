@@ -19,13 +19,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import rasterio
-import rasterio.enums
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
 
 from core.grid import Grid
 from models.scoring import Tiepoints
+from samples.synth import write_raster
 from samples.urban_scene import (
     GROUND,
     ROOF,
@@ -315,27 +314,6 @@ def ground_tiepoints(
     return Tiepoints(sr[idx], sc[idx], rows[idx].astype(float), cols[idx].astype(float))
 
 
-def _write_tif(path: Path, grid: Grid, data: np.ndarray, nodata: float | None, tags: dict) -> None:
-    profile = dict(
-        driver="GTiff",
-        width=grid.width,
-        height=grid.height,
-        count=data.shape[0],
-        dtype=str(data.dtype),
-        crs=grid.crs.to_wkt(),
-        transform=grid.transform,
-        nodata=nodata,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="DEFLATE",
-    )
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data)
-        ds.update_tags(**tags)
-        ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
-
-
 def sar_tags(spec: UrbanSpec) -> dict[str, str]:
     """The acquisition-geometry tags of the SAR GeoTIFF."""
     return {
@@ -357,11 +335,12 @@ def write_urban(folder: Path, scene: UrbanScene) -> dict[str, str]:
         "dtm": "dtm.tif",
         "reference": "reference.tif",
     }
-    _write_tif(folder / files["optical"], og, scene.optical, None, {})
-    _write_tif(folder / files["sar"], scene.sar_grid, scene.sar[None], 0, sar_tags(scene.spec))
-    _write_tif(folder / files["dsm"], og, scene.dsm[None], None, {"UNITS": "metre"})
-    _write_tif(folder / files["dtm"], og, scene.dtm[None], None, {"UNITS": "metre"})
-    _write_tif(folder / files["reference"], og, scene.reference, None, {"UNITS": "metre"})
+    metres = {"UNITS": "metre"}
+    write_raster(folder / files["optical"], scene.optical, og, None)
+    write_raster(folder / files["sar"], scene.sar[None], scene.sar_grid, 0, sar_tags(scene.spec))
+    write_raster(folder / files["dsm"], scene.dsm[None], og, None, metres)
+    write_raster(folder / files["dtm"], scene.dtm[None], og, None, metres)
+    write_raster(folder / files["reference"], scene.reference, og, None, metres)
     return files
 
 
