@@ -46,6 +46,13 @@ class LocalConfig:
     radius_px: tuple[int, ...] = setting((12, 6, 3), ge=1, le=128)
     # template side
     template_px: int = setting(48, ge=8, le=512)
+    # dense descriptor the templates are matched on: CFOG, or a trained network (``model``)
+    descriptor: Literal["cfog", "learned"] = setting("cfog")
+    # weights file of the learned descriptor (coalign train writes one); needed when learned
+    model: str = setting("", text="a descriptor weights file (.pt), or empty")
+    # registered model version the weights came from (models:/NAME/VERSION; set by commands
+    # that resolve a model URI), recorded in the method version
+    model_uri: str = setting("", text="a models:/NAME/VERSION URI, or empty")
     # CFOG spatial smoothing
     descriptor_sigma_px: float = setting(1.2, gt=0, le=10)
     # template grid step
@@ -87,5 +94,10 @@ class LocalConfig:
             return (
                 f"radius_px needs one value per level ({len(self.levels)} levels: "
                 f"{','.join(map(str, self.levels))}), got {len(self.radius_px)}"
+            )
+        if self.descriptor == "learned" and not self.model:
+            return (
+                "descriptor=learned needs the weights: add --set model=FILE.pt "
+                "(or model=models:/coalign-descriptor@champion)"
             )
         return None

@@ -91,6 +91,8 @@ def level_jobs(
             layout.spacing,
             radius,
             conf.descriptor_sigma_px,
+            conf.descriptor,
+            conf.model,
         )
         for tile in level_tiles(layout.grid, conf.tile_px, margin)
     ]

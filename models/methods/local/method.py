@@ -19,6 +19,7 @@ from models.methods.base import (
 )
 from models.methods.local.config import LocalConfig
 from models.methods.local.context import LocalRun
+from models.methods.local.descriptor import descriptor_record, descriptor_version
 from models.methods.local.levels import level_jobs, repeat_saturated, run_level
 from models.methods.local.pool import TilePool, worker_count
 from models.methods.local.priors import Prior, candidate_priors, first_level
@@ -102,14 +103,19 @@ class LocalMethod:
         problem = conf.inconsistency()
         if problem:
             raise InputError(f"{self.name} settings: {problem}")
+        descriptor = descriptor_record(conf)
         check_extent(pair, self.name, *min_overlap(pair, conf))
         native = pair.native_resolution()
         last_level = native * conf.levels[-1]
         resolution = conf.field_resolution_m or max(last_level * conf.spacing_px / 2, native)
         grid = field_grid(pair, resolution)
         result = RegistrationResult(
-            self.name, self.version, config_dict(conf), DisplacementField.constant(grid)
+            self.name,
+            descriptor_version(self.version, descriptor),
+            config_dict(conf),
+            DisplacementField.constant(grid),
         )
+        result.details["descriptor"] = descriptor
         # the priors, each pass of the schedule (a repeat adds one), the verification
         passes = len(level_schedule(conf, pair.finest_resolution() / native))
         overall = Steps(progress, OVERALL, 1 + passes + int(conf.verify))

@@ -1,9 +1,11 @@
-"""Tile jobs of ``local``: one tile's optical and its SAR seen through the field, CFOG-matched."""
+"""Tile jobs of ``local``: one tile's optical and its SAR seen through the field, matched on
+dense descriptors (CFOG or a learned network)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -31,6 +33,8 @@ class TileJob:
     spacing: int
     radius: int
     sigma: float  # CFOG spatial smoothing (working pixels)
+    descriptor: str = "cfog"  # "cfog" or "learned"
+    model: str = ""  # weights file of the learned descriptor
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,23 @@ def read_optical(optical: RasterSource, grid: Grid) -> np.ndarray:
     return sample_points(optical, x, y, grid.crs, LUMA if optical.count >= 3 else None)
 
 
+def describe_tile(
+    image: np.ndarray, modality: Literal["optical", "sar"], job: TileJob
+) -> np.ndarray:
+    """The job's dense descriptor of one prepared image: CFOG, or the learned network's features.
+
+    Args:
+        image: One band, float32, NaN where there is no data.
+        modality: Which stem of the learned network the image goes through.
+        job: The tile job (descriptor, weights file, CFOG smoothing).
+    """
+    if job.descriptor == "learned":
+        from models.learned import describe, load_descriptor
+
+        return describe(image, modality, load_descriptor(job.model))
+    return cfog(image, sigma=job.sigma)
+
+
 def match_tile(job: TileJob) -> TileResult:
     """Area-based matching of one tile (the unit of work for pools and Dask)."""
     optical = prepare_optical(read_optical(job.optical, job.grid))
@@ -121,8 +142,8 @@ def match_tile(job: TileJob) -> TileResult:
     cc, rr = np.meshgrid(cols, rows)
     centres = np.column_stack([cc.ravel(), rr.ravel()])
     m = match_templates(
-        cfog(optical, sigma=job.sigma),
-        cfog(sar, sigma=job.sigma),
+        describe_tile(optical, "optical", job),
+        describe_tile(sar, "sar", job),
         centres,
         job.template,
         job.radius,
