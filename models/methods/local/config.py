@@ -20,6 +20,10 @@ class LocalConfig:
     global_prior: bool = setting(True)
     # with a height model and the SAR geometry, offer the terrain prior (fitted layover) first
     terrain_prior: bool = setting(True)
+    # with a height model and the SAR geometry, reject vectors on structures, layover or shadow
+    structures: bool = setting(True)
+    # share of a template on structures, layover or shadow above which its vector is rejected
+    structure_max_share: float = setting(0.5, ge=0, le=1)
     # the first prior, in order, whose first-level evidence reaches this share of the best is kept
     prior_margin: float = setting(0.7, ge=0, le=1)
     # a finer level whose share of consistent templates is below this is skipped

@@ -9,13 +9,14 @@ from typing import Any
 from models.methods.base import Progress, RegistrationInput, RegistrationResult, no_progress
 from models.methods.local.config import LocalConfig
 from models.methods.local.pool import TilePool
+from models.methods.local.structures import StructureMap
 from models.progress import Steps, ignore_steps
 
 
 @dataclass(frozen=True)
 class LocalRun:
     """One run: the pair, its settings, the result being filled in, progress, the tile pool and
-    the count of passes done (the ``overall`` stage)."""
+    the count of passes done (the ``overall`` stage) and where structures lie."""
 
     pair: RegistrationInput
     conf: LocalConfig
@@ -23,6 +24,7 @@ class LocalRun:
     progress: Progress = no_progress
     pool: TilePool | None = None  # None: each batch of tiles starts its own pool
     overall: Steps = field(default_factory=ignore_steps)
+    structures: StructureMap | None = None  # None: no height model, geometry, or switched off
 
 
 def filled(record: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class LevelInfo:
     templates: int | None = None  # templates laid on the tile cores
     candidates: int | None = None  # template vectors found
     sar_modes: dict[str, int] | None = None  # tiles per adaptive SAR preprocessing
+    structures_rejected: float | None = None  # share of vectors on structures, layover, shadow
     accepted: int | None = None  # vectors that passed the screening
     saturated: float | None = None  # share of accepted vectors on the search-window border
     skipped: str | None = None  # why the pass left the field as it was
@@ -155,9 +156,24 @@ def _gather(tiles: list[TileResult], info: LevelInfo) -> Vectors:
     return vectors
 
 
-def _screen(conf: LocalConfig, v: Vectors, res: float) -> np.ndarray:
-    """Which vectors have a clear peak and agree with their neighbours."""
-    keep = (v.peak >= conf.min_peak) & (v.margin >= conf.min_margin)
+def structure_screen(run: LocalRun, v: Vectors, side_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which vectors' templates lie mostly on structures, their layover or shadow (more than
+    ``structure_max_share``), and each vector's weight: the share of its template off them.
+
+    Args:
+        run: The run (its structure map, when it has one).
+        v: The vectors.
+        side_m: Template side, metres.
+    """
+    if run.structures is None or not len(v):
+        return np.zeros(len(v), bool), np.ones(len(v))
+    share = run.structures.share(v.x, v.y, side_m)
+    return share > run.conf.structure_max_share, np.clip(1.0 - share, 0.0, 1.0)
+
+
+def _screen(conf: LocalConfig, v: Vectors, res: float, exclude: np.ndarray) -> np.ndarray:
+    """Which vectors, not excluded, have a clear peak and agree with their neighbours."""
+    keep = (v.peak >= conf.min_peak) & (v.margin >= conf.min_margin) & ~exclude
     pts = np.column_stack([v.x, v.y])
     ok = np.zeros(len(v), bool)
     if keep.sum() >= 4:
@@ -241,16 +257,20 @@ def finish_level(
     steps = steps or ignore_steps()
     with result.timed(f"level{level}_dense"), steps.part(level_steps(conf, fld)):
         v = _gather(tiles, info)
-        ok = _screen(conf, v, res)
+        exclude, weight = structure_screen(run, v, info.template_px * res)
+        if run.structures is not None:
+            info.structures_rejected = round(float(exclude.mean()), 3) if len(v) else 0.0
+        ok = _screen(conf, v, res, exclude)
         steps.step()
         good = v.select(ok)
         info.accepted = int(ok.sum())
         info.saturated = saturated_share(good.x, good.y, good.dx, good.dy, info.radius_px * res)
         result.matches += int(len(v))
-        if level > 0 and ok.sum() < conf.min_accept_fraction * max(len(v), 1):
+        screened = len(v) - int(exclude.sum())  # the vectors off structures
+        if level > 0 and ok.sum() < conf.min_accept_fraction * max(screened, 1):
             # most templates disagree: this level is finer than the images' real detail
             result.warnings.append(
-                f"level {level + 1}: only {int(ok.sum())}/{len(v)} templates consistent; "
+                f"level {level + 1}: only {int(ok.sum())}/{screened} templates consistent; "
                 "level skipped"
             )
             info.skipped = "too few consistent templates"
@@ -262,8 +282,10 @@ def finish_level(
                     f"level {level + 1}: only {int(ok.sum())} reliable templates; field kept"
                 )
             return fld, info
-        quality = np.clip((good.peak - conf.min_peak) / (1 - conf.min_peak), 0, 1) * np.clip(
-            good.margin / 0.1, 0.2, 1
+        quality = (
+            np.clip((good.peak - conf.min_peak) / (1 - conf.min_peak), 0, 1)
+            * np.clip(good.margin / 0.1, 0.2, 1)
+            * weight[ok]
         )
         info.evidence = float(quality.sum())
         updated = _compose(conf, fld, good, quality, info, res, steps)

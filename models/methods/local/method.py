@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.errors import InputError
+from core.grid import Grid
 from models.displacement import DisplacementField
 from models.methods.base import (
     Progress,
@@ -24,6 +25,7 @@ from models.methods.local.levels import level_jobs, repeat_saturated, run_level
 from models.methods.local.pool import TilePool, worker_count
 from models.methods.local.priors import Prior, candidate_priors, first_level
 from models.methods.local.schedule import level_layout, level_schedule, min_overlap
+from models.methods.local.structures import StructureMap, structure_map
 from models.methods.local.verify import nothing_measured, verify_field
 from models.progress import OVERALL, Steps
 
@@ -62,6 +64,19 @@ def _levels(run: LocalRun, priors: list[Prior]) -> DisplacementField:
         run.overall.step()
         fld = repeat_saturated(run, fld, info, level, len(schedule))
     return fld
+
+
+def _structures(
+    pair: RegistrationInput, conf: LocalConfig, grid: Grid, result: RegistrationResult
+) -> StructureMap | None:
+    """The structure map of the pair when it can have one; the result's details say which
+    (``structures``)."""
+    found = structure_map(pair, grid) if conf.structures else "switched off (structures=off)"
+    if isinstance(found, str):
+        result.details["structures"] = f"not used: {found}"
+        return None
+    result.details["structures"] = found.record()
+    return found
 
 
 class LocalMethod:
@@ -120,10 +135,12 @@ class LocalMethod:
         passes = len(level_schedule(conf, pair.finest_resolution() / native))
         overall = Steps(progress, OVERALL, 1 + passes + int(conf.verify))
         priors = candidate_priors(pair, conf, grid, result, progress)
+        with result.timed("structures"):
+            structures = _structures(pair, conf, grid, result)
         overall.step()
         # the pool starts on first use and is kept for every level
         with TilePool(worker_count(conf)) as pool:
-            run = LocalRun(pair, conf, result, progress, pool, overall)
+            run = LocalRun(pair, conf, result, progress, pool, overall, structures)
             result.field = _levels(run, priors)
             if conf.verify:
                 result.field = verify_field(run)

@@ -22,6 +22,7 @@ from models.methods.local.levels import (
     level_jobs,
     level_steps,
     stage_name,
+    structure_screen,
 )
 from models.methods.local.pool import run_tiles
 from models.methods.local.schedule import Pass, resolution_with_templates
@@ -145,12 +146,12 @@ def candidate_priors(
 
 
 def _vectors(
-    run: LocalRun, prior: DisplacementField, tiles: list[TileResult], res: float
+    run: LocalRun, prior: DisplacementField, tiles: list[TileResult], res: float, side_m: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The consistent vectors of a first level matched through ``prior``: positions and whole
-    displacement ``r(X) + prior(X + r(X))``, map metres."""
+    """The consistent vectors of a first level matched through ``prior``, off structures:
+    positions and whole displacement ``r(X) + prior(X + r(X))``, map metres."""
     v = Vectors(*(np.concatenate([getattr(t, f.name) for t in tiles]) for f in fields(Vectors)))
-    good = v.select(_screen(run.conf, v, res))
+    good = v.select(_screen(run.conf, v, res, structure_screen(run, v, side_m)[0]))
     px, py, _ = prior.sample(good.x + good.dx, good.y + good.dy)
     return good.x, good.y, good.dx + px, good.dy + py
 
@@ -190,7 +191,7 @@ def _trials(
             part = tiles[at : at + len(jobs)]
             fld, info = finish_level(run, prior.field, res, 0, info, part, steps)
             if keep_vectors and part:
-                vectors = _vectors(run, prior.field, part, res)
+                vectors = _vectors(run, prior.field, part, res, info.template_px * res)
             at += len(jobs)
         trials.append(Trial(info.evidence or 0.0, prior.name, fld, info, vectors))
     return trials
