@@ -21,6 +21,7 @@ from prefect.artifacts import (
 from core import ids
 from core.errors import RegistrationError
 from core.files import atomic_path
+from flows.descriptor_options import resolve_model_option
 from flows.pair_report import pair_markdown, score_text
 from flows.workdir import Workdir, catalog_base_url, product_key
 from stac.publish import PublishedPair
@@ -59,7 +60,9 @@ def register_pair(
             footprint, ...).
         sar: The SAR scene record, same shape.
         method: Registration method (`coalign methods` lists them): local, global-affine, zero.
-        settings: Method setting overrides, e.g. {"levels": "4,2,1", "radius_px": "12,6,3"}.
+        settings: Method setting overrides, e.g. {"levels": "4,2,1", "radius_px": "12,6,3"}; a
+            ``model`` (learned descriptor weights file or ``models:/`` URI) is resolved to a
+            local file first, its registered version set as ``model_uri``.
         tiepoints: SN9 tiepoint CSV (sar_row,sar_col,optical_row,optical_col) to score the result;
             none = not scored.
         workdir: Working directory for products, cache, catalog and MLflow store (default
@@ -82,6 +85,8 @@ def register_pair(
     o, s = Scene.from_record(optical), Scene.from_record(sar)
     pair_id = ids.pair_id(o.id, s.id)
     work = Workdir.of(workdir)
+    uri = mlflow_uri or tracking_uri(work.root)
+    settings = resolve_model_option(settings, uri, work.root) or None
     key = product_key(activation, method, settings)
     out, t = work.pair(pair_id, method, key), for_workdir(work.root)
 
@@ -94,7 +99,6 @@ def register_pair(
         t, optical_path, sar_path, method, settings, device, tiepoints, out, dem_path, geometry
     )
     published = _publish(t, pair_id, o, s, made, activation, work, stac_api)
-    uri = mlflow_uri or tracking_uri(work.root)
     span = (started_at, started_at + time.perf_counter() - started)
     label = pair_label(o.id, s.id)
     run = _track(pair_id, label, made, published, uri, parent_run_id, activation, span)
@@ -251,6 +255,9 @@ def _record(
         "warnings": reg["warnings"],
         "height": reg.get("height"),
         "sar_geometry": reg.get("sar_geometry"),
+        "descriptor": reg.get("descriptor"),
+        "verify": reg.get("verify"),
+        "inputs": reg.get("inputs"),
     }
 
 

@@ -116,6 +116,9 @@ def register(
         "confidence": str(done.products.confidence),
         "height": result.details.get("height"),
         "sar_geometry": result.details.get("sar_geometry"),
+        "descriptor": result.details.get("descriptor"),
+        "verify": result.details.get("verify"),
+        "inputs": {"optical": optical, "sar": sar},
     }
 
 

@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     and a target fails."""
     from bench.report import format_report, write_json
     from bench.run import BenchConfig, default_methods, run_benchmark
+    from flows.descriptor_options import resolve_model_triples
     from models.cog import JSON, check_outputs
 
     if args.out is not None:  # the default report in --work is replaced on every run
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data,
         work=args.work,
         methods=tuple(args.methods or ()),
-        settings=_settings(args.settings, methods),
+        settings=resolve_model_triples(_settings(args.settings, methods)),
         cases=tuple(c.strip() for c in (args.cases or "").split(",") if c.strip()),
         quick=args.quick,
         seed=args.seed,

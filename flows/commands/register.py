@@ -116,6 +116,7 @@ def _warn(warning: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Register the pair, write the outputs, print the summary (text, or JSON with ``--json``)."""
+    from flows.descriptor_options import resolve_model_option
     from flows.progress import CliProgress
     from models.methods import check_methods, parse_set_options
     from models.registration import run_pipeline
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     out = _checked_output(args)
     settings = parse_set_options(args.settings, [args.method])
     check_methods([args.method], settings)
+    method_settings = resolve_model_option(settings.get(args.method))
     tiepoints = read_tiepoints(args.tiepoints) if args.tiepoints else None
     geometry = geometry_from_options(
         args.sar_incidence, args.sar_look_azimuth, args.sar_ground_projected
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             args.sar,
             out,
             args.method,
-            settings.get(args.method),
+            method_settings,
             args.device,
             confidence=args.confidence,
             tiepoints=tiepoints,

@@ -1,0 +1,133 @@
+"""The learned descriptor end to end: `train` registers a version in MLflow, `register` and the
+register-pair flow resolve ``models:/coalign-descriptor@champion`` and match with it, compare
+shows CFOG local beside the learned version; bad model URIs are refused with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from flows.cli import main
+from flows.commands.demo import SAR_ID
+from flows.compare import compare
+from flows.register_pair import register_pair
+from flows.train import train_flow
+from stac.readers import discover
+
+CHAMPION = "models:/coalign-descriptor@champion"
+
+
+@pytest.fixture(scope="module")
+def trained(new_workdir, tmp_path_factory):
+    """A tiny descriptor trained on generated scenes and registered (version 1, @champion)."""
+    work = new_workdir("learned")
+    record = train_flow(sources=["synth"], steps=4, workdir=str(work))
+    return {"work": work, "record": record}
+
+
+@pytest.fixture
+def in_workdir(trained, monkeypatch):
+    """The trained working directory as ``$COALIGN_WORKDIR`` (the commands' store and cache)."""
+    monkeypatch.setenv("COALIGN_WORKDIR", str(trained["work"]))
+    return trained["work"]
+
+
+def _register(sample, tmp_path, *settings: str) -> list[str]:
+    pair = sample["event"].pair
+    out = tmp_path / "d.tif"
+    argv = ["register", str(pair.optical), str(pair.sar), "-o", str(out), "--json"]
+    argv += ["--no-progress", "--overwrite"]
+    for s in settings:
+        argv += ["--set", s]
+    return argv
+
+
+def test_training_registers_a_champion_version(trained):
+    from tracking.store import client
+
+    record = trained["record"]
+    assert record["version"] == 1 and record["uri"] == "models:/coalign-descriptor/1"
+    c = client(record["mlflow_uri"])
+    mv = c.get_model_version_by_alias("coalign-descriptor", "champion")
+    assert str(mv.version) == "1" and mv.run_id == record["mlflow_run_id"]
+    run = c.get_run(record["mlflow_run_id"])
+    assert run.data.params["train.steps"] == "4"
+    assert [m.step for m in c.get_metric_history(run.info.run_id, "val_acc_3px")] == [0, 4]
+    names = {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert {"manifest.json", "descriptor"} <= names
+
+
+def test_weights_round_trip_through_mlflow(trained, tmp_path):
+    from models.learned import load_descriptor
+    from tracking.descriptor import resolve_descriptor
+
+    path = resolve_descriptor(CHAMPION, trained["record"]["mlflow_uri"], tmp_path)
+    assert path.is_relative_to(tmp_path) and path.name == "descriptor.pt"
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    assert payload["format"] == "coalign-descriptor/1"
+    got, want = load_descriptor(path), load_descriptor(trained["record"]["weights"])
+    assert got.conf == want.conf
+    for k, v in want.state_dict().items():
+        assert torch.equal(got.state_dict()[k], v), k
+
+
+def test_register_with_the_champion_descriptor(sample, in_workdir, tmp_path, capsys):
+    argv = _register(sample, tmp_path, "descriptor=learned", f"model={CHAMPION}")
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["version"].endswith("+coalign-descriptor/1")
+    assert (tmp_path / "d.tif").is_file()
+    cached = list((in_workdir / "cache" / "descriptors").rglob("descriptor.pt"))
+    assert len(cached) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("models:/coalign-descriptor@nope", "has no alias @nope"),
+        ("models:/coalign-descriptor/7", "versions: 1; aliases: @champion→1"),
+        ("models:/no-such-model@champion", "registered: coalign-descriptor"),
+        ("/no/such/weights.pt", "no such weights file"),
+    ],
+)
+def test_bad_model_uri_exits_2(sample, in_workdir, tmp_path, capsys, model, message):
+    argv = _register(sample, tmp_path, "descriptor=learned", f"model={model}")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "coalign register: error:" in err and message in err and model in err
+
+
+def test_a_file_that_is_not_a_descriptor_exits_2(sample, in_workdir, tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not torch")
+    assert main(_register(sample, tmp_path, "descriptor=learned", f"model={junk}")) == 2
+    assert str(junk) in capsys.readouterr().err
+
+
+def test_learned_without_model_exits_2(sample, in_workdir, tmp_path, capsys):
+    assert main(_register(sample, tmp_path, "descriptor=learned")) == 2
+    assert "descriptor=learned needs the weights" in capsys.readouterr().err
+
+
+def test_compare_shows_cfog_and_the_learned_version(sample, trained):
+    work = trained["work"]
+    scenes = discover(sample["catalogs"])
+    optical = next(s for s in scenes if s.sensor == "optical")
+    sar = next(s for s in scenes if s.id.endswith(SAR_ID))
+    for settings in (None, {"descriptor": "learned", "model": CHAMPION}):
+        record = register_pair(
+            optical.to_record(),
+            sar.to_record(),
+            method="local",
+            settings=settings,
+            tiepoints=sample["tiepoints"][SAR_ID],
+            workdir=str(work),
+            activation="learned-quake",
+        )
+    assert record["descriptor"]["name"] == "learned"
+    assert record["descriptor"]["model_uri"] == "models:/coalign-descriptor/1"
+    result = compare(experiment="learned-quake", workdir=str(work))
+    versions = {(r["method"], r["version"]) for r in result["rows"]}
+    assert versions == {("local", "1.6.0"), ("local", "1.6.0+coalign-descriptor/1")}
