@@ -50,13 +50,14 @@ def run(args: argparse.Namespace) -> int:
     def f(v: float | None) -> str:
         return "–" if v is None else f"{v:.2f}"
 
+    wide = max([10, *(len(r["version"]) + 2 for r in result["rows"])])
     print(
-        f"{'method':<16}{'version':<10}{'pairs':>6}{'mean m':>9}{'mean px':>9}"
+        f"{'method':<16}{'version':<{wide}}{'pairs':>6}{'mean m':>9}{'mean px':>9}"
         f"{'zero m':>9}{'oracle m':>9}"
     )
     for r in result["rows"]:
         print(
-            f"{r['method']:<16}{r['version']:<10}{r['pairs']:>6}{f(r['mean_m']):>9}{f(r['mean_px']):>9}"
+            f"{r['method']:<16}{r['version']:<{wide}}{r['pairs']:>6}{f(r['mean_m']):>9}{f(r['mean_px']):>9}"
             f"{f(r['zero_mean_m']):>9}{f(r['oracle_affine_mean_m']):>9}"
         )
     references = (
