@@ -160,6 +160,9 @@ def structure_screen(run: LocalRun, v: Vectors, side_m: float) -> tuple[np.ndarr
     """Which vectors' templates lie mostly on structures, their layover or shadow (more than
     ``structure_max_share``), and each vector's weight: the share of its template off them.
 
+    Rejection needs at least twice ``verify_min_templates`` vectors left (a level's large
+    templates in a dense city may all touch structures); with fewer, vectors are only weighted.
+
     Args:
         run: The run (its structure map, when it has one).
         v: The vectors.
@@ -168,7 +171,10 @@ def structure_screen(run: LocalRun, v: Vectors, side_m: float) -> tuple[np.ndarr
     if run.structures is None or not len(v):
         return np.zeros(len(v), bool), np.ones(len(v))
     share = run.structures.share(v.x, v.y, side_m)
-    return share > run.conf.structure_max_share, np.clip(1.0 - share, 0.0, 1.0)
+    exclude = share > run.conf.structure_max_share
+    if len(v) - exclude.sum() < 2 * run.conf.verify_min_templates:
+        exclude[:] = False
+    return exclude, np.clip(1.0 - share, 0.0, 1.0)
 
 
 def _screen(conf: LocalConfig, v: Vectors, res: float, exclude: np.ndarray) -> np.ndarray:

@@ -88,7 +88,8 @@ def terrain_heights(pair: RegistrationInput, grid: Grid) -> tuple[np.ndarray, st
     """Bare-terrain heights on ``grid`` (NaN without data) and where they came from.
 
     The DTM when given; else the DSM's :data:`DSM_TERRAIN_PERCENTILE` th percentile over
-    windows :data:`DSM_TERRAIN_WINDOW_M` across, so buildings and trees do not count as terrain.
+    windows :data:`DSM_TERRAIN_WINDOW_M` across (read half a window beyond the grid), so
+    buildings and trees do not count as terrain.
 
     Args:
         pair: The pair (with a height model).
@@ -98,7 +99,10 @@ def terrain_heights(pair: RegistrationInput, grid: Grid) -> tuple[np.ndarray, st
     if pair.height.dtm is not None:
         return read_height(pair.height.dtm, grid), "DTM"
     factor = max(1.0, DSM_TERRAIN_WINDOW_M / _WINDOW_PX / grid.resolution)
-    coarse = grid.scaled(factor)
+    # half a window beyond the grid on every side, so windows at its edges hold real heights
+    half = _WINDOW_PX // 2
+    scaled = grid.scaled(factor)
+    coarse = scaled.window_grid(-half, -half, scaled.width + 2 * half, scaled.height + 2 * half)
     dsm = read_height(pair.height.dsm, coarse)
     valid = np.isfinite(dsm)
     if not valid.any():
