@@ -111,23 +111,48 @@ def test_learned_without_model_exits_2(sample, in_workdir, tmp_path, capsys):
     assert "descriptor=learned needs the weights" in capsys.readouterr().err
 
 
-def test_compare_shows_cfog_and_the_learned_version(sample, trained):
-    work = trained["work"]
+@pytest.fixture(scope="module")
+def pair_runs(sample, trained):
+    """The demo pair through register-pair with local's CFOG and with the champion descriptor
+    (activation ``learned-quake``, scored): the two records."""
     scenes = discover(sample["catalogs"])
     optical = next(s for s in scenes if s.sensor == "optical")
     sar = next(s for s in scenes if s.id.endswith(SAR_ID))
-    for settings in (None, {"descriptor": "learned", "model": CHAMPION}):
-        record = register_pair(
+    return [
+        register_pair(
             optical.to_record(),
             sar.to_record(),
             method="local",
             settings=settings,
             tiepoints=sample["tiepoints"][SAR_ID],
-            workdir=str(work),
+            workdir=str(trained["work"]),
             activation="learned-quake",
         )
-    assert record["descriptor"]["name"] == "learned"
-    assert record["descriptor"]["model_uri"] == "models:/coalign-descriptor/1"
-    result = compare(experiment="learned-quake", workdir=str(work))
+        for settings in (None, {"descriptor": "learned", "model": CHAMPION})
+    ]
+
+
+def test_compare_shows_cfog_and_the_learned_version(trained, pair_runs):
+    cfog, learned = pair_runs
+    assert cfog["descriptor"] == {"name": "cfog"} and cfog["key"] != learned["key"]
+    assert learned["descriptor"]["name"] == "learned"
+    assert learned["descriptor"]["model_uri"] == "models:/coalign-descriptor/1"
+    assert len(learned["descriptor"]["sha256"]) == 64
+    result = compare(experiment="learned-quake", workdir=str(trained["work"]))
     versions = {(r["method"], r["version"]) for r in result["rows"]}
     assert versions == {("local", "1.6.0"), ("local", "1.6.0+coalign-descriptor/1")}
+
+
+def test_verified_registrations_become_pseudo_label_pairs(trained, pair_runs):
+    import numpy as np
+
+    from bench.training_sets import pseudo_label_pairs
+
+    verified = [r for r in pair_runs if (r["verify"] or {}).get("passed")]
+    assert verified, "the demo pair's CFOG field is verified"
+    pairs = pseudo_label_pairs(trained["work"], min_confidence=0.0)
+    assert len(pairs) == len(verified)
+    for p in pairs:
+        assert p.optical.shape == p.sar.shape and p.points is None
+        assert np.isfinite(p.sar).mean() > 0.5 and p.source.startswith("pseudo-")
+    assert pseudo_label_pairs(trained["work"], min_confidence=1.01) == []
