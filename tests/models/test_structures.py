@@ -13,6 +13,7 @@ from pyproj import CRS
 
 from core.grid import north_up_grid
 from models.methods.base import RegistrationInput
+from models.methods.local.cues import share_at, structure_cues
 from models.methods.local.structures import structure_map
 from models.registration import register
 from models.sar_geometry import SarGeometry
@@ -161,3 +162,31 @@ def test_local_rejects_structures_in_a_simulated_city(tmp_path):
     err_on = _ground_error_px(pair, on.field, scene, tiepoints)
     err_off = _ground_error_px(pair, off.field, scene, tiepoints)
     assert err_on.mean() < 0.8 * err_off.mean(), (err_on.mean(), err_off.mean())
+
+
+def test_image_cues_mark_bright_returns_and_shadows():
+    rng = np.random.default_rng(0)
+    sar = rng.normal(0.0, 1.0, (200, 200)).astype(np.float32)
+    optical = rng.normal(0.5, 0.05, (200, 200)).astype(np.float32)
+    sar[20:60, 20:60] += 8.0  # layover / double bounce
+    sar[120:160, 20:60] -= 8.0  # radar shadow
+    optical[20:60, 120:160] = 0.0  # sun shadow
+    mask = structure_cues(sar, optical, smooth_px=5)
+    for r, c in ((40, 40), (140, 40), (40, 140)):
+        assert mask[r - 10 : r + 10, c - 10 : c + 10].all()
+    assert mask[100:, 100:].mean() < 0.05  # noise alone: a few per cent
+    centres = np.array([[40.0, 40.0], [140.0, 140.0], [60.0, 40.0]])
+    share = share_at(mask, centres, 40)
+    assert share[0] > 0.9 and share[1] < 0.1 and 0.3 < share[2] < 0.7
+
+
+def test_image_cues_without_a_height_model_screen_vectors(tmp_path):
+    scene = simulate_urban(dataclasses.replace(CITY, size_px=700))
+    files = write_urban(tmp_path, scene)
+    pair = RegistrationInput.open(*(str(tmp_path / files[k]) for k in ("optical", "sar")), "cpu")
+    result = register(pair, "local", {"global_prior": "false", "structure_cues": "on"})
+    assert result.details["structures"].startswith("not used: no height model")
+    measured = [lv for lv in result.details["levels"] if "candidates" in lv]
+    assert measured and all("structures_rejected" in lv for lv in measured)
+    plain = register(pair, "local", {"global_prior": "false"})
+    assert all("structures_rejected" not in lv for lv in plain.details["levels"])

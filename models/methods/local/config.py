@@ -24,6 +24,8 @@ class LocalConfig:
     structures: bool = setting(True)
     # share of a template on structures, layover or shadow above which its vector is rejected
     structure_max_share: float = setting(0.5, ge=0, le=1)
+    # without a height model, take bright SAR returns and dark SAR or optical shadows as structures
+    structure_cues: bool = setting(False)
     # the first prior, in order, whose first-level evidence reaches this share of the best is kept
     prior_margin: float = setting(0.7, ge=0, le=1)
     # a finer level whose share of consistent templates is below this is skipped

@@ -54,6 +54,7 @@ class Vectors:
     dy: np.ndarray
     peak: np.ndarray
     margin: np.ndarray
+    cue: np.ndarray  # share of the template on image cues of structures
 
     def __len__(self) -> int:
         return len(self.x)
@@ -61,6 +62,11 @@ class Vectors:
     def select(self, keep: np.ndarray) -> Vectors:
         """The vectors where ``keep`` is true."""
         return Vectors(*(getattr(self, f.name)[keep] for f in fields(self)))
+
+
+def image_cues(pair: RegistrationInput, conf: LocalConfig) -> bool:
+    """Whether the run takes image cues for structures (``structure_cues``, no height model)."""
+    return conf.structure_cues and pair.height is None
 
 
 def level_jobs(
@@ -94,6 +100,7 @@ def level_jobs(
             conf.descriptor_sigma_px,
             conf.descriptor,
             conf.model,
+            image_cues(pair, conf),
         )
         for tile in level_tiles(layout.grid, conf.tile_px, margin)
     ]
@@ -168,9 +175,9 @@ def structure_screen(run: LocalRun, v: Vectors, side_m: float) -> tuple[np.ndarr
         v: The vectors.
         side_m: Template side, metres.
     """
-    if run.structures is None or not len(v):
+    if (run.structures is None and not image_cues(run.pair, run.conf)) or not len(v):
         return np.zeros(len(v), bool), np.ones(len(v))
-    share = run.structures.share(v.x, v.y, side_m)
+    share = run.structures.share(v.x, v.y, side_m) if run.structures is not None else v.cue
     exclude = share > run.conf.structure_max_share
     if len(v) - exclude.sum() < 2 * run.conf.verify_min_templates:
         exclude[:] = False
@@ -264,7 +271,7 @@ def finish_level(
     with result.timed(f"level{level}_dense"), steps.part(level_steps(conf, fld)):
         v = _gather(tiles, info)
         exclude, weight = structure_screen(run, v, info.template_px * res)
-        if run.structures is not None:
+        if run.structures is not None or image_cues(run.pair, conf):
             info.structures_rejected = round(float(exclude.mean()), 3) if len(v) else 0.0
         ok = _screen(conf, v, res, exclude)
         steps.step()

@@ -12,6 +12,7 @@ import numpy as np
 from core.grid import Grid, north_up_grid
 from models.areamatch import cfog, match_templates
 from models.displacement import DisplacementField, linear_weights
+from models.methods.local.cues import share_at, structure_cues
 from models.preprocess import LUMA, prepare_optical, sar_to_db
 from models.raster import RasterSource, read_on_grid, sample_array, sample_points
 from models.sar_adaptive import adaptive_sar
@@ -35,6 +36,7 @@ class TileJob:
     sigma: float  # CFOG spatial smoothing (working pixels)
     descriptor: str = "cfog"  # "cfog" or "learned"
     model: str = ""  # weights file of the learned descriptor
+    cues: bool = False  # measure each template's share of image cues of structures
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class TileResult:
     dy: np.ndarray
     peak: np.ndarray
     margin: np.ndarray
+    cue: np.ndarray  # share of each template on image cues of structures (0 without cues)
     sar_mode: str  # the adaptive SAR preprocessing chosen for the tile
     templates: int  # templates laid on the core
     matches: int  # templates that gave a vector
@@ -134,7 +137,8 @@ def match_tile(job: TileJob) -> TileResult:
     """Area-based matching of one tile (the unit of work for pools and Dask)."""
     optical = prepare_optical(read_optical(job.optical, job.grid))
     sar_amp = sar_through_field(job.sar, job.grid, job.field)
-    sar, mode = adaptive_sar(sar_to_db(sar_amp, "auto", job.sar.dtype))
+    sar_db = sar_to_db(sar_amp, "auto", job.sar.dtype)
+    sar, mode = adaptive_sar(sar_db)
     c0, r0, c1, r1 = job.core
     half = job.spacing / 2
     cols = np.arange(c0 + half, c1, job.spacing)
@@ -148,6 +152,10 @@ def match_tile(job: TileJob) -> TileResult:
         job.template,
         job.radius,
     )
+    cue = np.zeros(len(m), np.float32)
+    if job.cues and len(m):
+        mask = structure_cues(sar_db, optical, max(3, job.template // 8))
+        cue = share_at(mask, m.centres, job.template)
     res = job.grid.resolution
     x, y = (
         job.grid.pixel_to_map(m.centres[:, 0], m.centres[:, 1])
@@ -162,6 +170,7 @@ def match_tile(job: TileJob) -> TileResult:
         dy=-m.shifts[:, 1] * res,
         peak=m.peak,
         margin=m.margin,
+        cue=cue,
         sar_mode=mode,
         templates=len(centres),
         matches=len(m),
