@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.build import build_case
 from bench.cases import Case, CaseSpec, plan_cases
@@ -60,6 +61,7 @@ class WorkerJob:
     agreement: bool  # measure the field's structural agreement too
     dsm: str | None = None  # the case's height model, given to the method
     dtm: str | None = None
+    geometry: dict[str, Any] | None = None  # the SAR geometry record given with the heights
 
 
 def default_methods() -> list[str]:
@@ -203,9 +205,16 @@ def run_in_subprocess(job: WorkerJob, run_dir: Path, timeout_s: float) -> Run:
 
 
 def run_case_method(
-    case: Case, method: str, settings: dict[str, str], conf: BenchConfig, agreement: bool = True
+    case: Case,
+    method: str,
+    settings: dict[str, str],
+    conf: BenchConfig,
+    agreement: bool = True,
+    geometry: dict[str, Any] | None = None,
 ) -> Run:
-    """One method on one case in a worker process, under ``work/runs/<case>/<method>``."""
+    """One method on one case in a worker process, under ``work/runs/<case>/<method>``; with
+    ``conf.height`` the case's height model (and ``geometry``, a SAR geometry record, when
+    given) goes to the method."""
     run_dir = conf.work / "runs" / case.name / method
     job = WorkerJob(
         optical=str(case.optical.resolve()),
@@ -217,6 +226,7 @@ def run_case_method(
         tiepoints={k: str(p.resolve()) for k, p in case.tiepoint_sets.items()},
         agreement=agreement,
         **(case_heights(case) if conf.height else {}),
+        geometry=geometry if conf.height else None,
     )
     return run_in_subprocess(job, run_dir, conf.timeout_s)
 

@@ -13,6 +13,7 @@ from bench.references import case_references
 from bench.report import fmt, table
 from bench.run import BenchConfig, Log, method_settings, run_case_method
 from bench.scale import FULL_SIDE, ScaleRecipe, build_scale_case, draw_scale_recipe
+from bench.scale_height import scale_geometry, scale_heights
 from core.errors import InputError
 
 SCALE_TIME_S = 240.0
@@ -176,8 +177,12 @@ def run_scale(conf: BenchConfig, sides: tuple[int, ...], log: Log = print) -> Sc
             references=case_references(case),
         )
         cases.append(rec)
+        geometry = None
+        if conf.height:
+            scale_heights(case)
+            geometry = scale_geometry(case).to_record()
         for m in methods:
-            r = run_case_method(case, m, settings[m], conf, agreement=False)
+            r = run_case_method(case, m, settings[m], conf, agreement=False, geometry=geometry)
             r.update(case=case.name, side=side, method=m, settings=settings[m])
             runs.append(r)
             _log_scale_run(log, rec, m, r)

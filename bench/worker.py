@@ -24,6 +24,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one registration job (see :func:`bench.run.run_case_method` for the keys)."""
     t_start = time.perf_counter()
     from models.registration import run_pipeline
+    from models.sar_geometry import SarGeometry
     from models.scoring import read_tiepoints, score_displacement, score_shifts
 
     stages: dict[str, float] = {"import": time.perf_counter() - t_start}
@@ -37,6 +38,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         job.get("device", "cpu"),
         dsm=job.get("dsm"),
         dtm=job.get("dtm"),
+        sar_geometry=SarGeometry.from_record(job.get("geometry")),
     )
     pair, result = done.pair, done.result
     stages["open"] = done.open_s

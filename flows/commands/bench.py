@@ -111,7 +111,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--height",
         action="store_true",
-        help="give each case's height model (dsm.tif, dtm.tif: urban cases) to the methods",
+        help="give each case's height model (dsm.tif, dtm.tif: urban cases; with --scale a "
+        "generated DSM/DTM and SAR geometry, to measure their cost) to the methods",
     )
     p.add_argument(
         "--scale",
