@@ -64,3 +64,31 @@ def resolve_model_triples(
         for method, kv in per_method.items()
         for key, value in resolve_model_option(kv, mlflow_uri, workdir).items()
     )
+
+
+def pin_model_options(
+    settings: Mapping[str, Mapping[str, str]], workdir: str | os.PathLike[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Per-method settings whose ``model`` is checked now and pinned: a registry URI becomes the
+    version it names now (``models:/NAME/VERSION``, so every pair of a run uses the same one),
+    a file its absolute path. The pairs resolve the pinned value again where they run.
+
+    Args:
+        settings: Settings by method (``parse_set_options``).
+        workdir: The working directory (its MLflow store, unless ``$COALIGN_MLFLOW_URI``).
+
+    Raises:
+        InputError: A missing file, an unknown model, alias or version.
+    """
+    out = {m: dict(kv) for m, kv in settings.items()}
+    for kv in out.values():
+        model = str(kv.get(MODEL_SETTING, "")).strip()
+        if model:
+            from tracking.descriptor import resolve_model
+            from tracking.store import tracking_uri
+
+            work = Workdir.of(workdir)
+            uri = tracking_uri(work.root) if model.startswith("models:/") else ""
+            resolved = resolve_model(model, uri, work.cache)
+            kv[MODEL_SETTING] = resolved.pinned or str(resolved.path)
+    return out

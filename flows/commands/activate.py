@@ -125,6 +125,10 @@ def activation_parameters(args: argparse.Namespace) -> dict[str, Any]:
     settings = parse_set_options(args.set, methods)
     # checked here: the flow would first start a server, discovery and tracking
     check_methods(methods, settings)
+    if not args.emit:  # an emitted activation resolves models where its deployment runs
+        from flows.descriptor_options import pin_model_options
+
+        settings = pin_model_options(settings, args.workdir)
     parse_bbox(args.bbox)  # fail here, not in the flow
     params = {
         "event": args.event,

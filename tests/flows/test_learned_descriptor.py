@@ -111,6 +111,22 @@ def test_learned_without_model_exits_2(sample, in_workdir, tmp_path, capsys):
     assert "descriptor=learned needs the weights" in capsys.readouterr().err
 
 
+def test_activate_pins_the_champion_before_it_starts(in_workdir, tmp_path):
+    from core.errors import InputError
+    from flows.cli import build_parser
+    from flows.commands.activate import activation_parameters
+
+    base = ["activate", "--catalog", str(tmp_path), "--set", "local:descriptor=learned"]
+    args = build_parser().parse_args([*base, "--set", f"local:model={CHAMPION}"])
+    settings = activation_parameters(args)["settings"]["local"]
+    assert settings["model"] == "models:/coalign-descriptor/1"
+    args = build_parser().parse_args([*base, "--set", f"local:model={CHAMPION}", "--emit"])
+    assert activation_parameters(args)["settings"]["local"]["model"] == CHAMPION
+    bad = build_parser().parse_args([*base, "--set", "local:model=models:/coalign-descriptor/5"])
+    with pytest.raises(InputError, match="has no version 5"):
+        activation_parameters(bad)
+
+
 @pytest.fixture(scope="module")
 def pair_runs(sample, trained):
     """The demo pair through register-pair with local's CFOG and with the champion descriptor
