@@ -22,9 +22,17 @@ CHAMPION = "models:/coalign-descriptor@champion"
 @pytest.fixture(scope="module")
 def trained(new_workdir, tmp_path_factory):
     """A tiny descriptor trained on generated scenes and registered (version 1, @champion)."""
+    from prefect.client.orchestration import get_client
+
     work = new_workdir("learned")
-    record = train_flow(sources=["synth"], steps=4, workdir=str(work))
-    return {"work": work, "record": record}
+    state = train_flow(sources=["synth"], steps=4, workdir=str(work), return_state=True)
+    with get_client(sync_client=True) as client:
+        artifacts = client.request(
+            "POST",
+            "/artifacts/filter",
+            json={"artifacts": {"flow_run_id": {"any_": [str(state.state_details.flow_run_id)]}}},
+        ).json()
+    return {"work": work, "record": state.result(), "artifacts": artifacts}
 
 
 @pytest.fixture
@@ -57,6 +65,8 @@ def test_training_registers_a_champion_version(trained):
     assert [m.step for m in c.get_metric_history(run.info.run_id, "val_acc_3px")] == [0, 4]
     names = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"manifest.json", "descriptor"} <= names
+    kinds = {a["type"]: a for a in trained["artifacts"]}
+    assert kinds["progress"]["data"] == 100.0 and "version 1" in kinds["markdown"]["description"]
 
 
 def test_weights_round_trip_through_mlflow(trained, tmp_path):
