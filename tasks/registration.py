@@ -80,7 +80,8 @@ def register(
 ) -> dict[str, Any]:
     """Register optical to SAR and write the SN9 displacement and confidence COGs
     (:func:`models.registration.run_pipeline`; ``dsm``, a DSM/DEM path, becomes the pair's height
-    model); a summary record, with the height sources under ``height`` when a DSM is given.
+    model); a summary record, with the height sources under ``height`` when a DSM is given, the
+    method's ``descriptor`` and ``verify`` details (when it has them) and the ``inputs`` paths.
     ``sar_geometry`` is the SAR acquisition geometry record (``SarGeometry.to_record()``, from the
     STAC item); none = the SAR file's tags, else unknown (the record's ``sar_geometry``)."""
     from models.registration import run_pipeline
