@@ -14,13 +14,30 @@ fitted to sub-pixel precision, and its sharpness a confidence.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from models.areamatch_parts import (
+    TemplateMatches,
+    second_peak,
+    subpixel_peak,
+    surface_matches,
+    template_corners,
+)
 from models.preprocess import fill_nodata
+
+__all__ = [
+    "TemplateMatches",
+    "cfog",
+    "consistent",
+    "match_templates",
+    "ncc_surface",
+    "neighbour_median",
+    "second_peak",
+    "subpixel_peak",
+]
 
 
 def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
@@ -56,29 +73,6 @@ def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
     inv[bad] = 0.0
     out *= inv
     return out
-
-
-@dataclass(frozen=True)
-class TemplateMatches:
-    """Shifts (pixels, x right / y down) found at template centres, with match quality."""
-
-    centres: np.ndarray  # (N, 2) x, y pixel coordinates (pixel-centre units)
-    shifts: np.ndarray  # (N, 2)
-    peak: np.ndarray  # (N,) correlation at the peak (NCC, -1..1)
-    margin: np.ndarray  # (N,) peak minus the best value outside the peak's neighbourhood
-
-    def __len__(self) -> int:
-        return len(self.centres)
-
-    def subset(self, keep: np.ndarray) -> TemplateMatches:
-        return TemplateMatches(
-            self.centres[keep], self.shifts[keep], self.peak[keep], self.margin[keep]
-        )
-
-    @classmethod
-    def empty(cls) -> TemplateMatches:
-        z = np.zeros((0, 2))
-        return cls(z, z, np.zeros(0), np.zeros(0))
 
 
 def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -129,21 +123,6 @@ def _sums_at(ii: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.nd
     return ii[y0 + size, x0 + size] - ii[y0, x0 + size] - ii[y0 + size, x0] + ii[y0, x0]
 
 
-def second_peak(surface: np.ndarray, row: int, col: int, min_distance: float = 4.0) -> float:
-    """The best local maximum (5×5) of a correlation surface farther than ``min_distance`` px from
-    its peak (-1 if none).
-
-    A distinct peak stands above the other *peaks*: the best value just outside a
-    fixed neighbourhood is the shoulder of a broad (coarse-scale) peak, not a rival.
-    """
-    from scipy.ndimage import maximum_filter
-
-    local = surface == maximum_filter(surface, size=5, mode="nearest")
-    rr, cc = np.indices(surface.shape)
-    rivals = surface[local & (np.hypot(rr - row, cc - col) > min_distance)]
-    return float(rivals.max()) if rivals.size else -1.0
-
-
 def match_templates(
     optical_desc: np.ndarray,
     sar_desc: np.ndarray,
@@ -165,16 +144,7 @@ def match_templates(
     (:func:`_block_cross`).
     """
     ch, h, w = optical_desc.shape
-    half = template // 2
-    x0 = np.round(centres[:, 0]).astype(int) - half if len(centres) else np.zeros(0, int)
-    y0 = np.round(centres[:, 1]).astype(int) - half if len(centres) else np.zeros(0, int)
-    inside = (
-        (x0 - radius >= 0)
-        & (y0 - radius >= 0)
-        & (x0 + template + radius <= w)
-        & (y0 + template + radius <= h)
-    )
-    x0, y0, centres = x0[inside], y0[inside], centres[inside]
+    x0, y0, centres = template_corners(centres, template, radius, (h, w))
     if not len(centres):
         return TemplateMatches.empty()
     optical_desc = np.ascontiguousarray(optical_desc, np.float32)
@@ -232,54 +202,7 @@ def match_templates(
             e_s -= ss * ss / n
         ncc[k0 : k0 + step] = num / np.sqrt(e_o[None, :] * np.maximum(e_s, 1e-12))
     surfaces = np.ascontiguousarray(ncc.T).reshape(len(centres), side, side)
-    flat = surfaces.reshape(len(centres), -1)
-    idx = np.arange(len(centres))
-    best = flat.argmax(axis=1)
-    pr, pc = np.divmod(best, side)
-    peak = flat[idx, best]
-    if side > 5:
-        # best value outside the peak's 5×5 neighbourhood
-        rr, cc = np.divmod(np.arange(side * side), side)
-        near = (np.abs(rr[None, :] - pr[:, None]) <= 2) & (np.abs(cc[None, :] - pc[:, None]) <= 2)
-        second = np.where(near, -1.0, flat).max(axis=1)
-    else:
-        second = np.full(len(centres), -1.0)
-    sub = _subpixel_all(surfaces, pr, pc)
-    shifts = np.column_stack([pc - radius + sub[:, 0], pr - radius + sub[:, 1]])
-    return TemplateMatches(
-        centres.astype(float), shifts, peak.astype(float), (peak - second).astype(float)
-    )
-
-
-def _subpixel_all(surfaces: np.ndarray, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
-    """Parabolic refinement of each surface's peak along each axis: (N, 2) x, y offsets (0 on the
-    window border)."""
-    n, h, w = surfaces.shape
-    idx = np.arange(n)
-    m0 = surfaces[idx, pr, pc].astype(np.float64)
-
-    def fit(m1: np.ndarray, p1: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        den = m1 - 2 * m0 + p1
-        good = ok & (np.abs(den) >= 1e-12)
-        return np.where(good, np.clip(0.5 * (m1 - p1) / np.where(good, den, 1.0), -0.5, 0.5), 0.0)
-
-    okx, oky = (pc > 0) & (pc < w - 1), (pr > 0) & (pr < h - 1)
-    cl, cr = np.clip(pc - 1, 0, w - 1), np.clip(pc + 1, 0, w - 1)
-    ru, rd = np.clip(pr - 1, 0, h - 1), np.clip(pr + 1, 0, h - 1)
-    dx = fit(
-        surfaces[idx, pr, cl].astype(np.float64), surfaces[idx, pr, cr].astype(np.float64), okx
-    )
-    dy = fit(
-        surfaces[idx, ru, pc].astype(np.float64), surfaces[idx, rd, pc].astype(np.float64), oky
-    )
-    return np.column_stack([dx, dy])
-
-
-def subpixel_peak(surface: np.ndarray, row: int, col: int) -> tuple[float, float]:
-    """Parabolic (x, y) offset of a surface's peak at (``row``, ``col``), each within ±0.5 (0 on the
-    border)."""
-    dx, dy = _subpixel_all(np.asarray(surface)[None], np.array([row]), np.array([col]))[0]
-    return float(dx), float(dy)
+    return surface_matches(surfaces, centres, radius)
 
 
 def _lattice_step(x0: np.ndarray, y0: np.ndarray, template: int) -> int:
