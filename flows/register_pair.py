@@ -296,7 +296,10 @@ def _track(
         method=reg["method"],
         method_version=reg["version"],
         config=reg["config"],
-        params=_geometry_params(reg.get("sar_geometry")),
+        params={
+            **_geometry_params(reg.get("sar_geometry")),
+            **({"descriptor": reg["descriptor"]} if reg.get("descriptor") else {}),
+        },
         metrics=metrics,
         tags={
             "coalign.pair": pair_id,

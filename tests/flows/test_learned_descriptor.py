@@ -164,6 +164,11 @@ def test_compare_shows_cfog_and_the_learned_version(trained, pair_runs):
     assert learned["descriptor"]["name"] == "learned"
     assert learned["descriptor"]["model_uri"] == "models:/coalign-descriptor/1"
     assert len(learned["descriptor"]["sha256"]) == 64
+    from tracking.store import client
+
+    params = client(trained["record"]["mlflow_uri"]).get_run(learned["mlflow_run_id"]).data.params
+    assert params["descriptor.sha256"] == learned["descriptor"]["sha256"]
+    assert params["config.model_uri"] == "models:/coalign-descriptor/1"
     result = compare(experiment="learned-quake", workdir=str(trained["work"]))
     versions = {(r["method"], r["version"]) for r in result["rows"]}
     assert versions == {("local", "1.6.0"), ("local", "1.6.0+coalign-descriptor/1")}
