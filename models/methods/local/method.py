@@ -26,6 +26,7 @@ from models.methods.local.pool import TilePool, worker_count
 from models.methods.local.priors import Prior, candidate_priors, first_level
 from models.methods.local.schedule import level_layout, level_schedule, min_overlap
 from models.methods.local.structures import StructureMap, structure_map
+from models.methods.local.tiles import tile_kernels
 from models.methods.local.verify import nothing_measured, verify_field
 from models.progress import OVERALL, Steps
 
@@ -83,15 +84,17 @@ class LocalMethod:
     """Coarse-to-fine local alignment; the steps and settings are in docs/methods.md."""
 
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.6.0"
+    version: ClassVar[str] = "1.7.0"
     description: ClassVar[str] = (
         "Priors (terrain layover from a height model fitted to the first level's vectors, "
         "global LightGlue affine, coarse CFOG translation, zero) decided at the first "
-        "level, then coarse-to-fine tiled CFOG template matching through the current field "
-        "with adaptive SAR preprocessing, neighbour-consistency screening, Gaussian "
-        "normalised-convolution sparse-to-dense (thin-plate spline optional), repeats of "
-        "levels whose vectors hit the search border, and a final check against zero shift. "
-        "For non-rigid misalignment (terrain, look geometry): the default."
+        "level, then coarse-to-fine tiled template matching (CFOG, or a learned descriptor) "
+        "through the current field with adaptive SAR preprocessing, rejection of vectors on "
+        "elevated structures, their layover and shadow (with a height model), "
+        "neighbour-consistency screening, Gaussian normalised-convolution sparse-to-dense "
+        "(thin-plate spline optional), repeats of levels whose vectors hit the search border, "
+        "and a final check against zero shift. For non-rigid misalignment (terrain, look "
+        "geometry, buildings): the default."
     )
     Config: ClassVar[type] = LocalConfig
 
@@ -131,6 +134,7 @@ class LocalMethod:
             DisplacementField.constant(grid),
         )
         result.details["descriptor"] = descriptor
+        result.details["kernels"] = tile_kernels(pair.device)
         # the priors, each pass of the schedule (a repeat adds one), the verification
         passes = len(level_schedule(conf, pair.finest_resolution() / native))
         overall = Steps(progress, OVERALL, 1 + passes + int(conf.verify))

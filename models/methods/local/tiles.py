@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 
 from core.grid import Grid, north_up_grid
-from models.areamatch import cfog, match_templates
+from models.areamatch import TemplateMatches, cfog, match_templates
 from models.displacement import DisplacementField, linear_weights
 from models.methods.local.cues import share_at, structure_cues
 from models.preprocess import LUMA, prepare_optical, sar_to_db
@@ -37,6 +37,7 @@ class TileJob:
     descriptor: str = "cfog"  # "cfog" or "learned"
     model: str = ""  # weights file of the learned descriptor
     cues: bool = False  # measure each template's share of image cues of structures
+    device: str = "cpu"  # "cuda": the dense kernels run in torch on the GPU when one is visible
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class TileResult:
     sar_mode: str  # the adaptive SAR preprocessing chosen for the tile
     templates: int  # templates laid on the core
     matches: int  # templates that gave a vector
+    kernels: str = "numpy"  # the dense kernels that ran: "numpy" or "torch-cuda"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,58 @@ def describe_tile(
     return cfog(image, sigma=job.sigma)
 
 
+def tile_kernels(device: str) -> str:
+    """The dense kernels a tile job on ``device`` runs: ``"torch-cuda"`` when CUDA is asked for
+    and visible, otherwise ``"numpy"`` (NumPy and OpenCV on the CPU).
+
+    Args:
+        device: The pair's device, ``"cpu"`` or ``"cuda"``.
+    """
+    if device != "cuda":
+        return "numpy"
+    import torch
+
+    return "torch-cuda" if torch.cuda.is_available() else "numpy"
+
+
+def match_descriptors(
+    optical: np.ndarray,
+    sar: np.ndarray,
+    centres: np.ndarray,
+    job: TileJob,
+    torch_device: str | None = None,
+) -> TemplateMatches:
+    """The job's descriptors of both images and the templates matched on them.
+
+    Args:
+        optical: Prepared optical, float32, NaN where there is no data.
+        sar: Prepared SAR through the field, float32, NaN where there is no data.
+        centres: (N, 2) template centres, tile pixels.
+        job: The tile job.
+        torch_device: None for the NumPy kernels, else the torch device the kernels run on.
+    """
+    if torch_device is None:
+        return match_templates(
+            describe_tile(optical, "optical", job),
+            describe_tile(sar, "sar", job),
+            centres,
+            job.template,
+            job.radius,
+        )
+    import torch
+
+    from models.gpu import cfog_torch, match_templates_torch
+
+    if job.descriptor == "learned":
+        descs = [describe_tile(optical, "optical", job), describe_tile(sar, "sar", job)]
+    else:
+        descs = [
+            cfog_torch(torch.from_numpy(im).to(torch_device), sigma=job.sigma)
+            for im in (optical, sar)
+        ]
+    return match_templates_torch(*descs, centres, job.template, job.radius, device=torch_device)
+
+
 def match_tile(job: TileJob) -> TileResult:
     """Area-based matching of one tile (the unit of work for pools and Dask)."""
     optical = prepare_optical(read_optical(job.optical, job.grid))
@@ -145,13 +199,8 @@ def match_tile(job: TileJob) -> TileResult:
     rows = np.arange(r0 + half, r1, job.spacing)
     cc, rr = np.meshgrid(cols, rows)
     centres = np.column_stack([cc.ravel(), rr.ravel()])
-    m = match_templates(
-        describe_tile(optical, "optical", job),
-        describe_tile(sar, "sar", job),
-        centres,
-        job.template,
-        job.radius,
-    )
+    kernels = tile_kernels(job.device)
+    m = match_descriptors(optical, sar, centres, job, None if kernels == "numpy" else "cuda")
     cue = np.zeros(len(m), np.float32)
     if job.cues and len(m):
         mask = structure_cues(sar_db, optical, max(3, job.template // 8))
@@ -174,6 +223,7 @@ def match_tile(job: TileJob) -> TileResult:
         sar_mode=mode,
         templates=len(centres),
         matches=len(m),
+        kernels=kernels,
     )
 
 
