@@ -14,6 +14,7 @@ from flows.commands.demo import SAR_ID
 from flows.compare import compare
 from flows.register_pair import register_pair
 from flows.train import train_flow
+from models.methods.local import LocalMethod
 from stac.readers import discover
 
 CHAMPION = "models:/coalign-descriptor@champion"
@@ -171,7 +172,8 @@ def test_compare_shows_cfog_and_the_learned_version(trained, pair_runs):
     assert params["config.model_uri"] == "models:/coalign-descriptor/1"
     result = compare(experiment="learned-quake", workdir=str(trained["work"]))
     versions = {(r["method"], r["version"]) for r in result["rows"]}
-    assert versions == {("local", "1.6.0"), ("local", "1.6.0+coalign-descriptor/1")}
+    v = LocalMethod.version
+    assert versions == {("local", v), ("local", f"{v}+coalign-descriptor/1")}
 
 
 def test_verified_registrations_become_pseudo_label_pairs(trained, pair_runs):
