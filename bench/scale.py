@@ -48,6 +48,12 @@ class ScaleRecipe:
     seed: int
     tile_px: int = TILE_PX
     full_side: int = FULL_SIDE
+    period_px: int = 0  # repetitive ground: the ground repeats every period_px pixels (0: not)
+
+    @property
+    def name(self) -> str:
+        """The case name prefix: ``scale`` or, on repetitive ground, ``scale-rep``."""
+        return "scale-rep" if self.period_px else "scale"
 
     def full_grid(self) -> Grid:
         return Grid(
@@ -58,12 +64,17 @@ class ScaleRecipe:
         )
 
 
-def draw_scale_recipe(seed: int) -> ScaleRecipe:
+def draw_scale_recipe(seed: int, repetitive: bool = False) -> ScaleRecipe:
     """The scale cases' recipe, drawn from ``seed``.
 
     An SN9-like field (offset 25–35 m, small affine part, non-rigid ~10 m over 1–2 km: the
     magnitudes of the real SN9 tiepoints) and a 0.65 m SAR grid rotated 8–20°, like an Umbra
-    GEC product, over a 0.5 m optical grid.
+    GEC product, over a 0.5 m optical grid. Repetitive ground (``repetitive``) has the same
+    grids and field and a period of 250–500 m, drawn from the seed on its own.
+
+    Args:
+        seed: The recipe seed.
+        repetitive: Whether the ground repeats (see :class:`RepeatingMosaic`).
     """
     rng = case_rng(seed, "scale")
     optical_m = 0.5
@@ -83,7 +94,12 @@ def draw_scale_recipe(seed: int) -> ScaleRecipe:
         seed=int(rng.integers(2**31)),
     )
     rotation = float(rng.uniform(8.0, 20.0) * rng.choice([-1.0, 1.0]))
-    return ScaleRecipe("EPSG:32637", origin, optical_m, 0.65, rotation, shift, seed)
+    period = 0
+    if repetitive:
+        period = int(round(case_rng(seed, "scale-rep").uniform(250.0, 500.0) / optical_m))
+    return ScaleRecipe(
+        "EPSG:32637", origin, optical_m, 0.65, rotation, shift, seed, period_px=period
+    )
 
 
 class Mosaic:
@@ -156,6 +172,40 @@ class Mosaic:
                 if sar is not None:
                     sar[dst] = ts[src]
         return optical, sar
+
+
+class RepeatingMosaic(Mosaic):
+    """Repetitive ground: the mosaic's first ``period``² pixels repeated over the whole lattice.
+
+    Every feature recurs ``period`` pixels away along both axes (fields, orchards, housing
+    blocks laid out on a plan), so a template or keypoint has many equally good matches.
+    """
+
+    def __init__(
+        self, sources: list[AlignedPair], seed: int, period: int, tile_px: int = TILE_PX
+    ) -> None:
+        super().__init__(sources, seed, tile_px)
+        self.period = period
+        self._pattern = super().window(0, 0, period, period)
+
+    def window(
+        self, col0: int, row0: int, width: int, height: int, want: str = "both"
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Optical (3, h, w) and/or SAR (h, w) of a lattice window (indices may be negative)."""
+        rows = np.arange(row0, row0 + height) % self.period
+        cols = np.arange(col0, col0 + width) % self.period
+        pattern_optical, pattern_sar = self._pattern
+        assert pattern_optical is not None and pattern_sar is not None
+        optical = pattern_optical[:, rows][:, :, cols] if want in ("both", "optical") else None
+        sar = pattern_sar[np.ix_(rows, cols)] if want in ("both", "sar") else None
+        return optical, sar
+
+
+def scale_mosaic(sources: list[AlignedPair], recipe: ScaleRecipe) -> Mosaic:
+    """The ground of a recipe: the tiled mosaic, repeated when the recipe has a period."""
+    if recipe.period_px:
+        return RepeatingMosaic(sources, recipe.seed, recipe.period_px, recipe.tile_px)
+    return Mosaic(sources, recipe.seed, recipe.tile_px)
 
 
 def scale_grids(recipe: ScaleRecipe, side: int) -> tuple[Grid, Grid, int]:
@@ -261,14 +311,17 @@ def build_scale_files(
         lambda w: _sar_block(recipe, mosaic, sar_grid, w),
     )
     n = _write_scale_tiepoints(folder / "tiepoints.csv", recipe, side, optical, sar_grid)
+    note = f"{side}² centred window of the {recipe.full_side}² ground"
+    if recipe.period_px:
+        note += f", repeating every {recipe.period_px * recipe.optical_m:.0f} m"
     return {
-        "name": f"scale-{side}",
+        "name": f"{recipe.name}-{side}",
         "kind": "scale",
         "warped": True,
         "seed": recipe.seed,
         "builder_version": BUILDER_VERSION,
         "source": "mosaic of VSFF and CFOG tiles",
-        "note": f"{side}² centred window of the {recipe.full_side}² ground",
+        "note": note,
         "recipe": dataclasses.asdict(recipe),
         "optical_grid": grid_dict(optical),
         "sar_grid": grid_dict(sar_grid),
@@ -278,9 +331,15 @@ def build_scale_files(
 
 
 def build_scale_case(
-    sources: list[AlignedPair], seed: int, side: int, cases_root: Path, rebuild: bool = False
+    sources: list[AlignedPair],
+    seed: int,
+    side: int,
+    cases_root: Path,
+    rebuild: bool = False,
+    repetitive: bool = False,
 ) -> Case:
-    """``cases_root/scale-<side>``, built window by window when missing or stale.
+    """``cases_root/scale-<side>`` (``scale-rep-<side>`` on repetitive ground), built window by
+    window when missing or stale.
 
     Sizes share the ground and the field (nested, centred windows), so their runtimes
     compare area for area.
@@ -291,9 +350,10 @@ def build_scale_case(
         side: The optical scene side (pixels).
         cases_root: The folder holding every case folder.
         rebuild: Build even when an up-to-date case is cached.
+        repetitive: Repetitive ground (:class:`RepeatingMosaic`), same grids and field.
     """
-    recipe = draw_scale_recipe(seed)
-    name = f"scale-{side}"
+    recipe = draw_scale_recipe(seed, repetitive)
+    name = f"{recipe.name}-{side}"
     folder = cases_root / name
     key = (
         f"{BUILDER_VERSION}|scale|{json.dumps(dataclasses.asdict(recipe), sort_keys=True)}|{side}|"
@@ -302,7 +362,9 @@ def build_scale_case(
     meta = cached_meta(folder, key, rebuild)
     if meta is None:
         meta = write_case_folder(
-            folder, key, lambda tmp: build_scale_files(recipe, Mosaic(sources, seed), side, tmp)
+            folder,
+            key,
+            lambda tmp: build_scale_files(recipe, scale_mosaic(sources, recipe), side, tmp),
         )
     return Case(name, "scale", folder, True, meta)
 
@@ -310,9 +372,11 @@ def build_scale_case(
 __all__ = [
     "FULL_SIDE",
     "Mosaic",
+    "RepeatingMosaic",
     "ScaleRecipe",
     "build_scale_case",
     "build_scale_files",
     "draw_scale_recipe",
     "scale_grids",
+    "scale_mosaic",
 ]

@@ -14,6 +14,7 @@ from bench.report import fmt, table
 from bench.run import BenchConfig, Log, method_settings, run_case_method
 from bench.scale import FULL_SIDE, ScaleRecipe, build_scale_case, draw_scale_recipe
 from bench.scale_height import scale_geometry, scale_heights
+from bench.scale_profile import format_stage_profile
 from core.errors import InputError
 
 SCALE_TIME_S = 240.0
@@ -34,8 +35,6 @@ SCALE_HEADER = [
     "zero px",
     "oracle px",
 ]
-# stages shown in the table's own columns (or not at all), not among the register stages
-OUTER_STAGES = ("pipeline", "register_total", "open", "write_cog", "import", "score")
 
 
 def scale_methods() -> list[str]:
@@ -146,10 +145,13 @@ def _recipe_json(recipe: ScaleRecipe) -> dict[str, Any]:
         "nonrigid_m": recipe.shift.nonrigid_m,
         "wavelength_m": recipe.shift.wavelength_m,
         "tile_px": recipe.tile_px,
+        "period_m": recipe.period_px * recipe.optical_m,
     }
 
 
-def run_scale(conf: BenchConfig, sides: tuple[int, ...], log: Log = print) -> ScaleReport:
+def run_scale(
+    conf: BenchConfig, sides: tuple[int, ...], log: Log = print, repetitive: bool = False
+) -> ScaleReport:
     """End to end (open, read/reproject, register, write COG) per scene size, each run in its own
     process.
 
@@ -157,6 +159,7 @@ def run_scale(conf: BenchConfig, sides: tuple[int, ...], log: Log = print) -> Sc
         conf: What to benchmark (``cases`` and ``quick`` do not apply).
         sides: Optical scene sides (pixels).
         log: Progress messages.
+        repetitive: Run the repetitive-ground cases (``scale-rep-<side>``) instead.
     """
     methods = list(conf.methods) or scale_methods()
     settings = method_settings(methods, conf.settings)
@@ -164,7 +167,9 @@ def run_scale(conf: BenchConfig, sides: tuple[int, ...], log: Log = print) -> Sc
     runs, cases = [], []
     for side in sorted(sides):
         t0 = time.perf_counter()
-        case = build_scale_case(sources, conf.seed, side, conf.work / "cases", conf.rebuild)
+        case = build_scale_case(
+            sources, conf.seed, side, conf.work / "cases", conf.rebuild, repetitive
+        )
         took = time.perf_counter() - t0
         if took > 1:
             log(f"built {case.name} in {took:.0f} s")
@@ -190,7 +195,7 @@ def run_scale(conf: BenchConfig, sides: tuple[int, ...], log: Log = print) -> Sc
     targets = [t for m in methods for t in _method_scale_targets(m, runs, growth.get(m))]
     return ScaleReport(
         seed=conf.seed,
-        recipe=_recipe_json(draw_scale_recipe(conf.seed)),
+        recipe=_recipe_json(draw_scale_recipe(conf.seed, repetitive)),
         methods=methods,
         settings=settings,
         cases=cases,
@@ -227,15 +232,6 @@ def _scale_row(r: Run, ref: dict[str, Any]) -> list[str]:
     ]
 
 
-def _stage_line(r: Run) -> str:
-    if not r.get("ok"):
-        return f"  {r['side']}² {r['method']:<14} FAILED: {r.get('error', '')[:200]}"
-    inner = {k: v for k, v in r["runtime_s"].items() if k not in OUTER_STAGES}
-    return f"  {r['side']}² {r['method']:<14} " + "  ".join(
-        f"{k}={v:.1f}" for k, v in inner.items()
-    )
-
-
 def format_scale_report(report: ScaleReport) -> str:
     """The scale table: per size × method, wall time, stages, peak RSS, accuracy; growth with area;
     targets."""
@@ -246,8 +242,8 @@ def format_scale_report(report: ScaleReport) -> str:
         "write the displacement COG)",
         table(SCALE_HEADER, rows),
         "",
-        "Register stages (s)",
-        *(_stage_line(r) for r in report.runs),
+        "Stages (s and % of the pipeline; b: growth exponent of the stage's time with area)",
+        format_stage_profile(report.runs),
     ]
     if report.growth_exponent:
         out += ["", "Growth with area (time ∝ area^b; b = 1 is linear)"]

@@ -124,6 +124,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         default="2500,5000,10000",
         help="--scale scene sides in optical pixels (default 2500,5000,10000)",
     )
+    p.add_argument(
+        "--scale-kind",
+        default="normal",
+        choices=["normal", "repetitive"],
+        help="--scale ground: the tiled mosaic (normal), or the same repeating every 250-500 m "
+        "(repetitive: cases scale-rep-<side>)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a gated target fails")
 
 
@@ -164,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scale:
         from bench.scale_run import format_scale_report, run_scale
 
-        scale = run_scale(conf, _sizes(args.sizes), _log)
+        scale = run_scale(conf, _sizes(args.sizes), _log, args.scale_kind == "repetitive")
         text, data, targets = format_scale_report(scale), scale.to_json(), scale.targets
         out = args.out or args.work / "scale.json"
     else:
