@@ -85,8 +85,8 @@ def upsample_normalise(low: np.ndarray, factor: int, shape: tuple[int, int]) -> 
 def run_net(
     std: np.ndarray, modality: Modality, net: DescriptorNet, dev: torch.device
 ) -> np.ndarray:
-    """Raw low-resolution descriptors (D, H / stride, W / stride) of a standardised image, padded
-    with zeros (the median) to a multiple of the stride.
+    """Raw low-resolution descriptors (D, ⌈H / stride⌉, ⌈W / stride⌉) of a standardised image,
+    padded with zeros (the median) to a multiple of twice the stride.
 
     Args:
         std: The standardised image (H, W).
@@ -94,7 +94,7 @@ def run_net(
         net: The network.
         dev: Where to run it.
     """
-    s = net.stride
+    s = 2 * net.stride
     h, w = std.shape
     hp, wp = -(-h // s) * s, -(-w // s) * s
     padded = np.zeros((hp, wp), np.float32)
@@ -110,7 +110,8 @@ def run_net(
             low = net(x, modality)[0].float().cpu().numpy()
     finally:
         net.train(was_training)
-    return np.ascontiguousarray(low, np.float32)
+    keep = (-(-h // net.stride), -(-w // net.stride))
+    return np.ascontiguousarray(low[:, : keep[0], : keep[1]], np.float32)
 
 
 def describe(

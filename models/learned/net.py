@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -12,10 +13,10 @@ Modality = Literal["optical", "sar"]
 MODALITIES: tuple[Modality, ...] = ("optical", "sar")
 
 default_conf: dict[str, Any] = {
-    "stride": 4,  # the network works at 1/stride resolution; descriptors are upsampled to full
-    "patch_kernel": 8,  # side of the strided first convolution of each stem (>= stride)
-    "stem_width": 24,  # channels of each modality stem
-    "width": 24,  # channels of the shared trunk
+    "stride": 2,  # the head works at 1/stride resolution; descriptors are upsampled to full
+    "patch_kernel": 4,  # side of each stem's strided first convolution (>= stride)
+    "stem_width": 16,  # channels of the modality stems (at 1/stride)
+    "width": 24,  # channels of the shared trunk (at 1/(2 stride))
     "dilations": [1, 2, 4],  # one residual 3x3 trunk convolution per entry, with this dilation
     "descriptor_dim": 16,  # output channels (per-pixel L2-normalised)
 }
@@ -37,6 +38,26 @@ def merged_conf(conf: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def oriented_gradients(channels: int, size: int) -> torch.Tensor:
+    """``channels`` (size × size) filters: derivatives of a Gaussian along evenly spread
+    orientations over 0–360° (pairs of opposite signs, which a ReLU turns into CFOG-like
+    rectified orientation responses), unit L2 norm, shaped (channels, 1, size, size).
+
+    Args:
+        channels: The number of filters.
+        size: The filter side.
+    """
+    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    g = torch.exp(-(xx**2 + yy**2) / (2 * (size / 4) ** 2))
+    out = torch.empty(channels, 1, size, size)
+    for i in range(channels):
+        a = 2 * math.pi * i / channels
+        f = (math.cos(a) * xx + math.sin(a) * yy) * g
+        out[i, 0] = f / f.norm().clamp_min(1e-6)
+    return out
+
+
 class _Stem(nn.Module):
     """One modality's stem: a strided convolution to ``1/stride`` resolution, then a 3x3 one.
 
@@ -47,9 +68,12 @@ class _Stem(nn.Module):
 
     def __init__(self, conf: dict[str, Any]) -> None:
         super().__init__()
-        k, s = conf["patch_kernel"], conf["stride"]
-        self.down = nn.Conv2d(1, conf["stem_width"], k, stride=s, padding=(k - s) // 2)
-        self.conv = nn.Conv2d(conf["stem_width"], conf["width"], 3, padding=1)
+        k, s, c = conf["patch_kernel"], conf["stride"], conf["stem_width"]
+        self.down = nn.Conv2d(1, c, k, stride=s, padding=(k - s) // 2)
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        with torch.no_grad():
+            self.down.weight.copy_(oriented_gradients(c, k))
+            self.down.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv(F.relu(self.down(x))))
@@ -58,11 +82,13 @@ class _Stem(nn.Module):
 class DescriptorNet(nn.Module):
     """Dense descriptors of one-band images, at ``1/stride`` resolution (see :meth:`forward`).
 
-    Each modality has its own stem (optical, SAR); a shared trunk of residual
-    dilated 3x3 convolutions gives context; a 1x1 head gives ``descriptor_dim``
-    channels. Full-resolution descriptors are the head's output upsampled
-    bilinearly by ``stride`` and L2-normalised per pixel (:meth:`dense`, and
-    :func:`models.learned.features.describe` for NumPy images).
+    Each modality has its own stem (optical, SAR) at ``1/stride``; a shared trunk
+    halves the resolution again (a 4x4 stride-2 convolution, centred like the
+    stem's) and gives context with residual dilated 3x3 convolutions; its output,
+    upsampled bilinearly by 2, is joined to the stem's features and a 1x1 head
+    gives ``descriptor_dim`` channels. Full-resolution descriptors are the head's
+    output upsampled bilinearly by ``stride`` and L2-normalised per pixel
+    (:meth:`dense`, and :func:`models.learned.features.describe` for NumPy images).
 
     Args:
         conf: Settings overriding :data:`default_conf` (kept in ``self.conf``).
@@ -73,10 +99,11 @@ class DescriptorNet(nn.Module):
         self.conf = merged_conf(conf)
         c = self.conf
         self.stems = nn.ModuleDict({m: _Stem(c) for m in MODALITIES})
+        self.down = nn.Conv2d(c["stem_width"], c["width"], 4, stride=2, padding=1)
         self.trunk = nn.ModuleList(
             nn.Conv2d(c["width"], c["width"], 3, padding=d, dilation=d) for d in c["dilations"]
         )
-        self.head = nn.Conv2d(c["width"], c["descriptor_dim"], 1)
+        self.head = nn.Conv2d(c["width"] + c["stem_width"], c["descriptor_dim"], 1)
 
     @property
     def stride(self) -> int:
@@ -88,21 +115,24 @@ class DescriptorNet(nn.Module):
 
         Args:
             x: Images (B, 1, H, W) of one modality, standardised
-                (:func:`models.learned.features.standardise`), H and W multiples of ``stride``.
+                (:func:`models.learned.features.standardise`), H and W multiples of
+                ``2 stride``.
             modality: Which stem to use: ``"optical"`` or ``"sar"``.
         """
         if modality not in self.stems:
             raise ValueError(f"modality must be one of {MODALITIES}, not {modality!r}")
-        y = self.stems[modality](x)
+        fine = self.stems[modality](x)
+        y = F.relu(self.down(fine))
         for conv in self.trunk:
             y = y + F.relu(conv(y))
-        return self.head(y)
+        y = F.interpolate(y, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(torch.cat([y, fine], dim=1))
 
     def dense(self, x: torch.Tensor, modality: Modality) -> torch.Tensor:
         """Full-resolution descriptors ``(B, D, H, W)``, per-pixel L2-normalised.
 
         Args:
-            x: Images (B, 1, H, W), standardised, H and W multiples of ``stride``.
+            x: Images (B, 1, H, W), standardised, H and W multiples of ``2 stride``.
             modality: ``"optical"`` or ``"sar"``.
         """
         y = F.interpolate(

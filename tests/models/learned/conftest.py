@@ -13,13 +13,16 @@ from models.raster import open_raster, read_on_grid
 from samples.synth import SceneSpec, ShiftModel, synthesize_pair
 
 
-def aligned_synthetic_pair(folder: Path, seed: int, size_m: float = 160.0) -> TrainingPair:
+def aligned_synthetic_pair(
+    folder: Path, seed: int, size_m: float = 160.0, looks: float = 3.0
+) -> TrainingPair:
     """A radar-like synthetic pair with its SAR resampled onto the optical grid (no shift).
 
     Args:
         folder: Where the GeoTIFFs go.
         seed: The scene seed.
         size_m: The scene side (metres, 0.5 m pixels).
+        looks: The SAR speckle looks (more: less speckle).
     """
     spec = SceneSpec(
         size_m=size_m,
@@ -28,6 +31,7 @@ def aligned_synthetic_pair(folder: Path, seed: int, size_m: float = 160.0) -> Tr
         sar_res=0.5,
         seed=seed,
         n_tiepoints=5,
+        speckle_looks=looks,
     )
     files = synthesize_pair(folder, spec, f"s{seed}")
     with rasterio.open(files.optical) as ds:
