@@ -15,7 +15,8 @@ from models.areamatch import cfog, match_templates, ncc_surface
 from models.areamatch_parts import template_corners
 from models.displacement import DisplacementField
 from models.gpu import cfog_torch, match_templates_torch, ncc_surfaces_torch
-from models.methods.base import RegistrationInput
+from models.methods.base import RegistrationInput, make_config
+from models.methods.local import LocalMethod
 from models.methods.local.config import LocalConfig
 from models.methods.local.tiles import TileJob, match_descriptors, match_tile, tile_kernels
 from tests.conftest import write_geotiff
@@ -140,3 +141,10 @@ def test_match_tile_on_cuda_runs_the_torch_kernels(tmp_path) -> None:
     assert cuda.kernels == "torch-cuda" and cpu.kernels == "numpy"
     assert cuda.matches == cpu.matches > 0
     assert np.abs(cuda.dx - cpu.dx).max() < 0.05 and np.abs(cuda.peak - cpu.peak).max() < 1e-3
+
+
+def test_local_records_which_kernels_ran(tmp_path) -> None:
+    pair = _tile_pair(tmp_path)
+    conf = make_config(LocalConfig, {"global_prior": "false", "workers": "1"})
+    result = LocalMethod().run(pair, conf)
+    assert result.details["kernels"] == ("torch-cuda" if pair.device == "cuda" else "numpy")
