@@ -248,6 +248,7 @@ def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
         return moved, LevelInfo(res, radius, 48, 16, saturated=next(shares), accepted=200)
 
     monkeypatch.setattr(levels, "run_level", level)
+    monkeypatch.setattr(levels, "repeat_fits", lambda *a: True)  # no pair: no budget to count
     result = RegistrationResult("local", "test", {}, start, details={"levels": []})
     info = LevelInfo(1.0, 2, 48, 16, saturated=0.3, accepted=100)
     conf = make_config(LocalConfig, {"max_level_repeats": "2"})

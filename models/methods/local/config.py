@@ -40,6 +40,9 @@ class LocalConfig:
     repeat_min_vectors: int = setting(16, ge=1)
     # repeats per level (0: none)
     max_level_repeats: int = setting(1, ge=0, le=10)
+    # pixels all repeat passes of a run may match, in scenes (the overlap at the native pixel; a
+    # pass at f × the native pixel matches 1/f² of it); 0: no repeats
+    repeat_budget: float = setting(1.5, ge=0)
     # keypoint extractor(s) of the global prior
     features: Literal["aliked", "disk", "aliked+disk"] = setting("aliked")
     # largest working-grid side of the global prior, pixels
@@ -89,6 +92,8 @@ class LocalConfig:
     verify_min_templates: int = setting(16, ge=2)
     # least mean correlation through a field that moves the pair by more than two pixels
     verify_min_ncc: float = setting(0.05, ge=-1, le=1)
+    # templates per field a check samples at most (whole tiles drawn evenly; 0: no limit)
+    verify_max_templates: int = setting(16384, ge=0)
     # tile processes (0: one per CPU core, at most 4; 1: in this process)
     workers: int = setting(0, ge=0, le=1024)
     # run tile jobs on this Dask scheduler (host:port) instead

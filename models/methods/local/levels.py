@@ -10,6 +10,7 @@ import numpy as np
 from models.areamatch import consistent, neighbour_median
 from models.displacement import DisplacementField
 from models.methods.base import RegistrationInput, inlier_confidence
+from models.methods.local.budgets import repeat_fits
 from models.methods.local.config import LocalConfig
 from models.methods.local.context import LocalRun, filled
 from models.methods.local.dense import choose_sigma, dense_residual, dense_steps
@@ -141,13 +142,14 @@ def run_level(
     info, jobs = level_jobs(run.pair, run.conf, fld, res, radius)
     if jobs is None:
         return fld, info
-    with run.result.timed(f"level{level}_match"):
+    timer = f"level{level}_repeat" if repeat else f"level{level}"  # runtime_s keys
+    with run.result.timed(f"{timer}_match"):
         stage = stage_name(level, n_levels, "tiles", repeat)
         tiles = run_tiles(jobs, run.conf, run.progress, stage, run.pool)
     steps = Steps(
         run.progress, stage_name(level, n_levels, "dense", repeat), level_steps(run.conf, fld)
     )
-    return finish_level(run, fld, res, level, info, tiles, steps)
+    return finish_level(run, fld, res, level, info, tiles, steps, timer)
 
 
 def _gather(tiles: list[TileResult], info: LevelInfo) -> Vectors:
@@ -252,6 +254,7 @@ def finish_level(
     info: LevelInfo,
     tiles: list[TileResult],
     steps: Steps | None = None,
+    timer: str = "",
 ) -> tuple[DisplacementField, LevelInfo]:
     """Screen a level's vectors and compose their dense residual with the field.
 
@@ -265,10 +268,13 @@ def finish_level(
         steps: Counts :func:`level_steps` steps: the screening, each smoothing scale tried,
             the dense residual and the composition (all of them also when the level ends
             early).
+        timer: The ``runtime_s`` key prefix of the pass (default ``level<level>``), whose
+            ``_dense`` entry takes its time.
     """
     conf, result = run.conf, run.result
     steps = steps or ignore_steps()
-    with result.timed(f"level{level}_dense"), steps.part(level_steps(conf, fld)):
+    timer = timer or f"level{level}"
+    with result.timed(f"{timer}_dense"), steps.part(level_steps(conf, fld)):
         v = _gather(tiles, info)
         exclude, weight = structure_screen(run, v, info.template_px * res)
         if run.structures is not None or image_cues(run.pair, conf):
@@ -341,7 +347,8 @@ def repeat_saturated(
     handful is noise). A repeat that does not at least halve that
     share did not converge (the border peaks were not a residual beyond the
     radius but a pull of ambiguous texture), so its field is dropped. Costs
-    nothing where levels converge.
+    nothing where levels converge; the run's repeats together match at most
+    ``repeat_budget`` scenes of pixels (:func:`~models.methods.local.budgets.repeat_fits`).
 
     Args:
         run: The run.
@@ -357,6 +364,7 @@ def repeat_saturated(
             info.skipped is not None
             or share <= conf.repeat_saturated
             or share * (info.accepted or 0) < conf.repeat_min_vectors
+            or not repeat_fits(run, level, info.resolution_m)
         ):
             break
         inliers = run.result.inliers

@@ -10,6 +10,7 @@ import numpy as np
 
 from models.displacement import DisplacementField
 from models.methods.base import Progress, RegistrationInput, RegistrationResult, no_progress
+from models.methods.local.budgets import verify_tiles
 from models.methods.local.config import LocalConfig
 from models.methods.local.context import LocalRun, filled
 from models.methods.local.levels import level_jobs
@@ -155,12 +156,14 @@ def _scores(
             finest,
             run.progress,
             run.pool,
-            max_tiles=4,
+            max_tiles=verify_tiles(run, finest, 4),
             stage="verify (finest pass)",
         )
         if fine is not None and len(set(fine[0]) & set(fine[1])) >= run.conf.verify_min_templates:
             return finest, fine
-    return res, template_correlations(run.pair, run.conf, both, res, run.progress, run.pool)
+    return res, template_correlations(
+        run.pair, run.conf, both, res, run.progress, run.pool, verify_tiles(run, res)
+    )
 
 
 def _judge(conf: LocalConfig, scores: list[Scores], res: float, moved: float) -> VerifyCheck:
