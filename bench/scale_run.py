@@ -13,6 +13,7 @@ from bench.references import case_references
 from bench.report import fmt, table
 from bench.run import BenchConfig, Log, method_settings, run_case_method
 from bench.scale import FULL_SIDE, ScaleRecipe, build_scale_case, draw_scale_recipe
+from bench.scale_devices import scale_runs
 from bench.scale_height import scale_geometry, scale_heights
 from bench.scale_profile import format_stage_profile
 from core.errors import InputError
@@ -163,6 +164,7 @@ def run_scale(
     """
     methods = list(conf.methods) or scale_methods()
     settings = method_settings(methods, conf.settings)
+    plan = scale_runs(conf, methods, log)
     sources = _scale_sources(conf)
     runs, cases = [], []
     for side in sorted(sides):
@@ -186,11 +188,13 @@ def run_scale(
         if conf.height:
             scale_heights(case)
             geometry = scale_geometry(case).to_record()
-        for m in methods:
-            r = run_case_method(case, m, settings[m], conf, agreement=False, geometry=geometry)
-            r.update(case=case.name, side=side, method=m, settings=settings[m])
+        for p in plan:
+            m = p.method
+            r = run_case_method(case, m, settings[m], p.conf, agreement=False, geometry=geometry)
+            r.update(case=case.name, side=side, method=p.label, settings=settings[m])
             runs.append(r)
-            _log_scale_run(log, rec, m, r)
+            _log_scale_run(log, rec, p.label, r)
+    methods = [p.label for p in plan]
     growth = {m: g for m in methods if (g := _growth(m, runs)) is not None}
     targets = [t for m in methods for t in _method_scale_targets(m, runs, growth.get(m))]
     return ScaleReport(

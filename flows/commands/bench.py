@@ -102,7 +102,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--device",
         default="cpu",
         choices=["auto", "cpu", "cuda"],
-        help="where learned matchers run (default cpu)",
+        help="where learned matchers run (default cpu); --scale with cuda: local runs on the "
+        "CPU and on the GPU (rows local and local@cuda)",
     )
     p.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds allowed per run (default 3600)"

@@ -102,6 +102,7 @@ def level_jobs(
             conf.descriptor,
             conf.model,
             image_cues(pair, conf),
+            device=pair.device,
         )
         for tile in level_tiles(layout.grid, conf.tile_px, margin)
     ]
