@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import rasterio
-from bench_fixtures import tiny_pair
+from bench_fixtures import tiny_pair, write_cfog_like
 
 from bench.scale import RepeatingMosaic, build_scale_case, draw_scale_recipe
 from bench.scale_profile import format_stage_profile, stage_rows
+from flows.cli import main
 
 
 def test_repetitive_recipe_keeps_the_field_and_draws_its_period():
@@ -72,3 +75,18 @@ def test_stage_rows_group_priors_levels_and_repeats():
     text = format_stage_profile(runs)
     line = next(x for x in text.splitlines() if "level0 repeat match" in x)
     assert line.split()[-1] == "1.50"  # 8× the time for 4× the area
+
+
+def test_bench_scale_repetitive_command(tmp_path, capsys):
+    data = write_cfog_like(tmp_path, size=600)
+    out = tmp_path / "scale.json"
+    argv = ["bench", "--scale", "--scale-kind", "repetitive", "--sizes", "300,600"]
+    argv += ["--method", "zero", "--data", str(data), "--work", str(tmp_path / "w")]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert [c["name"] for c in report["cases"]] == ["scale-rep-300", "scale-rep-600"]
+    assert 250 <= report["recipe"]["period_m"] <= 500
+    assert all(r["ok"] for r in report["runs"])
+    assert "Stages (s and % of the pipeline" in printed
+    assert next(x for x in printed.splitlines() if x.startswith("zero ")).split()[1] == "open"
