@@ -84,9 +84,9 @@ class DescriptorNet(nn.Module):
 
     Each modality has its own stem (optical, SAR) at ``1/stride``; a shared trunk
     halves the resolution again (a 4x4 stride-2 convolution, centred like the
-    stem's) and gives context with residual dilated 3x3 convolutions; its output,
-    upsampled bilinearly by 2, is joined to the stem's features and a 1x1 head
-    gives ``descriptor_dim`` channels. Full-resolution descriptors are the head's
+    stem's) and gives context with residual dilated 3x3 convolutions; a 1x1 head
+    over its output upsampled bilinearly by 2 and the stem's features gives
+    ``descriptor_dim`` channels. Full-resolution descriptors are the head's
     output upsampled bilinearly by ``stride`` and L2-normalised per pixel
     (:meth:`dense`, and :func:`models.learned.features.describe` for NumPy images).
 
@@ -103,7 +103,10 @@ class DescriptorNet(nn.Module):
         self.trunk = nn.ModuleList(
             nn.Conv2d(c["width"], c["width"], 3, padding=d, dilation=d) for d in c["dilations"]
         )
-        self.head = nn.Conv2d(c["width"] + c["stem_width"], c["descriptor_dim"], 1)
+        # the 1x1 head over [upsampled trunk, stem], split in two: a 1x1 convolution commutes
+        # with bilinear upsampling, so the trunk's part runs before it, at the coarse resolution
+        self.head_coarse = nn.Conv2d(c["width"], c["descriptor_dim"], 1)
+        self.head_fine = nn.Conv2d(c["stem_width"], c["descriptor_dim"], 1, bias=False)
 
     @property
     def stride(self) -> int:
@@ -125,8 +128,10 @@ class DescriptorNet(nn.Module):
         y = F.relu(self.down(fine))
         for conv in self.trunk:
             y = y + F.relu(conv(y))
-        y = F.interpolate(y, size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        return self.head(torch.cat([y, fine], dim=1))
+        coarse = F.interpolate(
+            self.head_coarse(y), size=fine.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return coarse + self.head_fine(fine)
 
     def dense(self, x: torch.Tensor, modality: Modality) -> torch.Tensor:
         """Full-resolution descriptors ``(B, D, H, W)``, per-pixel L2-normalised.

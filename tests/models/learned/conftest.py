@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 from models.learned import TrainingPair, prepare_pair
 from models.raster import open_raster, read_on_grid
@@ -45,3 +47,13 @@ def synth_pairs(tmp_path_factory: pytest.TempPathFactory) -> list[TrainingPair]:
     """Six aligned synthetic pairs from two sources (320 × 320 px)."""
     folder = tmp_path_factory.mktemp("learned_pairs")
     return [aligned_synthetic_pair(folder, seed) for seed in range(6)]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread (tiny convolutions gain little from more, and a busy machine's
+    thread synchronisation costs a lot), restoring the setting afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -140,7 +140,7 @@ def test_training_split_and_seed(synth_pairs) -> None:
     for k, v in a.net.state_dict().items():
         assert torch.equal(v, b.net.state_dict()[k]), k
     c = train_descriptor(synth_pairs, dataclasses.replace(conf, seed=5))
-    assert not torch.equal(a.net.head.weight, c.net.head.weight)
+    assert not torch.equal(a.net.head_coarse.weight, c.net.head_coarse.weight)
     assert [h["step"] for h in a.history] == [0, 3]
     assert {"val_acc_1px", "val_acc_3px_cfog", "loss"} <= set(a.history[-1])
 
