@@ -12,9 +12,13 @@ import rasterio
 from pyproj import CRS
 
 from core.grid import north_up_grid
-from models.methods.base import RegistrationInput
+from models.displacement import DisplacementField
+from models.methods.base import RegistrationInput, RegistrationResult
+from models.methods.local.config import LocalConfig
+from models.methods.local.context import LocalRun
 from models.methods.local.cues import share_at, structure_cues
-from models.methods.local.structures import structure_map
+from models.methods.local.structures import StructureMap, structure_map
+from models.methods.local.verify import ground_templates
 from models.registration import register
 from models.sar_geometry import SarGeometry
 from samples.synth import SceneSpec, synthesize_pair
@@ -190,3 +194,23 @@ def test_image_cues_without_a_height_model_screen_vectors(tmp_path):
     assert measured and all("structures_rejected" in lv for lv in measured)
     plain = register(pair, "local", {"global_prior": "false"})
     assert all("structures_rejected" not in lv for lv in plain.details["levels"])
+
+
+def test_verification_judges_templates_off_structures(images):
+    opt, sar, out = images
+    pair = RegistrationInput.open(opt, sar, "cpu")
+    grid = north_up_grid(pair.crs, (*ORIGIN[:1], ORIGIN[1] - SIZE, ORIGIN[0] + SIZE, ORIGIN[1]), 2)
+    affected = np.zeros(grid.shape, np.float32)
+    affected[:, : grid.width // 2] = 1.0  # the west half is buildings
+    conf = LocalConfig()
+    result = RegistrationResult("local", "test", {}, DisplacementField.constant(grid))
+    run = LocalRun(pair, conf, result, structures=StructureMap(grid, affected, "test"))
+    xs = np.linspace(ORIGIN[0] + 40, ORIGIN[0] + SIZE - 40, 12)
+    ys = np.linspace(ORIGIN[1] - 40, ORIGIN[1] - SIZE + 40, 6)
+    keys = [(int(round(x * 10)), int(round(y * 10))) for x in xs for y in ys]
+    ground = ground_templates(run, keys, res=1.0)
+    assert ground and all(k[0] / 10 > CENTRE[0] for k in ground)
+    assert len(ground) == sum(k[0] / 10 > CENTRE[0] for k in keys)  # half a template or more off
+    assert ground_templates(dataclasses.replace(run, structures=None), keys, 1.0) == keys
+    few = dataclasses.replace(conf, verify_min_templates=len(keys))
+    assert ground_templates(dataclasses.replace(run, conf=few), keys, 1.0) == keys

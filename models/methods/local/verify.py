@@ -15,7 +15,11 @@ from models.methods.local.config import LocalConfig
 from models.methods.local.context import LocalRun, filled
 from models.methods.local.levels import level_jobs
 from models.methods.local.pool import TilePool, run_tiles
-from models.methods.local.schedule import pass_resolutions, resolution_with_templates
+from models.methods.local.schedule import (
+    level_layout,
+    pass_resolutions,
+    resolution_with_templates,
+)
 from models.methods.local.tiles import TileJob, TileResult
 
 # template centre in decimetres, so two passes over one grid pair up
@@ -166,9 +170,30 @@ def _scores(
     )
 
 
-def _judge(conf: LocalConfig, scores: list[Scores], res: float, moved: float) -> VerifyCheck:
-    """The check of a field's scores (``scores[0]``) against zero shift's (``scores[1]``)."""
-    common = sorted(set(scores[0]) & set(scores[1]))
+def ground_templates(run: LocalRun, keys: list[TemplateKey], res: float) -> list[TemplateKey]:
+    """The templates at ``keys`` that lie off structures, their layover and shadow (at most
+    ``structure_max_share`` on them), where the field is meant to hold; all of them without a
+    structure map or when fewer than ``verify_min_templates`` are left.
+
+    Args:
+        run: The run (its structure map).
+        keys: Template centres (decimetres).
+        res: Working pixel of the templates, metres.
+    """
+    if run.structures is None or not keys:
+        return keys
+    side_m = level_layout(run.pair, run.conf, res, 0).template * res
+    centres = np.array(keys, float) / 10.0
+    share = run.structures.share(centres[:, 0], centres[:, 1], side_m)
+    ground = [k for k, s in zip(keys, share, strict=True) if s <= run.conf.structure_max_share]
+    return ground if len(ground) >= run.conf.verify_min_templates else keys
+
+
+def _judge(
+    conf: LocalConfig, scores: list[Scores], res: float, moved: float, common: list[TemplateKey]
+) -> VerifyCheck:
+    """The check of a field's scores (``scores[0]``) against zero shift's (``scores[1]``) on
+    the templates ``common`` to both."""
     gain, z = paired_gain(scores[0], scores[1], common)
     field_ncc = float(np.mean([scores[0][k] for k in common])) if common else 0.0
     if len(common) < conf.verify_min_templates:
@@ -206,7 +231,9 @@ def verify_field(run: LocalRun) -> DisplacementField:
     even on unrelated images) and the images correlate through it by at least
     ``verify_min_ncc``; a field that barely moves it is kept unless it is
     significantly worse, judged at the finest pass. So a wrong prior or a level
-    fooled by repetitive texture cannot leave the pair worse than it came.
+    fooled by repetitive texture cannot leave the pair worse than it came. With a
+    structure map only templates off structures are judged (:func:`ground_templates`):
+    the field describes the ground, and buildings' layover does not follow it.
     """
     result, conf = run.result, run.conf
     if not (np.any(result.field.dx) or np.any(result.field.dy)):
@@ -219,7 +246,8 @@ def verify_field(run: LocalRun) -> DisplacementField:
         res, scores = _scores(run, zero, res, moved)
     if scores is None:
         return result.field
-    check = _judge(conf, scores, res, moved)
+    common = ground_templates(run, sorted(set(scores[0]) & set(scores[1])), res)
+    check = _judge(conf, scores, res, moved, common)
     result.details["verify"] = check.as_dict()
     if check.passed:
         return result.field
