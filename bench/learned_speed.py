@@ -37,14 +37,23 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7, help="timed calls per descriptor (7)")
     p.add_argument("--weights", default="", help="a descriptor weights file (default: untrained)")
     p.add_argument("--device", default="cpu", help="torch device for the learned one (cpu)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch and OpenCV threads (default: as they are)"
+    )
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     rng = np.random.default_rng(0)
     # a textured tile with some no data, like a SAR tile at a scene border
     noise = rng.standard_normal((args.size, args.size)).astype(np.float32)
     tile = cv2.GaussianBlur(noise, (0, 0), 2.0) + 0.3 * noise
     tile[: args.size // 8, : args.size // 8] = np.nan
     net = load_descriptor(args.weights) if args.weights else DescriptorNet()
-    print(f"tile {args.size}x{args.size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"tile {args.size}x{args.size}, torch threads {torch.get_num_threads()}, "
+        f"OpenCV threads {cv2.getNumThreads()}"
+    )
     ms_cfog = best_ms(lambda: cfog(tile), args.repeats)
     print(f"cfog            {ms_cfog:7.1f} ms")
     for modality in ("optical", "sar"):

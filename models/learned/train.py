@@ -32,7 +32,8 @@ Progress = Callable[[int, int, dict[str, float]], None]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a descriptor is trained (the defaults take 10-15 minutes on two CPU cores)."""
+    """How a descriptor is trained (the defaults take a few minutes on two CPU cores, plus
+    validation, which grows with the held-out pairs)."""
 
     patch: int = 128  # patch side (pixels, a multiple of twice the net's stride)
     batch: int = 8  # patches per step
