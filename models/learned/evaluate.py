@@ -34,7 +34,7 @@ def template_centres(size: int, template: int, radius: int) -> np.ndarray:
     search radius.
 
     Args:
-        size: The crop side.
+        size: The crop side (smaller for pairs that lack room).
         template: The template side.
         radius: The search radius.
     """
@@ -60,30 +60,49 @@ def validation_crops(
     Args:
         pairs: (name, optical, SAR on the optical lattice) of each validation pair.
         crops_per_pair: Crops drawn from each pair (fewer where the pair lacks data).
-        size: The crop side.
+        size: The crop side (smaller for pairs that lack room).
         template: The template side.
         radius: The search radius.
         seed: Seeds the crops and shifts.
     """
     rng = np.random.default_rng([seed, 7])
-    centres = template_centres(size, template, radius)
     pad = radius + 2
     out: list[ValCrop] = []
     for name, optical, sar in pairs:
+        # pairs smaller than the crop give smaller crops, while they hold a few templates
+        side = min(size, min(optical.shape) - 2 * pad)
+        if side < template + 2 * radius + template // 2:
+            continue
+        centres = template_centres(side, template, radius)
         for _ in range(crops_per_pair):
-            corner = pick_window(optical, sar, size + 2 * pad, rng)
+            corner = pick_window(optical, sar, side + 2 * pad, rng)
             if corner is None:
                 break
-            x0, y0 = corner[0] + pad, corner[1] + pad
-            shift = rng.uniform(-(radius - 2), radius - 2, 2)
-            # SAR view v(p) = sar(p - shift): the optical ground at p shows at p + shift
-            mx = np.arange(size, dtype=np.float32)[None, :] + np.float32(x0 - shift[0])
-            my = np.arange(size, dtype=np.float32)[:, None] + np.float32(y0 - shift[1])
-            mx, my = np.broadcast_to(mx, (size, size)), np.broadcast_to(my, (size, size))
-            view = cv2.remap(sar, mx, my, cv2.INTER_LINEAR, borderValue=float("nan"))
-            opt = np.ascontiguousarray(optical[y0 : y0 + size, x0 : x0 + size])
-            out.append(ValCrop(name, opt, view, shift, centres))
+            out.append(_shifted_crop(name, optical, sar, corner, side, pad, centres, rng))
     return out
+
+
+def _shifted_crop(
+    name: str,
+    optical: np.ndarray,
+    sar: np.ndarray,
+    corner: tuple[int, int],
+    side: int,
+    pad: int,
+    centres: np.ndarray,
+    rng: np.random.Generator,
+) -> ValCrop:
+    """The crop at ``corner + pad``, its SAR shifted by a random translation within the radius."""
+    radius = pad - 2
+    x0, y0 = corner[0] + pad, corner[1] + pad
+    shift = rng.uniform(-(radius - 2), radius - 2, 2)
+    # SAR view v(p) = sar(p - shift): the optical ground at p shows at p + shift
+    mx = np.arange(side, dtype=np.float32)[None, :] + np.float32(x0 - shift[0])
+    my = np.arange(side, dtype=np.float32)[:, None] + np.float32(y0 - shift[1])
+    mx, my = np.broadcast_to(mx, (side, side)), np.broadcast_to(my, (side, side))
+    view = cv2.remap(sar, mx, my, cv2.INTER_LINEAR, borderValue=float("nan"))
+    opt = np.ascontiguousarray(optical[y0 : y0 + side, x0 : x0 + side])
+    return ValCrop(name, opt, view, shift, centres)
 
 
 def accuracy(

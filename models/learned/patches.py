@@ -65,7 +65,12 @@ def valid_share(image: np.ndarray) -> float:
 
 
 def pick_window(
-    optical: np.ndarray, sar: np.ndarray, size: int, rng: np.random.Generator, tries: int = 20
+    optical: np.ndarray,
+    sar: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    tries: int = 20,
+    min_valid: float = 0.9,
 ) -> tuple[int, int] | None:
     """Top-left corner of a ``size`` square where both images are mostly valid (None if none).
 
@@ -75,6 +80,7 @@ def pick_window(
         size: The window side.
         rng: The random generator.
         tries: Windows drawn before giving up.
+        min_valid: The least share of valid pixels in each image's window.
     """
     h, w = optical.shape
     if h < size or w < size:
@@ -82,9 +88,30 @@ def pick_window(
     for _ in range(tries):
         x0, y0 = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
         win = (slice(y0, y0 + size), slice(x0, x0 + size))
-        if valid_share(optical[win]) >= 0.9 and valid_share(sar[win]) >= 0.9:
+        if valid_share(optical[win]) >= min_valid and valid_share(sar[win]) >= min_valid:
             return x0, y0
     return None
+
+
+def pad_to(optical: np.ndarray, sar: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Both images padded with no data to at least ``size`` on each side, and the least valid
+    share a patch of them should ask for (0.9, less by the padding's share).
+
+    Args:
+        optical: The optical image.
+        sar: The SAR image on the optical lattice.
+        size: The patch side.
+    """
+    h, w = optical.shape
+    if h >= size and w >= size:
+        return optical, sar, 0.9
+    shape = (max(h, size), max(w, size))
+    out = []
+    for image in (optical, sar):
+        padded = np.full(shape, np.nan, np.float32)
+        padded[:h, :w] = image
+        out.append(padded)
+    return out[0], out[1], 0.9 * min(h, size) * min(w, size) / (size * size)
 
 
 def make_patch(
@@ -94,6 +121,7 @@ def make_patch(
     queries: int,
     warp: WarpSpec,
     rng: np.random.Generator,
+    min_valid: float = 0.9,
 ) -> Patch | None:
     """A patch of an aligned pair: the optical crop, the SAR sampled at ``x + d(x)`` of a random
     warp ``d``, and ``queries`` SAR locations with where their ground lies in the optical crop.
@@ -105,8 +133,9 @@ def make_patch(
         queries: The number of query locations.
         warp: The random warp's amplitudes.
         rng: The random generator.
+        min_valid: The least share of valid pixels in each image's window.
     """
-    corner = pick_window(optical, sar, size, rng)
+    corner = pick_window(optical, sar, size, rng, min_valid=min_valid)
     if corner is None:
         return None
     x0, y0 = corner

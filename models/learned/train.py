@@ -23,7 +23,7 @@ from models.learned.evaluate import (
 )
 from models.learned.features import pick_device
 from models.learned.net import DescriptorNet
-from models.learned.patches import Patch, WarpSpec, make_patch
+from models.learned.patches import Patch, WarpSpec, make_patch, pad_to
 
 # progress(step, total, metrics): called after every step; metrics has the running loss, and the
 # validation accuracies at evaluation steps
@@ -68,12 +68,15 @@ class TrainResult:
 
 
 def sample_batch(
-    images: Sequence[tuple[np.ndarray, np.ndarray]], conf: TrainConfig, rng: np.random.Generator
+    images: Sequence[tuple[np.ndarray, np.ndarray, float]],
+    conf: TrainConfig,
+    rng: np.random.Generator,
 ) -> list[Patch]:
     """``conf.batch`` patches from randomly chosen aligned pairs.
 
     Args:
-        images: (optical, SAR on the optical lattice) of each training pair.
+        images: (optical, SAR on the optical lattice, least valid share of a patch) of each
+            training pair (:func:`models.learned.patches.pad_to`).
         conf: The training settings.
         rng: The random generator.
     """
@@ -81,8 +84,8 @@ def sample_batch(
     out: list[Patch] = []
     failures = 0
     while len(out) < conf.batch:
-        optical, sar = images[int(rng.integers(len(images)))]
-        patch = make_patch(optical, sar, conf.patch, conf.queries, warp, rng)
+        optical, sar, min_valid = images[int(rng.integers(len(images)))]
+        patch = make_patch(optical, sar, conf.patch, conf.queries, warp, rng, min_valid)
         if patch is None:
             failures += 1
             if failures > 50 * conf.batch:
@@ -230,7 +233,7 @@ def train_descriptor(
     dev = pick_device(conf.device)
     net = _initial_net(conf, dev)
     history = [{"step": 0, "loss": float("nan"), **_validate(net, crops, conf, dev), **reference}]
-    images = [(p.optical, aligned_sar(p)) for p in train]
+    images = [pad_to(p.optical, aligned_sar(p), conf.patch) for p in train]
     for entry in _optimise(net, images, crops, conf, dev, progress):
         history.append({**entry, **reference})
     net.eval()
@@ -247,7 +250,7 @@ def _cfog_reference(crops: Sequence[ValCrop], conf: TrainConfig) -> dict[str, fl
 
 def _optimise(
     net: DescriptorNet,
-    images: Sequence[tuple[np.ndarray, np.ndarray]],
+    images: Sequence[tuple[np.ndarray, np.ndarray, float]],
     crops: Sequence[ValCrop],
     conf: TrainConfig,
     dev: torch.device,
