@@ -89,8 +89,10 @@ def format_stage_profile(runs: list[Run]) -> str:
     header.append("b")
     rows = []
     for m in dict.fromkeys(r["method"] for r in ok):
-        by_side = {r["side"]: dict(stage_rows(r["runtime_s"])) for r in ok if r["method"] == m}
-        labels = list(dict.fromkeys(k for s in sides for k in by_side.get(s, {})))
+        mine = [r for r in ok if r["method"] == m]
+        by_side = {r["side"]: dict(stage_rows(r["runtime_s"])) for r in mine}
+        # every stage any size ran, in the order of the stage table
+        labels = [k for k, _ in stage_rows({k: 0.0 for r in mine for k in r["runtime_s"]})]
         for i, label in enumerate(labels):
             cells = [m if i == 0 else "", label, ""]
             times = [by_side.get(s, {}).get(label) for s in sides]

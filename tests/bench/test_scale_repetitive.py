@@ -75,6 +75,11 @@ def test_stage_rows_group_priors_levels_and_repeats():
     text = format_stage_profile(runs)
     line = next(x for x in text.splitlines() if "level0 repeat match" in x)
     assert line.split()[-1] == "1.50"  # 8× the time for 4× the area
+    # a stage only the larger size ran keeps its place in the table
+    del runs[0]["runtime_s"]["level0_repeat_dense"]
+    text = format_stage_profile(runs)
+    at = [text.index(f" {stage} ") for stage in ("level0 repeat match", "level0 repeat dense")]
+    assert at[0] < at[1] < text.index(" level1 match ") < text.index(" pipeline ")
 
 
 def test_bench_scale_repetitive_command(tmp_path, capsys):
