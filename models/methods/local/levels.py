@@ -276,41 +276,50 @@ def finish_level(
     steps = steps or ignore_steps()
     timer = timer or f"level{level}"
     with result.timed(f"{timer}_dense"), steps.part(level_steps(conf, fld)):
-        v = _gather(tiles, info)
-        exclude, weight = structure_screen(run, v, info.template_px * res)
-        if run.structures is not None or image_cues(run.pair, conf):
-            info.structures_rejected = round(float(exclude.mean()), 3) if len(v) else 0.0
-        ok = _screen(conf, v, res, exclude)
+        good, quality, screened = _screen_level(run, _gather(tiles, info), info, res)
         steps.step()
-        good = v.select(ok)
-        info.accepted = int(ok.sum())
-        info.saturated = saturated_share(good.x, good.y, good.dx, good.dy, info.radius_px * res)
-        result.matches += int(len(v))
-        screened = len(v) - int(exclude.sum())  # the vectors off structures
-        if level > 0 and ok.sum() < conf.min_accept_fraction * max(screened, 1):
+        if level > 0 and len(good) < conf.min_accept_fraction * max(screened, 1):
             # most templates disagree: this level is finer than the images' real detail
             result.warnings.append(
-                f"level {level + 1}: only {int(ok.sum())}/{screened} templates consistent; "
+                f"level {level + 1}: only {len(good)}/{screened} templates consistent; "
                 "level skipped"
             )
             info.skipped = "too few consistent templates"
             return fld, info
-        if ok.sum() < 4:
+        if len(good) < 4:
             info.evidence = 0.0
             if level > 0:
                 result.warnings.append(
-                    f"level {level + 1}: only {int(ok.sum())} reliable templates; field kept"
+                    f"level {level + 1}: only {len(good)} reliable templates; field kept"
                 )
             return fld, info
-        quality = (
-            np.clip((good.peak - conf.min_peak) / (1 - conf.min_peak), 0, 1)
-            * np.clip(good.margin / 0.1, 0.2, 1)
-            * weight[ok]
-        )
         info.evidence = float(quality.sum())
         updated = _compose(conf, fld, good, quality, info, res, steps)
-        result.inliers = max(result.inliers, int(ok.sum()))
+        result.inliers = max(result.inliers, len(good))
         return updated, info
+
+
+def _screen_level(
+    run: LocalRun, v: Vectors, info: LevelInfo, res: float
+) -> tuple[Vectors, np.ndarray, int]:
+    """A level's vectors screened (structures, peak, consistency): the kept ones, their quality
+    (peak height × margin × share off structures) and how many were off structures; the counts
+    go into ``info``."""
+    conf = run.conf
+    exclude, weight = structure_screen(run, v, info.template_px * res)
+    if run.structures is not None or image_cues(run.pair, conf):
+        info.structures_rejected = round(float(exclude.mean()), 3) if len(v) else 0.0
+    ok = _screen(conf, v, res, exclude)
+    good = v.select(ok)
+    info.accepted = int(ok.sum())
+    info.saturated = saturated_share(good.x, good.y, good.dx, good.dy, info.radius_px * res)
+    run.result.matches += int(len(v))
+    quality = (
+        np.clip((good.peak - conf.min_peak) / (1 - conf.min_peak), 0, 1)
+        * np.clip(good.margin / 0.1, 0.2, 1)
+        * weight[ok]
+    )
+    return good, quality, len(v) - int(exclude.sum())
 
 
 def saturated_share(

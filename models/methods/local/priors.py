@@ -34,7 +34,7 @@ from models.methods.local.terrain import (
     unavailable,
 )
 from models.methods.local.tiles import TileResult
-from models.methods.local.verify import ground_templates, paired_gain, template_correlations
+from models.methods.local.verify import paired_gain, template_correlations
 from models.preprocess import prepare_optical, sar_to_db
 from models.progress import Steps, ignore_steps
 from models.raster import read_on_grid
@@ -297,8 +297,8 @@ def prior_by_correlation(
     replaces the default when it is better template by template by
     ``verify_z`` standard errors and by ``verify_min_gain`` on average, as in
     the final verification (so noise between fields that agree does not
-    overturn the priority order; a wrong prior loses by far more). With a structure
-    map only templates off structures count, as in the verification.
+    overturn the priority order; a wrong prior loses by far more). Templates on
+    structures count here: they weigh on every trial alike.
 
     Args:
         run: The run.
@@ -323,7 +323,6 @@ def prior_by_correlation(
         common = sorted(set.intersection(*(set(s) for s in scores))) if scores else []
         if len(common) >= conf.verify_min_templates:
             break
-    common = ground_templates(run, common, res)
     if len(common) < 4:
         return trials[chosen]
     means = [float(np.mean([s[k] for k in common])) for s in scores]

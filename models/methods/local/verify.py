@@ -233,7 +233,8 @@ def verify_field(run: LocalRun) -> DisplacementField:
     significantly worse, judged at the finest pass. So a wrong prior or a level
     fooled by repetitive texture cannot leave the pair worse than it came. With a
     structure map only templates off structures are judged (:func:`ground_templates`):
-    the field describes the ground, and buildings' layover does not follow it.
+    the field describes the ground, and buildings' layover, which does not follow it, would
+    dilute the gain over zero shift.
     """
     result, conf = run.result, run.conf
     if not (np.any(result.field.dx) or np.any(result.field.dy)):
