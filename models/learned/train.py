@@ -234,8 +234,9 @@ def train_descriptor(
     net = _initial_net(conf, dev)
     history = [{"step": 0, "loss": float("nan"), **_validate(net, crops, conf, dev), **reference}]
     images = [pad_to(p.optical, aligned_sar(p), conf.patch) for p in train]
-    for entry in _optimise(net, images, crops, conf, dev, progress):
-        history.append({**entry, **reference})
+    with torch.enable_grad():  # whatever the calling thread's grad mode is
+        for entry in _optimise(net, images, crops, conf, dev, progress):
+            history.append({**entry, **reference})
     net.eval()
     return TrainResult(net.cpu(), history, manifest(pairs, split), split)
 

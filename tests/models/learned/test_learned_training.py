@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from models.learned import TrainConfig, train_descriptor
 
@@ -30,3 +31,22 @@ def test_tiny_training_learns(synth_pairs) -> None:
     assert trained["val_acc_3px"] > untrained["val_acc_3px"] + 0.1
     assert trained["val_acc_5px"] > untrained["val_acc_5px"] + 0.1
     assert 0.0 < trained["val_acc_3px_cfog"] <= 1.0
+
+
+def test_training_runs_where_the_caller_turned_gradients_off(synth_pairs) -> None:
+    conf = TrainConfig(patch=64, batch=2, queries=16, steps=2, eval_every=2, val_crops=1, seed=1)
+    previous = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)  # as an inference library may leave the thread
+    try:
+        result = train_descriptor(synth_pairs, conf)
+    finally:
+        torch.set_grad_enabled(previous)
+    assert np.isfinite(result.history[-1]["loss"])
+
+
+def test_loading_the_keypoint_matchers_leaves_gradients_on() -> None:
+    from models.matchers import _load_models
+
+    torch.set_grad_enabled(True)
+    _load_models("aliked", 256, 0.01, 0.1, "cpu")
+    assert torch.is_grad_enabled()
