@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from pyproj import CRS
 
 from core.grid import north_up_grid
@@ -21,7 +20,7 @@ from models.methods.local.structures import StructureMap, structure_map
 from models.methods.local.verify import ground_templates
 from models.registration import register
 from models.sar_geometry import SarGeometry
-from samples.synth import SceneSpec, synthesize_pair
+from samples.synth import SceneSpec, synthesize_pair, write_raster
 from samples.urban import UrbanSpec, ground_tiepoints, simulate_urban, write_urban
 
 CRS_UTM = "EPSG:32637"
@@ -46,12 +45,7 @@ def write_heights(path: Path, slope: float = 0.0, block: bool = True) -> Path:
     if block:
         on = (np.abs(x - CENTRE[0]) < BLOCK_HALF_M) & (np.abs(y - CENTRE[1]) < BLOCK_HALF_M)
         heights[on] += BLOCK_M
-    profile = dict(
-        driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="float32",
-        crs=grid.crs, transform=grid.transform,
-    )  # fmt: skip
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(heights, 1)
+    write_raster(path, heights[None], grid, None)
     return path
 
 

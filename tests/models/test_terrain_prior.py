@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from pyproj import CRS
 
 from core.grid import north_up_grid
@@ -17,7 +16,7 @@ from models.methods.local.terrain import fit_terrain, terrain_heights, unavailab
 from models.registration import register
 from models.sar_geometry import SarGeometry
 from models.scoring import read_tiepoints
-from samples.synth import SceneSpec, SyntheticPair, synthesize_pair
+from samples.synth import SceneSpec, SyntheticPair, synthesize_pair, write_raster
 
 CRS_UTM = "EPSG:32637"
 ORIGIN = (377000.0, 4106000.0)
@@ -60,12 +59,7 @@ def write_dem(path: Path, building: bool = False) -> Path:
     if building:
         block = (np.abs(x - CENTRE[0]) < 10) & (np.abs(y - CENTRE[1]) < 10)
         heights[block] += 30.0
-    profile = dict(
-        driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="float32",
-        crs=grid.crs, transform=grid.transform,
-    )  # fmt: skip
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(heights, 1)
+    write_raster(path, heights[None], grid, None)
     return path
 
 
