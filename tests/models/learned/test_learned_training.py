@@ -42,11 +42,3 @@ def test_training_runs_where_the_caller_turned_gradients_off(synth_pairs) -> Non
     finally:
         torch.set_grad_enabled(previous)
     assert np.isfinite(result.history[-1]["loss"])
-
-
-def test_loading_the_keypoint_matchers_leaves_gradients_on() -> None:
-    from models.matchers import _load_models
-
-    torch.set_grad_enabled(True)
-    _load_models("aliked", 256, 0.01, 0.1, "cpu")
-    assert torch.is_grad_enabled()
