@@ -19,7 +19,7 @@ from models.methods.local.config import LocalConfig
 Row = tuple[str, float, float, int]
 
 
-def _no_sync() -> None:
+def no_sync() -> None:
     """Nothing to wait for on the CPU."""
 
 
@@ -63,8 +63,8 @@ def _numpy_row(img: np.ndarray, sar: np.ndarray, centres: np.ndarray, repeat: in
     def match() -> TemplateMatches:
         return match_templates(od, sd, centres, template, radius)
 
-    ms_d = best_ms(lambda: (cfog(img), cfog(sar)), repeat, _no_sync)
-    return "numpy", ms_d, best_ms(match, repeat, _no_sync), len(match())
+    ms_d = best_ms(lambda: (cfog(img), cfog(sar)), repeat, no_sync)
+    return "numpy", ms_d, best_ms(match, repeat, no_sync), len(match())
 
 
 def _torch_row(
@@ -72,7 +72,7 @@ def _torch_row(
 ) -> Row:
     conf = LocalConfig()
     template, radius = conf.template_px, conf.radius_px[0]
-    sync = torch.cuda.synchronize if device == "cuda" else _no_sync
+    sync = torch.cuda.synchronize if device == "cuda" else no_sync
     ti, ts = torch.from_numpy(img).to(device), torch.from_numpy(sar).to(device)
     od, sd = cfog_torch(ti), cfog_torch(ts)
 

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import cv2
 import numpy as np
 import torch
 
+from bench.kernels import best_ms, no_sync
 from models.areamatch import cfog
 from models.learned import DescriptorNet, describe, load_descriptor
-
-
-def best_ms(fn: Callable[[], object], repeats: int) -> float:
-    """The fastest of ``repeats`` calls of ``fn``, in milliseconds (after one warm-up call).
-
-    Args:
-        fn: What to time.
-        repeats: How many timed calls.
-    """
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * min(times)
 
 
 def main() -> None:
@@ -54,10 +37,10 @@ def main() -> None:
         f"tile {args.size}x{args.size}, torch threads {torch.get_num_threads()}, "
         f"OpenCV threads {cv2.getNumThreads()}"
     )
-    ms_cfog = best_ms(lambda: cfog(tile), args.repeats)
+    ms_cfog = best_ms(lambda: cfog(tile), args.repeats, no_sync)
     print(f"cfog            {ms_cfog:7.1f} ms")
     for modality in ("optical", "sar"):
-        ms = best_ms(lambda m=modality: describe(tile, m, net, args.device), args.repeats)
+        ms = best_ms(lambda m=modality: describe(tile, m, net, args.device), args.repeats, no_sync)
         print(f"learned {modality:<7} {ms:7.1f} ms  ({ms / ms_cfog:.2f} x cfog)")
 
 

@@ -24,7 +24,8 @@ from affine import Affine
 from pyproj import CRS
 
 from core.grid import Grid, north_up_grid, transform_points
-from models.scoring import Tiepoints, write_tiepoints
+from models.displacement import DisplacementField
+from models.scoring import Tiepoints, read_tiepoints, write_tiepoints
 
 ShiftFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -99,6 +100,18 @@ class SyntheticPair:
     spec: SceneSpec
     optical_grid: Grid
     sar_grid: Grid
+
+    def field_error_px(self, fld: DisplacementField) -> np.ndarray:
+        """Error (optical pixels) of a field against the true shift at the pair's tiepoints.
+
+        Args:
+            fld: The field (metres, map axes of the optical grid's CRS).
+        """
+        tp = read_tiepoints(self.tiepoints)
+        x, y = self.optical_grid.pixel_to_map(tp.optical_col, tp.optical_row)
+        tdx, tdy = self.spec.shift(x, y)
+        dx, dy, _ = fld.sample(x, y)
+        return np.hypot(dx - tdx, dy - tdy) / self.optical_grid.resolution
 
 
 def _ground(

@@ -22,7 +22,6 @@ from models.methods.local.schedule import (
 )
 from models.methods.local.verify import template_correlations
 from models.registration import register
-from models.scoring import read_tiepoints
 from samples.synth import SceneSpec, ShiftModel, SyntheticPair, synthesize_pair
 
 
@@ -64,23 +63,12 @@ def rigid_pair(
     return synthesize_pair(directory, spec, name)
 
 
-def dense_error_px(pair, field, synthetic):
-    """Error (optical px) of a field against the true shift at the synthetic tiepoints (inside valid
-    SAR)."""
-    tp = read_tiepoints(synthetic.tiepoints)
-    g = pair.optical.grid
-    x, y = g.pixel_to_map(tp.optical_col, tp.optical_row)
-    tdx, tdy = synthetic.spec.shift(x, y)
-    dx, dy, _ = field.sample(x, y)
-    return np.hypot(dx - tdx, dy - tdy) / g.resolution
-
-
 def test_nonrigid_field_recovered_within_one_pixel(nonrigid_pair):
     pair = open_pair(nonrigid_pair)
     local = register(pair, "local")
     affine = register(pair, "global-affine")
-    e_local = dense_error_px(pair, local.field, nonrigid_pair)
-    e_affine = dense_error_px(pair, affine.field, nonrigid_pair)
+    e_local = nonrigid_pair.field_error_px(local.field)
+    e_affine = nonrigid_pair.field_error_px(affine.field)
     assert e_local.mean() < 1.0, e_local.mean()
     assert e_local.mean() < 0.6 * e_affine.mean()
     assert local.field.confidence.max() > 0.5
@@ -94,7 +82,7 @@ def test_deterministic(nonrigid_pair):
     a, b = ra.field, register(pair, "local", conf).field
     # without the learned prior the coarse CFOG translation must still bring it home
     assert ra.details["prior"] == "coarse-translation"
-    assert dense_error_px(pair, a, nonrigid_pair).mean() < 1.5
+    assert nonrigid_pair.field_error_px(a).mean() < 1.5
     np.testing.assert_array_equal(a.dx, b.dx)
     np.testing.assert_array_equal(a.dy, b.dy)
 
@@ -161,7 +149,7 @@ def test_verification_keeps_a_recovered_field(nonrigid_pair):
     check = result.details["verify"]
     assert check["passed"] is True and check["mean_gain"] > 0.03 and check["z"] > 2
     assert check["mean_ncc"] > LocalConfig().verify_min_ncc
-    assert dense_error_px(pair, result.field, nonrigid_pair).mean() < 1.5
+    assert nonrigid_pair.field_error_px(result.field).mean() < 1.5
 
 
 def test_verification_wants_the_images_to_correlate_through_the_field(nonrigid_pair):
@@ -199,7 +187,7 @@ def test_a_field_that_barely_moves_the_pair_is_judged_at_the_finest_pass(tmp_pat
     assert check["median_shift_m"] < 2 * pair.native_resolution()
     assert check["resolution_m"] == pytest.approx(pair.finest_resolution(), rel=0.01)
     assert check["passed"] is True and check["z"] > 2
-    assert dense_error_px(pair, result.field, synthetic).mean() < 0.5
+    assert synthetic.field_error_px(result.field).mean() < 0.5
 
 
 def test_level_templates_shrink_on_small_overlaps():
@@ -230,8 +218,8 @@ def test_saturated_level_runs_again(nonrigid_pair):
     assert repeat["repeat"] == "kept" and repeat["resolution_m"] == first["resolution_m"]
     assert first["saturated"] > LocalConfig().repeat_saturated > repeat["saturated"]
     assert (
-        dense_error_px(pair, again.field, nonrigid_pair).mean()
-        < 0.8 * dense_error_px(pair, once.field, nonrigid_pair).mean()
+        nonrigid_pair.field_error_px(again.field).mean()
+        < 0.8 * nonrigid_pair.field_error_px(once.field).mean()
     )
 
 
@@ -317,7 +305,7 @@ def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_
     assert template_count(pair, conf, res) > template_count(pair, conf, native)
     result = register(pair, "local")
     assert result.details["verify"]["templates"] >= conf.verify_min_templates
-    assert dense_error_px(pair, result.field, small).mean() < 1.5
+    assert small.field_error_px(result.field).mean() < 1.5
 
 
 def test_template_correlations_on_a_few_tiles_are_a_subset_of_all(nonrigid_pair):

@@ -15,7 +15,6 @@ from models.methods.base import RegistrationInput
 from models.methods.local.terrain import fit_terrain, terrain_heights, unavailable
 from models.registration import register
 from models.sar_geometry import SarGeometry
-from models.scoring import read_tiepoints
 from samples.synth import SceneSpec, SyntheticPair, synthesize_pair, write_raster
 
 CRS_UTM = "EPSG:32637"
@@ -78,16 +77,6 @@ def terrain_case(tmp_path_factory) -> tuple[SyntheticPair, Path]:
     return synthesize_pair(out, spec, "t"), write_dem(out / "dem.tif")
 
 
-def error_px(pair: RegistrationInput, field, synthetic: SyntheticPair) -> np.ndarray:
-    """Error (optical px) of a field against the true shift at the tiepoints."""
-    tp = read_tiepoints(synthetic.tiepoints)
-    g = pair.optical.grid
-    x, y = g.pixel_to_map(tp.optical_col, tp.optical_row)
-    tdx, tdy = synthetic.spec.shift(x, y)
-    dx, dy, _ = field.sample(x, y)
-    return np.hypot(dx - tdx, dy - tdy) / g.resolution
-
-
 def test_fit_recovers_gain_and_affine_despite_outliers():
     rng = np.random.default_rng(3)
     x, y = rng.uniform(0, 500, 200), rng.uniform(0, 500, 200)
@@ -137,10 +126,10 @@ def test_terrain_prior_recovers_layover_field(terrain_case):
     assert record["r2"] > record["r2_affine"]
     assert record["vectors"] >= 16 and record["heights"] == "DTM"
     assert "terrain" in result.details["prior_evidence"]
-    err = error_px(pair, result.field, synthetic)
+    err = synthetic.field_error_px(result.field)
     assert err.max() < 1.0, err.max()
     off = register(pair, "local", {**FAST, "terrain_prior": "off"})
-    assert err.mean() < 0.5 * error_px(pair, off.field, synthetic).mean()
+    assert err.mean() < 0.5 * synthetic.field_error_px(off.field).mean()
 
 
 def test_without_height_or_switched_off_the_result_is_unchanged(terrain_case):
