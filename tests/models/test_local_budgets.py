@@ -59,8 +59,7 @@ def test_repeat_over_budget_is_not_run_and_is_recorded(nonrigid):
     (hit,) = result.details["budgets"]
     assert hit["stage"] == "level1 repeat" and hit["budget"] == "repeat_budget=0.5"
     assert "1.00 scenes" in hit["reason"]
-    warned = [w for w in result.warnings if "budget" in w]
-    assert len(warned) == 1 and "level1 repeat" in warned[0]
+    assert not any("budget" in w for w in result.warnings)
     assert result.details["verify"]["passed"]
 
 
@@ -73,7 +72,7 @@ def test_verification_over_its_template_budget_samples_tiles(nonrigid):
     (hit,) = result.details["budgets"]
     assert hit["stage"] == "verify" and hit["budget"] == "verify_max_templates=32"
     assert "2 drawn evenly" in hit["reason"]
-    assert sum("budget" in w for w in result.warnings) == 1
+    assert not any("budget" in w for w in result.warnings)
     full = register(nonrigid, "local", {**conf, "verify_max_templates": "0"})
     assert full.details["verify"]["templates"] > 2 * check["templates"]
     assert "budgets" not in full.details
