@@ -117,12 +117,10 @@ def sn9_shift_on_optical(
             lat_dy[:height, :width],
             conf[:height, :width].astype(np.float32),
         )
-    # bilinear between lattice nodes, separably: two small matrix products per band
-    wy = linear_weights(np.arange(height) / lattice_step, len(rows))
-    wx = linear_weights(np.arange(width) / lattice_step, len(cols))
-    out = [
-        (wy @ (np.asarray(a, np.float64) @ wx.T)).astype(np.float32) for a in (lat_dx, lat_dy, conf)
-    ]
+    # bilinear between lattice nodes, separably
+    at_rows = np.arange(height) / lattice_step
+    at_cols = np.arange(width) / lattice_step
+    out = [lattice_bilinear(a, at_rows, at_cols) for a in (lat_dx, lat_dy, conf)]
     return out[0], out[1], out[2]
 
 
@@ -144,20 +142,37 @@ def sn9_lattice_step(field_grid: Grid, optical: Grid, col: float, row: float) ->
     return max(1, int(field_grid.resolution / max(pixel, 1e-9) / 2))
 
 
-def linear_weights(pos: np.ndarray, n: int) -> np.ndarray:
-    """(len(pos), n) matrix of linear interpolation at fractional indices ``pos`` of n nodes,
-    clamped at the ends.
-
-    ``W @ values`` interpolates along one axis; ``Wy @ A @ Wx.T`` is bilinear
-    interpolation of a 2-D array at a lattice of points (as ``map_coordinates``
-    with ``order=1, mode="nearest"``, far cheaper for lattices).
-    """
+def _linear_nodes(pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower node index and fraction towards the next node of fractional indices ``pos`` over
+    ``n`` nodes, clamped at the ends (the last interval ends on the last node)."""
     p = np.clip(np.asarray(pos, float), 0.0, n - 1.0)
-    i0 = np.minimum(np.floor(p).astype(int), max(n - 2, 0))
-    f = p - i0
-    w = np.zeros((len(p), n))
-    rows = np.arange(len(p))
-    w[rows, i0] = 1.0 - f if n > 1 else 1.0
-    if n > 1:
-        w[rows, i0 + 1] += f
-    return w
+    i0 = np.minimum(np.floor(p).astype(np.intp), max(n - 2, 0))
+    return i0, p - i0
+
+
+def lattice_bilinear(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of the 2-D array ``a`` at every point of the lattice
+    ``rows × cols`` (fractional indices), clamped at the edges: float32 ``(len(rows),
+    len(cols))``.
+
+    The result of ``map_coordinates`` with ``order=1, mode="nearest"`` at those points,
+    computed separably as two weighted sums of neighbouring nodes, columns then rows, in
+    float64: its cost grows with the output's pixels, not with the nodes.
+
+    Args:
+        a: The values at the nodes.
+        rows: Fractional row indices of the lattice's rows.
+        cols: Fractional column indices of the lattice's columns.
+    """
+    a = np.asarray(a, np.float64)
+    j0, fx = _linear_nodes(cols, a.shape[1])
+    if a.shape[1] > 1:
+        a = a[:, j0] * (1.0 - fx) + a[:, j0 + 1] * fx
+    else:
+        a = a[:, j0]
+    i0, fy = _linear_nodes(rows, a.shape[0])
+    if a.shape[0] > 1:
+        a = a[i0] * (1.0 - fy)[:, None] + a[i0 + 1] * fy[:, None]
+    else:
+        a = a[i0]
+    return a.astype(np.float32)

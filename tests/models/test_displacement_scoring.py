@@ -74,6 +74,23 @@ def test_lattice_product_equals_exact_per_pixel_shifts():
     assert np.ptp(fast[0]) > 1.0  # the field really varies over the window
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (7, 9)])
+def test_lattice_bilinear_is_map_coordinates_clamped_at_the_edges(shape):
+    from scipy.ndimage import map_coordinates
+
+    from models.displacement import lattice_bilinear
+
+    values = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    # points before the first node, between nodes, on nodes and past the last node
+    rows = np.linspace(-2.0, shape[0] + 1.5, 23)
+    cols = np.linspace(-1.5, shape[1] + 2.0, 19)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    expected = map_coordinates(values.astype(np.float64), [rr, cc], order=1, mode="nearest")
+    got = lattice_bilinear(values, rows, cols)
+    assert got.shape == (23, 19) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_field_in_another_crs_is_converted_through_map_coordinates(tmp_path):
     # optical in zone 37, field in zone 36: the shift must still be 3 m east, 2 m north
     opt = optical_grid()

@@ -11,7 +11,7 @@ import numpy as np
 
 from core.grid import Grid, north_up_grid
 from models.areamatch import TemplateMatches, cfog, match_templates
-from models.displacement import DisplacementField, linear_weights
+from models.displacement import DisplacementField, lattice_bilinear
 from models.methods.local.cues import share_at, structure_cues
 from models.preprocess import LUMA, prepare_optical, sar_to_db
 from models.raster import RasterSource, read_on_grid, sample_array, sample_points
@@ -88,7 +88,8 @@ def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.nd
     """The field's (dx, dy) at every pixel centre of ``grid``: ``fld.sample`` there, done separably.
 
     When both grids are north-up in one CRS, bilinear interpolation at a
-    lattice is two small matrix products (exactly ``sample``'s result);
+    lattice is two weighted sums of neighbouring field cells
+    (:func:`~models.displacement.lattice_bilinear`, ``sample``'s result);
     otherwise it falls back to sampling point by point.
     """
     a, b = fld.grid.transform, grid.transform
@@ -103,12 +104,7 @@ def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.nd
     c1 = int(np.clip(np.floor(cols.max()) + 2, c0 + 1, fld.grid.width))
     r0 = int(np.clip(np.floor(rows.min()), 0, fld.grid.height - 1))
     r1 = int(np.clip(np.floor(rows.max()) + 2, r0 + 1, fld.grid.height))
-    wx = linear_weights(cols - c0, c1 - c0)
-    wy = linear_weights(rows - r0, r1 - r0)
-    dx, dy = (
-        (wy @ (np.asarray(v[r0:r1, c0:c1], np.float64) @ wx.T)).astype(np.float32)
-        for v in (fld.dx, fld.dy)
-    )
+    dx, dy = (lattice_bilinear(v[r0:r1, c0:c1], rows - r0, cols - c0) for v in (fld.dx, fld.dy))
     return dx, dy
 
 
