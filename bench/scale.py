@@ -1,4 +1,4 @@
-"""Scene-scale benchmark cases: up to 10 000² optical / rotated SAR scenes tiled from real pairs."""
+"""Scene-scale benchmark cases: up to 20 000² optical / rotated SAR scenes tiled from real pairs."""
 
 from __future__ import annotations
 
@@ -37,7 +37,12 @@ TILE_PX = 500
 
 @dataclass(frozen=True)
 class ScaleRecipe:
-    """The shared ground lattice (full 10 000² optical grid) and field of every scale case."""
+    """The shared ground lattice and field of every scale case.
+
+    ``full_side`` is the reference square (10 000² optical pixels) the field is centred on;
+    every case is a centred window of the lattice, and a case wider than the square reaches
+    beyond it (the mosaic and the field are defined everywhere).
+    """
 
     crs: str
     origin: tuple[float, float]
@@ -209,8 +214,8 @@ def scale_mosaic(sources: list[AlignedPair], recipe: ScaleRecipe) -> Mosaic:
 
 
 def scale_grids(recipe: ScaleRecipe, side: int) -> tuple[Grid, Grid, int]:
-    """Optical grid (centred ``side``² window of the full lattice), rotated SAR grid, and the window
-    offset."""
+    """Optical grid (centred ``side``² window of the lattice), rotated SAR grid, and the window
+    offset (negative when ``side`` exceeds the reference square)."""
     full = recipe.full_grid()
     off = (recipe.full_side - side) // 2
     optical = full.window_grid(off, off, side, side)
@@ -287,7 +292,7 @@ def build_scale_files(
     Args:
         recipe: The shared ground lattice and field.
         mosaic: The tiled ground.
-        side: The optical scene side (pixels), a centred window of the full lattice.
+        side: The optical scene side (pixels), a centred window of the lattice.
         folder: Where the files go.
     """
     optical, sar_grid, off = scale_grids(recipe, side)
@@ -311,7 +316,7 @@ def build_scale_files(
         lambda w: _sar_block(recipe, mosaic, sar_grid, w),
     )
     n = _write_scale_tiepoints(folder / "tiepoints.csv", recipe, side, optical, sar_grid)
-    note = f"{side}² centred window of the {recipe.full_side}² ground"
+    note = f"{side}² window centred on the {recipe.full_side}² reference square of the ground"
     if recipe.period_px:
         note += f", repeating every {recipe.period_px * recipe.optical_m:.0f} m"
     return {

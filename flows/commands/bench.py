@@ -22,15 +22,24 @@ def _settings(items: list[str] | None, methods: list[str]) -> tuple[tuple[str, s
     return tuple((m, k, v) for m, kv in per_method.items() for k, v in kv.items())
 
 
+# --scale scene sides allowed, optical pixels
+MIN_SCALE_SIDE, MAX_SCALE_SIDE = 256, 20000
+
+
 def _sizes(text: str) -> tuple[int, ...]:
+    """``--sizes`` as scene sides; InputError for text that is not integers or a side out of
+    range."""
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise InputError(
             f"--sizes {text!r}: expected comma-separated integers such as 2500,5000,10000"
         ) from None
-    if not sizes or any(s < 256 or s > 10000 for s in sizes):
-        raise InputError(f"--sizes {text!r}: each size must be between 256 and 10000 pixels")
+    if not sizes or any(s < MIN_SCALE_SIDE or s > MAX_SCALE_SIDE for s in sizes):
+        raise InputError(
+            f"--sizes {text!r}: each size must be between {MIN_SCALE_SIDE} and "
+            f"{MAX_SCALE_SIDE} pixels"
+        )
     return sizes
 
 
@@ -45,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "SN9-like field), run each method on each case in its own process, print per-case "
             "and per-kind errors (SN9 rules) against zero shift and the oracle affine, runtime, "
             "peak memory and the accuracy targets; write JSON. --scale: end-to-end time and "
-            "memory on 2500²–10000² scenes tiled from the real pairs."
+            "memory on 2500²–20000² scenes tiled from the real pairs."
         ),
     )
     p.add_argument(
@@ -123,7 +132,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sizes",
         default="2500,5000,10000",
-        help="--scale scene sides in optical pixels (default 2500,5000,10000)",
+        help="--scale scene sides in optical pixels, 256 to 20000 (default 2500,5000,10000)",
     )
     p.add_argument(
         "--scale-kind",

@@ -103,6 +103,7 @@ def test_bench_command_smoke(cfog_like_folder, tmp_path, capsys):
         (["--cases", "nomatch", "--method", "zero"], "matches no case"),
         (["--method", "nonsense"], "unknown method"),
         (["--scale", "--sizes", "2500,x"], "--sizes"),
+        (["--scale", "--sizes", "2500,20001"], "between 256 and 20000 pixels"),
     ],
 )
 def test_bench_bad_input(cfog_like_folder, tmp_path, capsys, argv, message):
