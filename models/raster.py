@@ -210,12 +210,14 @@ def read_on_grid(
         window.width / out_w, window.height / out_h
     )
     for i in range(len(bands)):
+        # NaN marks no data; a band without any takes GDAL's faster kernels that check no
+        # validity mask (the same values: every weight falls on valid pixels)
         reproject(
             source=data[i],
             destination=out[i],
             src_transform=src_transform,
             src_crs=source.grid.crs.to_wkt(),
-            src_nodata=np.nan,
+            src_nodata=np.nan if not ok.all() else None,
             dst_transform=dst.transform,
             dst_crs=dst.crs.to_wkt(),
             dst_nodata=np.nan,

@@ -95,6 +95,28 @@ def test_decimated_read_matches_block_mean(tmp_path):
     assert float(np.nanstd(out)) < float(data.std()) / 3  # averaged, not point-sampled
 
 
+def test_read_next_to_no_data_weighs_only_valid_pixels(tmp_path):
+    # a rotated raster, constant but for a no-data hole: destination pixels whose kernel
+    # reaches into the hole keep the constant (the hole's pixels get no weight), and a
+    # raster without no-data reads the same values through the fast path
+    crs = CRS.from_epsg(32637)
+    t = Affine.translation(1000, 2000) @ Affine.rotation(14) @ Affine.scale(0.65, -0.65)
+    data = np.full((200, 200), 7.0, np.float32)
+    full = open_raster(write(tmp_path / "full.tif", data, crs, t), "raster")
+    data[80:120, 80:120] = 0.0
+    holed = open_raster(write(tmp_path / "hole.tif", data, crs, t, nodata=0.0), "raster")
+    cx, cy = t * (100, 100)  # the hole's centre; the box lies inside the raster
+    dst = north_up_grid(crs, (cx - 35, cy - 35, cx + 35, cy + 35), 1.3)
+    with_hole = read_on_grid(holed, dst)[0]
+    without = read_on_grid(full, dst)[0]
+    col, row = holed.grid.map_to_pixel(*dst.pixel_centres())
+    near = (col > 78) & (col < 122) & (row > 78) & (row < 122)  # the hole and 2 pixels around
+    assert np.isnan(with_hole[near]).any() and np.isfinite(with_hole[~near]).all()
+    assert np.isfinite(without).all()
+    np.testing.assert_allclose(with_hole[np.isfinite(with_hole)], 7.0, rtol=1e-6)
+    np.testing.assert_allclose(without, 7.0, rtol=1e-6)
+
+
 def test_geographic_crs_works_in_local_utm(tmp_path):
     p = write(
         tmp_path / "geo.tif",
