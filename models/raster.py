@@ -21,7 +21,7 @@ import numpy as np
 import rasterio
 from pyproj import CRS
 from rasterio._err import CPLE_BaseError
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.warp import reproject
 from rasterio.windows import Window
@@ -234,19 +234,59 @@ def _whole_blocks(length: int, available: int, factor: int) -> int:
     return max(available // factor * factor, min(length, available))
 
 
-def _block_mean(img: np.ndarray, ok: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Means of ``factor × factor`` blocks (partial blocks at the end padded as no data); a block is
-    valid when all of it is."""
-    h, w = img.shape
+def _block_sums(a: np.ndarray, factor: int) -> np.ndarray:
+    """Sums of the ``factor × factor`` blocks of ``a`` (sides multiples of ``factor``), float64:
+    exact for integer pixels; rows of blocks first, along contiguous memory."""
+    h, w = a.shape
+    rows = a.reshape(h // factor, factor, w).sum(axis=1, dtype=np.float64)
+    return rows.reshape(h // factor, w // factor, factor).sum(axis=2)
+
+
+def _read_luminance(
+    ds: rasterio.io.DatasetReader,
+    source: RasterSource,
+    window: Window,
+    weights: tuple[float, ...],
+    factor: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bands ``1..len(weights)`` of ``window`` combined with ``weights`` as float32, averaged
+    over ``factor × factor`` blocks of full-resolution pixels when ``factor > 1`` (partial
+    blocks at the end padded as no data), and where it is valid (a block is valid when all of
+    its pixels are).
+
+    Each band is reduced to block sums as it is read (exact for integer pixels), so no
+    full-resolution float copy of a decimated window is made; a file whose mask says every
+    pixel is valid (no nodata, no mask band) has no mask read.
+    """
+    h, w = int(window.height), int(window.width)
     ph, pw = -(-h // factor) * factor, -(-w // factor) * factor
-    if (ph, pw) != (h, w):
-        img = np.pad(img, ((0, ph - h), (0, pw - w)))
-        ok = np.pad(ok, ((0, ph - h), (0, pw - w)))
-    filled = np.where(ok, img, np.float32(0.0))
-    shape = (ph // factor, factor, pw // factor, factor)
-    sums = filled.reshape(shape).sum(axis=(1, 3), dtype=np.float64)
-    counts = ok.reshape(shape).sum(axis=(1, 3))
-    return (sums / np.maximum(counts, 1)).astype(np.float32), counts == factor * factor
+    all_valid = source.nodata is None and all(
+        MaskFlags.all_valid in flags for flags in ds.mask_flag_enums[: len(weights)]
+    )
+    ok = None if all_valid else ds.read_masks(1, window=window) > 0
+    total = np.zeros((ph // factor, pw // factor), np.float64 if factor > 1 else np.float32)
+    for band, wgt in enumerate(weights, start=1):
+        data = ds.read(band, window=window, masked=False)
+        if ok is not None or np.issubdtype(data.dtype, np.floating):
+            valid = valid_mask(data, source.nodata)
+            ok = valid if ok is None else ok & valid
+        if factor == 1:
+            total += np.float32(wgt) * data.astype(np.float32, copy=False)
+            continue
+        if ok is not None:
+            data = np.where(ok, data, 0)
+        total += wgt * _block_sums(np.pad(data, ((0, ph - h), (0, pw - w))), factor)
+        del data
+    if factor == 1:
+        return total, np.ones(total.shape, bool) if ok is None else ok
+    if ok is None:
+        ok_blocks = np.ones(total.shape, bool)
+        ok_blocks[h // factor :, :] = False  # partial blocks at the end (none when h divides)
+        ok_blocks[:, w // factor :] = False
+    else:
+        padded = np.pad(ok, ((0, ph - h), (0, pw - w))).astype(np.uint8)
+        ok_blocks = _block_sums(padded, factor) == factor * factor
+    return (total / (factor * factor)).astype(np.float32), ok_blocks
 
 
 def sample_array(image: np.ndarray, grid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -312,9 +352,8 @@ def sample_points(
             col[i + 1, j] - col[i, j]
         ) * (row[i, j + 1] - row[i, j])
         scale = math.sqrt(abs(det)) if math.isfinite(det) else 1.0
-    # decimation by exact block averages computed here from full-resolution pixels: a file's
-    # overviews
-    # may be nearest-neighbour subsamples (speckle and aliasing), so they are not used
+    # decimation by exact block averages of full-resolution pixels: a file's overviews may be
+    # nearest-neighbour subsamples (speckle and aliasing), so they are not used
     factor = max(1, int(round(scale)))
     c0, r0 = c0 // factor * factor, r0 // factor * factor
     c1, r1 = (
@@ -322,19 +361,9 @@ def sample_points(
         r0 + _whole_blocks(r1 - r0, source.grid.height - r0, factor),
     )
     window = Window(c0, r0, c1 - c0, r1 - r0)
-    bands = list(range(1, len(band_weights) + 1)) if band_weights else [1]
-    weights = band_weights if band_weights and len(bands) <= source.count else (1.0,)
-    bands = bands[: len(weights)]
-    img = np.zeros((int(window.height), int(window.width)), np.float32)
+    weights = band_weights if band_weights and len(band_weights) <= source.count else (1.0,)
     with reading(source.path, source.role), rasterio.open(source.path) as ds:
-        ok = ds.read_masks(1, window=window) > 0
-        for wgt, band in zip(weights, bands, strict=False):
-            data = ds.read(band, window=window, masked=False)
-            ok &= valid_mask(data, source.nodata)
-            img += np.float32(wgt) * data.astype(np.float32, copy=False)
-            del data
-    if factor > 1:
-        img, ok = _block_mean(img, ok, factor)
+        img, ok = _read_luminance(ds, source, window, weights, factor)
     ratio = scale / factor
     if ratio > 1.2:
         # the rest of the size reduction: widen bilinear's kernel as GDAL's warper does (extra

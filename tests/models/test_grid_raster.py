@@ -219,3 +219,26 @@ def test_sample_points_through_a_rotated_grid_and_decimated(tmp_path):
     assert out.shape == (50, 50)
     assert abs(float(np.nanmean(out)) - float(data.mean())) < 0.01
     assert float(np.nanstd(out)) < float(data.std()) / 3
+
+
+def test_sample_points_decimated_luminance_is_the_block_mean_and_no_data_blocks_are_nan(tmp_path):
+    from models.raster import sample_points
+
+    crs = CRS.from_epsg(32637)
+    rgb = np.random.default_rng(3).integers(1, 256, (3, 90, 90)).astype(np.uint8)
+    rgb[:, 45, 10] = 0  # one no-data pixel, in block (row 11, column 2) of 4 × 4 blocks
+    src = open_raster(
+        write(tmp_path / "rgb.tif", rgb, crs, Affine(0.5, 0, 0, 0, -0.5, 44), nodata=0), "optical"
+    )
+    coarse = north_up_grid(crs, (0, 0, 44, 44), 2.0)  # pixel centres on 4 × 4 block centres
+    weights = (0.25, 0.5, 0.25)
+    out = sample_points(src, *coarse.pixel_centres(), crs, weights)
+    blocks = rgb[:, :88, :88].astype(np.float64).reshape(3, 22, 4, 22, 4).mean(axis=(2, 4))
+    expected = np.tensordot(np.array(weights), blocks, axes=1)
+    assert np.isnan(out[11, 2])
+    # bilinear sampling at a block centre still touches the next block: leave out the no-data
+    # block's neighbours and the last row and column (next to the partial blocks at the end)
+    far = np.ones(out.shape, bool)
+    far[10:13, 1:4] = False
+    far[-1, :] = far[:, -1] = False
+    np.testing.assert_allclose(out[far], expected[far], atol=1e-3)
