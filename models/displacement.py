@@ -82,7 +82,30 @@ class DisplacementField:
         return np.hypot(self.dx, self.dy)
 
 
-def sn9_shift_on_optical(
+@dataclass(frozen=True)
+class SN9Lattice:
+    """The SN9 ``(dx, dy)`` (optical pixels) and confidence of an optical pixel window at the
+    nodes of a lattice every ``step`` pixels from its corner (see :func:`sn9_lattice`)."""
+
+    dx: np.ndarray
+    dy: np.ndarray
+    confidence: np.ndarray
+    step: int
+    height: int  # the window's pixels
+    width: int
+
+    def band(self, name: str) -> np.ndarray:
+        """Band ``dx``, ``dy`` or ``confidence`` at every pixel of the window, float32: bilinear
+        between the lattice nodes (the nodes themselves when ``step`` is 1)."""
+        nodes = getattr(self, name)
+        if self.step == 1:
+            return nodes[: self.height, : self.width].astype(np.float32, copy=False)
+        at_rows = np.arange(self.height) / self.step
+        at_cols = np.arange(self.width) / self.step
+        return lattice_bilinear(nodes, at_rows, at_cols)
+
+
+def sn9_lattice(
     field: DisplacementField,
     optical: Grid,
     row0: int,
@@ -90,14 +113,22 @@ def sn9_shift_on_optical(
     height: int,
     width: int,
     lattice_step: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SN9 ``(dx, dy)`` in optical pixels and confidence for an optical pixel window.
+) -> SN9Lattice:
+    """The SN9 shift and confidence of an optical pixel window on a lattice of its pixels.
 
-    Positions use the SN9 corner convention (``x = gt0 + col*gt1``). The exact
-    CRS round trip (optical CRS → field CRS → +d → optical CRS) is evaluated on a
-    lattice of optical pixels and bilinearly interpolated between lattice
-    nodes: the field is smooth at the lattice scale, so this is exact to
-    well below a pixel while keeping a 10 000² map cheap.
+    Positions use the SN9 corner convention (``x = gt0 + col*gt1``). The exact CRS round trip
+    (optical CRS → field CRS → +d → optical CRS) is evaluated at the lattice nodes, every
+    ``lattice_step`` pixels (default :func:`sn9_lattice_step`); :meth:`SN9Lattice.band`
+    interpolates one band between them.
+
+    Args:
+        field: The displacement field.
+        optical: The optical grid.
+        row0: The window's first row.
+        col0: The window's first column.
+        height: The window's rows.
+        width: The window's columns.
+        lattice_step: Optical pixels between lattice nodes (1: every pixel exactly).
     """
     if lattice_step is None:
         lattice_step = sn9_lattice_step(field.grid, optical, col0 + width / 2, row0 + height / 2)
@@ -111,17 +142,26 @@ def sn9_shift_on_optical(
     gt1, gt5 = optical.transform.a, optical.transform.e
     lat_dx = ((xs - xo) / gt1).astype(np.float32)
     lat_dy = ((ys - yo) / gt5).astype(np.float32)
-    if lattice_step == 1:
-        return (
-            lat_dx[:height, :width],
-            lat_dy[:height, :width],
-            conf[:height, :width].astype(np.float32),
-        )
-    # bilinear between lattice nodes, separably
-    at_rows = np.arange(height) / lattice_step
-    at_cols = np.arange(width) / lattice_step
-    out = [lattice_bilinear(a, at_rows, at_cols) for a in (lat_dx, lat_dy, conf)]
-    return out[0], out[1], out[2]
+    return SN9Lattice(lat_dx, lat_dy, conf, lattice_step, height, width)
+
+
+def sn9_shift_on_optical(
+    field: DisplacementField,
+    optical: Grid,
+    row0: int,
+    col0: int,
+    height: int,
+    width: int,
+    lattice_step: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SN9 ``(dx, dy)`` in optical pixels and confidence for an optical pixel window.
+
+    The exact CRS round trip on a lattice of optical pixels (:func:`sn9_lattice`), bilinearly
+    interpolated between lattice nodes: the field is smooth at the lattice scale, so this is
+    exact to well below a pixel while keeping a 10 000² map cheap.
+    """
+    lattice = sn9_lattice(field, optical, row0, col0, height, width, lattice_step)
+    return lattice.band("dx"), lattice.band("dy"), lattice.band("confidence")
 
 
 def sn9_lattice_step(field_grid: Grid, optical: Grid, col: float, row: float) -> int:

@@ -14,7 +14,7 @@ from rasterio.windows import Window
 
 from core.grid import Grid
 from models.cog import CogSpec, check_outputs, write_cog
-from models.displacement import DisplacementField, sn9_shift_on_optical
+from models.displacement import DisplacementField, sn9_lattice
 from models.methods import get_method
 from models.methods.base import (
     Progress,
@@ -91,8 +91,12 @@ class Products:
 
 
 def _sn9_block(field: DisplacementField, optical: Grid, band: str):
+    """The block function of the SN9 ``shift`` (dx, dy) or ``confidence`` COG: only its own
+    bands are interpolated."""
+    names = ("dx", "dy") if band == "shift" else ("confidence",)
+
     def block(window: Window) -> np.ndarray:
-        dx, dy, conf = sn9_shift_on_optical(
+        lattice = sn9_lattice(
             field,
             optical,
             int(window.row_off),
@@ -100,7 +104,7 @@ def _sn9_block(field: DisplacementField, optical: Grid, band: str):
             int(window.height),
             int(window.width),
         )
-        return np.stack([dx, dy]) if band == "shift" else conf[None]
+        return np.stack([lattice.band(name) for name in names])
 
     return block
 
