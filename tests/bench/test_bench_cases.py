@@ -290,6 +290,24 @@ def test_scale_mosaic_windows_compose_and_sar_follows_the_field(tmp_path):
     assert_aligned(_warped_back(case, recipe.shift, tmp_path / "sar.tif"), ground)
 
 
+def test_scale_grids_wider_than_the_reference_square_share_its_centre():
+    from bench.scale import scale_grids
+
+    recipe = draw_scale_recipe(0)
+    side = 2 * recipe.full_side
+    optical, sar, off = scale_grids(recipe, side)
+    reference, reference_sar, _ = scale_grids(recipe, recipe.full_side)
+    assert off == -recipe.full_side // 2 and optical.shape == (side, side)
+    centre = optical.pixel_to_map(side / 2, side / 2)
+    assert centre == pytest.approx(reference.pixel_to_map(side / 4, side / 4))
+    # the SAR grid covers the wider scene, about its own centre the field moved
+    assert sar.width > 1.9 * reference_sar.width
+    sar_centre = sar.pixel_to_map(sar.width / 2, sar.height / 2)
+    assert sar_centre == pytest.approx(
+        reference_sar.pixel_to_map(reference_sar.width / 2, reference_sar.height / 2), abs=1.0
+    )
+
+
 def test_real_cfog_case(tmp_path, shared_data):
     folder = shared_data / "pairs" / "cfog"
     if not folder.is_dir():
