@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.5,
         help="with --pseudo-labels: least confidence of a pixel kept (default 0.5)",
     )
-    p.add_argument("--steps", type=int, help="optimiser steps (default 2000)")
+    p.add_argument("--steps", type=int, help="optimiser steps (default 600)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, weights, patches")
     p.add_argument("--data", help="benchmark pairs folder (default ../shared/data/pairs)")
     p.add_argument("--workdir", help=WORKDIR_HELP)

@@ -140,7 +140,14 @@ class DescriptorNet(nn.Module):
             x: Images (B, 1, H, W), standardised, H and W multiples of ``2 stride``.
             modality: ``"optical"`` or ``"sar"``.
         """
-        y = F.interpolate(
-            self(x, modality), scale_factor=self.stride, mode="bilinear", align_corners=False
-        )
+        return self.full_resolution(self(x, modality))
+
+    def full_resolution(self, low: torch.Tensor) -> torch.Tensor:
+        """The output ``low`` of :meth:`forward` upsampled bilinearly by ``stride`` and
+        L2-normalised per pixel.
+
+        Args:
+            low: Raw descriptors (B, D, h, w).
+        """
+        y = F.interpolate(low, scale_factor=self.stride, mode="bilinear", align_corners=False)
         return F.normalize(y, dim=1, eps=1e-6)

@@ -32,6 +32,7 @@ class Patch:
     sar: np.ndarray  # (P, P) standardised SAR, warped
     sar_xy: np.ndarray  # (K, 2) query locations in the SAR patch
     optical_xy: np.ndarray  # (K, 2) where each query's ground is in the optical patch
+    warp: np.ndarray  # (2, P, P) the warp d: SAR pixel q shows the optical ground at q + d(q)
 
 
 def smooth_warp(size: int, spec: WarpSpec, rng: np.random.Generator) -> np.ndarray:
@@ -91,6 +92,25 @@ def pick_window(
         if valid_share(optical[win]) >= min_valid and valid_share(sar[win]) >= min_valid:
             return x0, y0
     return None
+
+
+def reduced(optical: np.ndarray, sar: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both images averaged over ``factor`` × ``factor`` blocks (as ``local``'s coarse levels see
+    a pair); a block with any pixel of no data is no data.
+
+    Args:
+        optical: The optical image (H, W), NaN = no data.
+        sar: The SAR image on the same lattice.
+        factor: The reduction factor (1: the images as they are).
+    """
+    if factor == 1:
+        return optical, sar
+    h, w = (optical.shape[0] // factor) * factor, (optical.shape[1] // factor) * factor
+    out = []
+    for image in (optical, sar):
+        blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor)
+        out.append(blocks.mean(axis=(1, 3)).astype(np.float32))
+    return out[0], out[1]
 
 
 def pad_to(optical: np.ndarray, sar: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -166,4 +186,4 @@ def make_patch(
     r, c = np.divmod(pick, size)
     sar_xy = np.column_stack([c, r]).astype(np.float32)
     optical_xy = np.column_stack([opt_x[r, c], opt_y[r, c]]).astype(np.float32)
-    return Patch(standardise(opt_patch)[0], standardise(sar_patch)[0], sar_xy, optical_xy)
+    return Patch(standardise(opt_patch)[0], standardise(sar_patch)[0], sar_xy, optical_xy, d)

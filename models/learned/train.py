@@ -23,7 +23,8 @@ from models.learned.evaluate import (
 )
 from models.learned.features import pick_device
 from models.learned.net import DescriptorNet
-from models.learned.patches import Patch, WarpSpec, make_patch, pad_to
+from models.learned.patches import Patch, WarpSpec, make_patch, pad_to, reduced
+from models.learned.template_loss import template_loss
 
 # progress(step, total, metrics): called after every step; metrics has the running loss, and the
 # validation accuracies at evaluation steps
@@ -38,13 +39,18 @@ class TrainConfig:
     patch: int = 128  # patch side (pixels, a multiple of twice the net's stride)
     batch: int = 8  # patches per step
     queries: int = 128  # corresponding locations per patch
-    steps: int = 1500  # optimiser steps
+    steps: int = 600  # optimiser steps
     lr: float = 2e-3  # AdamW learning rate (cosine decay to a tenth)
     weight_decay: float = 1e-4  # AdamW weight decay
     warp_px: float = 8.0  # random warps: translation, uniform within ± this (pixels)
     bump_px: float = 2.0  # random warps: amplitude of the smooth non-rigid bumps (pixels)
     temperature: float = 0.07  # InfoNCE temperature
     ring_px: tuple[float, ...] = (4.0, 8.0)  # radii of the 8 hard negatives around each match
+    template_weight: float = 1.0  # weight of the template-matching loss beside InfoNCE (0: off)
+    template_radius: int = 12  # its search radius (pixels; beyond warp_px + bump_px)
+    template_temperature: float = 0.02  # its NCC units per logit unit
+    templates_per_side: int = 2  # its templates along each side of a patch
+    scales: tuple[int, ...] = (1, 2, 4)  # pairs are also seen reduced by these factors
     seed: int = 0  # seeds the split, the initial weights, patches and validation crops
     val_share: float = 0.2  # share of pairs (per source, whole pairs) held out for validation
     val_crops: int = 6  # validation crops per held-out pair
@@ -119,7 +125,11 @@ def ring_offsets(radii: Sequence[float]) -> torch.Tensor:
 
 
 def infonce_loss(
-    net: DescriptorNet, patches: Sequence[Patch], conf: TrainConfig, dev: torch.device
+    f_opt: torch.Tensor,
+    f_sar: torch.Tensor,
+    sar_xy: torch.Tensor,
+    opt_xy: torch.Tensor,
+    conf: TrainConfig,
 ) -> torch.Tensor:
     """Symmetric InfoNCE between SAR and optical descriptors at corresponding locations.
 
@@ -129,21 +139,13 @@ def infonce_loss(
     the true match.
 
     Args:
-        net: The network (in training mode).
-        patches: The batch.
+        f_opt: The net's optical output (B, D, P / stride, P / stride).
+        f_sar: The net's SAR output, same shape.
+        sar_xy: (B, K, 2) query locations in the SAR patches.
+        opt_xy: (B, K, 2) where each query's ground is in the optical patches.
         conf: The training settings.
-        dev: Where to compute.
     """
-    size = conf.patch
-
-    def stack(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.stack([getattr(p, name) for p in patches])).to(dev)
-
-    optical, sar = (
-        stack(n)[:, None].contiguous(memory_format=torch.channels_last) for n in ("optical", "sar")
-    )
-    sar_xy, opt_xy = stack("sar_xy"), stack("optical_xy")
-    f_opt, f_sar = net(optical, "optical"), net(sar, "sar")
+    size, dev = conf.patch, f_opt.device
     d_sar, d_opt = _sample(f_sar, sar_xy, size), _sample(f_opt, opt_xy, size)
     b, k, dim = d_sar.shape
     ring = ring_offsets(conf.ring_px).to(dev)
@@ -162,6 +164,42 @@ def infonce_loss(
     target = torch.arange(b * k, device=dev)
     loss_sar = F.cross_entropy(torch.cat([logits, ring_logits / conf.temperature], 1), target)
     return 0.5 * (loss_sar + F.cross_entropy(logits.T, target))
+
+
+def batch_loss(
+    net: DescriptorNet, patches: Sequence[Patch], conf: TrainConfig, dev: torch.device
+) -> torch.Tensor:
+    """InfoNCE at corresponding locations plus ``conf.template_weight`` × the
+    template-matching loss (:func:`models.learned.template_loss.template_loss`) on the
+    full-resolution descriptors ``local`` matches.
+
+    Args:
+        net: The network (in training mode).
+        patches: The batch.
+        conf: The training settings.
+        dev: Where to compute.
+    """
+
+    def stack(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([getattr(p, name) for p in patches])).to(dev)
+
+    optical, sar = (
+        stack(n)[:, None].contiguous(memory_format=torch.channels_last) for n in ("optical", "sar")
+    )
+    f_opt, f_sar = net(optical, "optical"), net(sar, "sar")
+    loss = infonce_loss(f_opt, f_sar, stack("sar_xy"), stack("optical_xy"), conf)
+    if conf.template_weight > 0:
+        matching = template_loss(
+            net.full_resolution(f_opt),
+            net.full_resolution(f_sar),
+            patches,
+            conf.template,
+            conf.template_radius,
+            conf.templates_per_side,
+            conf.template_temperature,
+        )
+        loss = loss + conf.template_weight * matching
+    return loss
 
 
 def _initial_net(conf: TrainConfig, dev: torch.device) -> DescriptorNet:
@@ -210,7 +248,7 @@ def train_descriptor(
 
     Whole pairs are held out for validation (:func:`split_pairs`). Every step
     draws patches of training pairs, warps their SAR by a random smooth field and
-    minimises :func:`infonce_loss`; every ``conf.eval_every`` steps (and at step 0
+    minimises :func:`batch_loss`; every ``conf.eval_every`` steps (and at step 0
     and the last) template matching on held-out crops with known shifts measures
     the share of templates within 1/3/5 px, next to CFOG's on the same crops.
 
@@ -233,7 +271,12 @@ def train_descriptor(
     dev = pick_device(conf.device)
     net = _initial_net(conf, dev)
     history = [{"step": 0, "loss": float("nan"), **_validate(net, crops, conf, dev), **reference}]
-    images = [pad_to(p.optical, aligned_sar(p), conf.patch) for p in train]
+    images = [
+        pad_to(*reduced(p.optical, aligned_sar(p), f), conf.patch)
+        for p in train
+        for f in conf.scales
+        if f == 1 or min(p.optical.shape) >= f * conf.patch
+    ]
     with torch.enable_grad():  # whatever the calling thread's grad mode is
         for entry in _optimise(net, images, crops, conf, dev, progress):
             history.append({**entry, **reference})
@@ -264,7 +307,7 @@ def _optimise(
     running = float("nan")
     net.train()
     for step in range(1, conf.steps + 1):
-        loss = infonce_loss(net, sample_batch(images, conf, rng), conf, dev)
+        loss = batch_loss(net, sample_batch(images, conf, rng), conf, dev)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
