@@ -1,16 +1,46 @@
-"""Time the learned descriptor against CFOG on one tile: ``python -m bench.learned_speed``."""
+"""Time the learned descriptor against CFOG on one tile: ``python -m bench.learned_speed``.
+
+Rows: each descriptor of one image, then a whole tile as ``local`` matches it (both images
+described, templates matched on the lattice of the finest level's defaults).
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 import torch
 
 from bench.kernels import best_ms, no_sync
-from models.areamatch import cfog
+from models.areamatch import cfog, match_templates
 from models.learned import DescriptorNet, describe, load_descriptor
+from models.learned.net import Modality
+from models.methods.local.config import LocalConfig
+
+Describer = Callable[[np.ndarray, Modality], np.ndarray]
+
+
+def tile_ms(tile: np.ndarray, describer: Describer, repeats: int) -> float:
+    """Milliseconds to describe ``tile`` as optical and as SAR and match its templates (the
+    template side, lattice step and finest search radius of ``local``'s defaults).
+
+    Args:
+        tile: The image (both modalities see it).
+        describer: ``(image, modality) -> descriptors``.
+        repeats: Timed calls.
+    """
+    conf = LocalConfig()
+    t, step, radius = conf.template_px, conf.spacing_px, conf.radius_px[-1]
+    ticks = np.arange(t // 2 + radius, tile.shape[0] - t // 2 - radius, step, dtype=float)
+    cx, cy = np.meshgrid(ticks, ticks)
+    centres = np.column_stack([cx.ravel(), cy.ravel()])
+
+    def run() -> None:
+        match_templates(describer(tile, "optical"), describer(tile, "sar"), centres, t, radius)
+
+    return best_ms(run, repeats, no_sync)
 
 
 def main() -> None:
@@ -42,6 +72,12 @@ def main() -> None:
     for modality in ("optical", "sar"):
         ms = best_ms(lambda m=modality: describe(tile, m, net, args.device), args.repeats, no_sync)
         print(f"learned {modality:<7} {ms:7.1f} ms  ({ms / ms_cfog:.2f} x cfog)")
+    tile_cfog = tile_ms(
+        tile, lambda im, m: cfog(im, sigma=LocalConfig().descriptor_sigma_px), args.repeats
+    )
+    tile_learned = tile_ms(tile, lambda im, m: describe(im, m, net, args.device), args.repeats)
+    print(f"tile, cfog      {tile_cfog:7.1f} ms")
+    print(f"tile, learned   {tile_learned:7.1f} ms  ({tile_learned / tile_cfog:.2f} x cfog)")
 
 
 if __name__ == "__main__":
