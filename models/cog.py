@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
@@ -271,6 +272,26 @@ def sweep_stale_temporaries(dst: str | os.PathLike[str], now: float | None = Non
     return removed
 
 
+# GDAL's block cache while a COG is written (bytes): the scratch file's blocks and the COG
+# driver's reads pass through it, and GDAL's default (5 % of the RAM) fills with gigabytes of a
+# large map without making the write faster
+WRITE_CACHE_BYTES = 256 * 2**20
+
+
+@contextmanager
+def bounded_gdal_cache(limit: int = WRITE_CACHE_BYTES) -> Iterator[None]:
+    """GDAL's block cache at most ``limit`` bytes inside the block, as it was after it."""
+    previous = get_gdal_config("GDAL_CACHEMAX")
+    if isinstance(previous, int) and previous <= limit:
+        yield
+        return
+    set_gdal_config("GDAL_CACHEMAX", limit)
+    try:
+        yield
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", previous)
+
+
 def windows(grid: Grid, block: int) -> Iterator[Window]:
     for row in range(0, grid.height, block):
         for col in range(0, grid.width, block):
@@ -285,7 +306,7 @@ def write_cog(
     progress: Callable[[int], None] | None = None,
 ) -> Path:
     """Write ``block_fn(window) -> (count, h, w)`` for every block of ``grid`` as a COG at
-    ``path``."""
+    ``path``, with GDAL's block cache bounded (:func:`bounded_gdal_cache`)."""
     dst = check_output_path(path)
     sweep_stale_temporaries(dst)
     profile = {
@@ -303,7 +324,7 @@ def write_cog(
         "compress": "NONE",
         "BIGTIFF": "IF_SAFER",
     }
-    with scratch_path(dst, SCRATCH_SUFFIX) as scratch:
+    with scratch_path(dst, SCRATCH_SUFFIX) as scratch, bounded_gdal_cache():
         with rasterio.open(scratch, "w", **profile) as out:
             for i, desc in enumerate(spec.descriptions, start=1):
                 out.set_band_description(i, desc)

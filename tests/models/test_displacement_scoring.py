@@ -57,6 +57,18 @@ def test_sn9_sign_convention_and_cog(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no scratch files left behind
 
 
+def test_cog_writes_bound_gdal_block_cache_and_restore_it():
+    from rasterio.env import get_gdal_config
+
+    from models.cog import bounded_gdal_cache
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    limit = 64 * 2**20
+    with bounded_gdal_cache(limit):
+        assert get_gdal_config("GDAL_CACHEMAX") == min(before, limit)
+    assert get_gdal_config("GDAL_CACHEMAX") == before
+
+
 def test_lattice_product_equals_exact_per_pixel_shifts():
     from models.displacement import sn9_shift_on_optical
 
