@@ -117,9 +117,11 @@ def test_dense_residual_interpolates_and_follows_the_trend_beyond_support():
         )  # clamped: no further extrapolation
 
 
-def test_held_out_prediction_leaves_out_the_near_points_exactly():
+@pytest.mark.parametrize("chunk", [1, 1_000_000])  # the near pairs one at a time, or at once
+def test_held_out_prediction_leaves_out_the_near_points_exactly(monkeypatch, chunk):
     from scipy.ndimage import gaussian_filter
 
+    monkeypatch.setattr("models.methods.local.dense.PAIR_CHUNK", chunk)
     rng = np.random.default_rng(3)
     r, c = rng.integers(0, 40, 60), rng.integers(0, 40, 60)
     q, dx, dy = rng.uniform(0.2, 1.0, 60), rng.normal(0, 1, 60), rng.normal(0, 1, 60)

@@ -14,6 +14,8 @@ from core.grid import Grid
 
 # grid cells the thin-plate spline is evaluated at per call
 TPS_CHUNK = 200_000
+# held-out pairs of the smoothing choice handled at once (bounds its memory on large scenes)
+PAIR_CHUNK = 1_000_000
 
 
 def _no_step() -> None:
@@ -73,26 +75,49 @@ def normalised_convolution(
     delta = np.zeros(2 * reach + 1)
     delta[reach] = 1.0
     k1 = gaussian_filter1d(delta, sigma, mode="constant")
-    pairs = np.zeros((0, 2), int) if near is None else near
-    i, j = (
-        np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(len(r))]),
-        np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(len(r))]),
-    )
-    dr, dc = r[i] - r[j], c[i] - c[j]
-    inside = (np.abs(dr) <= reach) & (np.abs(dc) <= reach)
-    i, j = i[inside], j[inside]
-    kw = quality[j] * k1[reach + dr[inside]] * k1[reach + dc[inside]]
-    near_w = np.bincount(i, kw, len(r))
+    near_w, near_dx, near_dy = _held_out_sums(r, c, quality, dx, dy, k1, near)
     out, held = [], []
-    for v in (dx, dy):
+    for v, near_v in ((dx, near_dx), (dy, near_dy)):
         a = np.zeros(shape, np.float64)
         np.add.at(a, (r, c), quality * v)
         num = gaussian_filter(a, sigma, mode="constant")
         out.append(num / np.maximum(den, 1e-12))
-        held.append(
-            (num[r, c] - np.bincount(i, kw * v[j], len(r))) / np.maximum(den[r, c] - near_w, 1e-12)
-        )
+        held.append((num[r, c] - near_v) / np.maximum(den[r, c] - near_w, 1e-12))
     return out[0], out[1], np.hypot(held[0] - dx, held[1] - dy)
+
+
+def _held_out_sums(
+    r: np.ndarray,
+    c: np.ndarray,
+    quality: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    k1: np.ndarray,
+    near: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point, the kernel weight and the weighted (dx, dy) its held-out set (itself and its
+    ``near`` pairs) adds to the Gaussian sums at its cell.
+
+    The pairs are taken :data:`PAIR_CHUNK` at a time, so the memory stays bounded on a scene
+    of millions of templates.
+    """
+    n, reach = len(r), len(k1) // 2
+    sums = np.zeros((3, n))
+    pairs = np.zeros((0, 2), np.intp) if near is None else near
+    chunks = [np.column_stack([np.arange(n), np.arange(n)])]  # each point with itself
+    chunks += [pairs[s : s + PAIR_CHUNK] for s in range(0, len(pairs), PAIR_CHUNK)]
+    for k, chunk in enumerate(chunks):
+        i, j = chunk[:, 0], chunk[:, 1]
+        if k:  # a pair counts for both of its points
+            i, j = np.concatenate([i, j]), np.concatenate([j, i])
+        dr, dc = r[i] - r[j], c[i] - c[j]
+        inside = (np.abs(dr) <= reach) & (np.abs(dc) <= reach)
+        i, j = i[inside], j[inside]
+        kw = quality[j] * k1[reach + dr[inside]] * k1[reach + dc[inside]]
+        sums[0] += np.bincount(i, kw, n)
+        sums[1] += np.bincount(i, kw * dx[j], n)
+        sums[2] += np.bincount(i, kw * dy[j], n)
+    return sums[0], sums[1], sums[2]
 
 
 def choose_sigma(
