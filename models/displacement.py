@@ -4,7 +4,7 @@ A :class:`DisplacementField` holds the optical→SAR displacement in metres on a
 coarse north-up grid of a metric CRS: the SAR position of the ground seen at
 map point ``X`` in the optical image is ``X + d(X)``.
 
-The SN9 product (:func:`sn9_shift_on_optical`) is a 2-band float32 raster on the
+The SN9 product (values from :func:`sn9_lattice`) is a 2-band float32 raster on the
 optical grid: band 1 ``dx = (x_sar - x_opt) / gt_opt[1]``, band 2
 ``dy = (y_sar - y_opt) / gt_opt[5]``, in optical pixels (SpaceNet 9 challenge,
 scoring rules; ``gt[5]`` is negative on north-up grids, so a SAR point north of
@@ -145,27 +145,8 @@ def sn9_lattice(
     return SN9Lattice(lat_dx, lat_dy, conf, lattice_step, height, width)
 
 
-def sn9_shift_on_optical(
-    field: DisplacementField,
-    optical: Grid,
-    row0: int,
-    col0: int,
-    height: int,
-    width: int,
-    lattice_step: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SN9 ``(dx, dy)`` in optical pixels and confidence for an optical pixel window.
-
-    The exact CRS round trip on a lattice of optical pixels (:func:`sn9_lattice`), bilinearly
-    interpolated between lattice nodes: the field is smooth at the lattice scale, so this is
-    exact to well below a pixel while keeping a 10 000² map cheap.
-    """
-    lattice = sn9_lattice(field, optical, row0, col0, height, width, lattice_step)
-    return lattice.band("dx"), lattice.band("dy"), lattice.band("confidence")
-
-
 def sn9_lattice_step(field_grid: Grid, optical: Grid, col: float, row: float) -> int:
-    """Optical pixels between the lattice nodes of :func:`sn9_shift_on_optical`.
+    """Optical pixels between the lattice nodes of :func:`sn9_lattice`.
 
     Half a field cell: the field cell (units of ``field_grid.crs``, metres) divided by
     the optical pixel measured in that same CRS at optical pixel ``(col, row)``, along
