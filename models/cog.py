@@ -48,6 +48,9 @@ class CogSpec:
     descriptions: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
     compress: str = "DEFLATE"
+    # compression effort (DEFLATE 1-9); readers decode every level alike. 1, the fastest, keeps
+    # the write of a scene-sized field short for files slightly larger than GDAL's default 6
+    level: int = 1
     block: int = 512
     tags: tuple[tuple[str, str], ...] = ()
 
@@ -344,6 +347,7 @@ def write_cog(
                 str(tmp_cog),
                 driver="COG",
                 COMPRESS=spec.compress,
+                LEVEL=spec.level,
                 PREDICTOR=spec.predictor,
                 BLOCKSIZE=spec.block,
                 NUM_THREADS="ALL_CPUS",
