@@ -28,6 +28,9 @@ class LocalConfig:
     structure_cues: bool = setting(False)
     # the first prior, in order, whose first-level evidence reaches this share of the best is kept
     prior_margin: float = setting(0.7, ge=0, le=1)
+    # first-level tiles each prior is tried on at most, those covering the most of the overlap
+    # (0: all); the kept prior's other tiles are matched after the choice
+    prior_tiles: int = setting(2, ge=0)
     # a finer level whose share of consistent templates is below this is skipped
     min_accept_fraction: float = setting(0.2, ge=0, le=1)
     # one more level at the finer image's pixel when it is over 10 % finer than the last level's

@@ -34,6 +34,7 @@ from models.methods.local.terrain import (
     unavailable,
 )
 from models.methods.local.tiles import TileResult
+from models.methods.local.trial_tiles import trial_tiles
 from models.methods.local.verify import paired_gain, template_correlations
 from models.preprocess import prepare_optical, sar_to_db
 from models.progress import Steps, ignore_steps
@@ -72,6 +73,8 @@ class Trial:
     info: LevelInfo
     # the consistent vectors' positions and whole displacement (map metres), when kept
     vectors: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    start: DisplacementField | None = None  # the prior's field (None: the level is complete)
+    tiles: tuple[TileResult, ...] = ()  # the tiles it was tried on, when not on every tile
 
 
 def coarse_translation(
@@ -164,7 +167,8 @@ def _trials(
     keep_vectors: bool = False,
     what: str = "",
 ) -> list[Trial]:
-    """The first level matched from every prior, all their tiles in one batch.
+    """The first level matched from every prior, all their tiles in one batch (at most
+    ``prior_tiles`` tiles each, :func:`~models.methods.local.trial_tiles.trial_tiles`).
 
     Args:
         run: The run.
@@ -177,7 +181,9 @@ def _trials(
     what = what or f"{len(priors)} priors"
     res = run.pair.native_resolution() * first.factor
     staged = [level_jobs(run.pair, run.conf, p.field, res, first.radius) for p in priors]
-    all_jobs = [job for _, jobs in staged for job in (jobs or [])]
+    some = next((jobs for _, jobs in staged if jobs), [])
+    tried = trial_tiles(some, run.pair.overlap, run.conf.prior_tiles)
+    all_jobs = [jobs[i] for _, jobs in staged if jobs for i in tried]
     stage = stage_name(0, n_levels, f"tiles ({what})")
     with run.result.timed("level0_match"):
         tiles = run_tiles(all_jobs, run.conf, run.progress, stage, run.pool) if all_jobs else []
@@ -185,16 +191,45 @@ def _trials(
     dense = stage_name(0, n_levels, f"dense ({what})")
     steps = Steps(run.progress, dense, sum(level_steps(run.conf, f) for f in measured))
     trials, at = [], 0
+    partial = len(tried) < len(some)
     for prior, (info, jobs) in zip(priors, staged, strict=True):
-        fld, vectors = prior.field, None
+        fld, vectors, part = prior.field, None, []
         if jobs is not None:
-            part = tiles[at : at + len(jobs)]
+            part = tiles[at : at + len(tried)]
             fld, info = finish_level(run, prior.field, res, 0, info, part, steps)
             if keep_vectors and part:
                 vectors = _vectors(run, prior.field, part, res, info.template_px * res)
-            at += len(jobs)
-        trials.append(Trial(info.evidence or 0.0, prior.name, fld, info, vectors))
+            at += len(tried)
+        start, tried_on = (prior.field, tuple(part)) if partial else (None, ())
+        trials.append(Trial(info.evidence or 0.0, prior.name, fld, info, vectors, start, tried_on))
     return trials
+
+
+def complete_trial(run: LocalRun, trial: Trial, first: Pass, n_levels: int) -> Trial:
+    """The kept trial's first level over every tile: the tiles the priors were not tried on
+    (:func:`~models.methods.local.trial_tiles.trial_tiles`) are matched through its prior and
+    the level is finished on all of them; a trial made on every tile is returned as it is.
+
+    Args:
+        run: The run.
+        trial: The kept trial.
+        first: The first pass.
+        n_levels: Passes in the schedule (for progress).
+    """
+    if trial.start is None:
+        return trial
+    res = run.pair.native_resolution() * first.factor
+    info, jobs = level_jobs(run.pair, run.conf, trial.start, res, first.radius)
+    tried = set(trial_tiles(jobs or [], run.pair.overlap, run.conf.prior_tiles))
+    rest = [job for i, job in enumerate(jobs or []) if i not in tried]
+    stage = stage_name(0, n_levels, f"tiles ({trial.name}, other tiles)")
+    with run.result.timed("level0_match"):
+        tiles = run_tiles(rest, run.conf, run.progress, stage, run.pool)
+    dense = stage_name(0, n_levels, f"dense ({trial.name}, every tile)")
+    steps = Steps(run.progress, dense, level_steps(run.conf, trial.start))
+    fld, info = finish_level(run, trial.start, res, 0, info, [*trial.tiles, *tiles], steps)
+    run.result.details["prior_tiles"] = {"tried": len(tried), "tiles": len(jobs or [])}
+    return Trial(info.evidence or 0.0, trial.name, fld, info)
 
 
 def terrain_trial(
@@ -262,6 +297,8 @@ def first_level(run: LocalRun, priors: list[Prior], schedule: list[Pass]) -> Tri
     priors come close: then the images' correlation through each first-level field decides (see
     :func:`prior_by_correlation`), judged at the next pass (the first level's own templates
     fitted these fields) or, where too few templates fit there, at the pass with the most.
+    On a level of more than ``prior_tiles`` tiles the priors are tried on that many, and the
+    kept one's level is then completed on the others (:func:`complete_trial`).
 
     Args:
         run: The run.
@@ -282,7 +319,7 @@ def first_level(run: LocalRun, priors: list[Prior], schedule: list[Pass]) -> Tri
         chosen = prior_by_correlation(run, trials, chosen.name, judge)
     run.result.details["prior"] = chosen.name
     run.result.details["prior_evidence"] = {t.name: round(t.evidence, 2) for t in trials}
-    return chosen
+    return complete_trial(run, chosen, schedule[0], len(schedule))
 
 
 def prior_by_correlation(
