@@ -28,6 +28,9 @@ from models.areamatch_parts import (
 )
 from models.preprocess import fill_nodata
 
+# shift-template pairs whose NCC terms are assembled at once
+SHIFT_CHUNK = 1_000_000
+
 __all__ = [
     "TemplateMatches",
     "cfog",
@@ -189,7 +192,8 @@ def match_templates(
         return table[yy, xx] if dense else _sums_at(table, xx, yy, template)
 
     ncc = np.empty((len(offsets), len(centres)), np.float32)
-    step = max(1, 4_000_000 // len(centres))
+    # shifts × templates per chunk: each float64 temporary of a chunk stays at 8 MB
+    step = max(1, SHIFT_CHUNK // len(centres))
     for k0 in range(0, len(offsets), step):
         chunk = offsets[k0 : k0 + step]
         yy = y0[None, :] + np.array([o[1] for o in chunk])[:, None]

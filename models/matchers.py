@@ -18,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 
+from core.memory import return_freed_memory
+
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -231,6 +233,7 @@ def _match_single(
     with torch.inference_mode():
         out = matcher({"image0": feats[0], "image1": feats[1]})
     step()
+    return_freed_memory()  # the dense maps' blocks: the levels that follow never reuse them
     m = out["matches"][0].cpu().numpy()
     scores = out["scores"][0].cpu().numpy()
     k0 = feats[0]["keypoints"][0].cpu().numpy()[m[:, 0]]

@@ -90,6 +90,26 @@ def test_template_matching_finds_known_shift_and_rejects_outliers():
     assert not ok[5] and ok.sum() == len(m) - 1
 
 
+def test_template_matching_is_the_same_in_any_chunk_of_shifts(monkeypatch):
+    import cv2
+
+    from models import areamatch
+
+    rng = np.random.default_rng(5)
+    img = cv2.GaussianBlur(rng.random((200, 200)).astype(np.float32), (0, 0), 2)
+    moved = np.roll(np.roll(img, -1, axis=1), 2, axis=0) + rng.normal(0, 0.01, img.shape)
+    cc, rr = np.meshgrid(np.arange(40, 160, 16), np.arange(40, 160, 16))
+    centres = np.column_stack([cc.ravel(), rr.ravel()]).astype(float)
+    descs = cfog(img), cfog(moved.astype(np.float32))
+    whole = match_templates(*descs, centres, 32, 6)
+    # 49 templates: 100 pairs is two shifts per chunk, 169 shifts in 85 chunks
+    monkeypatch.setattr(areamatch, "SHIFT_CHUNK", 100)
+    chunked = match_templates(*descs, centres, 32, 6)
+    assert len(whole) == len(centres)
+    for name in ("shifts", "peak", "margin", "centres"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
 def test_dense_residual_interpolates_and_follows_the_trend_beyond_support():
     grid = north_up_grid("EPSG:32637", (0, 0, 1000, 1000), 10.0)
     xs, ys = np.meshgrid(np.arange(300, 700, 40.0), np.arange(300, 700, 40.0))
