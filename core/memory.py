@@ -6,7 +6,8 @@ import ctypes
 import ctypes.util
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,3 +36,12 @@ def return_freed_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+@contextmanager
+def freed_after() -> Iterator[None]:
+    """Run the block, then :func:`return_freed_memory` (also when it raises)."""
+    try:
+        yield
+    finally:
+        return_freed_memory()

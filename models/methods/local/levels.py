@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from core.memory import freed_after
 from models.areamatch import consistent, neighbour_median
 from models.displacement import DisplacementField
 from models.methods.base import RegistrationInput, inlier_confidence
@@ -275,7 +276,7 @@ def finish_level(
     conf, result = run.conf, run.result
     steps = steps or ignore_steps()
     timer = timer or f"level{level}"
-    with result.timed(f"{timer}_dense"), steps.part(level_steps(conf, fld)):
+    with result.timed(f"{timer}_dense"), steps.part(level_steps(conf, fld)), freed_after():
         good, quality, screened = _screen_level(run, _gather(tiles, info), info, res)
         steps.step()
         if level > 0 and len(good) < conf.min_accept_fraction * max(screened, 1):
