@@ -14,7 +14,7 @@ from samples.synth import SceneSpec, ShiftModel, synthesize_pair
 # every stage name the pipeline reports: few and stable (bar labels, artifact text)
 STAGE = re.compile(
     r"overall|global match|coarse translation|prior check|verify( \(finest pass\))?"
-    r"|level \d+/\d+ (tiles|dense)( \(\d+ priors\))?( \(repeat\))?"
+    r"|level \d+/\d+ (tiles|dense)( \(\d+ priors\)| \(kept prior\))?( \(repeat\))?"
     r"|write displacement|write confidence|warp"
 )
 

@@ -222,10 +222,10 @@ def complete_trial(run: LocalRun, trial: Trial, first: Pass, n_levels: int) -> T
     info, jobs = level_jobs(run.pair, run.conf, trial.start, res, first.radius)
     tried = set(trial_tiles(jobs or [], run.pair.overlap, run.conf.prior_tiles))
     rest = [job for i, job in enumerate(jobs or []) if i not in tried]
-    stage = stage_name(0, n_levels, f"tiles ({trial.name}, other tiles)")
+    stage = stage_name(0, n_levels, "tiles (kept prior)")
     with run.result.timed("level0_match"):
         tiles = run_tiles(rest, run.conf, run.progress, stage, run.pool)
-    dense = stage_name(0, n_levels, f"dense ({trial.name}, every tile)")
+    dense = stage_name(0, n_levels, "dense (kept prior)")
     steps = Steps(run.progress, dense, level_steps(run.conf, trial.start))
     fld, info = finish_level(run, trial.start, res, 0, info, [*trial.tiles, *tiles], steps)
     run.result.details["prior_tiles"] = {"tried": len(tried), "tiles": len(jobs or [])}
