@@ -23,7 +23,8 @@ SCALE_RSS_MB = 4096.0
 LINEAR_EXPONENT_MAX = 1.1
 # what a responder's 2-core laptop should reach (reported beside the gates, not gated): full
 # size end to end in a minute within 2 GB, and time nearly linear in area
-AIM = (60.0, 2048.0, False)
+AIM_TIME_S = 60.0
+AIM_RSS_MB = 2048.0
 AIM_EXPONENT_MAX = 1.05
 SCALE_HEADER = [
     "size",
@@ -110,7 +111,10 @@ def _full_size_targets(m: str, r: Run) -> list[Target]:
     wall = r["wall_s"] if ok else float("inf")
     rss = r["peak_rss_mb"]
     targets = []
-    for time_s, rss_mb, gated in ((SCALE_TIME_S, SCALE_RSS_MB, True), AIM):
+    for time_s, rss_mb, gated in (
+        (SCALE_TIME_S, SCALE_RSS_MB, True),
+        (AIM_TIME_S, AIM_RSS_MB, False),
+    ):
         targets += [
             Target(
                 m,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
@@ -33,7 +33,7 @@ from models.methods.local.terrain import (
     terrain_shift,
     unavailable,
 )
-from models.methods.local.tiles import TileResult
+from models.methods.local.tiles import TileJob, TileResult
 from models.methods.local.trial_tiles import trial_tiles
 from models.methods.local.verify import paired_gain, template_correlations
 from models.preprocess import prepare_optical, sar_to_db
@@ -75,6 +75,7 @@ class Trial:
     vectors: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
     start: DisplacementField | None = None  # the prior's field (None: the level is complete)
     tiles: tuple[TileResult, ...] = ()  # the tiles it was tried on, when not on every tile
+    rest: tuple[TileJob, ...] = ()  # the jobs of the tiles it was not tried on
 
 
 def coarse_translation(
@@ -184,6 +185,7 @@ def _trials(
     some = next((jobs for _, jobs in staged if jobs), [])
     tried = trial_tiles(some, run.pair.overlap, run.conf.prior_tiles)
     all_jobs = [jobs[i] for _, jobs in staged if jobs for i in tried]
+    tried_set = set(tried)
     stage = stage_name(0, n_levels, f"tiles ({what})")
     with run.result.timed("level0_match"):
         tiles = run_tiles(all_jobs, run.conf, run.progress, stage, run.pool) if all_jobs else []
@@ -200,12 +202,15 @@ def _trials(
             if keep_vectors and part:
                 vectors = _vectors(run, prior.field, part, res, info.template_px * res)
             at += len(tried)
-        start, tried_on = (prior.field, tuple(part)) if partial else (None, ())
-        trials.append(Trial(info.evidence or 0.0, prior.name, fld, info, vectors, start, tried_on))
+        trial = Trial(info.evidence or 0.0, prior.name, fld, info, vectors)
+        if partial and jobs is not None:
+            rest = tuple(job for i, job in enumerate(jobs) if i not in tried_set)
+            trial = replace(trial, start=prior.field, tiles=tuple(part), rest=rest)
+        trials.append(trial)
     return trials
 
 
-def complete_trial(run: LocalRun, trial: Trial, first: Pass, n_levels: int) -> Trial:
+def complete_trial(run: LocalRun, trial: Trial, n_levels: int) -> Trial:
     """The kept trial's first level over every tile: the tiles the priors were not tried on
     (:func:`~models.methods.local.trial_tiles.trial_tiles`) are matched through its prior and
     the level is finished on all of them; a trial made on every tile is returned as it is.
@@ -213,22 +218,23 @@ def complete_trial(run: LocalRun, trial: Trial, first: Pass, n_levels: int) -> T
     Args:
         run: The run.
         trial: The kept trial.
-        first: The first pass.
         n_levels: Passes in the schedule (for progress).
     """
     if trial.start is None:
         return trial
-    res = run.pair.native_resolution() * first.factor
-    info, jobs = level_jobs(run.pair, run.conf, trial.start, res, first.radius)
-    tried = set(trial_tiles(jobs or [], run.pair.overlap, run.conf.prior_tiles))
-    rest = [job for i, job in enumerate(jobs or []) if i not in tried]
+    res = trial.info.resolution_m
     stage = stage_name(0, n_levels, "tiles (kept prior)")
     with run.result.timed("level0_match"):
-        tiles = run_tiles(rest, run.conf, run.progress, stage, run.pool)
+        tiles = run_tiles(list(trial.rest), run.conf, run.progress, stage, run.pool)
     dense = stage_name(0, n_levels, "dense (kept prior)")
     steps = Steps(run.progress, dense, level_steps(run.conf, trial.start))
+    # a fresh record: the tried tiles' finish filled the trial's
+    info = LevelInfo(res, trial.info.radius_px, trial.info.template_px, trial.info.spacing_px)
     fld, info = finish_level(run, trial.start, res, 0, info, [*trial.tiles, *tiles], steps)
-    run.result.details["prior_tiles"] = {"tried": len(tried), "tiles": len(jobs or [])}
+    run.result.details["prior_tiles"] = {
+        "tried": len(trial.tiles),
+        "tiles": len(trial.tiles) + len(trial.rest),
+    }
     return Trial(info.evidence or 0.0, trial.name, fld, info)
 
 
@@ -319,7 +325,7 @@ def first_level(run: LocalRun, priors: list[Prior], schedule: list[Pass]) -> Tri
         chosen = prior_by_correlation(run, trials, chosen.name, judge)
     run.result.details["prior"] = chosen.name
     run.result.details["prior_evidence"] = {t.name: round(t.evidence, 2) for t in trials}
-    return complete_trial(run, chosen, schedule[0], len(schedule))
+    return complete_trial(run, chosen, len(schedule))
 
 
 def prior_by_correlation(
