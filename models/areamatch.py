@@ -13,12 +13,11 @@ fitted to sub-pixel precision, and its sharpness a confidence.
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from models.areamatch_cross import block_cross, box_sums, pixel_cross, sums_at
 from models.areamatch_parts import (
     TemplateMatches,
     second_peak,
@@ -120,12 +119,6 @@ def _window_sums(ii: np.ndarray, oh: int, ow: int, th: int, tw: int) -> np.ndarr
     )
 
 
-def _sums_at(ii: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: int) -> np.ndarray:
-    """Sums over ``size²`` windows with top-left corners ``(x0, y0)`` (any shape) from an integral
-    image."""
-    return ii[y0 + size, x0 + size] - ii[y0, x0 + size] - ii[y0 + size, x0] + ii[y0, x0]
-
-
 def match_templates(
     optical_desc: np.ndarray,
     sar_desc: np.ndarray,
@@ -144,7 +137,7 @@ def match_templates(
     (cost grows with pixels × shifts, not with the number of overlapping
     templates); on a template lattice (the local method's grids) the products
     are reduced to block sums that overlapping templates share
-    (:func:`_block_cross`).
+    (:func:`block_cross`).
     """
     ch, h, w = optical_desc.shape
     x0, y0, centres = template_corners(centres, template, radius, (h, w))
@@ -154,16 +147,16 @@ def match_templates(
     sar_desc = np.ascontiguousarray(sar_desc, np.float32)
     n = float(template * template)
     big = template + 2 * radius
-    valid_o = _box_sums(optical_desc.any(axis=0).astype(np.float32)[None], x0, y0, template)[:, 0]
-    valid_s = _sums_at(
+    valid_o = box_sums(optical_desc.any(axis=0).astype(np.float32)[None], x0, y0, template)[:, 0]
+    valid_s = sums_at(
         cv2.integral(sar_desc.any(axis=0).astype(np.uint8), sdepth=cv2.CV_32S),
         x0 - radius,
         y0 - radius,
         big,
     )
     keep = (valid_o / n >= min_valid) & (valid_s / (big * big) >= min_valid)
-    so = _box_sums(optical_desc, x0, y0, template)  # (N, C)
-    so2 = _box_sums(np.square(optical_desc), x0, y0, template)
+    so = box_sums(optical_desc, x0, y0, template)  # (N, C)
+    so2 = box_sums(np.square(optical_desc), x0, y0, template)
     var_c = np.maximum(so2 / n - (so / n) ** 2, 0.0)
     # structure: orientation energy that varies inside the template; flat ground has little
     keep &= np.sqrt(var_c).mean(axis=1) >= min_structure
@@ -173,9 +166,9 @@ def match_templates(
     e_o = np.maximum((so2 - so * so / n).sum(axis=1), 1e-12)
     side = 2 * radius + 1
     offsets = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    cross = _block_cross(optical_desc, sar_desc, x0, y0, template, radius)
+    cross = block_cross(optical_desc, sar_desc, x0, y0, template, radius)
     if cross is None:
-        cross = _pixel_cross(optical_desc, sar_desc, x0, y0, template, offsets)
+        cross = pixel_cross(optical_desc, sar_desc, x0, y0, template, offsets)
     # SAR window sums at every shifted template position from integral images, per channel and (one
     # table) of
     # the per-pixel squared norm, which gives the sum of squares over all channels
@@ -189,7 +182,7 @@ def match_templates(
         tables = [_window_sums(ii, oh, ow, template, template) for ii in tables]
 
     def window_sum(table: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-        return table[yy, xx] if dense else _sums_at(table, xx, yy, template)
+        return table[yy, xx] if dense else sums_at(table, xx, yy, template)
 
     ncc = np.empty((len(offsets), len(centres)), np.float32)
     # shifts × templates per chunk: each float64 temporary of a chunk stays at 8 MB
@@ -207,129 +200,6 @@ def match_templates(
         ncc[k0 : k0 + step] = num / np.sqrt(e_o[None, :] * np.maximum(e_s, 1e-12))
     surfaces = np.ascontiguousarray(ncc.T).reshape(len(centres), side, side)
     return surface_matches(surfaces, centres, radius)
-
-
-def _lattice_step(x0: np.ndarray, y0: np.ndarray, template: int) -> int:
-    """The largest step dividing the template side and every corner offset (1: no common
-    lattice)."""
-    return math.gcd(
-        template,
-        *(int(v) for v in np.unique(x0 - x0.min())),
-        *(int(v) for v in np.unique(y0 - y0.min())),
-    )
-
-
-def _template_sums(
-    blocks: np.ndarray, dx0: np.ndarray, dy0: np.ndarray, template: int, b: int
-) -> np.ndarray:
-    """Sums over each template (corner offsets ``dx0``, ``dy0`` from the lattice origin) from
-    block sums ``blocks`` (K, rows + 1, cols + 1, first row and column zero), which become their
-    integral in place: (K, N)."""
-    blocks.cumsum(axis=1, out=blocks)
-    blocks.cumsum(axis=2, out=blocks)
-    m = template // b
-    iy, ix = dy0 // b, dx0 // b
-    return (
-        blocks[:, iy + m, ix + m]
-        - blocks[:, iy, ix + m]
-        - blocks[:, iy + m, ix]
-        + blocks[:, iy, ix]
-    )
-
-
-def _box_sums(desc: np.ndarray, x0: np.ndarray, y0: np.ndarray, template: int) -> np.ndarray:
-    """Per-channel sums of ``desc`` (C, H, W) over each template: (N, C) float64 (block sums on a
-    lattice)."""
-    ch = desc.shape[0]
-    b = _lattice_step(x0, y0, template)
-    if b < 4:
-        return np.stack(
-            [_sums_at(cv2.integral(plane, sdepth=cv2.CV_64F), x0, y0, template) for plane in desc],
-            axis=1,
-        )
-    bx0, by0 = int(x0.min()), int(y0.min())
-    nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
-    region = desc[:, by0 : by0 + nby * b, bx0 : bx0 + nbx * b]
-    # rows of blocks first (contiguous), then the columns inside each block
-    rows = region.reshape(ch, nby, b, nbx * b).sum(axis=2, dtype=np.float64)
-    blocks = np.zeros((ch, nby + 1, nbx + 1), np.float64)
-    blocks[:, 1:, 1:] = rows.reshape(ch, nby, nbx, b).sum(axis=3)
-    return _template_sums(blocks, x0 - bx0, y0 - by0, template, b).T
-
-
-def _block_cross(
-    optical_desc: np.ndarray,
-    sar_desc: np.ndarray,
-    x0: np.ndarray,
-    y0: np.ndarray,
-    template: int,
-    radius: int,
-    min_block: int = 4,
-) -> np.ndarray | None:
-    """Cross term ``sum(optical · shifted SAR)`` over every template, for every shift: (shifts, N)
-    float64.
-
-    Templates on a regular lattice (corners on a common step that divides the
-    template side, as the local method's grids are) are sums of ``b × b``
-    blocks, so the products are reduced to block sums once per shift and
-    shared by the overlapping templates. The image is walked one block row at
-    a time with every shift applied to it while it is in cache, and each
-    product with its channel sum is one ``einsum`` pass. None when the
-    templates are not on such a lattice (``_pixel_cross`` then does it).
-    """
-    ch, h, w = optical_desc.shape
-    b = _lattice_step(x0, y0, template)
-    if b < min_block:
-        return None
-    bx0, by0 = int(x0.min()), int(y0.min())
-    nbx, nby = (int(x0.max()) + template - bx0) // b, (int(y0.max()) + template - by0) // b
-    # channels interleaved here: a block row of every channel is then one contiguous 2-D slice
-    o_wide = cv2.merge(list(optical_desc)).reshape(h, w * ch)
-    s_wide = cv2.merge(list(sar_desc)).reshape(h, w * ch)
-    c0, c1 = bx0 * ch, (bx0 + nbx * b) * ch
-    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    blocks = np.zeros(
-        (len(shifts), nby + 1, nbx + 1), np.float64
-    )  # block sums, then their integral
-    for by in range(nby):
-        r0 = by0 + by * b
-        o = o_wide[r0 : r0 + b, c0:c1]
-        row = blocks[:, by + 1, 1:]
-        for k, (dx, dy) in enumerate(shifts):
-            s = s_wide[r0 + dy : r0 + dy + b, c0 + dx * ch : c1 + dx * ch]
-            row[k] = np.einsum("ij,ij->j", o, s).reshape(nbx, b * ch).sum(axis=1)
-    return _template_sums(blocks, x0 - bx0, y0 - by0, template, b)
-
-
-def _pixel_cross(
-    optical_desc: np.ndarray,
-    sar_desc: np.ndarray,
-    x0: np.ndarray,
-    y0: np.ndarray,
-    template: int,
-    shifts: list[tuple[int, int]],
-) -> np.ndarray:
-    """Cross term for templates anywhere: per shift, the product image and its box sums (shifts,
-    N)."""
-    ch, h, w = optical_desc.shape
-    out = np.empty((len(shifts), len(x0)), np.float64)
-    prod = np.empty((h, w), np.float32)
-    tmp = np.empty((h, w), np.float32)
-    for k, (dx, dy) in enumerate(shifts):
-        # product image of optical with the SAR shifted by (dx, dy), over the valid overlap
-        ys, ye = max(0, -dy), min(h, h - dy)
-        xs, xe = max(0, -dx), min(w, w - dx)
-        prod.fill(0.0)
-        p, t = prod[ys:ye, xs:xe], tmp[ys:ye, xs:xe]
-        for c in range(ch):
-            np.multiply(
-                optical_desc[c, ys:ye, xs:xe],
-                sar_desc[c, ys + dy : ye + dy, xs + dx : xe + dx],
-                out=t,
-            )
-            p += t
-        out[k] = _sums_at(cv2.integral(prod, sdepth=cv2.CV_64F), x0, y0, template)
-    return out
 
 
 def neighbour_median(

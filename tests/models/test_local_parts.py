@@ -236,32 +236,6 @@ def test_adaptive_sar_modes():
     assert adaptive_sar(empty)[1] == "empty"
 
 
-def test_block_lattice_correlation_equals_per_pixel_correlation():
-    """Templates on a lattice share block sums; the cross terms equal the per-pixel product
-    images'."""
-    import cv2
-
-    from models.areamatch import _block_cross, _pixel_cross
-
-    rng = np.random.default_rng(5)
-    img = cv2.GaussianBlur(rng.random((180, 190)).astype(np.float32), (0, 0), 2)
-    other = np.roll(img, (1, -2), axis=(0, 1)) + 0.05 * rng.random(img.shape).astype(np.float32)
-    o, s = cfog(img), cfog(other)
-    radius, template = 4, 32
-    xx, yy = np.meshgrid(
-        np.arange(8, 190 - template - radius, 16), np.arange(8, 180 - template - radius, 16)
-    )
-    x0, y0 = xx.ravel(), yy.ravel()
-    shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    block = _block_cross(o, s, x0, y0, template, radius)
-    assert block is not None
-    np.testing.assert_allclose(
-        block, _pixel_cross(o, s, x0, y0, template, shifts), rtol=1e-4, atol=1e-3
-    )
-    # off the lattice: no shared blocks, the per-pixel path answers
-    assert _block_cross(o, s, x0 + np.arange(len(x0)) % 3, y0, template, radius) is None
-
-
 def test_field_on_grid_equals_point_sampling():
     from models.methods.local.tiles import field_on_grid
 
@@ -312,3 +286,40 @@ def test_second_peak_is_a_rival_peak_not_the_shoulder_of_the_best():
     assert surface[20, 23] > 0.85  # just outside a 5×5 neighbourhood the broad peak is still high
     assert second_peak(surface, 20, 20) == pytest.approx(0.5 + broad[6, 34], abs=0.01)
     assert second_peak(broad.astype(np.float32), 20, 20) == -1.0  # a lone peak has no rival
+
+
+def test_wide_gaussians_run_on_a_coarser_grid_and_match_the_full_grid():
+    from scipy.ndimage import gaussian_filter
+
+    from models.methods.local.dense import coarsening
+
+    rng = np.random.default_rng(5)
+    shape, sigma = (300, 260), 24.0
+    assert coarsening(sigma) == 4 and coarsening(5.0) == 1
+    # vectors on a 16-cell lattice: a smooth field plus noise, weights varying
+    rr, cc = np.meshgrid(np.arange(5, 300, 16), np.arange(3, 260, 16), indexing="ij")
+    r, c = rr.ravel(), cc.ravel()
+    q = rng.uniform(0.3, 1.0, len(r))
+    dx = 4 * np.sin(r / 70.0) + rng.normal(0, 0.5, len(r))
+    dy = 3 * np.cos(c / 50.0) + rng.normal(0, 0.5, len(r))
+    gdx, gdy, err, den = normalised_convolution(shape, r, c, q, dx, dy, sigma)
+
+    def full(v):
+        a = np.zeros(shape)
+        np.add.at(a, (r, c), v)
+        return gaussian_filter(a, sigma, mode="constant")
+
+    w = full(q)
+    ref_dx, ref_dy = full(q * dx) / w, full(q * dy) / w
+    assert gdx.shape == gdy.shape == den.shape == shape
+    # the coarse result differs from the full-grid one by a small share of the field's range
+    assert np.abs(gdx - ref_dx).max() < 0.02 * np.ptp(ref_dx)
+    assert np.abs(gdy - ref_dy).max() < 0.02 * np.ptp(ref_dy)
+    assert np.abs(gdx - ref_dx).mean() < 0.005 * np.ptp(ref_dx)
+    # held-out errors (each point left out by its own kernel weight) agree with the full grid's
+    k0 = gaussian_filter(np.pad([1.0], 200), sigma, mode="constant")[200]
+    own = q * k0 * k0
+    px = (full(q * dx)[r, c] - own * dx) / (w[r, c] - own)
+    py = (full(q * dy)[r, c] - own * dy) / (w[r, c] - own)
+    ref_err = np.hypot(px - dx, py - dy)
+    assert np.median(err) == pytest.approx(np.median(ref_err), rel=0.05)

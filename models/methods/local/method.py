@@ -84,7 +84,7 @@ class LocalMethod:
     """Coarse-to-fine local alignment; the steps and settings are in docs/methods.md."""
 
     name: ClassVar[str] = "local"
-    version: ClassVar[str] = "1.8.0"
+    version: ClassVar[str] = "1.9.0"
     description: ClassVar[str] = (
         "Priors (terrain layover from a height model fitted to the first level's vectors, "
         "global LightGlue affine, coarse CFOG translation, zero) decided at the first "
