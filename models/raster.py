@@ -29,6 +29,7 @@ from shapely.geometry import LineString
 
 from core.errors import InputError
 from core.grid import Grid, metric_crs_for, reproject_geometry, transform_points
+from models.affine_resample import WINDOW_PAD, plain_bilinear, warp_affine
 
 Role = Literal["optical", "sar", "displacement", "raster"]
 
@@ -144,7 +145,7 @@ def has_valid_pixels(source: RasterSource, max_side: int = 256) -> bool:
     return bool(valid_mask(data, source.nodata).any())
 
 
-def _source_window(source: RasterSource, dst: Grid, pad: int = 3) -> Window | None:
+def _source_window(source: RasterSource, dst: Grid, pad: int = WINDOW_PAD) -> Window | None:
     """The source pixel window under the destination grid (None when they do not overlap)."""
     footprint = reproject_geometry(dst.footprint_in(dst.crs), dst.crs, source.grid.crs)
     xs, ys = np.asarray(footprint.exterior.coords).T
@@ -209,6 +210,8 @@ def read_on_grid(
     src_transform = ds.window_transform(window) @ rasterio.Affine.scale(
         window.width / out_w, window.height / out_h
     )
+    if resampling == Resampling.bilinear and plain_bilinear(source.grid, dst, window, ok):
+        return warp_affine(data, src_transform, dst)
     for i in range(len(bands)):
         # NaN marks no data; a band without any takes GDAL's faster kernels that check no
         # validity mask (the same values: every weight falls on valid pixels)
