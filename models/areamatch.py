@@ -139,12 +139,41 @@ def match_templates(
     are reduced to block sums that overlapping templates share
     (:func:`block_cross`).
     """
-    ch, h, w = optical_desc.shape
+    h, w = optical_desc.shape[1:]
     x0, y0, centres = template_corners(centres, template, radius, (h, w))
     if not len(centres):
         return TemplateMatches.empty()
     optical_desc = np.ascontiguousarray(optical_desc, np.float32)
     sar_desc = np.ascontiguousarray(sar_desc, np.float32)
+    keep, so, so2 = _usable_templates(
+        optical_desc, sar_desc, x0, y0, template, radius, min_valid, min_structure
+    )
+    x0, y0, centres, so, so2 = x0[keep], y0[keep], centres[keep], so[keep], so2[keep]
+    if not len(centres):
+        return TemplateMatches.empty()
+    offsets = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    cross = block_cross(optical_desc, sar_desc, x0, y0, template, radius)
+    if cross is None:
+        cross = pixel_cross(optical_desc, sar_desc, x0, y0, template, offsets)
+    windows = _SarWindows(sar_desc, template, len(offsets) * len(centres))
+    ncc = _ncc(cross, so, so2, windows, x0, y0, offsets)
+    side = 2 * radius + 1
+    surfaces = np.ascontiguousarray(ncc.T).reshape(len(centres), side, side)
+    return surface_matches(surfaces, centres, radius)
+
+
+def _usable_templates(
+    optical_desc: np.ndarray,
+    sar_desc: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    template: int,
+    radius: int,
+    min_valid: float,
+    min_structure: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which templates are mostly data in both images (the SAR over the whole search) and have
+    structure, and every template's per-channel optical sums and sums of squares (N, C)."""
     n = float(template * template)
     big = template + 2 * radius
     valid_o = box_sums(optical_desc.any(axis=0).astype(np.float32)[None], x0, y0, template)[:, 0]
@@ -155,51 +184,66 @@ def match_templates(
         big,
     )
     keep = (valid_o / n >= min_valid) & (valid_s / (big * big) >= min_valid)
-    so = box_sums(optical_desc, x0, y0, template)  # (N, C)
+    so = box_sums(optical_desc, x0, y0, template)
     so2 = box_sums(np.square(optical_desc), x0, y0, template)
     var_c = np.maximum(so2 / n - (so / n) ** 2, 0.0)
     # structure: orientation energy that varies inside the template; flat ground has little
     keep &= np.sqrt(var_c).mean(axis=1) >= min_structure
-    x0, y0, centres, so, so2 = x0[keep], y0[keep], centres[keep], so[keep], so2[keep]
-    if not len(centres):
-        return TemplateMatches.empty()
+    return keep, so, so2
+
+
+class _SarWindows:
+    """SAR window sums at any template position, per channel and of the per-pixel squared norm
+    (which gives the sum of squares over all channels), from integral images."""
+
+    def __init__(self, sar_desc: np.ndarray, template: int, lookups: int) -> None:
+        h, w = sar_desc.shape[1:]
+        self.template = template
+        self.tables = [cv2.integral(plane, sdepth=cv2.CV_64F) for plane in sar_desc]
+        norm = np.einsum("chw,chw->hw", sar_desc, sar_desc)
+        self.tables.append(cv2.integral(norm, sdepth=cv2.CV_64F))
+        oh, ow = h - template + 1, w - template + 1
+        # shifts that cover the image densely: every window's sum once, then one look-up per
+        # shift (not four)
+        self.dense = 3 * lookups > oh * ow
+        if self.dense:
+            self.tables = [_window_sums(ii, oh, ow, template, template) for ii in self.tables]
+
+    def sums(self, table: int, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+        """Sums of channel ``table`` (the last: the squared norm) over the windows at
+        ``(xx, yy)``."""
+        t = self.tables[table]
+        return t[yy, xx] if self.dense else sums_at(t, xx, yy, self.template)
+
+
+def _ncc(
+    cross: np.ndarray,
+    so: np.ndarray,
+    so2: np.ndarray,
+    sar: _SarWindows,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    offsets: list[tuple[int, int]],
+) -> np.ndarray:
+    """Zero-mean NCC (shifts, N) float32 from the cross terms and the window sums, a chunk of
+    :data:`SHIFT_CHUNK` shift-template pairs at a time (each float64 temporary stays small)."""
+    ch = so.shape[1]
+    n = float(sar.template * sar.template)
     e_o = np.maximum((so2 - so * so / n).sum(axis=1), 1e-12)
-    side = 2 * radius + 1
-    offsets = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    cross = block_cross(optical_desc, sar_desc, x0, y0, template, radius)
-    if cross is None:
-        cross = pixel_cross(optical_desc, sar_desc, x0, y0, template, offsets)
-    # SAR window sums at every shifted template position from integral images, per channel and (one
-    # table) of
-    # the per-pixel squared norm, which gives the sum of squares over all channels
-    tables = [cv2.integral(plane, sdepth=cv2.CV_64F) for plane in sar_desc]
-    tables.append(cv2.integral(np.einsum("chw,chw->hw", sar_desc, sar_desc), sdepth=cv2.CV_64F))
-    oh, ow = h - template + 1, w - template + 1
-    dense = 3 * len(offsets) * len(centres) > oh * ow
-    if dense:
-        # the shifts cover the image densely: every window's sum once, then one look-up per shift
-        # (not four)
-        tables = [_window_sums(ii, oh, ow, template, template) for ii in tables]
-
-    def window_sum(table: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-        return table[yy, xx] if dense else sums_at(table, xx, yy, template)
-
-    ncc = np.empty((len(offsets), len(centres)), np.float32)
-    # shifts × templates per chunk: each float64 temporary of a chunk stays at 8 MB
-    step = max(1, SHIFT_CHUNK // len(centres))
+    ncc = np.empty((len(offsets), len(x0)), np.float32)
+    step = max(1, SHIFT_CHUNK // len(x0))
     for k0 in range(0, len(offsets), step):
         chunk = offsets[k0 : k0 + step]
         yy = y0[None, :] + np.array([o[1] for o in chunk])[:, None]
         xx = x0[None, :] + np.array([o[0] for o in chunk])[:, None]
         num = cross[k0 : k0 + step].copy()
-        e_s = window_sum(tables[ch], xx, yy)
+        e_s = sar.sums(ch, xx, yy)
         for c in range(ch):
-            ss = window_sum(tables[c], xx, yy)
+            ss = sar.sums(c, xx, yy)
             num -= so[None, :, c] * ss / n
             e_s -= ss * ss / n
         ncc[k0 : k0 + step] = num / np.sqrt(e_o[None, :] * np.maximum(e_s, 1e-12))
-    surfaces = np.ascontiguousarray(ncc.T).reshape(len(centres), side, side)
-    return surface_matches(surfaces, centres, radius)
+    return ncc
 
 
 def neighbour_median(

@@ -83,10 +83,8 @@ def test_a_window_with_no_data_keeps_gdal(tmp_path, monkeypatch):
     data = np.full((200, 200), 7.0, np.float32)
     data[90:110, 90:110] = 0.0
     path = tmp_path / "hole.tif"
-    with rasterio.open(
-        path, "w", driver="GTiff", width=200, height=200, count=1, dtype="float32",
-        crs=crs, transform=t, nodata=0.0,
-    ) as ds:  # fmt: skip
+    profile = {"driver": "GTiff", "width": 200, "height": 200, "count": 1, "dtype": "float32"}
+    with rasterio.open(path, "w", crs=crs, transform=t, nodata=0.0, **profile) as ds:
         ds.write(data[None])
     src = open_raster(path, "sar")
     called = []
