@@ -294,15 +294,15 @@ def test_wide_gaussians_run_on_a_coarser_grid_and_match_the_full_grid():
     from models.methods.local.dense import coarsening
 
     rng = np.random.default_rng(5)
-    shape, sigma = (300, 260), 24.0
-    assert coarsening(sigma) == 4 and coarsening(5.0) == 1
+    shape, sigma = (600, 520), 48.0
+    assert coarsening(sigma) == 4 and coarsening(11.0) == 1
     # vectors on a 16-cell lattice: a smooth field plus noise, weights varying
-    rr, cc = np.meshgrid(np.arange(5, 300, 16), np.arange(3, 260, 16), indexing="ij")
+    rr, cc = np.meshgrid(np.arange(5, 600, 16), np.arange(3, 520, 16), indexing="ij")
     r, c = rr.ravel(), cc.ravel()
     q = rng.uniform(0.3, 1.0, len(r))
-    dx = 4 * np.sin(r / 70.0) + rng.normal(0, 0.5, len(r))
-    dy = 3 * np.cos(c / 50.0) + rng.normal(0, 0.5, len(r))
-    gdx, gdy, err, den = normalised_convolution(shape, r, c, q, dx, dy, sigma)
+    dx = 4 * np.sin(r / 140.0) + rng.normal(0, 0.5, len(r))
+    dy = 3 * np.cos(c / 100.0) + rng.normal(0, 0.5, len(r))
+    gdx, gdy, err, den = normalised_convolution(shape, r, c, q, dx, dy, sigma, coarsen=True)
 
     def full(v):
         a = np.zeros(shape)

@@ -17,9 +17,9 @@ from core.grid import Grid
 TPS_CHUNK = 200_000
 # held-out pairs of the smoothing choice handled at once (bounds its memory on large scenes)
 PAIR_CHUNK = 1_000_000
-# cells per Gaussian scale the normalised convolution keeps: wider Gaussians run on a grid
+# cells per Gaussian scale the smoothing choice keeps: it scores wider candidates on a grid
 # coarsened by an integer factor (bilinear back onto the grid: errors below 0.3 % of the field)
-SIGMA_CELLS = 6.0
+SIGMA_CELLS = 12.0
 
 
 def _no_step() -> None:
@@ -75,14 +75,16 @@ def normalised_convolution(
     dy: np.ndarray,
     sigma: float,
     near: np.ndarray | None = None,
+    coarsen: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Quality-weighted Gaussian averages of (dx, dy) on a grid, and held-out prediction errors.
 
     The held-out prediction of a point leaves out the point itself and its
     ``near`` pairs (index pairs), so vectors whose templates overlap it, and so
-    share its matching error, do not predict it. A Gaussian wider than
-    :data:`SIGMA_CELLS` cells runs on the grid coarsened by :func:`coarsening` (the points
-    binned to its cells, the held-out errors exact on it) and is brought back bilinearly.
+    share its matching error, do not predict it. With ``coarsen``, a Gaussian of at least
+    twice :data:`SIGMA_CELLS` cells runs on the grid coarsened by :func:`coarsening` (the
+    points binned to its cells, the held-out errors exact on it) and is brought back
+    bilinearly.
 
     Args:
         shape: The grid's (rows, columns).
@@ -93,12 +95,13 @@ def normalised_convolution(
         dy: The vectors' y components.
         sigma: Gaussian scale, cells.
         near: Index pairs of points held out together, or None.
+        coarsen: Run wide Gaussians on a coarser grid (an approximation for scoring).
 
     Returns:
         The averaged dx and dy on the grid, each point's held-out prediction error, and the
         Gaussian sum of the weights on the grid (the points' support).
     """
-    f = coarsening(sigma)
+    f = coarsening(sigma) if coarsen else 1
     coarse, r, c, sigma = (-(-shape[0] // f), -(-shape[1] // f)), r // f, c // f, sigma / f
     den = _blurred(coarse, r, c, quality, sigma)
     # the discrete kernel gaussian_filter applies along each axis (so held-out sums are exact)
@@ -165,8 +168,9 @@ def choose_sigma(
 
     ``template_m``: template side; vectors closer than that (overlapping
     templates, correlated errors) are held out together, else the smallest
-    scale would always win by fitting the shared error. ``step`` is called after each
-    candidate is scored.
+    scale would always win by fitting the shared error. Wide candidates are scored on a
+    coarser grid (:func:`normalised_convolution` with ``coarsen``); the residual of the chosen
+    scale is computed on the grid itself. ``step`` is called after each candidate is scored.
     """
     r, c = grid_cells(grid, x, y)
     # templates overlap when their centres are closer than a side along both axes
@@ -179,9 +183,8 @@ def choose_sigma(
     )
     scores = []
     for s_m in candidates_m:
-        err = normalised_convolution(
-            grid.shape, r, c, quality, dx, dy, max(s_m / grid.resolution, 0.5), near
-        )[2]
+        sigma = max(s_m / grid.resolution, 0.5)
+        err = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma, near, True)[2]
         scores.append(float(np.median(err)))
         step()
     return candidates_m[int(np.argmin(scores))]
