@@ -27,12 +27,9 @@ def _lattice(shape: tuple[int, int], template: int, radius: int) -> tuple[np.nda
     return xx.ravel(), yy.ravel()
 
 
-@pytest.mark.parametrize("path", ["rows", "columns"])
-@pytest.mark.parametrize("radius", [2, 4, 9])
-def test_block_lattice_cross_terms_equal_the_per_pixel_products(monkeypatch, path, radius):
-    """Templates on a lattice share block sums; either block path gives the per-pixel product
-    images' cross terms."""
-    called = []
+def _spy_paths(monkeypatch) -> list[str]:
+    """The names of the block paths taken, in order."""
+    called: list[str] = []
     for name in ("_block_rows", "_block_columns"):
         real = getattr(areamatch_cross, name)
 
@@ -41,6 +38,15 @@ def test_block_lattice_cross_terms_equal_the_per_pixel_products(monkeypatch, pat
             return _real(*args)
 
         monkeypatch.setattr(areamatch_cross, name, spy)
+    return called
+
+
+@pytest.mark.parametrize("path", ["rows", "columns"])
+@pytest.mark.parametrize("radius", [2, 4, 9])
+def test_block_lattice_cross_terms_equal_the_per_pixel_products(monkeypatch, path, radius):
+    """Templates on a lattice share block sums; either block path gives the per-pixel product
+    images' cross terms."""
+    called = _spy_paths(monkeypatch)
     # forcing one path: no waste allowed (rows), or any (columns)
     monkeypatch.setattr(areamatch_cross, "COLUMN_PRODUCT_WASTE", 0.0 if path == "rows" else 1e9)
     o, s = _pair((180, 190))
@@ -54,10 +60,15 @@ def test_block_lattice_cross_terms_equal_the_per_pixel_products(monkeypatch, pat
     )
 
 
-def test_wide_searches_take_the_column_products_and_small_ones_the_rows():
-    b, waste = 16, areamatch_cross.COLUMN_PRODUCT_WASTE
-    assert (b + 2 * 2) / (2 * 2 + 1) > waste  # the finest levels' radius 2: rows
-    assert (b + 2 * 6) / (2 * 6 + 1) <= waste  # a coarse level's radius 6: columns
+@pytest.mark.parametrize(("radius", "path"), [(2, "rows"), (3, "rows"), (6, "columns")])
+def test_wide_searches_take_the_column_products_and_small_ones_the_rows(monkeypatch, radius, path):
+    """The finest levels' radius 2-3 keep the row path; a coarse level's radius 6 takes the
+    column products."""
+    called = _spy_paths(monkeypatch)
+    o, s = _pair((180, 190))
+    x0, y0 = _lattice((180, 190), 32, radius)
+    assert block_cross(o, s, x0, y0, 32, radius) is not None
+    assert called == [f"_block_{path}"]
 
 
 def test_templates_off_the_lattice_have_no_block_cross_terms():

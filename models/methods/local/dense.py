@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
@@ -18,7 +17,7 @@ TPS_CHUNK = 200_000
 # held-out pairs of the smoothing choice handled at once (bounds its memory on large scenes)
 PAIR_CHUNK = 1_000_000
 # cells per Gaussian scale the smoothing choice keeps: it scores wider candidates on a grid
-# coarsened by an integer factor (bilinear back onto the grid: errors below 0.3 % of the field)
+# coarsened by an integer factor (held-out errors within a few per cent of the full grid's)
 SIGMA_CELLS = 12.0
 
 
@@ -57,15 +56,6 @@ def _blurred(
     return gaussian_filter(a, sigma, mode="constant")
 
 
-def upsampled(a: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """A grid coarsened by ``factor`` brought back onto the ``shape`` grid, bilinearly (cell
-    centres aligned; the coarse grid covers the fine one, ragged last cells included)."""
-    if factor == 1:
-        return a
-    big = cv2.resize(a, (a.shape[1] * factor, a.shape[0] * factor), interpolation=cv2.INTER_LINEAR)
-    return big[: shape[0], : shape[1]]
-
-
 def normalised_convolution(
     shape: tuple[int, int],
     r: np.ndarray,
@@ -74,17 +64,45 @@ def normalised_convolution(
     dx: np.ndarray,
     dy: np.ndarray,
     sigma: float,
-    near: np.ndarray | None = None,
-    coarsen: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Quality-weighted Gaussian averages of (dx, dy) on a grid, and held-out prediction errors.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quality-weighted Gaussian averages of (dx, dy) on a grid.
 
-    The held-out prediction of a point leaves out the point itself and its
-    ``near`` pairs (index pairs), so vectors whose templates overlap it, and so
-    share its matching error, do not predict it. With ``coarsen``, a Gaussian of at least
-    twice :data:`SIGMA_CELLS` cells runs on the grid coarsened by :func:`coarsening` (the
-    points binned to its cells, the held-out errors exact on it) and is brought back
-    bilinearly.
+    Args:
+        shape: The grid's (rows, columns).
+        r: Row of each point's cell.
+        c: Column of each point's cell.
+        quality: Weight of each point.
+        dx: The vectors' x components.
+        dy: The vectors' y components.
+        sigma: Gaussian scale, cells.
+
+    Returns:
+        The averaged dx and dy on the grid, and the Gaussian sum of the weights (the points'
+        support).
+    """
+    den = _blurred(shape, r, c, quality, sigma)
+    rdx, rdy = (
+        _blurred(shape, r, c, quality * v, sigma) / np.maximum(den, 1e-12) for v in (dx, dy)
+    )
+    return rdx, rdy, den
+
+
+def held_out_errors(
+    shape: tuple[int, int],
+    r: np.ndarray,
+    c: np.ndarray,
+    quality: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    sigma: float,
+    near: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each point's error when :func:`normalised_convolution` predicts it without itself and its
+    ``near`` pairs (index pairs), so vectors whose templates overlap it, and so share its
+    matching error, do not predict it.
+
+    A Gaussian of at least twice :data:`SIGMA_CELLS` cells runs on the grid coarsened by
+    :func:`coarsening` (the points binned to its cells; the errors are exact on it).
 
     Args:
         shape: The grid's (rows, columns).
@@ -95,28 +113,22 @@ def normalised_convolution(
         dy: The vectors' y components.
         sigma: Gaussian scale, cells.
         near: Index pairs of points held out together, or None.
-        coarsen: Run wide Gaussians on a coarser grid (an approximation for scoring).
-
-    Returns:
-        The averaged dx and dy on the grid, each point's held-out prediction error, and the
-        Gaussian sum of the weights on the grid (the points' support).
     """
-    f = coarsening(sigma) if coarsen else 1
+    f = coarsening(sigma)
     coarse, r, c, sigma = (-(-shape[0] // f), -(-shape[1] // f)), r // f, c // f, sigma / f
-    den = _blurred(coarse, r, c, quality, sigma)
+    den = _blurred(coarse, r, c, quality, sigma)[r, c]
     # the discrete kernel gaussian_filter applies along each axis (so held-out sums are exact)
     reach = int(4.0 * sigma + 0.5)
     delta = np.zeros(2 * reach + 1)
     delta[reach] = 1.0
     k1 = gaussian_filter1d(delta, sigma, mode="constant")
     near_w, near_dx, near_dy = _held_out_sums(r, c, quality, dx, dy, k1, near)
-    out, held = [], []
-    for v, near_v in ((dx, near_dx), (dy, near_dy)):
-        num = _blurred(coarse, r, c, quality * v, sigma)
-        out.append(upsampled(num / np.maximum(den, 1e-12), f, shape))
-        held.append((num[r, c] - near_v) / np.maximum(den[r, c] - near_w, 1e-12))
-    err = np.hypot(held[0] - dx, held[1] - dy)
-    return out[0], out[1], err, upsampled(den, f, shape)
+    held = [
+        (_blurred(coarse, r, c, quality * v, sigma)[r, c] - near_v)
+        / np.maximum(den - near_w, 1e-12)
+        for v, near_v in ((dx, near_dx), (dy, near_dy))
+    ]
+    return np.hypot(held[0] - dx, held[1] - dy)
 
 
 def _held_out_sums(
@@ -169,8 +181,8 @@ def choose_sigma(
     ``template_m``: template side; vectors closer than that (overlapping
     templates, correlated errors) are held out together, else the smallest
     scale would always win by fitting the shared error. Wide candidates are scored on a
-    coarser grid (:func:`normalised_convolution` with ``coarsen``); the residual of the chosen
-    scale is computed on the grid itself. ``step`` is called after each candidate is scored.
+    coarser grid (:func:`held_out_errors`); the residual of the chosen scale is computed on
+    the grid itself. ``step`` is called after each candidate is scored.
     """
     r, c = grid_cells(grid, x, y)
     # templates overlap when their centres are closer than a side along both axes
@@ -184,7 +196,7 @@ def choose_sigma(
     scores = []
     for s_m in candidates_m:
         sigma = max(s_m / grid.resolution, 0.5)
-        err = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma, near, True)[2]
+        err = held_out_errors(grid.shape, r, c, quality, dx, dy, sigma, near)
         scores.append(float(np.median(err)))
         step()
     return candidates_m[int(np.argmin(scores))]
@@ -247,7 +259,7 @@ def dense_residual(
     gx, gy = grid.pixel_centres()
     sigma = max(sigma_m / grid.resolution, 0.5)
     r, c = grid_cells(grid, x, y)
-    rdx, rdy, _, den = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)
+    rdx, rdy, den = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)
     # support: 1 where points are as dense as one per few cells of the kernel, fading beyond
     typical = float(np.percentile(den[den > 0], 75)) if (den > 0).any() else 1.0
     fade = den / (den + 0.1 * typical)
