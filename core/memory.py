@@ -38,6 +38,29 @@ def return_freed_memory() -> bool:
     return True
 
 
+# glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+# largest block glibc serves from its heap (its cap, 64-bit): larger ones are always mapped
+_HEAP_BLOCK_MAX = 32 * 2**20
+
+
+def keep_freed_memory() -> bool:
+    """Keep the memory this process frees for its own reuse; whether it could.
+
+    A process that repeats the same work (a tile worker) allocates the same large temporaries
+    each time. By default glibc maps the largest afresh and returns freed heap at its top, and
+    the kernel zeroes every page again. With this, blocks up to glibc's 32 MB cap come from the
+    heap and nothing is returned until :func:`return_freed_memory`. Elsewhere this does
+    nothing.
+    """
+    if _malloc_trim() is None:
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCK_MAX)
+    ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    return bool(ok)
+
+
 @contextmanager
 def freed_after() -> Iterator[None]:
     """Run the block, then :func:`return_freed_memory` (also when it raises)."""

@@ -63,11 +63,15 @@ def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
             cv2.GaussianBlur(tmp, (0, 0), sigma, dst=planes[i])
         else:
             planes[i] = tmp
-    # smoothing across orientations (circular [1, 2, 1] / 4), then per-pixel normalisation
-    out = np.empty_like(planes)
+    # smoothing across orientations (circular [1, 2, 1] / 4) in place, the planes it still
+    # needs kept aside, then per-pixel normalisation
+    out = planes
+    first, previous, current = planes[0].copy(), planes[-1].copy(), np.empty_like(tmp)
     for i in range(bins):
-        cv2.add(planes[i - 1], planes[(i + 1) % bins], dst=tmp)
-        cv2.addWeighted(tmp, 0.25, planes[i], 0.5, 0.0, dst=out[i])
+        cv2.add(previous, first if i == bins - 1 else planes[i + 1], dst=tmp)
+        np.copyto(current, planes[i])
+        cv2.addWeighted(tmp, 0.25, current, 0.5, 0.0, dst=out[i])
+        previous, current = current, previous
     sq = np.einsum("chw,chw->hw", out, out)
     # no-data and its edge produce meaningless gradients
     bad = cv2.dilate((~valid).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -199,15 +203,16 @@ class _SarWindows:
     def __init__(self, sar_desc: np.ndarray, template: int, lookups: int) -> None:
         h, w = sar_desc.shape[1:]
         self.template = template
-        self.tables = [cv2.integral(plane, sdepth=cv2.CV_64F) for plane in sar_desc]
-        norm = np.einsum("chw,chw->hw", sar_desc, sar_desc)
-        self.tables.append(cv2.integral(norm, sdepth=cv2.CV_64F))
         oh, ow = h - template + 1, w - template + 1
         # shifts that cover the image densely: every window's sum once, then one look-up per
         # shift (not four)
         self.dense = 3 * lookups > oh * ow
-        if self.dense:
-            self.tables = [_window_sums(ii, oh, ow, template, template) for ii in self.tables]
+        norm = np.einsum("chw,chw->hw", sar_desc, sar_desc)
+        self.tables = [self._table(plane, oh, ow) for plane in [*sar_desc, norm]]
+
+    def _table(self, plane: np.ndarray, oh: int, ow: int) -> np.ndarray:
+        ii = cv2.integral(plane, sdepth=cv2.CV_64F)
+        return _window_sums(ii, oh, ow, self.template, self.template) if self.dense else ii
 
     def sums(self, table: int, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
         """Sums of channel ``table`` (the last: the squared norm) over the windows at
@@ -252,10 +257,18 @@ def neighbour_median(
     """Median of each vector's ``k`` nearest neighbours (itself excluded), and their spread around
     it (median distance)."""
     kk = min(k + 1, len(points))
-    _, idx = cKDTree(points).query(points, kk)
+    _, idx = cKDTree(points).query(points, kk, workers=-1)
     neigh = vectors[idx[:, 1:]]
-    med = np.median(neigh, axis=1)
-    return med, np.median(np.linalg.norm(neigh - med[:, None], axis=2), axis=1)
+    med = _row_median(neigh)
+    return med, _row_median(np.linalg.norm(neigh - med[:, None], axis=2))
+
+
+def _row_median(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=1)`` of finite values, a few per row: sorting them is faster than
+    the partition ``np.median`` does."""
+    s = np.sort(a, axis=1)
+    m = a.shape[1]
+    return s[:, m // 2] if m % 2 else (s[:, m // 2 - 1] + s[:, m // 2]) / 2
 
 
 def consistent(

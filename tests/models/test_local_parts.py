@@ -8,7 +8,7 @@ import rasterio
 from affine import Affine
 
 from core.grid import north_up_grid
-from models.areamatch import cfog, consistent, match_templates, second_peak
+from models.areamatch import cfog, consistent, match_templates, neighbour_median, second_peak
 from models.displacement import DisplacementField
 from models.methods.base import RegistrationInput, make_config
 from models.methods.local import LocalConfig, LocalMethod
@@ -319,3 +319,21 @@ def test_wide_candidates_are_scored_on_a_coarser_grid_like_the_full_grid():
     assert np.median(err) == pytest.approx(np.median(ref_err), rel=0.05)
     # point by point too, to a small share of the errors' size
     assert np.abs(err - ref_err).mean() < 0.05 * np.median(ref_err)
+
+
+@pytest.mark.parametrize("k", [5, 8])
+def test_neighbour_median_is_the_median_of_the_nearest_vectors(k: int) -> None:
+    rng = np.random.default_rng(3)
+    points = rng.random((300, 2)) * 100
+    vectors = rng.normal(size=(300, 2))
+    med, spread = neighbour_median(points, vectors, k)
+    dist = np.linalg.norm(points[:, None] - points[None], axis=2)
+    nearest = np.argsort(dist, axis=1)[:, 1 : k + 1]  # itself excluded
+    expected = np.median(vectors[nearest], axis=1)
+    np.testing.assert_allclose(med, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        spread,
+        np.median(np.linalg.norm(vectors[nearest] - expected[:, None], axis=2), axis=1),
+        rtol=0,
+        atol=1e-12,
+    )

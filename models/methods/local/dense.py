@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator
@@ -80,11 +82,11 @@ def normalised_convolution(
         The averaged dx and dy on the grid, and the Gaussian sum of the weights (the points'
         support).
     """
-    den = _blurred(shape, r, c, quality, sigma)
-    rdx, rdy = (
-        _blurred(shape, r, c, quality * v, sigma) / np.maximum(den, 1e-12) for v in (dx, dy)
-    )
-    return rdx, rdy, den
+    with ThreadPoolExecutor(min(3, os.cpu_count() or 1)) as threads:
+        den, sdx, sdy = threads.map(
+            lambda v: _blurred(shape, r, c, v, sigma), (quality, quality * dx, quality * dy)
+        )
+    return sdx / np.maximum(den, 1e-12), sdy / np.maximum(den, 1e-12), den
 
 
 def held_out_errors(
@@ -193,12 +195,15 @@ def choose_sigma(
         if template_m > 0
         else None
     )
+    sigmas = [max(s_m / grid.resolution, 0.5) for s_m in candidates_m]
     scores = []
-    for s_m in candidates_m:
-        sigma = max(s_m / grid.resolution, 0.5)
-        err = held_out_errors(grid.shape, r, c, quality, dx, dy, sigma, near)
-        scores.append(float(np.median(err)))
-        step()
+    # the Gaussians release the GIL: candidates are scored side by side on the cores
+    with ThreadPoolExecutor(min(len(sigmas), os.cpu_count() or 1)) as threads:
+        for err in threads.map(
+            lambda sigma: held_out_errors(grid.shape, r, c, quality, dx, dy, sigma, near), sigmas
+        ):
+            scores.append(float(np.median(err)))
+            step()
     return candidates_m[int(np.argmin(scores))]
 
 

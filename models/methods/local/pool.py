@@ -14,6 +14,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 
 import cv2
 
+from core.memory import freed_after, keep_freed_memory, return_freed_memory
 from models.methods.base import Progress
 from models.methods.local.config import LocalConfig
 from models.methods.local.tiles import TileJob, TileResult, match_tile
@@ -59,16 +60,48 @@ def die_with_parent(parent: int, poll_s: float = 0.5) -> None:
     ).start()
 
 
+# tiles this worker process has started and finished
+_tiles = {"started": 0, "finished": 0}
+
+
+def _pool_tile(job: TileJob) -> TileResult:
+    """:func:`match_tile` in a pool worker, counted for :func:`_trim_when_idle`."""
+    _tiles["started"] += 1
+    try:
+        return match_tile(job)
+    finally:
+        _tiles["finished"] += 1
+
+
+def _trim_when_idle(idle_s: float = 0.25, stop: threading.Event | None = None) -> None:
+    """Hand the worker's freed memory back once no tile has run for ``idle_s`` (between levels,
+    while the run composes the field), once per stretch of tiles; until ``stop`` is set."""
+    stop = stop or threading.Event()
+    trimmed = 0
+    while not stop.wait(idle_s):
+        finished = _tiles["finished"]
+        if finished == trimmed or _tiles["started"] != finished:
+            continue
+        if not stop.wait(idle_s) and _tiles["started"] == finished:
+            return_freed_memory()
+            trimmed = finished
+
+
 def _worker_init(parent: int) -> None:
     # one tile per process: OpenCV's own threads would only contend with the other workers
     cv2.setNumThreads(1)
     die_with_parent(parent)
+    # each tile allocates what the last one freed: reused, not faulted in and zeroed again
+    keep_freed_memory()
+    threading.Thread(target=_trim_when_idle, name="coalign-idle-trim", daemon=True).start()
 
 
 class TilePool:
     """A process pool for tile jobs, started on first use and kept for every level of one run.
 
-    Its workers end with the process that started them (:func:`die_with_parent`).
+    Its workers end with the process that started them (:func:`die_with_parent`). They keep
+    the memory a tile frees for the next tile (:func:`~core.memory.keep_freed_memory`) and
+    hand it back once idle (:func:`_trim_when_idle`).
     """
 
     def __init__(self, workers: int) -> None:
@@ -130,7 +163,7 @@ def _run_in_pool(
     p = TilePool(workers) if pool is None else pool
     futures: list[Future[TileResult]] = []
     try:
-        futures = [p.submit(match_tile, job) for job in jobs]
+        futures = [p.submit(_pool_tile, job) for job in jobs]
         for future in as_completed(futures):
             future.result()  # a failed tile ends the run now
             steps.step()
@@ -170,7 +203,8 @@ def run_tiles(
     if workers > 1 and len(jobs) > 1:
         return _run_in_pool(jobs, workers, steps, pool)
     results = []
-    for job in jobs:
-        results.append(match_tile(job))
-        steps.step()
+    with freed_after():
+        for job in jobs:
+            results.append(match_tile(job))
+            steps.step()
     return results

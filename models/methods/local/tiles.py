@@ -10,7 +10,6 @@ from typing import Literal
 import numpy as np
 
 from core.grid import Grid, north_up_grid
-from core.memory import return_freed_memory
 from models.areamatch import TemplateMatches, cfog, match_templates
 from models.displacement import DisplacementField, lattice_bilinear
 from models.methods.local.cues import share_at, structure_cues
@@ -185,12 +184,7 @@ def match_descriptors(
 
 
 def match_tile(job: TileJob) -> TileResult:
-    """Area-based matching of one tile (the unit of work for pools and Dask).
-
-    The tile's temporaries are handed back to the system before it returns
-    (:func:`~core.memory.return_freed_memory`): a pool worker waiting for the next level does
-    not hold hundreds of MB of freed heap while the run composes the field.
-    """
+    """Area-based matching of one tile (the unit of work for pools and Dask)."""
     optical = prepare_optical(read_optical(job.optical, job.grid))
     sar_amp = sar_through_field(job.sar, job.grid, job.field)
     sar_db = sar_to_db(sar_amp, "auto", job.sar.dtype)
@@ -213,8 +207,6 @@ def match_tile(job: TileJob) -> TileResult:
         if len(m)
         else (np.zeros(0), np.zeros(0))
     )
-    del optical, sar_amp, sar_db, sar
-    return_freed_memory()
     # pixel shifts (x right, y down) → map metres on a north-up grid
     return TileResult(
         x=np.asarray(x),
