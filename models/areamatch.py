@@ -198,27 +198,29 @@ def _usable_templates(
 
 class _SarWindows:
     """SAR window sums at any template position, per channel and of the per-pixel squared norm
-    (which gives the sum of squares over all channels), from integral images."""
+    (which gives the sum of squares over all channels), from integral images built one
+    channel at a time (:meth:`table`), so only one is held."""
 
     def __init__(self, sar_desc: np.ndarray, template: int, lookups: int) -> None:
         h, w = sar_desc.shape[1:]
+        self.sar_desc = sar_desc
         self.template = template
-        oh, ow = h - template + 1, w - template + 1
+        self.out_shape = (h - template + 1, w - template + 1)
         # shifts that cover the image densely: every window's sum once, then one look-up per
         # shift (not four)
-        self.dense = 3 * lookups > oh * ow
-        norm = np.einsum("chw,chw->hw", sar_desc, sar_desc)
-        self.tables = [self._table(plane, oh, ow) for plane in [*sar_desc, norm]]
+        self.dense = 3 * lookups > self.out_shape[0] * self.out_shape[1]
 
-    def _table(self, plane: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    def table(self, channel: int) -> np.ndarray:
+        """The look-up table of ``channel`` (the channel count: the squared norm)."""
+        desc = self.sar_desc
+        plane = desc[channel] if channel < len(desc) else np.einsum("chw,chw->hw", desc, desc)
         ii = cv2.integral(plane, sdepth=cv2.CV_64F)
-        return _window_sums(ii, oh, ow, self.template, self.template) if self.dense else ii
+        t = self.template
+        return _window_sums(ii, *self.out_shape, t, t) if self.dense else ii
 
-    def sums(self, table: int, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-        """Sums of channel ``table`` (the last: the squared norm) over the windows at
-        ``(xx, yy)``."""
-        t = self.tables[table]
-        return t[yy, xx] if self.dense else sums_at(t, xx, yy, self.template)
+    def sums(self, table: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+        """Sums over the windows at ``(xx, yy)`` from a :meth:`table`."""
+        return table[yy, xx] if self.dense else sums_at(table, xx, yy, self.template)
 
 
 def _ncc(
@@ -230,24 +232,31 @@ def _ncc(
     y0: np.ndarray,
     offsets: list[tuple[int, int]],
 ) -> np.ndarray:
-    """Zero-mean NCC (shifts, N) float32 from the cross terms and the window sums, a chunk of
-    :data:`SHIFT_CHUNK` shift-template pairs at a time (each float64 temporary stays small)."""
+    """Zero-mean NCC (shifts, N) float32 from the cross terms (which become the numerators in
+    place) and the window sums: channel by channel, a chunk of :data:`SHIFT_CHUNK`
+    shift-template pairs at a time (each float64 temporary stays small)."""
     ch = so.shape[1]
     n = float(sar.template * sar.template)
     e_o = np.maximum((so2 - so * so / n).sum(axis=1), 1e-12)
-    ncc = np.empty((len(offsets), len(x0)), np.float32)
     step = max(1, SHIFT_CHUNK // len(x0))
+    chunks = []
     for k0 in range(0, len(offsets), step):
-        chunk = offsets[k0 : k0 + step]
-        yy = y0[None, :] + np.array([o[1] for o in chunk])[:, None]
-        xx = x0[None, :] + np.array([o[0] for o in chunk])[:, None]
-        num = cross[k0 : k0 + step].copy()
-        e_s = sar.sums(ch, xx, yy)
-        for c in range(ch):
-            ss = sar.sums(c, xx, yy)
-            num -= so[None, :, c] * ss / n
-            e_s -= ss * ss / n
-        ncc[k0 : k0 + step] = num / np.sqrt(e_o[None, :] * np.maximum(e_s, 1e-12))
+        part = offsets[k0 : k0 + step]
+        dx, dy = (np.array([o[i] for o in part])[:, None] for i in (0, 1))
+        chunks.append((slice(k0, k0 + step), x0[None, :] + dx, y0[None, :] + dy))
+    num, e_s = cross, np.empty_like(cross)
+    table = sar.table(ch)
+    for rows, xx, yy in chunks:
+        e_s[rows] = sar.sums(table, xx, yy)
+    for c in range(ch):
+        table = sar.table(c)
+        for rows, xx, yy in chunks:
+            ss = sar.sums(table, xx, yy)
+            num[rows] -= so[None, :, c] * ss / n
+            e_s[rows] -= ss * ss / n
+    ncc = np.empty((len(offsets), len(x0)), np.float32)
+    for rows, _, _ in chunks:
+        ncc[rows] = num[rows] / np.sqrt(e_o[None, :] * np.maximum(e_s[rows], 1e-12))
     return ncc
 
 

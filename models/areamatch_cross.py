@@ -116,20 +116,27 @@ def _block_rows(
     """
     ch, h, w = optical_desc.shape
     bx0, by0, nbx, nby, b = lattice
-    # channels interleaved here: a block row of every channel is then one contiguous 2-D slice
-    o_wide = cv2.merge(list(optical_desc)).reshape(h, w * ch)
-    s_wide = cv2.merge(list(sar_desc)).reshape(h, w * ch)
     c0, c1 = bx0 * ch, (bx0 + nbx * b) * ch
     shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
     blocks = np.zeros((len(shifts), nby + 1, nbx + 1), np.float64)
     for by in range(nby):
         r0 = by0 + by * b
-        o = o_wide[r0 : r0 + b, c0:c1]
+        # channels interleaved, a block row (and its search rows) at a time: a block row of
+        # every channel is then one contiguous 2-D slice, and no interleaved image is held
+        o = _interleaved_rows(optical_desc, r0, r0 + b)[:, c0:c1]
+        lo = max(0, r0 - radius)
+        s_rows = _interleaved_rows(sar_desc, lo, min(h, r0 + b + radius))
         row = blocks[:, by + 1, 1:]
         for k, (dx, dy) in enumerate(shifts):
-            s = s_wide[r0 + dy : r0 + dy + b, c0 + dx * ch : c1 + dx * ch]
+            s = s_rows[r0 + dy - lo : r0 + dy - lo + b, c0 + dx * ch : c1 + dx * ch]
             row[k] = np.einsum("ij,ij->j", o, s).reshape(nbx, b * ch).sum(axis=1)
     return blocks
+
+
+def _interleaved_rows(desc: np.ndarray, r0: int, r1: int) -> np.ndarray:
+    """Rows ``r0:r1`` of ``desc`` (C, H, W) with the channels interleaved: (rows, W × C)."""
+    rows = cv2.merge([plane[r0:r1] for plane in desc])
+    return rows.reshape(r1 - r0, desc.shape[2] * desc.shape[0])
 
 
 def _block_columns(
@@ -147,22 +154,26 @@ def _block_columns(
 
     Returns (shifts, rows + 1, columns + 1) float64, first row and column zero.
     """
-    ch = optical_desc.shape[0]
+    ch, h, _ = optical_desc.shape
     bx0, by0, nbx, nby, b = lattice
     side = 2 * radius + 1
-    o_cols, s_cols = _column_major(optical_desc), _column_major(sar_desc)
-    col, item = o_cols.strides[0], o_cols.itemsize
+    item = optical_desc.itemsize
     blocks = np.zeros((side * side, nby + 1, nbx + 1), np.float64)
     products = np.empty((nbx, b, b + 2 * radius), np.float32)
     p_block, p_row, p_col = products.strides
     for by in range(nby):
         r0 = by0 + by * b
-        o = as_strided(o_cols[bx0:, r0:], (nbx, b, b * ch), (b * col, col, item))
+        # a block row (and its search rows) stored column by column at a time
+        o_cols = _column_major(optical_desc[:, r0 : r0 + b])
+        lo = max(0, r0 - radius)
+        s_cols = _column_major(sar_desc[:, lo : min(h, r0 + b + radius)])
+        o_col, s_col = o_cols.strides[0], s_cols.strides[0]
+        o = as_strided(o_cols[bx0:], (nbx, b, b * ch), (b * o_col, o_col, item))
         for iy, dy in enumerate(range(-radius, radius + 1)):
             s = as_strided(
-                s_cols[bx0 - radius :, r0 + dy :],
+                s_cols[bx0 - radius :, r0 + dy - lo :],
                 (nbx, b + 2 * radius, b * ch),
-                (b * col, col, item),
+                (b * s_col, s_col, item),
             )
             np.matmul(o, s.transpose(0, 2, 1), out=products)
             # diagonal k of each block's products: optical column p with SAR column p + k
