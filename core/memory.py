@@ -11,17 +11,24 @@ from contextlib import contextmanager
 
 
 @functools.lru_cache(maxsize=1)
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl, Windows)."""
+def _glibc() -> ctypes.CDLL | None:
+    """glibc, with ``malloc_trim`` and ``mallopt``; None where the C library is another
+    (macOS, musl, Windows)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    return libc
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    libc = _glibc()
+    return None if libc is None else libc.malloc_trim
 
 
 def return_freed_memory() -> bool:
@@ -39,7 +46,7 @@ def return_freed_memory() -> bool:
 
 
 # glibc mallopt parameters
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 # largest block glibc serves from its heap (its cap, 64-bit): larger ones are always mapped
 _HEAP_BLOCK_MAX = 32 * 2**20
 
@@ -53,12 +60,13 @@ def keep_freed_memory() -> bool:
     heap and nothing is returned until :func:`return_freed_memory`. Elsewhere this does
     nothing.
     """
-    if _malloc_trim() is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCK_MAX)
-    ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-    return bool(ok)
+    return bool(
+        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCK_MAX)
+        & libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    )
 
 
 @contextmanager

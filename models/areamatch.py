@@ -65,20 +65,19 @@ def cfog(image: np.ndarray, bins: int = 9, sigma: float = 0.8) -> np.ndarray:
             planes[i] = tmp
     # smoothing across orientations (circular [1, 2, 1] / 4) in place, the planes it still
     # needs kept aside, then per-pixel normalisation
-    out = planes
     first, previous, current = planes[0].copy(), planes[-1].copy(), np.empty_like(tmp)
     for i in range(bins):
         cv2.add(previous, first if i == bins - 1 else planes[i + 1], dst=tmp)
         np.copyto(current, planes[i])
-        cv2.addWeighted(tmp, 0.25, current, 0.5, 0.0, dst=out[i])
+        cv2.addWeighted(tmp, 0.25, current, 0.5, 0.0, dst=planes[i])
         previous, current = current, previous
-    sq = np.einsum("chw,chw->hw", out, out)
+    sq = np.einsum("chw,chw->hw", planes, planes)
     # no-data and its edge produce meaningless gradients
     bad = cv2.dilate((~valid).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     inv = np.float32(1.0) / (np.sqrt(sq) + np.float32(1e-6))
     inv[bad] = 0.0
-    out *= inv
-    return out
+    planes *= inv
+    return planes
 
 
 def ncc_surface(window: np.ndarray, template: np.ndarray) -> np.ndarray:

@@ -123,9 +123,9 @@ def _block_rows(
         r0 = by0 + by * b
         # channels interleaved, a block row (and its search rows) at a time: a block row of
         # every channel is then one contiguous 2-D slice, and no interleaved image is held
-        o = _interleaved_rows(optical_desc, r0, r0 + b)[:, c0:c1]
-        lo = max(0, r0 - radius)
-        s_rows = _interleaved_rows(sar_desc, lo, min(h, r0 + b + radius))
+        o = _interleaved(optical_desc[:, r0 : r0 + b])[:, c0:c1]
+        lo, hi = _search_rows(r0, b, radius, h)
+        s_rows = _interleaved(sar_desc[:, lo:hi])
         row = blocks[:, by + 1, 1:]
         for k, (dx, dy) in enumerate(shifts):
             s = s_rows[r0 + dy - lo : r0 + dy - lo + b, c0 + dx * ch : c1 + dx * ch]
@@ -133,10 +133,15 @@ def _block_rows(
     return blocks
 
 
-def _interleaved_rows(desc: np.ndarray, r0: int, r1: int) -> np.ndarray:
-    """Rows ``r0:r1`` of ``desc`` (C, H, W) with the channels interleaved: (rows, W × C)."""
-    rows = cv2.merge([plane[r0:r1] for plane in desc])
-    return rows.reshape(r1 - r0, desc.shape[2] * desc.shape[0])
+def _search_rows(r0: int, b: int, radius: int, h: int) -> tuple[int, int]:
+    """The image rows a block row from ``r0`` (``b`` rows) reads with a ±``radius`` search."""
+    return max(0, r0 - radius), min(h, r0 + b + radius)
+
+
+def _interleaved(desc: np.ndarray) -> np.ndarray:
+    """``desc`` (C, H, W) float32 with the channels interleaved: (H, W × C), contiguous."""
+    ch, h, w = desc.shape
+    return cv2.merge(list(desc)).reshape(h, w * ch)
 
 
 def _block_columns(
@@ -165,8 +170,8 @@ def _block_columns(
         r0 = by0 + by * b
         # a block row (and its search rows) stored column by column at a time
         o_cols = _column_major(optical_desc[:, r0 : r0 + b])
-        lo = max(0, r0 - radius)
-        s_cols = _column_major(sar_desc[:, lo : min(h, r0 + b + radius)])
+        lo, hi = _search_rows(r0, b, radius, h)
+        s_cols = _column_major(sar_desc[:, lo:hi])
         o_col, s_col = o_cols.strides[0], s_cols.strides[0]
         o = as_strided(o_cols[bx0:], (nbx, b, b * ch), (b * o_col, o_col, item))
         for iy, dy in enumerate(range(-radius, radius + 1)):
@@ -189,7 +194,7 @@ def _column_major(desc: np.ndarray) -> np.ndarray:
     moves the data in two cache-friendly passes instead of one strided 3-D transpose.
     """
     ch, h, w = desc.shape
-    pixels = cv2.merge(list(desc)).view(np.dtype((np.void, 4 * ch))).reshape(h, w)
+    pixels = _interleaved(desc).view(np.dtype((np.void, 4 * ch)))  # (H, W) whole pixels
     return np.ascontiguousarray(pixels.T).view(np.float32).reshape(w, h, ch)
 
 

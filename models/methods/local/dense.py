@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator
@@ -13,6 +14,9 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.spatial import cKDTree
 
 from core.grid import Grid
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # grid cells the thin-plate spline is evaluated at per call
 TPS_CHUNK = 200_000
@@ -49,6 +53,13 @@ def coarsening(sigma: float) -> int:
     return max(1, int(sigma // SIGMA_CELLS))
 
 
+def _side_by_side(fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
+    """``fn`` of each item, in order, run on threads across the cores (the Gaussians release
+    the GIL)."""
+    with ThreadPoolExecutor(max(1, min(len(items), os.cpu_count() or 1))) as threads:
+        yield from threads.map(fn, items)
+
+
 def _blurred(
     shape: tuple[int, int], r: np.ndarray, c: np.ndarray, v: np.ndarray, sigma: float
 ) -> np.ndarray:
@@ -82,10 +93,9 @@ def normalised_convolution(
         The averaged dx and dy on the grid, and the Gaussian sum of the weights (the points'
         support).
     """
-    with ThreadPoolExecutor(min(3, os.cpu_count() or 1)) as threads:
-        den, sdx, sdy = threads.map(
-            lambda v: _blurred(shape, r, c, v, sigma), (quality, quality * dx, quality * dy)
-        )
+    den, sdx, sdy = _side_by_side(
+        lambda v: _blurred(shape, r, c, v, sigma), [quality, quality * dx, quality * dy]
+    )
     return sdx / np.maximum(den, 1e-12), sdy / np.maximum(den, 1e-12), den
 
 
@@ -197,13 +207,11 @@ def choose_sigma(
     )
     sigmas = [max(s_m / grid.resolution, 0.5) for s_m in candidates_m]
     scores = []
-    # the Gaussians release the GIL: candidates are scored side by side on the cores
-    with ThreadPoolExecutor(min(len(sigmas), os.cpu_count() or 1)) as threads:
-        for err in threads.map(
-            lambda sigma: held_out_errors(grid.shape, r, c, quality, dx, dy, sigma, near), sigmas
-        ):
-            scores.append(float(np.median(err)))
-            step()
+    for err in _side_by_side(
+        lambda sigma: held_out_errors(grid.shape, r, c, quality, dx, dy, sigma, near), sigmas
+    ):
+        scores.append(float(np.median(err)))
+        step()
     return candidates_m[int(np.argmin(scores))]
 
 
