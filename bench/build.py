@@ -22,7 +22,7 @@ from bench.pairs import AlignedPair
 from core.files import current_umask
 from core.grid import Grid
 from models.cog import CogSpec, write_cog
-from models.raster import sample_array
+from models.sampling import sample_array
 from models.scoring import Tiepoints, write_tiepoints
 from samples.synth import ShiftModel
 

@@ -157,7 +157,8 @@ def pseudo_label_pair(
     """
     from models.learned import prepare_pair
     from models.methods.local.tiles import read_optical
-    from models.raster import open_raster, sample_points
+    from models.raster import open_raster
+    from models.sampling import sample_points
 
     optical = open_raster(record["inputs"]["optical"], "optical")
     sar = open_raster(record["inputs"]["sar"], "sar")

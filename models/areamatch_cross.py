@@ -119,6 +119,8 @@ def _block_rows(
     c0, c1 = bx0 * ch, (bx0 + nbx * b) * ch
     shifts = [(dx, dy) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
     blocks = np.zeros((len(shifts), nby + 1, nbx + 1), np.float64)
+    # each shift's column sums of a block row, then every shift's block sums at once
+    columns = np.empty((len(shifts), c1 - c0), np.float32)
     for by in range(nby):
         r0 = by0 + by * b
         # channels interleaved, a block row (and its search rows) at a time: a block row of
@@ -126,10 +128,10 @@ def _block_rows(
         o = _interleaved(optical_desc[:, r0 : r0 + b])[:, c0:c1]
         lo, hi = _search_rows(r0, b, radius, h)
         s_rows = _interleaved(sar_desc[:, lo:hi])
-        row = blocks[:, by + 1, 1:]
         for k, (dx, dy) in enumerate(shifts):
             s = s_rows[r0 + dy - lo : r0 + dy - lo + b, c0 + dx * ch : c1 + dx * ch]
-            row[k] = np.einsum("ij,ij->j", o, s).reshape(nbx, b * ch).sum(axis=1)
+            np.einsum("ij,ij->j", o, s, out=columns[k])
+        blocks[:, by + 1, 1:] = columns.reshape(len(shifts), nbx, b * ch).sum(axis=2)
     return blocks
 
 

@@ -187,13 +187,15 @@ def lattice_bilinear(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nd
     """
     a = np.asarray(a, np.float64)
     j0, fx = _linear_nodes(cols, a.shape[1])
-    if a.shape[1] > 1:
-        a = a[:, j0] * (1.0 - fx) + a[:, j0 + 1] * fx
-    else:
-        a = a[:, j0]
+    a = _weighted_pair(a[:, j0], a[:, j0 + 1], fx) if a.shape[1] > 1 else a[:, j0]
     i0, fy = _linear_nodes(rows, a.shape[0])
-    if a.shape[0] > 1:
-        a = a[i0] * (1.0 - fy)[:, None] + a[i0 + 1] * fy[:, None]
-    else:
-        a = a[i0]
+    a = _weighted_pair(a[i0], a[i0 + 1], fy[:, None]) if a.shape[0] > 1 else a[i0]
     return a.astype(np.float32)
+
+
+def _weighted_pair(first: np.ndarray, second: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``first * (1 - weight) + second * weight``, in ``first`` (fresh copies both)."""
+    first *= 1.0 - weight
+    second *= weight
+    first += second
+    return first

@@ -49,16 +49,17 @@ def sar_to_db(sar: np.ndarray, scale: SarScale = "auto", dtype: str = "float32")
 
 def percentile_stretch(image: np.ndarray, low: float = 2.0, high: float = 98.0) -> np.ndarray:
     """Linear stretch of the [low, high] percentiles of valid pixels to [0, 1]."""
-    valid = image[np.isfinite(image)]
+    finite = np.isfinite(image)
     out = np.full(image.shape, np.nan, dtype=np.float32)
-    if valid.size == 0:
+    if not finite.any():
         return out
-    lo, hi = np.percentile(valid, [low, high])
+    # the valid pixels are a copy of our own: the selection may reorder it in place
+    lo, hi = np.percentile(image[finite], [low, high], overwrite_input=True)
     if hi - lo < 1e-12:
-        out[np.isfinite(image)] = 0.5
+        out[finite] = 0.5
         return out
     out[:] = np.clip((image - lo) / (hi - lo), 0.0, 1.0)
-    out[~np.isfinite(image)] = np.nan
+    out[~finite] = np.nan
     return out
 
 

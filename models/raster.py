@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 import rasterio
 from pyproj import CRS
 from rasterio._err import CPLE_BaseError
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.warp import reproject
 from rasterio.windows import Window
 from shapely.geometry import LineString
 
 from core.errors import InputError
-from core.grid import Grid, metric_crs_for, reproject_geometry, transform_points
+from core.grid import Grid, metric_crs_for, reproject_geometry
 from models.affine_resample import WINDOW_PAD, plain_bilinear, warp_affine
 
 Role = Literal["optical", "sar", "displacement", "raster"]
@@ -227,168 +226,6 @@ def read_on_grid(
             resampling=resampling,
         )
     return out
-
-
-def _whole_blocks(length: int, available: int, factor: int) -> int:
-    """``length`` rounded up to whole blocks of ``factor`` (down when the raster ends first)."""
-    up = -(-length // factor) * factor
-    if up <= available:
-        return up
-    return max(available // factor * factor, min(length, available))
-
-
-def _block_sums(a: np.ndarray, factor: int) -> np.ndarray:
-    """Sums of the ``factor × factor`` blocks of ``a`` (sides multiples of ``factor``), float64:
-    exact for integer pixels; rows of blocks first, along contiguous memory."""
-    h, w = a.shape
-    rows = a.reshape(h // factor, factor, w).sum(axis=1, dtype=np.float64)
-    return rows.reshape(h // factor, w // factor, factor).sum(axis=2)
-
-
-def _read_luminance(
-    ds: rasterio.io.DatasetReader,
-    source: RasterSource,
-    window: Window,
-    weights: tuple[float, ...],
-    factor: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bands ``1..len(weights)`` of ``window`` combined with ``weights`` as float32, averaged
-    over ``factor × factor`` blocks of full-resolution pixels when ``factor > 1`` (partial
-    blocks at the end padded as no data), and where it is valid (a block is valid when all of
-    its pixels are).
-
-    Each band is reduced to block sums as it is read (exact for integer pixels), so no
-    full-resolution float copy of a decimated window is made; a file whose mask says every
-    pixel is valid (no nodata, no mask band) has no mask read.
-    """
-    h, w = int(window.height), int(window.width)
-    ph, pw = -(-h // factor) * factor, -(-w // factor) * factor
-    all_valid = source.nodata is None and all(
-        MaskFlags.all_valid in flags for flags in ds.mask_flag_enums[: len(weights)]
-    )
-    ok = None if all_valid else ds.read_masks(1, window=window) > 0
-    total = np.zeros((ph // factor, pw // factor), np.float64 if factor > 1 else np.float32)
-    for band, wgt in enumerate(weights, start=1):
-        data = ds.read(band, window=window, masked=False)
-        if ok is not None or np.issubdtype(data.dtype, np.floating):
-            valid = valid_mask(data, source.nodata)
-            ok = valid if ok is None else ok & valid
-        if factor == 1:
-            total += np.float32(wgt) * data.astype(np.float32, copy=False)
-            continue
-        if ok is not None:
-            data = np.where(ok, data, 0)
-        total += wgt * _block_sums(np.pad(data, ((0, ph - h), (0, pw - w))), factor)
-        del data
-    if factor == 1:
-        return total, np.ones(total.shape, bool) if ok is None else ok
-    if ok is None:
-        ok_blocks = np.ones(total.shape, bool)
-        ok_blocks[h // factor :, :] = False  # partial blocks at the end (none when h divides)
-        ok_blocks[:, w // factor :] = False
-    else:
-        padded = np.pad(ok, ((0, ph - h), (0, pw - w))).astype(np.uint8)
-        ok_blocks = _block_sums(padded, factor) == factor * factor
-    return (total / (factor * factor)).astype(np.float32), ok_blocks
-
-
-def sample_array(image: np.ndarray, grid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of an in-memory raster ``image`` on ``grid`` at map points ``(x, y)`` of
-    the grid's CRS (arrays of one shape); NaN outside the image or next to NaN pixels.
-
-    Args:
-        image: A 2-D float32 raster whose pixel ``(row, col)`` covers that pixel of ``grid``.
-        grid: The grid of ``image``.
-        x: Map x of the points.
-        y: Map y of the points.
-    """
-    col, row = grid.map_to_pixel(x, y)
-    return cv2.remap(
-        image,
-        (col - 0.5).astype(np.float32),
-        (row - 0.5).astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=float("nan"),
-    )
-
-
-def sample_points(
-    source: RasterSource,
-    x: np.ndarray,
-    y: np.ndarray,
-    crs: CRS,
-    band_weights: tuple[float, ...] | None = None,
-) -> np.ndarray:
-    """Bilinear samples of ``source`` at map points ``(x, y)`` of ``crs`` (a 2-D lattice), float32,
-    NaN outside data.
-
-    The fast path of the tiled methods: only the source window under the points
-    is read, decimated by exact block averages of its full-resolution pixels to
-    about the points' spacing, and sampled with ``cv2.remap`` straight from the
-    source's own (possibly rotated) pixel grid: one interpolation, no GDAL warp.
-    ``band_weights`` combines bands into one before sampling (e.g. luminance);
-    otherwise the first band is sampled.
-    """
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    out = np.full(x.shape, np.nan, np.float32)
-    if x.size == 0:
-        return out
-    sx, sy = transform_points(crs, source.grid.crs, x, y)
-    col, row = source.grid.map_to_pixel(sx, sy)
-    finite = np.isfinite(col) & np.isfinite(row)
-    if not finite.any():
-        return out
-    pad = 3
-    c0 = max(0, int(math.floor(col[finite].min())) - pad)
-    r0 = max(0, int(math.floor(row[finite].min())) - pad)
-    c1 = min(source.grid.width, int(math.ceil(col[finite].max())) + pad)
-    r1 = min(source.grid.height, int(math.ceil(row[finite].max())) + pad)
-    if c1 <= c0 or r1 <= r0:
-        return out
-    # source pixels per point spacing (from the lattice's local Jacobian at its centre)
-    scale = 1.0
-    if x.ndim == 2 and min(x.shape) >= 2:
-        i, j = min(x.shape[0] // 2, x.shape[0] - 2), min(x.shape[1] // 2, x.shape[1] - 2)
-        det = (col[i, j + 1] - col[i, j]) * (row[i + 1, j] - row[i, j]) - (
-            col[i + 1, j] - col[i, j]
-        ) * (row[i, j + 1] - row[i, j])
-        scale = math.sqrt(abs(det)) if math.isfinite(det) else 1.0
-    # decimation by exact block averages of full-resolution pixels: a file's overviews may be
-    # nearest-neighbour subsamples (speckle and aliasing), so they are not used
-    factor = max(1, int(round(scale)))
-    c0, r0 = c0 // factor * factor, r0 // factor * factor
-    c1, r1 = (
-        c0 + _whole_blocks(c1 - c0, source.grid.width - c0, factor),
-        r0 + _whole_blocks(r1 - r0, source.grid.height - r0, factor),
-    )
-    window = Window(c0, r0, c1 - c0, r1 - r0)
-    weights = band_weights if band_weights and len(band_weights) <= source.count else (1.0,)
-    with reading(source.path, source.role), rasterio.open(source.path) as ds:
-        img, ok = _read_luminance(ds, source, window, weights, factor)
-    ratio = scale / factor
-    if ratio > 1.2:
-        # the rest of the size reduction: widen bilinear's kernel as GDAL's warper does (extra
-        # variance (r² − 1) / 6)
-        sigma = math.sqrt((ratio * ratio - 1.0) / 6.0)
-        filled = np.where(ok, img, 0.0).astype(np.float32)
-        weight = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), sigma)
-        img = cv2.GaussianBlur(filled, (0, 0), sigma) / np.maximum(weight, 1e-6)
-        ok = weight > 0.5
-    img[~ok] = np.nan
-    map_x = ((col - c0) / factor - 0.5).astype(np.float32)
-    map_y = ((row - r0) / factor - 0.5).astype(np.float32)
-    map_x[~finite] = -1e6
-    map_y[~finite] = -1e6
-    return cv2.remap(
-        img,
-        map_x,
-        map_y,
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=float("nan"),
-    )
 
 
 def footprint_overlap(optical: RasterSource, sar: RasterSource):

@@ -36,9 +36,16 @@ def tile_stats(image01: np.ndarray) -> TileStats:
     smooth = cv2.GaussianBlur(filled, (0, 0), 1.5)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
-    edge = float(np.percentile(np.hypot(gx, gy)[valid], 90))
-    local_mean = cv2.blur(filled, (9, 9))
-    texture = float(np.var((filled - local_mean)[valid]))
+    everywhere = bool(valid.all())
+    # the gradient magnitudes are ours: the selection may reorder them in place
+    magnitude = np.hypot(gx, gy)
+    edge = float(
+        np.percentile(
+            magnitude.ravel() if everywhere else magnitude[valid], 90, overwrite_input=True
+        )
+    )
+    detail = filled - cv2.blur(filled, (9, 9))
+    texture = float(np.var(detail.ravel() if everywhere else detail[valid]))
     return TileStats(edge, texture, ratio)
 
 

@@ -24,7 +24,7 @@ from bench.references import (
 )
 from bench.scale import Mosaic, build_scale_case, build_scale_files, draw_scale_recipe
 from bench.srif import SrifCheckConfig, check_srif_gt, rotation_about_centre
-from models.raster import sample_array
+from models.sampling import sample_array
 from models.scoring import read_tiepoints, reference_shift
 
 

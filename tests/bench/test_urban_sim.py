@@ -13,7 +13,7 @@ from pyproj import CRS, Geod, Transformer
 from shapely.geometry import Point, Polygon
 
 from core.grid import Grid
-from models.raster import sample_array
+from models.sampling import sample_array
 from samples.urban import (
     UrbanSpec,
     _radar_frame,

@@ -199,7 +199,7 @@ def test_sar_band_count_and_no_overlap(tmp_path):
 
 
 def test_sample_points_through_a_rotated_grid_and_decimated(tmp_path):
-    from models.raster import sample_points
+    from models.sampling import sample_points
 
     src, dst = rotated_index_raster(tmp_path)
     crs = src.grid.crs
@@ -222,7 +222,7 @@ def test_sample_points_through_a_rotated_grid_and_decimated(tmp_path):
 
 
 def test_sample_points_decimated_luminance_is_the_block_mean_and_no_data_blocks_are_nan(tmp_path):
-    from models.raster import sample_points
+    from models.sampling import sample_points
 
     crs = CRS.from_epsg(32637)
     rgb = np.random.default_rng(3).integers(1, 256, (3, 90, 90)).astype(np.uint8)

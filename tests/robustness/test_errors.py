@@ -14,7 +14,8 @@ import rasterio
 import models.cog
 from core.errors import InputError
 from flows.cli import describe_failure, main
-from models.raster import open_raster, read_on_grid, sample_points
+from models.raster import open_raster, read_on_grid
+from models.sampling import sample_points
 from models.scoring import read_tiepoints
 from samples.synth import SyntheticPair, synthesize_pair
 from tests.robustness.conftest import CliRun, error_line, files_under, small_spec

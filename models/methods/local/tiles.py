@@ -14,7 +14,8 @@ from models.areamatch import TemplateMatches, cfog, match_templates
 from models.displacement import DisplacementField, lattice_bilinear
 from models.methods.local.cues import share_at, structure_cues
 from models.preprocess import LUMA, prepare_optical, sar_to_db
-from models.raster import RasterSource, read_on_grid, sample_array, sample_points
+from models.raster import RasterSource, read_on_grid
+from models.sampling import sample_array, sample_grid
 from models.sar_adaptive import adaptive_sar
 
 # col0, row0, col1, row1 of a window in a grid's pixels
@@ -73,7 +74,7 @@ def sar_through_field(sar: RasterSource, grid: Grid, fld: DisplacementField) -> 
     scale change of rotated grids, which tames speckle; sampling straight from
     the rotated grid matched worse), then the field is applied by ``remap``.
     """
-    x, y = grid.pixel_centres()
+    x, y = _centres(grid)
     dx, dy = field_on_grid(fld, grid)
     tx, ty = x + dx, y + dy
     res = grid.resolution
@@ -110,8 +111,16 @@ def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.nd
 
 def read_optical(optical: RasterSource, grid: Grid) -> np.ndarray:
     """Optical luminance (or the single band) at the pixel centres of ``grid`` (NaN outside)."""
-    x, y = grid.pixel_centres()
-    return sample_points(optical, x, y, grid.crs, LUMA if optical.count >= 3 else None)
+    return sample_grid(optical, grid, LUMA if optical.count >= 3 else None)
+
+
+def _centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's pixel centres as arrays that broadcast to ``(height, width)``: a row and a
+    column for a north-up grid, whole arrays for a rotated one."""
+    if grid.transform.b or grid.transform.d:
+        return grid.pixel_centres()
+    x, y = grid.centre_axes()
+    return x[None, :], y[:, None]
 
 
 def describe_tile(
