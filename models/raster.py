@@ -148,7 +148,21 @@ def _source_window(source: RasterSource, dst: Grid, pad: int = WINDOW_PAD) -> Wi
     """The source pixel window under the destination grid (None when they do not overlap)."""
     footprint = reproject_geometry(dst.footprint_in(dst.crs), dst.crs, source.grid.crs)
     xs, ys = np.asarray(footprint.exterior.coords).T
-    cols, rows = source.grid.map_to_pixel(xs, ys)
+    return pixel_window(source, *source.grid.map_to_pixel(xs, ys), pad)
+
+
+def pixel_window(
+    source: RasterSource, cols: np.ndarray, rows: np.ndarray, pad: int
+) -> Window | None:
+    """The window of ``source`` that holds the fractional pixel positions ``(cols, rows)``,
+    grown by ``pad`` pixels and clipped to the raster (None when that leaves nothing).
+
+    Args:
+        source: The raster.
+        cols: Fractional columns (finite, any shape).
+        rows: Fractional rows.
+        pad: Pixels added on every side.
+    """
     c0 = max(0, int(math.floor(cols.min())) - pad)
     r0 = max(0, int(math.floor(rows.min())) - pad)
     c1 = min(source.grid.width, int(math.ceil(cols.max())) + pad)

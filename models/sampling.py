@@ -20,7 +20,7 @@ from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from core.grid import Grid, same_crs, transform_points
-from models.raster import RasterSource, reading, valid_mask
+from models.raster import RasterSource, pixel_window, reading, valid_mask
 
 __all__ = ["sample_array", "sample_grid", "sample_points"]
 
@@ -137,13 +137,11 @@ def _sample_pixels(
         return out
     cols = col if everywhere else np.broadcast_to(col, shape)[finite]
     rows = row if everywhere else np.broadcast_to(row, shape)[finite]
-    pad = 3
-    c0 = max(0, int(math.floor(cols.min())) - pad)
-    r0 = max(0, int(math.floor(rows.min())) - pad)
-    c1 = min(source.grid.width, int(math.ceil(cols.max())) + pad)
-    r1 = min(source.grid.height, int(math.ceil(rows.max())) + pad)
-    if c1 <= c0 or r1 <= r0:
+    under = pixel_window(source, cols, rows, 3)
+    if under is None:
         return out
+    c0, r0 = int(under.col_off), int(under.row_off)
+    c1, r1 = c0 + int(under.width), r0 + int(under.height)
     scale = _point_spacing(np.broadcast_to(col, shape), np.broadcast_to(row, shape))
     # decimation by exact block averages of full-resolution pixels: a file's overviews may be
     # nearest-neighbour subsamples (speckle and aliasing), so they are not used
