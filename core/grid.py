@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from shapely.geometry import Polygon, box
 from shapely.ops import transform as shapely_transform
 
@@ -204,7 +205,7 @@ def same_crs(a: Any, b: Any) -> bool:
     """
     try:
         return _same_crs(a, b)
-    except TypeError:  # unhashable, such as a PROJ JSON dict
+    except (TypeError, CRSError):  # unhashable (a PROJ JSON dict), or without a WKT to hash
         return bool(CRS.from_user_input(a) == CRS.from_user_input(b))
 
 

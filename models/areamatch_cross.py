@@ -80,7 +80,8 @@ def block_cross(
     min_block: int = 4,
 ) -> np.ndarray | None:
     """Cross term ``sum(optical · shifted SAR)`` over every template, for every shift: (shifts, N)
-    float64, shifts ordered by row then column (``dy`` outer, ``dx`` inner).
+    float64, shifts ordered by row then column (``dy`` outer, ``dx`` inner), of float32
+    descriptors ``(C, H, W)``.
 
     Templates on a regular lattice (corners on a common step that divides the
     template side, as the local method's grids are) are sums of ``b × b``

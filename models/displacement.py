@@ -194,7 +194,8 @@ def lattice_bilinear(a: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nd
 
 
 def _weighted_pair(first: np.ndarray, second: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``first * (1 - weight) + second * weight``, in ``first`` (fresh copies both)."""
+    """``first * (1 - weight) + second * weight``, written into ``first``; both arrays are
+    overwritten, so they must be copies of the caller's own (as fancy indexing gives)."""
     first *= 1.0 - weight
     second *= weight
     first += second

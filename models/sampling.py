@@ -1,12 +1,4 @@
-"""Bilinear samples of rasters at map points: from a file's window, or from an array in memory.
-
-The tiled methods' reads. :func:`sample_points` reads only the source window
-under the points, decimated by exact block averages of its full-resolution
-pixels, and samples it with ``cv2.remap`` straight from the source's own
-(possibly rotated) pixel grid: one interpolation, no GDAL warp.
-:func:`sample_grid` does the same at a grid's pixel centres, with the pixel
-positions worked out along the axes when both grids are north-up.
-"""
+"""Bilinear samples of rasters at map points: from a file's window, or from an array in memory."""
 
 from __future__ import annotations
 

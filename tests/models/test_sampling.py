@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from affine import Affine
@@ -70,27 +71,8 @@ def test_sample_grid_through_a_rotated_source_falls_back_to_points(tmp_path):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_sample_array_on_a_north_up_grid_is_the_general_transform():
-    grid = Grid(CRS_UTM, Affine(0.5, 0, 500000, 0, -0.5, 4100000), 40, 30)
-    image = np.random.default_rng(2).random(grid.shape).astype(np.float32)
-    x, y = _meshgrid_centres(grid)
-    x, y = x + 0.37, y - 0.21
-    out = sample_array(image, grid, x, y)
-    col, row = grid.map_to_pixel(x, y)
-    # the point-by-point transform, with the rotated grids' code path
-    expected = cv2_remap(image, col - 0.5, row - 0.5)
-    np.testing.assert_array_equal(out, expected)
-    # pixel (5, 5) moved 0.74 px right and 0.42 px down: bilinear between its four neighbours
-    fx, fy = 0.74, 0.42
-    top = (1 - fx) * image[5, 5] + fx * image[5, 6]
-    bottom = (1 - fx) * image[6, 5] + fx * image[6, 6]
-    assert out[5, 5] == pytest.approx((1 - fy) * top + fy * bottom, abs=0.03)
-    assert np.isnan(out[:, -1]).all()
-
-
-def cv2_remap(image: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
-    import cv2
-
+def _remap_reference(image: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """OpenCV's bilinear remap at fractional pixel positions, NaN outside (the reference)."""
     return cv2.remap(
         image,
         col.astype(np.float32),
@@ -99,3 +81,21 @@ def cv2_remap(image: np.ndarray, col: np.ndarray, row: np.ndarray) -> np.ndarray
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=float("nan"),
     )
+
+
+def test_sample_array_on_a_north_up_grid_is_the_general_transform():
+    grid = Grid(CRS_UTM, Affine(0.5, 0, 500000, 0, -0.5, 4100000), 40, 30)
+    image = np.random.default_rng(2).random(grid.shape).astype(np.float32)
+    x, y = _meshgrid_centres(grid)
+    x, y = x + 0.37, y - 0.21
+    out = sample_array(image, grid, x, y)
+    col, row = grid.map_to_pixel(x, y)
+    # the point-by-point transform, with the rotated grids' code path
+    expected = _remap_reference(image, col - 0.5, row - 0.5)
+    np.testing.assert_array_equal(out, expected)
+    # pixel (5, 5) moved 0.74 px right and 0.42 px down: bilinear between its four neighbours
+    fx, fy = 0.74, 0.42
+    top = (1 - fx) * image[5, 5] + fx * image[5, 6]
+    bottom = (1 - fx) * image[6, 5] + fx * image[6, 6]
+    assert out[5, 5] == pytest.approx((1 - fy) * top + fy * bottom, abs=0.03)
+    assert np.isnan(out[:, -1]).all()
