@@ -48,6 +48,12 @@ class Grid:
         return float(np.sqrt(self.pixel_size[0] * self.pixel_size[1]))
 
     @property
+    def is_north_up(self) -> bool:
+        """Whether each map coordinate depends on one pixel coordinate only (the transform's
+        cross terms are exactly zero), so pixel centres lie on axes (:meth:`centre_axes`)."""
+        return self.transform.b == 0 and self.transform.d == 0
+
+    @property
     def is_rotated(self) -> bool:
         return abs(self.transform.b) > 1e-12 or abs(self.transform.d) > 1e-12
 
@@ -102,7 +108,7 @@ class Grid:
 
     def pixel_centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Map coordinates of every pixel centre, each shaped ``(height, width)``."""
-        if self.transform.b == 0 and self.transform.d == 0:
+        if self.is_north_up:
             x, y = self.centre_axes()
             return (
                 np.repeat(x[None, :], self.height, axis=0),
@@ -118,9 +124,9 @@ class Grid:
         Raises:
             ValueError: The grid is rotated.
         """
-        t = self.transform
-        if t.b != 0 or t.d != 0:
+        if not self.is_north_up:
             raise ValueError("a rotated grid's pixel centres have no axes; use pixel_centres")
+        t = self.transform
         return t.a * (np.arange(self.width) + 0.5) + t.c, t.e * (np.arange(self.height) + 0.5) + t.f
 
 

@@ -30,11 +30,10 @@ def sample_array(image: np.ndarray, grid: Grid, x: np.ndarray, y: np.ndarray) ->
         x: Map x of the points.
         y: Map y of the points.
     """
-    t = grid.transform
-    if t.b == 0 and t.d == 0:
-        # north-up: each pixel coordinate depends on one map coordinate (the same values as
+    if grid.is_north_up:
+        # each pixel coordinate depends on one map coordinate (the same values as
         # ``map_to_pixel``, whose cross terms are zero), worked out in place
-        inv = ~t
+        inv = ~grid.transform
         col = np.multiply(x, inv.a, dtype=np.float64)
         col += inv.c
         row = np.multiply(y, inv.e, dtype=np.float64)
@@ -102,12 +101,12 @@ def sample_grid(
         grid: The grid whose pixel centres are sampled.
         band_weights: Weights of the bands combined, or None for the first band.
     """
-    t, s = grid.transform, source.grid.transform
-    if t.b or t.d or s.b or s.d or not same_crs(grid.crs, source.grid.crs):
+    north_up = grid.is_north_up and source.grid.is_north_up
+    if not north_up or not same_crs(grid.crs, source.grid.crs):
         x, y = grid.pixel_centres()
         return sample_points(source, x, y, grid.crs, band_weights)
     x, y = grid.centre_axes()
-    inv = ~s
+    inv = ~source.grid.transform
     col = inv.a * x + inv.c
     row = inv.e * y + inv.f
     return _sample_pixels(source, col[None, :], row[:, None], band_weights)

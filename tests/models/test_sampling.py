@@ -43,6 +43,7 @@ def test_grid_centres_are_the_affine_centres_and_rotated_grids_have_no_axes():
     assert np.array_equal(rx, ex) and np.array_equal(ry, ey)
     with pytest.raises(ValueError, match="rotated"):
         rotated.centre_axes()
+    assert north.is_north_up and not rotated.is_north_up
 
 
 @pytest.mark.parametrize("resolution", [0.5, 0.65, 1.3, 2.6])

@@ -117,7 +117,7 @@ def read_optical(optical: RasterSource, grid: Grid) -> np.ndarray:
 def _centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """The grid's pixel centres as arrays that broadcast to ``(height, width)``: a row and a
     column for a north-up grid, whole arrays for a rotated one."""
-    if grid.transform.b or grid.transform.d:
+    if not grid.is_north_up:
         return grid.pixel_centres()
     x, y = grid.centre_axes()
     return x[None, :], y[:, None]
