@@ -17,7 +17,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.methods.base import RegistrationInput
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +28,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     from models.registration import run_pipeline
     from models.sar_geometry import SarGeometry
-    from models.scoring import read_tiepoints, score_displacement, score_shifts
 
     stages: dict[str, float] = {"import": time.perf_counter() - t_start}
     out = Path(job["output"])
@@ -45,15 +47,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     stages.update((k, v) for k, v in result.runtime_s.items() if k != "write")
     stages["write_cog"] = result.runtime_s["write"]
     stages["pipeline"] = stages["open"] + stages["register_total"] + stages["write_cog"]
-    scores: dict[str, Any] = {}
     t0 = time.perf_counter()
-    for name, path in (job.get("tiepoints") or {}).items():
-        tp = read_tiepoints(path)
-        s = score_displacement(out, tp, pair.optical.grid, pair.sar.grid)
-        exact = score_shifts(
-            s.pred_dx, s.pred_dy, tp, pair.optical.grid, pair.sar.grid, rounding=False
-        )
-        scores[name] = {"sn9": s.summary(), "exact": exact.summary()}
+    scores = _scores(out, job.get("tiepoints") or {}, pair)
     stages["score"] = time.perf_counter() - t0
     agreement: dict[str, Any] = {}
     if job.get("agreement", True):  # not in scale runs: their wall time and RSS are the measurement
@@ -83,6 +78,27 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "scores": scores,
         "agreement": agreement,
     }
+
+
+def _scores(out: Path, tiepoints: dict[str, str], pair: RegistrationInput) -> dict[str, Any]:
+    """The written map's SN9 and exact (unrounded) scores at each named tiepoint file.
+
+    Args:
+        out: The displacement map.
+        tiepoints: Tiepoint CSV by name.
+        pair: The registered pair (its optical and SAR grids).
+    """
+    from models.scoring import read_tiepoints, score_displacement, score_shifts
+
+    scores: dict[str, Any] = {}
+    for name, path in tiepoints.items():
+        tp = read_tiepoints(path)
+        s = score_displacement(out, tp, pair.optical.grid, pair.sar.grid)
+        exact = score_shifts(
+            s.pred_dx, s.pred_dy, tp, pair.optical.grid, pair.sar.grid, rounding=False
+        )
+        scores[name] = {"sn9": s.summary(), "exact": exact.summary()}
+    return scores
 
 
 def main(argv: list[str]) -> int:

@@ -25,7 +25,9 @@ from pyproj import CRS
 
 from core.grid import Grid, north_up_grid, transform_points
 from models.displacement import DisplacementField
+from models.methods.base import RegistrationInput
 from models.scoring import Tiepoints, read_tiepoints, write_tiepoints
+from samples.ground import optical_rgb, render_ground, sar_reflectivity
 
 ShiftFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -101,6 +103,14 @@ class SyntheticPair:
     optical_grid: Grid
     sar_grid: Grid
 
+    def open(self, device: str = "cpu") -> RegistrationInput:
+        """The pair opened for registration.
+
+        Args:
+            device: Where the matchers run (``auto``, ``cpu`` or ``cuda``).
+        """
+        return RegistrationInput.open(str(self.optical), str(self.sar), device)
+
     def field_error_px(self, fld: DisplacementField) -> np.ndarray:
         """Error (optical pixels) of a field against the true shift at the pair's tiepoints.
 
@@ -112,137 +122,6 @@ class SyntheticPair:
         tdx, tdy = self.spec.shift(x, y)
         dx, dy, _ = fld.sample(x, y)
         return np.hypot(dx - tdx, dy - tdy) / self.optical_grid.resolution
-
-
-def _ground(
-    spec: SceneSpec, base: Grid, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Class map (0 field, 1 road, 2 building, 3 tree, 4 water), building heights, field texture."""
-    h, w = base.shape
-    px = 1.0 / base.resolution
-    cls = np.zeros((h, w), np.uint8)
-    height = np.zeros((h, w), np.float32)
-    # fields: Voronoi-like patches with their own brightness
-    n_fields = max(4, int(spec.size_m**2 / 8000))
-    cx, cy = rng.uniform(0, w, n_fields), rng.uniform(0, h, n_fields)
-    yy, xx = np.mgrid[0:h:4, 0:w:4]
-    d = (xx[..., None] - cx) ** 2 + (yy[..., None] - cy) ** 2
-    label = cv2.resize(
-        np.argmin(d, axis=-1).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST
-    ).astype(int)
-    tone = rng.uniform(0.25, 0.75, n_fields)[label].astype(np.float32)
-    noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 3 * px)
-    texture = tone + 0.6 * noise / (noise.std() + 1e-6) * 0.08
-    # water body
-    if rng.random() < 0.7:
-        wx, wy, wr = (
-            rng.uniform(0.1, 0.9) * w,
-            rng.uniform(0.1, 0.9) * h,
-            rng.uniform(0.05, 0.12) * min(h, w),
-        )
-        cv2.ellipse(
-            cls,
-            (int(wx), int(wy)),
-            (int(wr * 1.6), int(wr)),
-            float(rng.uniform(0, 180)),
-            0,
-            360,
-            4,
-            -1,
-        )
-    # roads: a few long straight and bent lines
-    for _ in range(max(3, int(spec.size_m / 60))):
-        p0 = (int(rng.uniform(0, w)), 0) if rng.random() < 0.5 else (0, int(rng.uniform(0, h)))
-        p1 = (int(rng.uniform(0, w)), h - 1) if p0[1] == 0 else (w - 1, int(rng.uniform(0, h)))
-        mid = (
-            int((p0[0] + p1[0]) / 2 + rng.normal(0, 0.1 * w)),
-            int((p0[1] + p1[1]) / 2 + rng.normal(0, 0.1 * h)),
-        )
-        width = max(1, int(rng.uniform(4, 9) * px))
-        cv2.line(cls, p0, mid, 1, width)
-        cv2.line(cls, mid, p1, 1, width)
-    # buildings: oriented rectangles with heights
-    n_build = int(spec.size_m**2 / 900)
-    for _ in range(n_build):
-        bx, by = rng.uniform(0, w), rng.uniform(0, h)
-        bw, bh = rng.uniform(8, 30) * px, rng.uniform(8, 22) * px
-        ang = float(rng.choice([0, 0, 15, 30, 45, rng.uniform(0, 90)]))
-        box = cv2.boxPoints(((bx, by), (bw, bh), ang)).astype(np.int32)
-        if cls[int(min(max(by, 0), h - 1)), int(min(max(bx, 0), w - 1))] in (1, 4):
-            continue
-        cv2.fillPoly(cls, [box], 2)
-        cv2.fillPoly(height, [box], float(rng.uniform(4, 25)))
-    # trees: clusters of blobs
-    for _ in range(int(spec.size_m**2 / 1500)):
-        tx, ty = rng.uniform(0, w), rng.uniform(0, h)
-        for _ in range(int(rng.integers(3, 12))):
-            r = int(rng.uniform(2, 5) * px)
-            c = (int(tx + rng.normal(0, 6 * px)), int(ty + rng.normal(0, 6 * px)))
-            if 0 <= c[0] < w and 0 <= c[1] < h and cls[c[1], c[0]] == 0:
-                cv2.circle(cls, c, r, 3, -1)
-    return cls, height, texture.astype(np.float32)
-
-
-def _optical_rgb(
-    cls: np.ndarray, height: np.ndarray, texture: np.ndarray, rng: np.random.Generator, px: float
-) -> np.ndarray:
-    field_rgb = np.stack([0.55 * texture + 0.15, 0.6 * texture + 0.2, 0.35 * texture + 0.1])
-    palette = {
-        1: (0.45, 0.45, 0.47),
-        2: None,
-        3: (0.12, 0.3, 0.1),
-        4: (0.08, 0.15, 0.25),
-    }
-    rgb = field_rgb.copy()
-    roof = rng.uniform(0.4, 0.9, 3).astype(np.float32)
-    for k, colour in palette.items():
-        m = cls == k
-        if k == 2:
-            tone = (height / max(height.max(), 1.0) * 0.4 + 0.5)[m]
-            for i in range(3):
-                rgb[i][m] = roof[i] * tone
-        else:
-            for i in range(3):
-                rgb[i][m] = colour[i]
-    # cast shadows to the north-east of buildings (sun from the south-west)
-    shadow = cv2.warpAffine(
-        (height > 0).astype(np.float32),
-        np.float32([[1, 0, 3 * px], [0, 1, -3 * px]]),
-        cls.shape[::-1],
-    )
-    rgb *= 1.0 - 0.45 * ((shadow > 0) & (height == 0))
-    rgb += rng.normal(0, 0.015, rgb.shape).astype(np.float32)
-    return np.clip(rgb, 0, 1)
-
-
-def _sar_reflectivity(
-    cls: np.ndarray, height: np.ndarray, texture: np.ndarray, spec: SceneSpec, px: float
-) -> np.ndarray:
-    """Radar backscatter of the scene seen from the west (look direction +x), before speckle."""
-    refl = 0.15 + 0.25 * texture
-    refl = np.where(cls == 1, 0.03, refl)
-    refl = np.where(cls == 4, 0.01, refl)
-    refl = np.where(cls == 3, 0.45 + 0.3 * texture, refl)
-    roofs = cls == 2
-    refl = np.where(roofs, 0.35, refl)
-    # double bounce at the wall facing the sensor, and layover towards the sensor (west)
-    walls = (
-        cv2.morphologyEx(roofs.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    )
-    west_edge = walls & (np.roll(roofs, -2, axis=1)) & ~roofs
-    refl = np.where(west_edge, 3.0, refl)
-    lay = cv2.warpAffine(
-        (roofs * height).astype(np.float32),
-        np.float32([[1, 0, -spec.layover_m * px], [0, 1, 0]]),
-        cls.shape[::-1],
-    )
-    refl = refl + 0.08 * lay
-    # radar shadow behind tall buildings (east side)
-    shadow = cv2.warpAffine(
-        roofs.astype(np.float32), np.float32([[1, 0, 3 * px], [0, 1, 0]]), cls.shape[::-1]
-    )
-    refl = np.where((shadow > 0) & ~roofs, 0.02, refl)
-    return refl.astype(np.float32)
 
 
 def write_raster(
@@ -303,50 +182,75 @@ def synthesize_pair(
     out_dir: str | Path, spec: SceneSpec = SceneSpec(), name: str = "pair"
 ) -> SyntheticPair:
     """Write ``<name>_optical.tif``, ``<name>_sar.tif`` and ``<name>_tiepoints.csv`` into
-    ``out_dir``."""
+    ``out_dir``.
+
+    Args:
+        out_dir: The folder written into (made when missing).
+        spec: What to synthesise.
+        name: The files' prefix.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
     crs = CRS.from_user_input(spec.crs)
-    x0, y0 = spec.origin
-    size = spec.size_m
-    m = spec.sar_margin_m
     out_crs = CRS.from_user_input(spec.grid_crs) if spec.grid_crs else crs
+    x0, y0 = spec.origin
+    size, m = spec.size_m, spec.sar_margin_m
     optical_grid = _grid_in(
         north_up_grid(crs, (x0, y0 - size, x0 + size, y0), spec.optical_res), out_crs, True
     )
     base = north_up_grid(crs, (x0 - m, y0 - size - m, x0 + size + m, y0 + m), spec.base_res)
     px = 1.0 / spec.base_res
-    cls, height, texture = _ground(spec, base, rng)
-    rgb = _optical_rgb(cls, height, texture, rng, px)
+    cls, height, texture = render_ground(spec.size_m, base.shape, 1.0 / base.resolution, rng)
+    rgb = optical_rgb(cls, height, texture, rng, px)
     if spec.sar_appearance == "luminance":
         refl = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).astype(np.float32)
     else:
-        refl = _sar_reflectivity(cls, height, texture, spec, px)
+        refl = sar_reflectivity(cls, height, texture, spec.layover_m, px)
+    optical = _optical_image(rgb, spec, base, optical_grid)
+    sar_grid = _sar_grid(spec, crs, out_crs)
+    sar, sar_nodata, corner = _sar_image(refl, spec, base, sar_grid, rng)
+    optical_path, sar_path, tp_path = (
+        out / f"{name}_optical.tif",
+        out / f"{name}_sar.tif",
+        out / f"{name}_tiepoints.csv",
+    )
+    write_raster(optical_path, optical, optical_grid, None)
+    write_raster(sar_path, sar[None], sar_grid, sar_nodata)
+    write_tiepoints(tp_path, _tiepoints(spec, optical_grid, sar_grid, corner, str(tp_path)))
+    return SyntheticPair(optical_path, sar_path, tp_path, spec, optical_grid, sar_grid)
 
-    def sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, interp: int) -> np.ndarray:
-        c, r = base.map_to_pixel(x, y)
-        return cv2.remap(
-            img,
-            (c - 0.5).astype(np.float32),
-            (r - 0.5).astype(np.float32),
-            interp,
-            borderMode=cv2.BORDER_REFLECT,
-        )
 
-    # optical: area-average the base rendering onto the optical grid
+def _sample_base(base: Grid, img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``img`` on the base grid sampled bilinearly at map points ``(x, y)`` of its CRS."""
+    c, r = base.map_to_pixel(x, y)
+    return cv2.remap(
+        img,
+        (c - 0.5).astype(np.float32),
+        (r - 0.5).astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+
+
+def _optical_image(rgb: np.ndarray, spec: SceneSpec, base: Grid, grid: Grid) -> np.ndarray:
+    """The base rendering area-averaged onto the optical grid, 3-band uint8 (1-255)."""
     k = max(1, int(round(spec.optical_res / spec.base_res))) | 1
     blurred = [cv2.blur(b, (k, k)) for b in rgb]
-    xo, yo = transform_points(out_crs, crs, *optical_grid.pixel_centres())
-    optical = np.stack([sample(b, xo, yo, cv2.INTER_LINEAR) for b in blurred])
-    optical_u8 = np.clip(optical * 255 + 0.5, 1, 255).astype(np.uint8)
+    xo, yo = transform_points(grid.crs, base.crs, *grid.pixel_centres())
+    optical = np.stack([_sample_base(base, b, xo, yo) for b in blurred])
+    return np.clip(optical * 255 + 0.5, 1, 255).astype(np.uint8)
 
-    # SAR on a rotated grid covering the optical footprint shifted by the field
+
+def _sar_grid(spec: SceneSpec, crs: CRS, out_crs: CRS) -> Grid:
+    """The SAR's square grid, rotated by ``sar_rotation_deg``, over the optical footprint plus
+    the margin, centred where the field moves the footprint's centre; expressed in ``out_crs``."""
+    x0, y0 = spec.origin
+    size = spec.size_m
     cx, cy = x0 + size / 2, y0 - size / 2
     mean_dx, mean_dy = spec.shift(np.array([cx]), np.array([cy]))
     theta = math.radians(spec.sar_rotation_deg)
-    side = size + m
-    n = int(math.ceil(side / spec.sar_res))
+    n = int(math.ceil((size + spec.sar_margin_m) / spec.sar_res))
     ca, sa = math.cos(theta), math.sin(theta)
     res = spec.sar_res
     centre = (cx + float(mean_dx[0]), cy + float(mean_dy[0]))
@@ -354,20 +258,28 @@ def synthesize_pair(
     t = Affine(res * ca, -res * sa, 0.0, -res * sa, -res * ca, 0.0)
     ox = centre[0] - (t.a * n / 2 + t.b * n / 2)
     oy = centre[1] - (t.d * n / 2 + t.e * n / 2)
-    sar_grid = _grid_in(Grid(crs, Affine(t.a, t.b, ox, t.d, t.e, oy), n, n), out_crs)
-    xs, ys = transform_points(out_crs, crs, *sar_grid.pixel_centres())
+    return _grid_in(Grid(crs, Affine(t.a, t.b, ox, t.d, t.e, oy), n, n), out_crs)
+
+
+def _sar_image(
+    refl: np.ndarray, spec: SceneSpec, base: Grid, grid: Grid, rng: np.random.Generator
+) -> tuple[np.ndarray, float | None, np.ndarray]:
+    """The SAR amplitude on ``grid``: the reflectivity seen through the field, with speckle
+    and no-data corners; returns it, its no-data value and the corners' mask."""
+    xs, ys = transform_points(grid.crs, base.crs, *grid.pixel_centres())
     # ground seen at SAR point X is the optical point Y with Y + d(Y) = X (fixed-point inverse)
     gx, gy = xs.copy(), ys.copy()
     for _ in range(4):
         ddx, ddy = spec.shift(gx, gy)
         gx, gy = xs - ddx, ys - ddy
     k = max(1, int(round(spec.sar_res / spec.base_res))) | 1
-    sar_amp = sample(cv2.blur(refl, (k, k)), gx, gy, cv2.INTER_LINEAR)
+    sar_amp = _sample_base(base, cv2.blur(refl, (k, k)), gx, gy)
     speckle = rng.gamma(spec.speckle_looks, 1.0 / spec.speckle_looks, sar_amp.shape).astype(
         np.float32
     )
     amp = np.sqrt(np.maximum(sar_amp * speckle, 1e-6))
     # nodata outside a disc-cut square (Umbra GEC products have slanted no-data borders)
+    n = grid.width
     rr, cc = np.mgrid[0:n, 0:n]
     corner = (np.abs(rr - n / 2) + np.abs(cc - n / 2)) > 0.92 * n
     if spec.sar_dtype == "uint8":
@@ -375,32 +287,27 @@ def synthesize_pair(
         lo, hi = np.percentile(db, [1, 99.5])
         sar = np.clip((db - lo) / (hi - lo) * 254 + 1, 1, 255).astype(np.uint8)
         sar[corner] = 0
-        sar_nodata: float | None = 0
-    else:
-        sar = amp.astype(np.float32)
-        sar[corner] = np.nan
-        sar_nodata = float("nan")
-    optical_path, sar_path, tp_path = (
-        out / f"{name}_optical.tif",
-        out / f"{name}_sar.tif",
-        out / f"{name}_tiepoints.csv",
-    )
-    write_raster(optical_path, optical_u8, optical_grid, None)
-    write_raster(sar_path, sar[None], sar_grid, sar_nodata)
+        return sar, 0, corner
+    sar = amp.astype(np.float32)
+    sar[corner] = np.nan
+    return sar, float("nan"), corner
 
-    # tiepoints: integer optical pixels -> SAR pixels through the field (SN9 integer convention)
+
+def _tiepoints(
+    spec: SceneSpec, optical_grid: Grid, sar_grid: Grid, corner: np.ndarray, path: str
+) -> Tiepoints:
+    """Integer optical pixels and the SAR pixels the field takes them to (SN9's integer
+    convention), off the SAR's no-data corners."""
+    crs = CRS.from_user_input(spec.crs)
     tp_rng = np.random.default_rng(spec.seed + 1)
     rows = tp_rng.integers(5, optical_grid.height - 5, spec.n_tiepoints * 3)
     cols = tp_rng.integers(5, optical_grid.width - 5, spec.n_tiepoints * 3)
-    xo_t, yo_t = transform_points(out_crs, crs, *optical_grid.pixel_to_map(cols, rows))
-    ddx, ddy = spec.shift(xo_t, yo_t)
-    sc, sr = sar_grid.map_to_pixel(*transform_points(crs, out_crs, xo_t + ddx, yo_t + ddy))
+    xo, yo = transform_points(optical_grid.crs, crs, *optical_grid.pixel_to_map(cols, rows))
+    ddx, ddy = spec.shift(xo, yo)
+    sc, sr = sar_grid.map_to_pixel(*transform_points(crs, sar_grid.crs, xo + ddx, yo + ddy))
     sc, sr = np.rint(sc), np.rint(sr)
+    n = sar_grid.width
     ok = (sc >= 0) & (sr >= 0) & (sc < n) & (sr < n)
     ok &= ~corner[np.clip(sr, 0, n - 1).astype(int), np.clip(sc, 0, n - 1).astype(int)]
     idx = np.flatnonzero(ok)[: spec.n_tiepoints]
-    tiepoints = Tiepoints(
-        sr[idx], sc[idx], rows[idx].astype(float), cols[idx].astype(float), str(tp_path)
-    )
-    write_tiepoints(tp_path, tiepoints)
-    return SyntheticPair(optical_path, sar_path, tp_path, spec, optical_grid, sar_grid)
+    return Tiepoints(sr[idx], sc[idx], rows[idx].astype(float), cols[idx].astype(float), path)

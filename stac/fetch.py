@@ -12,8 +12,7 @@
 - ``s3://bucket/key`` of public buckets is read anonymously over HTTPS
   (``https://bucket.s3.amazonaws.com/key``; ``COALIGN_S3_ENDPOINT`` points it elsewhere, e.g. a
   local server in tests).
-- ``file:checksum`` (STAC file extension) is a multihash in hex: sha2-256 (``0x12``),
-  sha2-512, sha1, sha3 and md5 are verified.
+- ``file:checksum`` (STAC file extension) is verified (:mod:`stac.checksum`).
 
 For reading only an AOI, :func:`gdal_path` gives a ``/vsicurl/`` path for GDAL/rasterio COG
 range reads and :func:`fetch_window` saves just the AOI window of a remote raster.
@@ -27,7 +26,6 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -36,22 +34,12 @@ import requests
 
 from core.errors import FetchError, InputError
 from core.files import atomic_path, locked, rename_into_place
+from stac.checksum import parse_multihash, verify
 from stac.links import check_asset
 
 log = logging.getLogger(__name__)
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 CHUNK = 1 << 16
-
-# multihash code (varint hex) -> (hashlib name, digest length in bytes);
-# https://github.com/multiformats/multicodec
-MULTIHASH = {
-    "11": ("sha1", 20),
-    "12": ("sha256", 32),
-    "13": ("sha512", 64),
-    "14": ("sha3_512", 64),
-    "16": ("sha3_256", 32),
-    "d501": ("md5", 16),
-}
 
 # GDAL options for windowed remote reads: no directory listing on open (one request instead of
 # many), bounded waits, retries on transient errors
@@ -67,69 +55,6 @@ REMOTE_READ_ENV = {
 
 class _Transient(Exception):
     """A retryable server answer (5xx, 429)."""
-
-
-@dataclass(frozen=True)
-class Multihash:
-    """A parsed ``file:checksum``."""
-
-    algorithm: str
-    digest: str
-
-    def matches(self, path: Path) -> tuple[bool, str]:
-        got = _digest(path, self.algorithm)
-        return got == self.digest, got
-
-
-def _digest(path: str | os.PathLike[str], algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_checksum(path: str | os.PathLike[str]) -> str:
-    """``file:checksum`` (file extension v2.1): multihash of sha2-256 (0x12, length 0x20), lowercase
-    hex."""
-    return "1220" + _digest(path, "sha256")
-
-
-def parse_multihash(checksum: str) -> Multihash | None:
-    """The algorithm and digest of a multihash hex string; ``None`` (with a warning) for an
-    algorithm this module cannot compute; :class:`FetchError` when it is malformed."""
-    value = checksum.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]+", value) or len(value) < 6:
-        raise FetchError(
-            f"file:checksum {checksum!r} is not a multihash in hex (e.g. 1220<sha256 hex>)"
-        )
-    for code, (algorithm, size) in MULTIHASH.items():
-        if value.startswith(code) and int(value[len(code) : len(code) + 2], 16) == size:
-            digest = value[len(code) + 2 :]
-            if len(digest) != 2 * size:
-                raise FetchError(
-                    f"file:checksum {checksum!r}: {algorithm} digest has {len(digest) // 2} "
-                    f"bytes, expected {size}"
-                )
-            return Multihash(algorithm, digest)
-    log.warning(
-        "file:checksum %s… uses a multihash this version cannot verify; the file is not verified",
-        checksum[:8],
-    )
-    return None
-
-
-def verify(path: Path, checksum: str | None, href: str = "") -> None:
-    """Raise :class:`FetchError` unless ``path`` matches the multihash ``checksum`` (when given)."""
-    mh = parse_multihash(checksum) if checksum else None
-    if mh is None:
-        return
-    ok, got = mh.matches(path)
-    if not ok:
-        raise FetchError(
-            f"checksum mismatch for {href or path}: the item's file:checksum says {mh.algorithm} "
-            f"{mh.digest[:12]}…, the file has {got[:12]}… (corrupt or changed upstream)"
-        )
 
 
 def http_url(href: str) -> str:

@@ -28,6 +28,19 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
     )
     add_search_options(p, required=False)
     add_pairing_options(p, defaults=False)
+    _add_method_options(p)
+    p.add_argument("--workdir", help=f"{WORKDIR_HELP[:-1]}; with --emit, the deployment's)")
+    _add_dispatch_options(p)
+    p.add_argument(
+        "--publish-stac-api",
+        metavar="URL",
+        help="also publish the STAC Items to this STAC API (Transaction extension)",
+    )
+    _add_height_options(p)
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    """The methods to run, their settings and the tiepoints that score them."""
     p.add_argument(
         "--method",
         action="append",
@@ -49,7 +62,10 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         metavar="ID=CSV",
         help="SN9 tiepoints of a SAR scene id or pair id",
     )
-    p.add_argument("--workdir", help=f"{WORKDIR_HELP[:-1]}; with --emit, the deployment's)")
+
+
+def _add_dispatch_options(p: argparse.ArgumentParser) -> None:
+    """Where the pairs run: a GPU work pool (with its fallback and timeout) or Dask."""
     p.add_argument(
         "--gpu-work-pool",
         help="run each pair × method as a run of the register-pair deployment on this work pool",
@@ -72,11 +88,10 @@ def add_activation_options(p: argparse.ArgumentParser) -> None:
         "--dask-address",
         help="run the pairs on this Dask scheduler ('local': a temporary local cluster)",
     )
-    p.add_argument(
-        "--publish-stac-api",
-        metavar="URL",
-        help="also publish the STAC Items to this STAC API (Transaction extension)",
-    )
+
+
+def _add_height_options(p: argparse.ArgumentParser) -> None:
+    """The pairs' height model: one file for all, or found per pair in a collection."""
     height = p.add_mutually_exclusive_group()
     height.add_argument(
         "--dem",

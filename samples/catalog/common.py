@@ -16,7 +16,7 @@ from shapely.geometry import mapping
 from core.errors import InputError
 from core.files import copy_atomic, write_atomic
 from core.grid import Grid
-from stac.fetch import file_checksum
+from stac.checksum import file_checksum
 
 STAC_VERSION = "1.1.0"
 EXT = {

@@ -23,7 +23,7 @@ from samples.catalog.common import (
     stac_time,
     write_json,
 )
-from stac.fetch import file_checksum
+from stac.checksum import file_checksum
 
 UMBRA_PRIVATE_BUCKET = "s3://prod-prod-processed-sar-data"
 _ITEM_EXTENSIONS = ("view", "sar", "sat", "proj", "processing", "file", "umbra")

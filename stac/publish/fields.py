@@ -11,7 +11,7 @@ from typing import Any
 import pystac
 
 from core.errors import InputError
-from stac.fetch import file_checksum
+from stac.checksum import file_checksum
 from stac.publish.products import RasterInfo, raster_bands
 from stac.scene import Scene
 

@@ -24,7 +24,7 @@ def score(pair, result, tmp_path, tiepoints=None, rounding=False):
 
 
 def test_affine_recovered_within_one_pixel(luminance_pair, tmp_path):
-    pair = RegistrationInput.open(str(luminance_pair.optical), str(luminance_pair.sar), "cpu")
+    pair = luminance_pair.open()
     result = register(pair, "global-affine", {"inlier_threshold_m": "1.0"})
     assert result.inliers >= 30
     s = score_displacement(
@@ -38,7 +38,7 @@ def test_affine_recovered_within_one_pixel(luminance_pair, tmp_path):
 
 
 def test_radar_pair_improves_on_zero(radar_pair, tmp_path):
-    pair = RegistrationInput.open(str(radar_pair.optical), str(radar_pair.sar), "cpu")
+    pair = radar_pair.open()
     tp = read_tiepoints(radar_pair.tiepoints)
     res = {}
     for method in ("zero", "global-affine"):

@@ -25,30 +25,6 @@ from models.registration import register
 from samples.synth import SceneSpec, ShiftModel, SyntheticPair, synthesize_pair
 
 
-@pytest.fixture(scope="module")
-def nonrigid_pair(tmp_path_factory):
-    size = 300.0
-    spec = SceneSpec(
-        size_m=size,
-        seed=7,
-        sar_appearance="luminance",
-        speckle_looks=100.0,
-        shift=ShiftModel(
-            offset=(20.0, -14.0),
-            nonrigid_m=6.0,
-            wavelength_m=size,
-            centre=(377150.0, 4105850.0),
-            seed=7,
-        ),
-    )
-    return synthesize_pair(tmp_path_factory.mktemp("nonrigid"), spec, "nr")
-
-
-def open_pair(synthetic: SyntheticPair) -> RegistrationInput:
-    """Open a synthetic pair for registration on the CPU."""
-    return RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
-
-
 def rigid_pair(
     directory: Path, name: str, size_m: float, seed: int, offset: tuple[float, float]
 ) -> SyntheticPair:
@@ -64,7 +40,7 @@ def rigid_pair(
 
 
 def test_nonrigid_field_recovered_within_one_pixel(nonrigid_pair):
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     local = register(pair, "local")
     affine = register(pair, "global-affine")
     e_local = nonrigid_pair.field_error_px(local.field)
@@ -76,7 +52,7 @@ def test_nonrigid_field_recovered_within_one_pixel(nonrigid_pair):
 
 
 def test_deterministic(nonrigid_pair):
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     conf = {"global_prior": "false", "levels": "2,1", "radius_px": "8,3", "refine_passes": "0"}
     ra = register(pair, "local", conf)
     a, b = ra.field, register(pair, "local", conf).field
@@ -88,7 +64,7 @@ def test_deterministic(nonrigid_pair):
 
 
 def test_process_pool_matches_in_process(nonrigid_pair):
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     conf = {
         "global_prior": "false",
         "levels": "2",
@@ -105,7 +81,7 @@ def test_process_pool_matches_in_process(nonrigid_pair):
 def test_dask_cluster_runs_tile_jobs(nonrigid_pair):
     from dask.distributed import LocalCluster
 
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     conf = {
         "global_prior": "false",
         "levels": "2",
@@ -140,7 +116,7 @@ def test_field_on_unrelated_images_is_rejected_for_zero(tmp_path):
 
 
 def test_verification_keeps_a_recovered_field(nonrigid_pair):
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     result = register(
         pair,
         "local",
@@ -155,7 +131,7 @@ def test_verification_keeps_a_recovered_field(nonrigid_pair):
 def test_verification_wants_the_images_to_correlate_through_the_field(nonrigid_pair):
     # the same recovered field, but asked for more correlation than the pair has: a gain over no
     # shift alone is not enough
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     conf = {
         "global_prior": "false",
         "levels": "2,1",
@@ -181,7 +157,7 @@ def test_a_field_that_barely_moves_the_pair_is_judged_at_the_finest_pass(tmp_pat
     # at the finest
     # pass (the optical 0.5 m), where a shift of a pixel or less shows
     synthetic = rigid_pair(tmp_path, "small", size_m=300.0, seed=11, offset=(0.6, -0.5))
-    pair = open_pair(synthetic)
+    pair = synthetic.open()
     result = register(pair, "local")
     check = result.details["verify"]
     assert check["median_shift_m"] < 2 * pair.native_resolution()
@@ -202,7 +178,7 @@ def test_level_templates_shrink_on_small_overlaps():
 
 
 def test_saturated_level_runs_again(nonrigid_pair):
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     # a fine level with too small a search radius for the non-rigid residual the coarse level leaves
     conf = {
         "global_prior": "false",
@@ -259,7 +235,7 @@ def test_a_repeat_that_does_not_converge_is_dropped(monkeypatch):
 
 
 def test_first_level_decided_by_correlation_keeps_the_field_that_lines_the_pair_up(nonrigid_pair):
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     conf = LocalConfig()
     grid = nonrigid_pair.optical_grid
     g = field_grid(pair, 4.0)
@@ -287,7 +263,7 @@ def test_first_level_decided_by_correlation_keeps_the_field_that_lines_the_pair_
 
 def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_path):
     small = rigid_pair(tmp_path, "chip", size_m=65.0, seed=5, offset=(6.0, -4.0))
-    pair = open_pair(small)
+    pair = small.open()
     conf = LocalConfig()
     native = pair.native_resolution()
     res = resolution_with_templates(pair, conf, 16 * conf.verify_min_templates)
@@ -309,7 +285,7 @@ def test_verification_on_a_small_chip_uses_the_pass_with_the_most_templates(tmp_
 
 
 def test_template_correlations_on_a_few_tiles_are_a_subset_of_all(nonrigid_pair):
-    pair = open_pair(nonrigid_pair)
+    pair = nonrigid_pair.open()
     conf = LocalConfig(tile_px=96, workers=1)
     zero = DisplacementField.constant(field_grid(pair, 4.0))
     full = template_correlations(pair, conf, [zero], 1.0)[0]

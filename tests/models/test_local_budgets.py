@@ -39,7 +39,7 @@ def _pair(root, name: str, nonrigid_m: float, offset: tuple[float, float]) -> Sy
 @pytest.fixture(scope="module")
 def nonrigid(tmp_path_factory) -> RegistrationInput:
     synthetic = _pair(tmp_path_factory.mktemp("budget"), "nr", 6.0, (20.0, -14.0))
-    return RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
+    return synthetic.open()
 
 
 def test_repeat_within_budget_runs_and_is_timed_on_its_own(nonrigid):

@@ -10,7 +10,6 @@ from models.methods.local import LocalConfig
 from models.methods.local.levels import level_jobs
 from models.methods.local.trial_tiles import core_footprint, trial_tiles
 from models.registration import register
-from tests.models.test_local import nonrigid_pair, open_pair  # noqa: F401 (fixture)
 
 
 def _jobs(pair, tile_px: int):
@@ -19,16 +18,16 @@ def _jobs(pair, tile_px: int):
     return level_jobs(pair, conf, fld, pair.native_resolution() * 2, 4)[1]
 
 
-def test_every_tile_when_there_are_few(nonrigid_pair):  # noqa: F811
-    jobs = _jobs(open_pair(nonrigid_pair), 64)
+def test_every_tile_when_there_are_few(nonrigid_pair):
+    jobs = _jobs(nonrigid_pair.open(), 64)
     assert len(jobs) >= 4
-    overlap = open_pair(nonrigid_pair).overlap
+    overlap = nonrigid_pair.open().overlap
     assert trial_tiles(jobs, overlap, 0) == list(range(len(jobs)))
     assert trial_tiles(jobs, overlap, len(jobs)) == list(range(len(jobs)))
 
 
-def test_the_tiles_covering_most_of_the_overlap(nonrigid_pair):  # noqa: F811
-    pair = open_pair(nonrigid_pair)
+def test_the_tiles_covering_most_of_the_overlap(nonrigid_pair):
+    pair = nonrigid_pair.open()
     jobs = _jobs(pair, 64)
     last = core_footprint(jobs[-1])
     # an overlap reaching only the last tile's core and a sliver of the first's
@@ -41,8 +40,8 @@ def test_the_tiles_covering_most_of_the_overlap(nonrigid_pair):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_kept_prior_completed_on_every_tile(nonrigid_pair):  # noqa: F811
-    pair = open_pair(nonrigid_pair)
+def test_kept_prior_completed_on_every_tile(nonrigid_pair):
+    pair = nonrigid_pair.open()
     settings = {"tile_px": "64", "levels": "2,1", "radius_px": "8,3", "optical_level": "false"}
     every = register(pair, "local", {**settings, "prior_tiles": "0"})
     few = register(pair, "local", {**settings, "prior_tiles": "1"})

@@ -14,7 +14,6 @@ from core.errors import InputError
 from core.grid import north_up_grid
 from models import qa
 from models.displacement import DisplacementField
-from models.methods.base import RegistrationInput
 from models.qa.figure import HEADER_PX
 from models.registration import register, write_displacement
 from models.scoring import read_tiepoints, score_displacement
@@ -90,7 +89,7 @@ def test_flow_colour_png_shows_a_known_field(radar_pair, tmp_path):
 
 
 def test_qa_pictures_of_a_registered_pair(radar_pair, tmp_path):
-    pair = RegistrationInput.open(str(radar_pair.optical), str(radar_pair.sar), "cpu")
+    pair = radar_pair.open()
     result = register(pair, "zero")
     disp = write_displacement(
         result.field, pair.optical.grid, tmp_path / "displacement.tif"

@@ -106,7 +106,7 @@ def test_dsm_without_dtm_is_filtered_below_buildings(tmp_path, terrain_case):
 
 def test_unavailable_names_what_is_missing(terrain_case):
     synthetic, dem = terrain_case
-    bare = RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
+    bare = synthetic.open()
     with_dsm = RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu", str(dem))
     slant = dataclasses.replace(with_dsm, geometry=SarGeometry(40.0, 100.0, False))
     assert "no height model" in unavailable(bare) and "no SAR geometry" in unavailable(bare)

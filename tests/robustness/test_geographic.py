@@ -9,7 +9,6 @@ from pyproj import CRS, Geod
 
 from core.grid import Grid, ground_pixel_size, north_up_grid, transform_points
 from models.displacement import DisplacementField, sn9_lattice, sn9_lattice_step
-from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement
 from models.scoring import (
     Tiepoints,
@@ -138,7 +137,7 @@ def test_synthetic_pair_is_written_on_geographic_grids(pairs):
 
 
 def registered_score(synthetic, method: str, out) -> dict[str, float]:
-    pair = RegistrationInput.open(str(synthetic.optical), str(synthetic.sar), "cpu")
+    pair = synthetic.open()
     overrides = {"workers": "1"} if method == "local" else None
     result = register(pair, method, overrides)
     disp = write_displacement(result.field, pair.optical.grid, out).displacement

@@ -14,7 +14,8 @@ from affine import Affine
 from core.errors import CatalogError, FetchError, ValidationFailed
 from models.methods.base import RegistrationInput
 from models.registration import register, write_displacement
-from stac.fetch import fetch, file_checksum, gdal_path, http_url
+from stac.checksum import file_checksum
+from stac.fetch import fetch, gdal_path, http_url
 from stac.pairing import PairingRules, pair_scenes
 from stac.publish import PublishedPair, build_item, publish_static
 from stac.readers import discover, load_json

@@ -13,7 +13,6 @@ import rasterio
 from mlflow.tracking import MlflowClient
 
 from core.errors import InputError
-from models.methods.base import RegistrationInput
 from models.scoring import read_tiepoints, score_shifts
 from tracking.registry import register_method_model
 
@@ -75,7 +74,7 @@ def test_method_model_round_trip(uri, workdir, radar_pair, tmp_path, monkeypatch
             and ds.descriptions == ("dx", "dy")
             and float(np.abs(ds.read()).max()) == 0.0
         )
-    pair = RegistrationInput.open(str(radar_pair.optical), str(radar_pair.sar), "cpu")
+    pair = radar_pair.open()
     tp = read_tiepoints(radar_pair.tiepoints)
     zero = score_shifts(
         np.zeros(len(tp)), np.zeros(len(tp)), tp, pair.optical.grid, pair.sar.grid
