@@ -52,7 +52,8 @@ def test_tracking_uri_defaults_to_sqlite_in_the_workdir(tmp_path, monkeypatch):
     assert tracking.artifact_root("http://127.0.0.1:5000") is None
 
 
-def test_run_tree(uri, workdir, products, monkeypatch):
+def _log_run_tree(uri: str, products: dict[str, Path], monkeypatch) -> tuple[str, str]:
+    """An activation run with one pair run under it (git SHA abc1234); their run ids."""
     monkeypatch.setenv("COALIGN_GIT_SHA", "abc1234")
     tracking.git_sha.cache_clear()
     try:
@@ -91,17 +92,29 @@ def test_run_tree(uri, workdir, products, monkeypatch):
         finish_activation_run(uri, parent, {"pairs": 1, "failed": 0})
     finally:
         tracking.git_sha.cache_clear()
+    return parent, child
 
+
+def test_activation_run_records_its_parameters_and_summary(uri, workdir, products, monkeypatch):
+    parent, _ = _log_run_tree(uri, products, monkeypatch)
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("quake-2023")
     assert exp.artifact_location == (workdir / "mlartifacts" / "quake-2023").resolve().as_uri()
-    p, c = client.get_run(parent), client.get_run(child)
+    p = client.get_run(parent)
     assert p.info.status == "FINISHED" and p.data.metrics == {"pairs": 1.0, "failed": 0.0}
     assert p.data.params == {"methods": '["local", "zero"]', "aoi.bbox": "[37.0, 36.9, 37.5, 37.3]"}
     assert (
         p.data.tags["coalign.git_sha"] == "abc1234" and p.data.tags["coalign.event"] == "quake-2023"
     )
 
+
+def test_pair_run_is_a_child_with_flat_config_tags_and_artifacts(
+    uri, workdir, products, monkeypatch
+):
+    parent, child = _log_run_tree(uri, products, monkeypatch)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("quake-2023")
+    c = client.get_run(child)
     assert (
         c.info.status == "FINISHED"
         and c.info.experiment_id == exp.experiment_id

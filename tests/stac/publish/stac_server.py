@@ -115,6 +115,124 @@ def _tail(path: Path, n: int = 3000) -> str:
         return "(no log)"
 
 
+@dataclass(frozen=True)
+class _Postgres:
+    """A throw-away PostgreSQL cluster on 127.0.0.1, run as ``postgres`` when we are root."""
+
+    bindir: Path
+    work: Path  # the cluster's folder; also its socket directory
+    port: int
+    as_postgres: tuple[str, ...]
+
+    @property
+    def data(self) -> Path:
+        return self.work / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.work / "postgres.log"
+
+    def start(self) -> None:
+        """Create the cluster (trust authentication, no fsync) and start the server."""
+        _run(
+            [*self.as_postgres, str(self.bindir / "initdb"), "-D", str(self.data)]
+            + ["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+            "initdb",
+        )
+        options = (
+            f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        _run(
+            self._pg_ctl("-l", str(self.log), "-o", options, "-w", "-t", "60", "start"),
+            "starting PostgreSQL",
+            timeout=90,
+        )
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name``; returns its DSN."""
+        _run(
+            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port)]
+            + ["-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1"]
+            + ["-c", f"CREATE DATABASE {name}"],
+            "creating the database",
+        )
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        """Stop the server: a fast shutdown, else an immediate one."""
+        try:
+            _run(
+                self._pg_ctl("-m", "fast", "-w", "-t", "30", "stop"),
+                "stopping PostgreSQL",
+                timeout=60,
+            )
+        except RuntimeError:
+            subprocess.run(self._pg_ctl("-m", "immediate", "stop"), capture_output=True, timeout=60)
+
+    def _pg_ctl(self, *args: str) -> list[str]:
+        return [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args]
+
+
+def _start_api(venv: Path, work: Path, pg_port: int, port: int, log_path: Path) -> subprocess.Popen:
+    """Start stac-fastapi-pgstac (Transaction extension on) against database ``stac``."""
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "HOME": str(work),
+        "LANG": "C.UTF-8",
+        "PGUSER": "postgres",
+        "PGPASSWORD": "unused-trust-auth",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(pg_port),
+        "PGDATABASE": "stac",
+        "ENABLE_TRANSACTIONS_EXTENSIONS": "true",
+        "DB_MIN_CONN_SIZE": "1",
+        "DB_MAX_CONN_SIZE": "4",
+    }
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [str(venv / "bin" / "uvicorn"), "stac_fastapi.pgstac.app:create_app", "--factory"]
+            + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_until_serving(api: subprocess.Popen, url: str, log_path: Path) -> None:
+    """Wait for the API to answer its ping, then check it declares the Transaction extension."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if api.poll() is not None:
+            raise RuntimeError(f"stac-fastapi exited with {api.returncode}:\n{_tail(log_path)}")
+        try:
+            if requests.get(f"{url}/_mgmt/ping", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"stac-fastapi not answering after {STARTUP_TIMEOUT_S:.0f} s:\n{_tail(log_path)}"
+            )
+        time.sleep(0.2)
+    conforms = requests.get(url, timeout=10).json().get("conformsTo", [])
+    if not any("extensions/transaction" in c for c in conforms):
+        raise RuntimeError(
+            f"the server at {url} does not declare the Transaction extension: {conforms}"
+        )
+
+
+def _stop_api(api: subprocess.Popen) -> None:
+    api.terminate()
+    try:
+        api.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        api.kill()
+        api.wait(timeout=15)
+
+
 @contextlib.contextmanager
 def start_stac_api(log_dir: Path) -> Iterator[StacApiServer]:
     """Start PostgreSQL (fresh cluster), migrate pgstac, start the API; stop and remove all on
@@ -122,172 +240,34 @@ def start_stac_api(log_dir: Path) -> Iterator[StacApiServer]:
     bindir = pg_bindir()
     assert bindir is not None
     venv = stacapi_venv()
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    as_postgres = ("runuser", "-u", "postgres", "--") if os.geteuid() == 0 else ()
     # not under pytest's tmp dir: that is private to root, and the server runs as postgres
     work = Path(tempfile.mkdtemp(prefix="coalign-pgstac-"))
-    data, pg_log, api_log = work / "data", work / "postgres.log", log_dir / "stac-fastapi.log"
     if as_postgres:
         shutil.chown(work, "postgres", "postgres")
-    pg_port, api_port = free_port(), free_port()
+    pg = _Postgres(bindir, work, free_port(), as_postgres)
+    api_log = log_dir / "stac-fastapi.log"
     pg_started = False
     api: subprocess.Popen | None = None
     try:
-        _run(
-            [
-                *as_postgres,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            "initdb",
-        )
-        options = (
-            f"-p {pg_port} -k {work} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
-        )
-        _run(
-            [
-                *as_postgres,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(pg_log),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            "starting PostgreSQL",
-            timeout=90,
-        )
+        pg.start()
         pg_started = True
-        dsn = f"postgresql://postgres@127.0.0.1:{pg_port}/stac"
-        _run(
-            [
-                str(bindir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(pg_port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                "CREATE DATABASE stac",
-            ],
-            "creating the database",
-        )
+        dsn = pg.create_database("stac")
         _run(
             [str(venv / "bin" / "pypgstac"), "migrate", "--dsn", dsn],
             "pypgstac migrate",
             timeout=180,
         )
-        env = {
-            "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
-            "HOME": str(work),
-            "LANG": "C.UTF-8",
-            "PGUSER": "postgres",
-            "PGPASSWORD": "unused-trust-auth",
-            "PGHOST": "127.0.0.1",
-            "PGPORT": str(pg_port),
-            "PGDATABASE": "stac",
-            "ENABLE_TRANSACTIONS_EXTENSIONS": "true",
-            "DB_MIN_CONN_SIZE": "1",
-            "DB_MAX_CONN_SIZE": "4",
-        }
-        with open(api_log, "wb") as log:
-            api = subprocess.Popen(
-                [
-                    str(venv / "bin" / "uvicorn"),
-                    "stac_fastapi.pgstac.app:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(api_port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-                cwd=work,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        api_port = free_port()
+        api = _start_api(venv, work, pg.port, api_port, api_log)
         url = f"http://127.0.0.1:{api_port}"
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if api.poll() is not None:
-                raise RuntimeError(f"stac-fastapi exited with {api.returncode}:\n{_tail(api_log)}")
-            try:
-                if requests.get(f"{url}/_mgmt/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"stac-fastapi not answering after {STARTUP_TIMEOUT_S:.0f} s:\n{_tail(api_log)}"
-                )
-            time.sleep(0.2)
-        conforms = requests.get(url, timeout=10).json().get("conformsTo", [])
-        if not any("extensions/transaction" in c for c in conforms):
-            raise RuntimeError(
-                f"the server at {url} does not declare the Transaction extension: {conforms}"
-            )
+        _wait_until_serving(api, url, api_log)
         yield StacApiServer(url=url, dsn=dsn, log=api_log)
     finally:
         if api is not None:
-            api.terminate()
-            try:
-                api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                api.kill()
-                api.wait(timeout=15)
+            _stop_api(api)
         if pg_started:
-            try:
-                _run(
-                    [
-                        *as_postgres,
-                        str(bindir / "pg_ctl"),
-                        "-D",
-                        str(data),
-                        "-m",
-                        "fast",
-                        "-w",
-                        "-t",
-                        "30",
-                        "stop",
-                    ],
-                    "stopping PostgreSQL",
-                    timeout=60,
-                )
-            except RuntimeError:
-                subprocess.run(
-                    [
-                        *as_postgres,
-                        str(bindir / "pg_ctl"),
-                        "-D",
-                        str(data),
-                        "-m",
-                        "immediate",
-                        "stop",
-                    ],
-                    capture_output=True,
-                    timeout=60,
-                )
-        if pg_log.exists():
-            shutil.copy2(pg_log, log_dir / "postgres.log")
+            pg.stop()
+        if pg.log.exists():
+            shutil.copy2(pg.log, log_dir / "postgres.log")
         shutil.rmtree(work, ignore_errors=True)
