@@ -18,6 +18,7 @@ from affine import Affine
 from bench.srif import SrifCheck, check_srif_gt, sar_chip_valid
 from core.errors import InputError
 from core.files import atomic_path
+from models.preprocess import optical_to_gray
 
 SRIF_CHECK_VERSION = "1"  # bump when bench.srif changes what it finds
 
@@ -73,13 +74,6 @@ def read_image(path: Path) -> np.ndarray:
             return ds.read()
 
 
-def gray(a: np.ndarray) -> np.ndarray:
-    """One float32 band: the luma of an RGB(+) image, else its first band."""
-    if a.shape[0] >= 3:
-        return (0.299 * a[0] + 0.587 * a[1] + 0.114 * a[2]).astype(np.float32)
-    return a[0].astype(np.float32)
-
-
 def _check_one_lattice(dataset: str, optical: np.ndarray, sar: np.ndarray) -> None:
     """InputError unless the pre-aligned optical and SAR arrays (bands, rows, cols) are the same
     size."""
@@ -113,7 +107,7 @@ def load_cfog(folder: Path) -> AlignedPair:
         "cfog",
         "cfog",
         optical,
-        gray(sar),
+        optical_to_gray(sar),
         "uint8",
         DATASET_PIXEL_M["cfog"],
         real_tiepoints=cp - 0.5,
@@ -130,7 +124,7 @@ def load_vsff(folder: Path) -> AlignedPair:
         "vsff",
         "vsff",
         optical[:3],
-        gray(sar),
+        optical_to_gray(sar),
         "uint8",
         DATASET_PIXEL_M["vsff"],
         source=str(folder),
@@ -144,7 +138,7 @@ def srif_resample(optical: np.ndarray, sar: np.ndarray, gt: np.ndarray) -> np.nd
     (:func:`bench.srif.sar_chip_valid`) and points outside the SAR become NaN.
     """
     h, w = optical.shape[-2:]
-    s = gray(sar)
+    s = optical_to_gray(sar)
     s = np.where(sar_chip_valid(s), s, np.nan).astype(np.float32)
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
     q = 256.0 / w
@@ -190,7 +184,8 @@ def _srif_checks(
                 out[n] = f"gt_{n}.txt is {gt.shape}, expected 2×3"
                 continue
             log(f"checking SRIF pair{n} ground truth ({i + 1}/{len(numbers)})")
-            out[n] = check_srif_gt(gray(read_image(files[1])), gray(read_image(files[2])), gt)
+            optical, sar = (optical_to_gray(read_image(files[k])) for k in (1, 2))
+            out[n] = check_srif_gt(optical, sar, gt)
             stored[str(n)] = {
                 "sha1": digest,
                 "config": SRIF_CHECK_VERSION,
@@ -362,7 +357,6 @@ __all__ = [
     "KINDS",
     "AlignedPair",
     "Skipped",
-    "gray",
     "load_bigearthnet",
     "load_cfog",
     "load_pairs",

@@ -55,7 +55,8 @@ class Grid:
 
     @property
     def is_rotated(self) -> bool:
-        return abs(self.transform.b) > 1e-12 or abs(self.transform.d) > 1e-12
+        """Whether the transform has cross terms (the grid is rotated or sheared)."""
+        return not self.is_north_up
 
     def pixel_to_map(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map coordinates of fractional pixel positions (upper-left corner convention)."""

@@ -26,6 +26,7 @@ from pyproj import CRS
 from core.grid import Grid, north_up_grid, transform_points
 from models.displacement import DisplacementField
 from models.methods.base import RegistrationInput
+from models.preprocess import optical_to_gray
 from models.scoring import Tiepoints, read_tiepoints, write_tiepoints
 from samples.ground import optical_rgb, render_ground, sar_reflectivity
 
@@ -201,10 +202,10 @@ def synthesize_pair(
     )
     base = north_up_grid(crs, (x0 - m, y0 - size - m, x0 + size + m, y0 + m), spec.base_res)
     px = 1.0 / spec.base_res
-    cls, height, texture = render_ground(spec.size_m, base.shape, 1.0 / base.resolution, rng)
+    cls, height, texture = render_ground(spec.size_m, base.shape, px, rng)
     rgb = optical_rgb(cls, height, texture, rng, px)
     if spec.sar_appearance == "luminance":
-        refl = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).astype(np.float32)
+        refl = optical_to_gray(rgb)
     else:
         refl = sar_reflectivity(cls, height, texture, spec.layover_m, px)
     optical = _optical_image(rgb, spec, base, optical_grid)
@@ -217,7 +218,7 @@ def synthesize_pair(
     )
     write_raster(optical_path, optical, optical_grid, None)
     write_raster(sar_path, sar[None], sar_grid, sar_nodata)
-    write_tiepoints(tp_path, _tiepoints(spec, optical_grid, sar_grid, corner, str(tp_path)))
+    write_tiepoints(tp_path, _tiepoints(spec, crs, optical_grid, sar_grid, corner, str(tp_path)))
     return SyntheticPair(optical_path, sar_path, tp_path, spec, optical_grid, sar_grid)
 
 
@@ -294,11 +295,10 @@ def _sar_image(
 
 
 def _tiepoints(
-    spec: SceneSpec, optical_grid: Grid, sar_grid: Grid, corner: np.ndarray, path: str
+    spec: SceneSpec, crs: CRS, optical_grid: Grid, sar_grid: Grid, corner: np.ndarray, path: str
 ) -> Tiepoints:
     """Integer optical pixels and the SAR pixels the field takes them to (SN9's integer
-    convention), off the SAR's no-data corners."""
-    crs = CRS.from_user_input(spec.crs)
+    convention), off the SAR's no-data corners; ``crs`` is the scene's."""
     tp_rng = np.random.default_rng(spec.seed + 1)
     rows = tp_rng.integers(5, optical_grid.height - 5, spec.n_tiepoints * 3)
     cols = tp_rng.integers(5, optical_grid.width - 5, spec.n_tiepoints * 3)

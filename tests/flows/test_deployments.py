@@ -18,18 +18,10 @@ import pytest
 
 from flows.cli import main
 from flows.commands.demo import SAR_ID
+from tests.conftest import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _wait_for_workers(pools: tuple[str, ...], workers: list[subprocess.Popen]) -> None:
@@ -144,7 +136,7 @@ def deployed(tmp_path_factory):
         yield tmp
     finally:
         for w in workers:
-            _stop(w)
+            stop_process(w, timeout=20)
         for fh in logs.values():
             fh.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +14,7 @@ import pytest
 from flows.cli import main
 from flows.workdir import CATALOG_URL_DEFAULT, Workdir
 from stac.publish import build_item, publish_static
+from tests.conftest import free_port
 from tests.stac.publish.conftest import published_pair, write_products
 
 
@@ -27,12 +27,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     pair = published_pair(write_products(tmp_path / "products"))
     publish_static(build_item(pair), Workdir.of(wd).catalog)
     return wd
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_print_names_the_catalog_mlflow_and_prefect(
@@ -70,7 +64,7 @@ def test_missing_catalog_is_a_clear_error(
 
 
 def test_serves_the_catalog_until_interrupted(workdir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "open", "--workdir", str(workdir), "--port", str(port)],
         stdout=subprocess.PIPE,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pyproj import CRS, Transformer
 from core.errors import InputError
 from core.grid import Grid, north_up_grid
 from models.height import HeightModel, height_above_terrain, open_height, read_height
-from tests.conftest import write_geotiff
+from tests.conftest import free_port, stop_process, write_geotiff
 
 UTM = CRS.from_epsg(32637)
 LON0, LAT0 = 37.5, 37.2  # upper-left corner of the generated geographic DEM
@@ -192,9 +191,7 @@ def test_not_a_raster_is_refused(tmp_path):
 def served(tmp_path):
     """A folder served over http from 127.0.0.1 by a process of its own (GDAL's /vsicurl/ holds
     the GIL, so a server thread here could not answer it), with HTTP range requests."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     root = str(Path(__file__).resolve().parents[2])
     code = (
         f"import functools, http.server, sys; sys.path.insert(0, {root!r});"
@@ -212,8 +209,7 @@ def served(tmp_path):
         except requests.ConnectionError:
             time.sleep(0.05)
     yield tmp_path, url
-    proc.terminate()
-    proc.wait(10)
+    stop_process(proc, timeout=10)
 
 
 def test_dsm_url_is_read_by_range_requests(served):

@@ -126,14 +126,13 @@ def http_root(sample_catalogs):
 def http_root_process(sample_catalogs):
     """The same server in its own process: GDAL holds the GIL while it reads /vsicurl/, so an
     in-process server thread could never answer it."""
-    import socket
     import subprocess
     import sys
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.conftest import free_port, stop_process
+
+    port = free_port()
     root = str(Path(__file__).resolve().parents[2])
     directory = str(sample_catalogs["root"])
     code = (
@@ -153,5 +152,4 @@ def http_root_process(sample_catalogs):
         except requests.ConnectionError:
             time.sleep(0.1)
     yield url
-    proc.terminate()
-    proc.wait(10)
+    stop_process(proc, timeout=10)

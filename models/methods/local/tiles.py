@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.grid import Grid, north_up_grid
+from core.grid import Grid, north_up_grid, same_crs
 from models.areamatch import TemplateMatches, cfog, match_templates
 from models.displacement import DisplacementField, lattice_bilinear
 from models.methods.local.cues import share_at, structure_cues
@@ -93,13 +93,15 @@ def field_on_grid(fld: DisplacementField, grid: Grid) -> tuple[np.ndarray, np.nd
     (:func:`~models.displacement.lattice_bilinear`, ``sample``'s result);
     otherwise it falls back to sampling point by point.
     """
-    a, b = fld.grid.transform, grid.transform
-    if fld.grid.is_rotated or grid.is_rotated or fld.grid.crs != grid.crs:
+    north_up = fld.grid.is_north_up and grid.is_north_up
+    if not north_up or not same_crs(fld.grid.crs, grid.crs):
         x, y = grid.pixel_centres()
         dx, dy, _ = fld.sample(x, y)
         return dx, dy
-    cols = (b.c + (np.arange(grid.width) + 0.5) * b.a - a.c) / a.a - 0.5
-    rows = (b.f + (np.arange(grid.height) + 0.5) * b.e - a.f) / a.e - 0.5
+    a = fld.grid.transform
+    x, y = grid.centre_axes()
+    cols = (x - a.c) / a.a - 0.5
+    rows = (y - a.f) / a.e - 0.5
     # only the field cells under the grid take part
     c0 = int(np.clip(np.floor(cols.min()), 0, fld.grid.width - 1))
     c1 = int(np.clip(np.floor(cols.max()) + 2, c0 + 1, fld.grid.width))

@@ -14,7 +14,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.conftest import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 STARTUP_TIMEOUT_S = 90.0
@@ -81,12 +82,6 @@ def missing_prerequisites() -> str:
         if shutil.which("runuser") is None:
             missing.append("runuser (util-linux)")
     return "; ".join(missing)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -224,15 +219,6 @@ def _wait_until_serving(api: subprocess.Popen, url: str, log_path: Path) -> None
         )
 
 
-def _stop_api(api: subprocess.Popen) -> None:
-    api.terminate()
-    try:
-        api.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        api.kill()
-        api.wait(timeout=15)
-
-
 @contextlib.contextmanager
 def start_stac_api(log_dir: Path) -> Iterator[StacApiServer]:
     """Start PostgreSQL (fresh cluster), migrate pgstac, start the API; stop and remove all on
@@ -265,7 +251,7 @@ def start_stac_api(log_dir: Path) -> Iterator[StacApiServer]:
         yield StacApiServer(url=url, dsn=dsn, log=api_log)
     finally:
         if api is not None:
-            _stop_api(api)
+            stop_process(api)
         if pg_started:
             pg.stop()
         if pg.log.exists():

@@ -16,9 +16,10 @@ from core.errors import CatalogError
 from stac import schemas
 from stac.publish import PublicFolder, api_document, build_item, publish_api
 from stac.transaction import RetryPolicy, TransactionClient, merge_extent
+from tests.conftest import free_port
 
 from .conftest import SCORE, published_pair, write_products
-from .stac_server import StacApiServer, free_port
+from .stac_server import StacApiServer
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.05)
 DATA_URL = "https://data.example.org/coalign"
