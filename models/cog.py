@@ -15,6 +15,7 @@ import re
 import socket
 import stat
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -281,18 +282,40 @@ def sweep_stale_temporaries(dst: str | os.PathLike[str], now: float | None = Non
 WRITE_CACHE_BYTES = 256 * 2**20
 
 
+@dataclass
+class _CacheBound:
+    """The writes holding GDAL's process-wide cache bound, and the size to restore after."""
+
+    lock: threading.Lock
+    holders: int = 0
+    previous: int | None = None  # None: the cache was already within the bound
+
+
+_CACHE_BOUND = _CacheBound(threading.Lock())
+
+
 @contextmanager
 def bounded_gdal_cache(limit: int = WRITE_CACHE_BYTES) -> Iterator[None]:
-    """GDAL's block cache at most ``limit`` bytes inside the block, as it was after it."""
-    previous = get_gdal_config("GDAL_CACHEMAX")
-    if isinstance(previous, int) and previous <= limit:
-        yield
-        return
-    set_gdal_config("GDAL_CACHEMAX", limit)
+    """GDAL's block cache at most ``limit`` bytes inside the block, as it was after it.
+
+    The cache is the process's: writes in several threads share one bound, set by the first
+    to enter and lifted when the last leaves.
+    """
+    bound = _CACHE_BOUND
+    with bound.lock:
+        if bound.holders == 0:
+            current = get_gdal_config("GDAL_CACHEMAX")
+            bound.previous = None if isinstance(current, int) and current <= limit else current
+            if bound.previous is not None:
+                set_gdal_config("GDAL_CACHEMAX", limit)
+        bound.holders += 1
     try:
         yield
     finally:
-        set_gdal_config("GDAL_CACHEMAX", previous)
+        with bound.lock:
+            bound.holders -= 1
+            if bound.holders == 0 and bound.previous is not None:
+                set_gdal_config("GDAL_CACHEMAX", bound.previous)
 
 
 def windows(grid: Grid, block: int) -> Iterator[Window]:

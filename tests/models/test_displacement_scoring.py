@@ -69,6 +69,44 @@ def test_cog_writes_bound_gdal_block_cache_and_restore_it():
     assert get_gdal_config("GDAL_CACHEMAX") == before
 
 
+def test_overlapping_cog_writes_keep_the_cache_bound_until_the_last_one_ends():
+    import threading
+
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    from models.cog import bounded_gdal_cache
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    set_gdal_config("GDAL_CACHEMAX", 512 * 2**20)
+    limit = 64 * 2**20
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first() -> None:
+        with bounded_gdal_cache(limit):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with bounded_gdal_cache(limit):
+            second_in.set()
+            first_out.wait(10)
+            seen.append(get_gdal_config("GDAL_CACHEMAX"))
+
+    try:
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert seen == [limit]  # still bounded after the first write ended
+        assert get_gdal_config("GDAL_CACHEMAX") == 512 * 2**20
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", before)
+
+
 def test_lattice_product_equals_exact_per_pixel_shifts():
     from models.displacement import sn9_lattice
 
