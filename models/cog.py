@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from rasterio.windows import Window
 from core.errors import InputError
 from core.files import TEMP_RANDOM, atomic_path, is_atomic_temporary
 from core.grid import Grid
+from models.cog_overviews import with_overviews
 
 BlockFn = Callable[[Window], np.ndarray]
 SCRATCH_SUFFIX = ".scratch.tif"
@@ -363,18 +365,21 @@ def write_cog(
                 out.write(block_fn(window).astype(spec.dtype, copy=False), window=window)
                 if progress:
                     progress(int(window.width * window.height))
-        # GDAL's COG driver builds the overviews and compresses on every core in one pass
-        with atomic_path(dst) as tmp_cog, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
-            rio_copy(
-                str(scratch),
-                str(tmp_cog),
-                driver="COG",
-                COMPRESS=spec.compress,
-                LEVEL=spec.level,
-                PREDICTOR=spec.predictor,
-                BLOCKSIZE=spec.block,
-                NUM_THREADS="ALL_CPUS",
-                BIGTIFF="IF_SAFER",
-                OVERVIEW_RESAMPLING="AVERAGE" if spec.dtype.startswith("float") else "NEAREST",
-            )
+        average = spec.dtype.startswith("float")
+        new_scratch = partial(scratch_path, dst, SCRATCH_SUFFIX)
+        with with_overviews(scratch, spec.block, average, new_scratch) as (source, has_levels):
+            # GDAL's COG driver copies the overviews and compresses on every core
+            with atomic_path(dst) as tmp_cog, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+                rio_copy(
+                    str(source),
+                    str(tmp_cog),
+                    driver="COG",
+                    COMPRESS=spec.compress,
+                    LEVEL=spec.level,
+                    PREDICTOR=spec.predictor,
+                    BLOCKSIZE=spec.block,
+                    NUM_THREADS="ALL_CPUS",
+                    BIGTIFF="IF_SAFER",
+                    OVERVIEWS="FORCE_USE_EXISTING" if has_levels else "NONE",
+                )
     return dst
