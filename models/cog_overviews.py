@@ -21,8 +21,8 @@ ScratchFn = Callable[[], AbstractContextManager[Path]]
 
 
 def overview_sizes(width: int, height: int, block: int) -> list[tuple[int, int]]:
-    """``(width, height)`` of each overview level: halved, rounding up, until the level fits
-    in one ``block`` (the number of levels GDAL's COG driver builds).
+    """``(width, height)`` of each overview level: halved, rounding up, until a level fits in
+    one ``block`` (on a square raster, as many levels as GDAL's COG driver builds).
 
     Args:
         width: Columns of the full-resolution raster.
@@ -43,7 +43,7 @@ def halve(data: np.ndarray, nodata: float | None, average: bool) -> np.ndarray:
         data: The pixels.
         nodata: The no-data value (NaN always counts as no data).
         average: The cell's mean over its valid pixels (no data where it has none), as GDAL's
-            ``AVERAGE``; otherwise its top-left pixel, as GDAL's ``NEAREST``.
+            ``AVERAGE`` (float data only); otherwise its top-left pixel, as GDAL's ``NEAREST``.
     """
     if not average:
         return data[:, ::2, ::2]
