@@ -1,5 +1,6 @@
-"""Milliseconds per tile of ``local``'s dense kernels (CFOG, template matching): NumPy against
-torch on the CPU and, when one is visible, on a CUDA GPU (``python -m bench.kernels``)."""
+"""Milliseconds of ``local``'s dense kernels (CFOG and template matching per tile, the dense
+residual's normalised convolution per field grid): NumPy/SciPy against torch on the CPU and,
+when one is visible, on a CUDA GPU (``python -m bench.kernels``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ import torch
 from models.areamatch import TemplateMatches, cfog, match_templates
 from models.gpu import cfog_torch, match_templates_torch
 from models.methods.local.config import LocalConfig
+from models.methods.local.dense import normalised_convolution
 
-# path, CFOG ms (both images), matching ms, matches
-Row = tuple[str, float, float, int]
+# path, CFOG ms (both images), matching ms, matches, normalised convolution ms
+Row = tuple[str, float, float, int, float]
+# Gaussian scale of the timed normalised convolution, grid cells
+DENSE_SIGMA = 12.0
 
 
 def no_sync() -> None:
@@ -34,6 +38,19 @@ def tile_images(side: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     img = cv2.GaussianBlur(rng.random((side, side)).astype(np.float32), (0, 0), 2.0)
     sar = np.roll(img, (3, -2), axis=(0, 1)) ** 2 + 0.01 * rng.random(img.shape)
     return img, sar.astype(np.float32)
+
+
+def field_vectors(side: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Cells, qualities and (dx, dy) of vectors every 4 cells of a ``side``² field grid.
+
+    Args:
+        side: Grid side, cells.
+        seed: Random seed.
+    """
+    rng = np.random.default_rng(seed)
+    rr, cc = np.meshgrid(np.arange(0, side, 4), np.arange(0, side, 4), indexing="ij")
+    r, c = rr.ravel(), cc.ravel()
+    return r, c, rng.uniform(0.1, 1.0, r.size), np.sin(r / 50.0), np.cos(c / 40.0)
 
 
 def best_ms(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
@@ -64,7 +81,9 @@ def _numpy_row(img: np.ndarray, sar: np.ndarray, centres: np.ndarray, repeat: in
         return match_templates(od, sd, centres, template, radius)
 
     ms_d = best_ms(lambda: (cfog(img), cfog(sar)), repeat, no_sync)
-    return "numpy", ms_d, best_ms(match, repeat, no_sync), len(match())
+    shape, v = img.shape, field_vectors(img.shape[0])
+    ms_g = best_ms(lambda: normalised_convolution(shape, *v, DENSE_SIGMA), repeat, no_sync)
+    return "numpy", ms_d, best_ms(match, repeat, no_sync), len(match()), ms_g
 
 
 def _torch_row(
@@ -80,12 +99,17 @@ def _torch_row(
         return match_templates_torch(od, sd, centres, template, radius)
 
     ms_d = best_ms(lambda: (cfog_torch(ti), cfog_torch(ts)), repeat, sync)
-    return f"torch-{device}", ms_d, best_ms(match, repeat, sync), len(match())
+    shape, v = img.shape, field_vectors(img.shape[0])
+    ms_g = best_ms(
+        lambda: normalised_convolution(shape, *v, DENSE_SIGMA, torch_device=device), repeat, sync
+    )
+    return f"torch-{device}", ms_d, best_ms(match, repeat, sync), len(match()), ms_g
 
 
 def kernel_times(side: int, repeat: int) -> list[Row]:
-    """(path, CFOG ms for both images, matching ms, matches) per path on a ``side``² tile with
-    ``local``'s default template, spacing and first search radius.
+    """(path, CFOG ms for both images, matching ms, matches, normalised convolution ms) per
+    path on a ``side``² tile with ``local``'s default template, spacing and first search radius,
+    and on a ``side``² field grid (:data:`DENSE_SIGMA`, vectors every 4 cells).
 
     Args:
         side: Tile side, pixels.
@@ -121,11 +145,14 @@ def main(argv: list[str] | None = None) -> None:
     conf = LocalConfig()
     print(
         f"{args.side}² tile, template {conf.template_px}, spacing {conf.spacing_px}, "
-        f"radius {conf.radius_px[0]}, torch threads {torch.get_num_threads()}"
+        f"radius {conf.radius_px[0]}, torch threads {torch.get_num_threads()}; dense: "
+        f"{args.side}² field grid, sigma {DENSE_SIGMA:g} cells, a vector every 4 cells"
     )
-    print(f"{'path':<12} {'cfog ms (2 images)':>20} {'match ms':>10} {'matches':>8}")
-    for path, ms_d, ms_m, n in kernel_times(args.side, args.repeat):
-        print(f"{path:<12} {ms_d:>20.0f} {ms_m:>10.0f} {n:>8}")
+    print(
+        f"{'path':<12} {'cfog ms (2 images)':>20} {'match ms':>10} {'matches':>8} {'dense ms':>9}"
+    )
+    for path, ms_d, ms_m, n, ms_g in kernel_times(args.side, args.repeat):
+        print(f"{path:<12} {ms_d:>20.0f} {ms_m:>10.0f} {n:>8} {ms_g:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -148,3 +148,25 @@ def test_local_records_which_kernels_ran(tmp_path) -> None:
     conf = make_config(LocalConfig, {"global_prior": "false", "workers": "1"})
     result = LocalMethod().run(pair, conf)
     assert result.details["kernels"] == ("torch-cuda" if pair.device == "cuda" else "numpy")
+
+
+def test_local_with_torch_kernels_takes_the_dense_gaussians_there_too(tmp_path, monkeypatch):
+    from models.gpu import gaussian
+    from models.methods.local import levels
+
+    pair = _tile_pair(tmp_path)
+    conf = make_config(LocalConfig, {"global_prior": "false", "workers": "1"})
+    ref = LocalMethod().run(pair, conf).field
+    devices = []
+    real = gaussian.splat_blur_torch
+
+    def on_cpu(*args):  # the device asked for is recorded; the sums run on CPU tensors
+        devices.append(args[-1])
+        return real(*args[:-1], "cpu")
+
+    monkeypatch.setattr(levels, "tile_kernels", lambda device: "torch-cuda")
+    monkeypatch.setattr(gaussian, "splat_blur_torch", on_cpu)
+    out = LocalMethod().run(pair, conf).field
+    assert devices and set(devices) == {"cuda"}
+    np.testing.assert_allclose(out.dx, ref.dx, atol=1e-4)
+    np.testing.assert_allclose(out.dy, ref.dy, atol=1e-4)

@@ -60,10 +60,28 @@ def _side_by_side(fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
         yield from threads.map(fn, items)
 
 
+def filter_taps(sigma: float) -> np.ndarray:
+    """The discrete kernel ``gaussian_filter`` applies along each axis for ``sigma`` cells."""
+    reach = int(4.0 * sigma + 0.5)
+    delta = np.zeros(2 * reach + 1)
+    delta[reach] = 1.0
+    return gaussian_filter1d(delta, sigma, mode="constant")
+
+
 def _blurred(
-    shape: tuple[int, int], r: np.ndarray, c: np.ndarray, v: np.ndarray, sigma: float
+    shape: tuple[int, int],
+    r: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    sigma: float,
+    torch_device: str | None = None,
 ) -> np.ndarray:
-    """Gaussian (``sigma`` cells, zero outside) of the values ``v`` added at cells ``(r, c)``."""
+    """Gaussian (``sigma`` cells, zero outside) of the values ``v`` added at cells ``(r, c)``:
+    by SciPy, or by torch on ``torch_device`` (:func:`~models.gpu.splat_blur_torch`)."""
+    if torch_device:
+        from models.gpu.gaussian import splat_blur_torch
+
+        return splat_blur_torch(shape, r, c, v, filter_taps(sigma), torch_device)
     a = np.zeros(shape, np.float64)
     np.add.at(a, (r, c), v)
     return gaussian_filter(a, sigma, mode="constant")
@@ -77,6 +95,7 @@ def normalised_convolution(
     dx: np.ndarray,
     dy: np.ndarray,
     sigma: float,
+    torch_device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Quality-weighted Gaussian averages of (dx, dy) on a grid.
 
@@ -88,13 +107,15 @@ def normalised_convolution(
         dx: The vectors' x components.
         dy: The vectors' y components.
         sigma: Gaussian scale, cells.
+        torch_device: Where torch computes the Gaussian sums; None: SciPy on the CPU.
 
     Returns:
         The averaged dx and dy on the grid, and the Gaussian sum of the weights (the points'
         support).
     """
     den, sdx, sdy = _side_by_side(
-        lambda v: _blurred(shape, r, c, v, sigma), [quality, quality * dx, quality * dy]
+        lambda v: _blurred(shape, r, c, v, sigma, torch_device),
+        [quality, quality * dx, quality * dy],
     )
     return sdx / np.maximum(den, 1e-12), sdy / np.maximum(den, 1e-12), den
 
@@ -108,6 +129,7 @@ def held_out_errors(
     dy: np.ndarray,
     sigma: float,
     near: np.ndarray | None = None,
+    torch_device: str | None = None,
 ) -> np.ndarray:
     """Each point's error when :func:`normalised_convolution` predicts it without itself and its
     ``near`` pairs (index pairs), so vectors whose templates overlap it, and so share its
@@ -125,18 +147,16 @@ def held_out_errors(
         dy: The vectors' y components.
         sigma: Gaussian scale, cells.
         near: Index pairs of points held out together, or None.
+        torch_device: Where torch computes the Gaussian sums; None: SciPy on the CPU.
     """
     f = coarsening(sigma)
     coarse, r, c, sigma = (-(-shape[0] // f), -(-shape[1] // f)), r // f, c // f, sigma / f
-    den = _blurred(coarse, r, c, quality, sigma)[r, c]
-    # the discrete kernel gaussian_filter applies along each axis (so held-out sums are exact)
-    reach = int(4.0 * sigma + 0.5)
-    delta = np.zeros(2 * reach + 1)
-    delta[reach] = 1.0
-    k1 = gaussian_filter1d(delta, sigma, mode="constant")
-    near_w, near_dx, near_dy = _held_out_sums(r, c, quality, dx, dy, k1, near)
+    den = _blurred(coarse, r, c, quality, sigma, torch_device)[r, c]
+    # the kernel the sums were filtered with, so the held-out sums are exact
+    taps = filter_taps(sigma)
+    near_w, near_dx, near_dy = _held_out_sums(r, c, quality, dx, dy, taps, near)
     held = [
-        (_blurred(coarse, r, c, quality * v, sigma)[r, c] - near_v)
+        (_blurred(coarse, r, c, quality * v, sigma, torch_device)[r, c] - near_v)
         / np.maximum(den - near_w, 1e-12)
         for v, near_v in ((dx, near_dx), (dy, near_dy))
     ]
@@ -187,6 +207,7 @@ def choose_sigma(
     candidates_m: list[float],
     template_m: float = 0.0,
     step: Callable[[], None] = _no_step,
+    torch_device: str | None = None,
 ) -> float:
     """The smoothing scale whose held-out prediction of the vectors is best (median error).
 
@@ -194,7 +215,8 @@ def choose_sigma(
     templates, correlated errors) are held out together, else the smallest
     scale would always win by fitting the shared error. Wide candidates are scored on a
     coarser grid (:func:`held_out_errors`); the residual of the chosen scale is computed on
-    the grid itself. ``step`` is called after each candidate is scored.
+    the grid itself. ``step`` is called after each candidate is scored. ``torch_device``:
+    where torch computes the Gaussian sums (None: SciPy on the CPU).
     """
     r, c = grid_cells(grid, x, y)
     # templates overlap when their centres are closer than a side along both axes
@@ -208,7 +230,8 @@ def choose_sigma(
     sigmas = [max(s_m / grid.resolution, 0.5) for s_m in candidates_m]
     scores = []
     for err in _side_by_side(
-        lambda sigma: held_out_errors(grid.shape, r, c, quality, dx, dy, sigma, near), sigmas
+        lambda sigma: held_out_errors(grid.shape, r, c, quality, dx, dy, sigma, near, torch_device),
+        sigmas,
     ):
         scores.append(float(np.median(err)))
         step()
@@ -258,6 +281,7 @@ def dense_residual(
     interpolation: str = "gaussian",
     smoothing: float = 1.0,
     step: Callable[[], None] = _no_step,
+    torch_device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sparse residual vectors → dense residual on ``grid``, fading into their trend off support.
 
@@ -268,11 +292,12 @@ def dense_residual(
     featureless ground) the residual blends into :func:`residual_trend`, so a
     shift carried by a level does not decay towards the edges of the overlap.
     ``step`` is called :func:`dense_steps` times as the residual is computed.
+    ``torch_device``: where torch computes the Gaussian sums (None: SciPy on the CPU).
     """
     gx, gy = grid.pixel_centres()
     sigma = max(sigma_m / grid.resolution, 0.5)
     r, c = grid_cells(grid, x, y)
-    rdx, rdy, den = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma)
+    rdx, rdy, den = normalised_convolution(grid.shape, r, c, quality, dx, dy, sigma, torch_device)
     # support: 1 where points are as dense as one per few cells of the kernel, fading beyond
     typical = float(np.percentile(den[den > 0], 75)) if (den > 0).any() else 1.0
     fade = den / (den + 0.1 * typical)

@@ -17,7 +17,13 @@ from models.methods.local.context import LocalRun, filled
 from models.methods.local.dense import choose_sigma, dense_residual, dense_steps
 from models.methods.local.pool import run_tiles
 from models.methods.local.schedule import level_layout
-from models.methods.local.tiles import TileJob, TileResult, crop_field, level_tiles
+from models.methods.local.tiles import (
+    TileJob,
+    TileResult,
+    crop_field,
+    level_tiles,
+    tile_kernels,
+)
 from models.progress import Steps, ignore_steps
 
 
@@ -208,8 +214,10 @@ def _compose(
     info: LevelInfo,
     res: float,
     steps: Steps,
+    torch_device: str | None,
 ) -> DisplacementField:
-    """The field updated by the dense residual of the accepted vectors ``v``."""
+    """The field updated by the dense residual of the accepted vectors ``v`` (its Gaussian sums
+    by torch on ``torch_device``, or by SciPy when None)."""
     sigma_m = choose_sigma(
         fld.grid,
         v.x,
@@ -220,6 +228,7 @@ def _compose(
         [f * info.template_px * res for f in conf.sigma_templates],
         info.template_px * res,
         steps.step,
+        torch_device,
     )
     info.sigma_m = round(sigma_m, 2)
     rdx, rdy = dense_residual(
@@ -233,6 +242,7 @@ def _compose(
         conf.interpolation,
         conf.smoothing,
         steps.step,
+        torch_device,
     )
     # the residual was measured after warping by the field: d'(X) = r(X) + d(X + r(X))
     gx, gy = fld.grid.pixel_centres()
@@ -295,7 +305,9 @@ def finish_level(
                 )
             return fld, info
         info.evidence = float(quality.sum())
-        updated = _compose(conf, fld, good, quality, info, res, steps)
+        # the Gaussian sums run where the tiles' kernels do
+        torch_device = "cuda" if tile_kernels(run.pair.device) == "torch-cuda" else None
+        updated = _compose(conf, fld, good, quality, info, res, steps, torch_device)
         result.inliers = max(result.inliers, len(good))
         return updated, info
 
