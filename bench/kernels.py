@@ -1,6 +1,4 @@
-"""Milliseconds of ``local``'s dense kernels (CFOG and template matching per tile, the dense
-residual's normalised convolution per field grid): NumPy/SciPy against torch on the CPU and,
-when one is visible, on a CUDA GPU (``python -m bench.kernels``)."""
+"""Milliseconds of ``local``'s dense kernels: NumPy/SciPy against torch, on CPU and CUDA."""
 
 from __future__ import annotations
 

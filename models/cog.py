@@ -1,10 +1,11 @@
 """Writing Cloud-Optimized GeoTIFFs block by block, atomically.
 
-Blocks go to a tiled scratch GeoTIFF next to the destination, GDAL's COG driver
-turns it into a COG (internal overviews, DEFLATE/ZSTD) under a temporary name, and only
-then is it renamed to the destination: a crash never leaves a partial product
-under the final name. The temporaries a killed run leaves behind are deleted when a
-later write to that folder starts (:func:`sweep_stale_temporaries`).
+Blocks go to a tiled scratch GeoTIFF next to the destination, its overview levels are
+halved from it (:mod:`models.cog_overviews`), GDAL's COG driver turns both into a COG
+(internal overviews, DEFLATE/ZSTD) under a temporary name, and only then is it renamed to the
+destination: a crash never leaves a partial product under the final name. The temporaries a
+killed run leaves behind are deleted when a later write to that folder starts
+(:func:`sweep_stale_temporaries`).
 """
 
 from __future__ import annotations

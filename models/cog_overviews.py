@@ -22,7 +22,7 @@ ScratchFn = Callable[[], AbstractContextManager[Path]]
 
 def overview_sizes(width: int, height: int, block: int) -> list[tuple[int, int]]:
     """``(width, height)`` of each overview level: halved, rounding up, until a level fits in
-    one ``block`` (on a square raster, as many levels as GDAL's COG driver builds).
+    one ``block`` (GDAL's COG driver rounds down, so it may build one level fewer).
 
     Args:
         width: Columns of the full-resolution raster.
@@ -41,7 +41,8 @@ def halve(data: np.ndarray, nodata: float | None, average: bool) -> np.ndarray:
 
     Args:
         data: The pixels.
-        nodata: The no-data value (NaN always counts as no data).
+        nodata: The no-data value. NaN always counts as no data too (GDAL's ``AVERAGE`` lets
+            NaN through when the no-data value is another one).
         average: The cell's mean over its valid pixels (no data where it has none), as GDAL's
             ``AVERAGE`` (float data only); otherwise its top-left pixel, as GDAL's ``NEAREST``.
     """
@@ -59,8 +60,8 @@ def halve(data: np.ndarray, nodata: float | None, average: bool) -> np.ndarray:
         return (total * 0.25).astype(data.dtype, copy=False)
     clean = np.where(valid, data, 0)
     total = clean[cells[0]] + clean[cells[1]] + clean[cells[2]] + clean[cells[3]]
-    n = sum(valid[c].astype(np.float32) for c in cells)
-    fill = np.float32(np.nan if nodata is None else nodata)
+    n = sum(valid[c].astype(data.dtype) for c in cells)
+    fill = np.asarray(np.nan if nodata is None else nodata, data.dtype)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / n, fill).astype(data.dtype, copy=False)
 
@@ -107,8 +108,8 @@ def with_overviews(
     whether it has any.
 
     Each level is halved from the one before into a file of its own, and a VRT over
-    ``scratch`` names them as its bands' overviews: GDAL's own overview pass costs several
-    times more CPU time on a scene-sized float map. The files are deleted afterwards.
+    ``scratch`` names them as its bands' overviews, so the COG driver copies them instead of
+    building its own. The files are deleted afterwards.
 
     Args:
         scratch: The full-resolution GeoTIFF.

@@ -28,10 +28,12 @@ def splat_blur_torch(
         device: The torch device, e.g. ``"cuda"`` (``"cpu"`` for tests).
     """
     h, w = shape
-    cells = torch.as_tensor(np.asarray(r, np.int64) * w + np.asarray(c, np.int64), device=device)
-    values = torch.as_tensor(np.asarray(v, np.float64), device=device)
-    grid = torch.zeros(h * w, dtype=torch.float64, device=device).index_add_(0, cells, values)
-    k = torch.as_tensor(np.asarray(taps, np.float64), device=device)
+    cells = np.ascontiguousarray(np.asarray(r, np.int64) * w + np.asarray(c, np.int64))
+    values = np.ascontiguousarray(v, np.float64)
+    grid = torch.zeros(h * w, dtype=torch.float64, device=device).index_add_(
+        0, torch.as_tensor(cells, device=device), torch.as_tensor(values, device=device)
+    )
+    k = torch.as_tensor(np.ascontiguousarray(taps, np.float64), device=device)
     reach = len(taps) // 2
     with torch.inference_mode():
         out = F.conv2d(grid.view(1, 1, h, w), k.view(1, 1, -1, 1), padding=(reach, 0))

@@ -43,7 +43,10 @@ def test_nearest_takes_each_cells_top_left_pixel():
     np.testing.assert_array_equal(halve(data, None, average=False), data[:, ::2, ::2])
 
 
-@pytest.mark.parametrize(("dtype", "nodata"), [("float32", math.nan), ("uint8", 0)])
+@pytest.mark.parametrize(
+    ("dtype", "nodata"),
+    [("float32", math.nan), ("float64", float(np.finfo(np.float64).min)), ("uint8", 0)],
+)
 def test_written_overviews_equal_gdals(tmp_path, dtype, nodata):
     side, block = 256, 32  # divisible by every level's factor: GDAL's sizes are the same
     rng = np.random.default_rng(1)
@@ -64,7 +67,7 @@ def test_written_overviews_equal_gdals(tmp_path, dtype, nodata):
         crs=UTM, transform=grid.transform, nodata=nodata,
     ) as ds:  # fmt: skip
         ds.write(data)
-    resampling = "AVERAGE" if dtype == "float32" else "NEAREST"
+    resampling = "AVERAGE" if dtype.startswith("float") else "NEAREST"
     reference = tmp_path / "gdal.tif"
     rio_copy(str(plain), str(reference), driver="COG", BLOCKSIZE=block,
              OVERVIEW_RESAMPLING=resampling)  # fmt: skip

@@ -61,7 +61,11 @@ def _side_by_side(fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
 
 
 def filter_taps(sigma: float) -> np.ndarray:
-    """The discrete kernel ``gaussian_filter`` applies along each axis for ``sigma`` cells."""
+    """The discrete kernel ``gaussian_filter`` applies along each axis.
+
+    Args:
+        sigma: Gaussian scale, cells.
+    """
     reach = int(4.0 * sigma + 0.5)
     delta = np.zeros(2 * reach + 1)
     delta[reach] = 1.0

@@ -17,13 +17,7 @@ from models.methods.local.context import LocalRun, filled
 from models.methods.local.dense import choose_sigma, dense_residual, dense_steps
 from models.methods.local.pool import run_tiles
 from models.methods.local.schedule import level_layout
-from models.methods.local.tiles import (
-    TileJob,
-    TileResult,
-    crop_field,
-    level_tiles,
-    tile_kernels,
-)
+from models.methods.local.tiles import TileJob, TileResult, crop_field, level_tiles, tile_kernels
 from models.progress import Steps, ignore_steps
 
 
