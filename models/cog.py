@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from core.errors import InputError
 from core.files import TEMP_RANDOM, atomic_path, is_atomic_temporary
 from core.grid import Grid
-from models.cog_overviews import with_overviews
+from models.cog_overviews import overview_levels
 
 BlockFn = Callable[[Window], np.ndarray]
 SCRATCH_SUFFIX = ".scratch.tif"
@@ -353,7 +353,13 @@ def write_cog(
         "compress": "NONE",
         "BIGTIFF": "IF_SAFER",
     }
-    with scratch_path(dst, SCRATCH_SUFFIX) as scratch, bounded_gdal_cache():
+    average = spec.dtype.startswith("float")
+    new_scratch = partial(scratch_path, dst, SCRATCH_SUFFIX)
+    with (
+        scratch_path(dst, SCRATCH_SUFFIX) as scratch,
+        bounded_gdal_cache(),
+        overview_levels(profile, spec.block, average, new_scratch) as levels,
+    ):
         with rasterio.open(scratch, "w", **profile) as out:
             for i, desc in enumerate(spec.descriptions, start=1):
                 out.set_band_description(i, desc)
@@ -363,24 +369,24 @@ def write_cog(
             if spec.tags:
                 out.update_tags(**dict(spec.tags))
             for window in windows(grid, spec.block):
-                out.write(block_fn(window).astype(spec.dtype, copy=False), window=window)
+                data = block_fn(window).astype(spec.dtype, copy=False)
+                out.write(data, window=window)
+                levels.add(window, data)
                 if progress:
                     progress(int(window.width * window.height))
-        average = spec.dtype.startswith("float")
-        new_scratch = partial(scratch_path, dst, SCRATCH_SUFFIX)
-        with with_overviews(scratch, spec.block, average, new_scratch) as (source, has_levels):
-            # GDAL's COG driver copies the overviews and compresses on every core
-            with atomic_path(dst) as tmp_cog, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
-                rio_copy(
-                    str(source),
-                    str(tmp_cog),
-                    driver="COG",
-                    COMPRESS=spec.compress,
-                    LEVEL=spec.level,
-                    PREDICTOR=spec.predictor,
-                    BLOCKSIZE=spec.block,
-                    NUM_THREADS="ALL_CPUS",
-                    BIGTIFF="IF_SAFER",
-                    OVERVIEWS="FORCE_USE_EXISTING" if has_levels else "NONE",
-                )
+        source = levels.source(scratch)
+        # GDAL's COG driver copies the overviews and compresses on every core
+        with atomic_path(dst) as tmp_cog, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+            rio_copy(
+                str(source),
+                str(tmp_cog),
+                driver="COG",
+                COMPRESS=spec.compress,
+                LEVEL=spec.level,
+                PREDICTOR=spec.predictor,
+                BLOCKSIZE=spec.block,
+                NUM_THREADS="ALL_CPUS",
+                BIGTIFF="IF_SAFER",
+                OVERVIEWS="FORCE_USE_EXISTING" if levels.sizes else "NONE",
+            )
     return dst

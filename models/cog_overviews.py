@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -66,23 +67,27 @@ def halve(data: np.ndarray, nodata: float | None, average: bool) -> np.ndarray:
         return np.where(n > 0, total / n, fill).astype(data.dtype, copy=False)
 
 
+def _level_profile(profile: Mapping[str, Any], size: tuple[int, int]) -> dict[str, Any]:
+    """The scratch profile of the level of ``size`` halved from a raster of ``profile``."""
+    return dict(profile) | {
+        "driver": "GTiff",
+        "width": size[0],
+        "height": size[1],
+        "transform": profile["transform"] @ rasterio.Affine.scale(2, 2),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "NONE",
+    }
+
+
 def _write_level(src: Path, dst: Path, size: tuple[int, int], average: bool) -> None:
     """``src`` halved (:func:`halve`) into a tiled GeoTIFF ``dst`` of ``size``, a strip of
     rows at a time."""
     with rasterio.open(src) as s:
-        profile = s.profile | {
-            "driver": "GTiff",
-            "width": size[0],
-            "height": size[1],
-            "transform": s.transform @ rasterio.Affine.scale(2, 2),
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "NONE",
-        }
         row_bytes = s.width * s.count * np.dtype(s.dtypes[0]).itemsize
         rows = max(2, STRIP_BYTES // row_bytes // 2 * 2)
-        with rasterio.open(dst, "w", **profile) as d:
+        with rasterio.open(dst, "w", **_level_profile(s.profile, size)) as d:
             for row in range(0, s.height, rows):
                 strip = s.read(window=Window(0, row, s.width, min(rows, s.height - row)))
                 half = halve(strip, s.nodata, average)
@@ -100,35 +105,84 @@ def _add_overviews(vrt: Path, levels: list[Path]) -> None:
     tree.write(vrt)
 
 
-@contextmanager
-def with_overviews(
-    scratch: Path, block: int, average: bool, new_scratch: ScratchFn
-) -> Iterator[tuple[Path, bool]]:
-    """``scratch`` as a source for GDAL's COG driver with its overviews already built, and
-    whether it has any.
-
-    Each level is halved from the one before into a file of its own, and a VRT over
-    ``scratch`` names them as its bands' overviews, so the COG driver copies them instead of
-    building its own. The files are deleted afterwards.
+class OverviewLevels:
+    """The overview levels of a raster written block by block, each in a scratch file: the
+    first halved from each block as it is written (:meth:`add`), so the raster is not read
+    back, the others from the level before (:meth:`source`).
 
     Args:
-        scratch: The full-resolution GeoTIFF.
+        profile: The full-resolution raster's rasterio profile.
+        sizes: Each level's (width, height) (:func:`overview_sizes`).
+        average: Mean of valid pixels per cell, else nearest (:func:`halve`).
+        paths: Each level's scratch file.
+        vrt: The scratch file of the VRT that names the levels (None when there are none).
+    """
+
+    def __init__(
+        self,
+        profile: Mapping[str, Any],
+        sizes: list[tuple[int, int]],
+        average: bool,
+        paths: list[Path],
+        vrt: Path | None,
+    ) -> None:
+        self.sizes = sizes
+        self.average = average
+        self.nodata = profile.get("nodata")
+        self.paths = paths
+        self.vrt = vrt
+        self._first = (
+            rasterio.open(self.paths[0], "w", **_level_profile(profile, self.sizes[0]))
+            if self.sizes
+            else None
+        )
+
+    def add(self, window: Window, data: np.ndarray) -> None:
+        """Halve the block ``data`` at ``window`` (even offsets) into the first level."""
+        if self._first is None:
+            return
+        if window.col_off % 2 or window.row_off % 2:
+            raise ValueError(f"overview blocks must start on even pixels, not {window}")
+        half = halve(data, self.nodata, self.average)
+        at = Window(window.col_off // 2, window.row_off // 2, half.shape[2], half.shape[1])
+        self._first.write(half, window=at)
+
+    def close(self) -> None:
+        """Close the first level's file (the writes into it end)."""
+        if self._first is not None:
+            self._first.close()
+
+    def source(self, scratch: Path) -> Path:
+        """``scratch`` as a source for GDAL's COG driver: itself when there are no levels,
+        else a VRT over it that names the levels as its bands' overviews, so the COG driver
+        copies them instead of building its own."""
+        if self.vrt is None:
+            return scratch
+        self.close()
+        for k in range(1, len(self.sizes)):
+            _write_level(self.paths[k - 1], self.paths[k], self.sizes[k], self.average)
+        rio_copy(str(scratch), str(self.vrt), driver="VRT")
+        _add_overviews(self.vrt, self.paths)
+        return self.vrt
+
+
+@contextmanager
+def overview_levels(
+    profile: Mapping[str, Any], block: int, average: bool, new_scratch: ScratchFn
+) -> Iterator[OverviewLevels]:
+    """:class:`OverviewLevels` of a raster of ``profile`` in scratch files, deleted
+    afterwards.
+
+    Args:
+        profile: The full-resolution raster's rasterio profile.
         block: The COG's tile side.
         average: Mean of valid pixels per cell, else nearest (:func:`halve`).
         new_scratch: Makes a scratch file that is deleted when its context ends.
     """
-    with rasterio.open(scratch) as s:
-        sizes = overview_sizes(s.width, s.height, block)
-    if not sizes:
-        yield scratch, False
-        return
+    sizes = overview_sizes(profile["width"], profile["height"], block)
     with ExitStack() as stack:
-        levels = [stack.enter_context(new_scratch()) for _ in sizes]
-        vrt = stack.enter_context(new_scratch())
-        source = scratch
-        for level, size in zip(levels, sizes, strict=True):
-            _write_level(source, level, size, average)
-            source = level
-        rio_copy(str(scratch), str(vrt), driver="VRT")
-        _add_overviews(vrt, levels)
-        yield vrt, True
+        paths = [stack.enter_context(new_scratch()) for _ in sizes]
+        vrt = stack.enter_context(new_scratch()) if sizes else None
+        levels = OverviewLevels(profile, sizes, average, paths, vrt)
+        stack.callback(levels.close)
+        yield levels
