@@ -17,11 +17,14 @@ logged too). Anything else is a bug in coalign: it propagates with its traceback
 Signals: SIGINT (Ctrl-C) and SIGTERM (``timeout``, ``docker stop``, Kubernetes and Prefect
 cancellation) both unwind the run so that temporary files are deleted and no partial output is
 left; the exit status is 130 for SIGINT and 143 for SIGTERM (128 + the signal number). A second
-SIGTERM while that cleanup runs is ignored.
+SIGTERM while that cleanup runs is ignored. A signal whose exception Python could only report
+(it arrived inside a callback, e.g. during an import) is delivered again, so it still ends the
+run.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import errno
 import importlib
@@ -39,6 +42,8 @@ from core.errors import CoalignError
 from flows import commands
 
 log = logging.getLogger("coalign")
+# seconds after which a signal Python could only report is delivered again
+REDELIVERY_DELAY_S = 0.05
 
 # what to do about an OSError, by errno
 _OS_ADVICE = {
@@ -146,12 +151,16 @@ def _describe_os_error(exc: OSError) -> str:
 
 
 @contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` in the main thread (once)."""
+def signals_unwind() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (once), and a
+    KeyboardInterrupt or :class:`Terminated` that Python could only report (raised inside a
+    callback, such as a weak reference's during an import) is raised again in the main thread.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
     fired = False
+    previous_hook = sys.unraisablehook
 
     def handler(signum: int, frame: object) -> None:
         nonlocal fired
@@ -159,10 +168,28 @@ def _sigterm_unwinds() -> Iterator[None]:
             fired = True
             raise Terminated(signum)
 
+    def swallowed(unraisable: sys.UnraisableHookArgs) -> None:
+        nonlocal fired
+        exc = unraisable.exc_value
+        if isinstance(exc, Terminated):
+            fired = False  # the first delivery never reached the run
+        if isinstance(exc, KeyboardInterrupt | Terminated):
+            # from another thread once this hook has returned: delivered inside it, it would
+            # only be reported again. Should it land in a callback once more, this hook runs
+            # again
+            signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+            later = threading.Timer(REDELIVERY_DELAY_S, _thread.interrupt_main, args=(signum,))
+            later.daemon = True
+            later.start()
+        else:
+            previous_hook(unraisable)
+
     previous = signal.signal(signal.SIGTERM, handler)
+    sys.unraisablehook = swallowed
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -179,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        with _sigterm_unwinds():
+        with signals_unwind():
             return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

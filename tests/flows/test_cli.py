@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from affine import Affine
 
 from core.errors import InputError
 from flows import commands
-from flows.cli import build_parser, main
+from flows.cli import Terminated, build_parser, main, signals_unwind
 from tests.conftest import write_geotiff
 
 
@@ -292,3 +293,21 @@ def test_activate_takes_a_dem_or_a_dem_collection(tmp_path, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--dem", str(dem), "--dem-collection", "x"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+class _RaisesWhenCollected:
+    """Raises ``exc`` from ``__del__``, where Python can only report an exception."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __del__(self) -> None:
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), Terminated(15)])
+def test_a_signal_python_could_only_report_still_ends_the_run(exc):
+    with pytest.raises(type(exc)), signals_unwind():
+        _RaisesWhenCollected(exc)  # collected at once: its exception is "ignored"
+        for _ in range(200):  # the run goes on; the signal is delivered again meanwhile
+            time.sleep(0.005)
